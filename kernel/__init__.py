@@ -1,0 +1,86 @@
+"""WasmKernel: a minimal trio kernel that assembles an ASGI application from
+plugins. This module is the public API for plugin authors."""
+
+from __future__ import annotations
+
+import pluggy
+
+from kernel.app import Application, load_application
+from kernel.auth import AccessPolicy, Authenticator, missing_grants
+from kernel.commands import Command
+from kernel.config import parse_config
+from kernel.datastructures import Headers, QueryParams
+from kernel.errors import (
+    BadRequest,
+    ConfigError,
+    Forbidden,
+    GatewayTimeout,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PluginLoadError,
+    RegistryError,
+    ServiceUnavailable,
+    StartupError,
+    TooManyRequests,
+    Unauthorized,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+)
+from kernel.hookspecs import PROJECT
+from kernel.http import Identity, Request
+from kernel.metrics import MetricSource, Sample
+from kernel.middleware import Handler, Middleware
+from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse
+from kernel.routing import AuthRequirement, MatchKind, Route, RouteMatch, Router
+
+__version__ = "0.1.0"
+
+#: Marks a plugin's hook implementations: ``@hookimpl def wasmkernel_routes(app): ...``
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = [
+    "AccessPolicy",
+    "Application",
+    "AuthRequirement",
+    "Authenticator",
+    "BadRequest",
+    "Command",
+    "ConfigError",
+    "Forbidden",
+    "GatewayTimeout",
+    "HTMLResponse",
+    "HTTPError",
+    "Handler",
+    "Headers",
+    "Identity",
+    "JSONResponse",
+    "MatchKind",
+    "MethodNotAllowed",
+    "MetricSource",
+    "Middleware",
+    "NotFound",
+    "PayloadTooLarge",
+    "PluginLoadError",
+    "QueryParams",
+    "RegistryError",
+    "Request",
+    "Response",
+    "Route",
+    "RouteMatch",
+    "Router",
+    "Sample",
+    "ServiceUnavailable",
+    "StartupError",
+    "StreamingResponse",
+    "TextResponse",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnprocessableEntity",
+    "UnsupportedMediaType",
+    "hookimpl",
+    "load_application",
+    "missing_grants",
+    "parse_config",
+]

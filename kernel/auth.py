@@ -1,0 +1,41 @@
+"""Authentication and authorization contracts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from kernel.http import Identity, Request
+from kernel.routing import AuthRequirement, Route
+
+
+class Authenticator(Protocol):
+    """An authentication scheme (contributed through `wasmkernel_authenticators`).
+
+    `challenge` is the `WWW-Authenticate` value sent with 401 answers, e.g.
+    `Bearer realm="wasmkernel"`.
+    """
+
+    scheme: str
+    challenge: str
+
+    async def authenticate(self, request: Request) -> Identity | None:
+        """Return the caller's identity; None when the request carries no
+        credentials for this scheme; raise `Unauthorized` when it carries
+        credentials that are invalid (expired, tampered, unknown)."""
+
+
+#: Decides whether `identity` may use `route` under `requirement`; returns the
+#: reason for a refusal (sent with 403) or None to allow.
+AccessPolicy = Callable[[Identity, AuthRequirement, Route], "str | None"]
+
+
+def missing_grants(identity: Identity, requirement: AuthRequirement) -> str | None:
+    """The built-in policy: every required scope and role must be granted."""
+    scopes = sorted(set(requirement.scopes) - identity.scopes)
+    roles = sorted(set(requirement.roles) - identity.roles)
+    if scopes:
+        return "missing scope(s): " + ", ".join(scopes)
+    if roles:
+        return "missing role(s): " + ", ".join(roles)
+    return None

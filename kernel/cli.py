@@ -1,0 +1,171 @@
+"""The `wasmkernel` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kernel import plugins as plugin_loading
+from kernel.app import Application
+from kernel.commands import Command
+from kernel.errors import StartupError
+from kernel.registry import Registry, default_registry_path, load_registry
+from kernel.scaffold import scaffold_plugin
+from kernel.server import ServerOptions, serve
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, ["-" * w for w in widths], *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _fail(exc: Exception) -> int:
+    print(f"wasmkernel: {exc}", file=sys.stderr)
+    return 1
+
+
+def _assemble(args: argparse.Namespace) -> Application:
+    return Application.assemble(load_registry(args.registry))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        app = _assemble(args)
+    except StartupError as exc:
+        return _fail(exc)
+    print(f"{app.registry.path}: OK — {len(app.plugins)} plugins enabled, {len(app.router.routes)} routes, {len(app.middleware)} middleware")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    try:
+        registry: Registry | None = load_registry(args.registry)
+        enabled = [entry.name for entry in registry.enabled()] if registry else []
+    except StartupError as exc:
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        registry, enabled = None, []
+    manager = plugin_loading.new_manager()
+    rows = []
+    for name, installed in sorted(plugin_loading.installed_plugins().items()):
+        try:
+            target = installed.entry_point.load()
+            instance = target() if isinstance(target, type) else target
+            manager.register(instance, name=name)
+            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin_loading.implemented_hooks(manager, instance))
+        except Exception as exc:
+            hooks = f"(fails to load: {type(exc).__name__}: {exc})"
+        position = str(enabled.index(name) + 1) if name in enabled else "-"
+        rows.append([name, installed.version, "yes" if name in enabled else "no", position, hooks])
+    for name in enabled:
+        if not any(row[0] == name for row in rows):
+            rows.append([name, "-", "NOT INSTALLED", str(enabled.index(name) + 1), ""])
+    _print_table(["plugin", "version", "enabled", "order", "hooks"], rows)
+    if registry is not None:
+        try:
+            app = Application.assemble(registry)
+        except StartupError as exc:
+            return _fail(exc)
+        chain = " -> ".join(f"{m.name} ({m.owner})" for m in app.middleware) or "(none)"
+        print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    return 0 if registry is not None else 1
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    try:
+        app = _assemble(args)
+    except StartupError as exc:
+        return _fail(exc)
+    rows = [
+        [",".join(route.methods), route.path, route.name, route.owner, route.auth.describe() if route.auth else "public"]
+        for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
+    ]
+    _print_table(["methods", "path", "name", "plugin", "auth"], rows)
+    chain = " -> ".join(m.name for m in app.middleware) or "(none)"
+    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        _assemble(args)  # fail fast, in this process, with a clear message
+    except StartupError as exc:
+        return _fail(exc)
+    options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
+    print(
+        f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({options.workers} worker(s))",
+        file=sys.stderr,
+    )
+    return serve(str(args.registry or default_registry_path()), options)
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    try:
+        target = scaffold_plugin(args.name, args.directory)
+    except (ValueError, FileExistsError) as exc:
+        return _fail(exc)
+    print(f"created {target}\nnext: pip install -e {target} && enable it in plugin_registry.toml under [plugins.{args.name}]")
+    return 0
+
+
+def _kernel_commands() -> list[Command]:
+    def run_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
+        parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+        parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
+
+    def new_plugin_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("name", help="plugin name, e.g. hello-world")
+        parser.add_argument("--directory", default=None, help="where to create it (default: ./plugins/<name>)")
+
+    return [
+        Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),
+        Command("check", "validate the registry: plugins installed, configs valid, routes consistent", cmd_check),
+        Command("plugins", "installed and enabled plugins, their hooks and the middleware chain", cmd_plugins),
+        Command("routes", "every route: methods, path, owning plugin, auth requirement", cmd_routes),
+        Command("new-plugin", "scaffold a third-party plugin package", cmd_new_plugin, new_plugin_arguments),
+    ]
+
+
+def _plugin_commands(registry_path: str | None) -> list[Command]:
+    """Commands contributed by the registry's enabled plugins (none if the
+    registry cannot be read: the kernel's own commands still work)."""
+    try:
+        registry = load_registry(registry_path)
+        manager = plugin_loading.new_manager()
+        loaded = plugin_loading.load_enabled(registry, manager)
+    except StartupError:
+        return []
+    commands: list[Command] = []
+    for plugin in loaded:
+        _, found = plugin_loading.call_plugin(manager, plugin.instance, "wasmkernel_commands")
+        commands += found or ()
+    return commands
+
+
+def build_parser(registry_path: str | None) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--registry", default=registry_path, help="plugin registry file (default: $WASMKERNEL_REGISTRY or ./plugin_registry.toml)")
+    parser = argparse.ArgumentParser(prog="wasmkernel", description="A plugin-based microkernel web backend.", parents=[common])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in [*_kernel_commands(), *_plugin_commands(registry_path)]:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--registry", default=None)
+    known, _ = pre.parse_known_args(argv)
+    args = build_parser(known.registry).parse_args(argv)
+    if getattr(args, "bind", ()) is None:
+        args.bind = ["127.0.0.1:8000"]
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The request object handed to middleware and endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+import attrs
+
+from kernel.datastructures import Headers, QueryParams
+from kernel.errors import BadRequest, PayloadTooLarge
+from kernel.routing import Route
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request body was read."""
+
+
+@attrs.frozen
+class Identity:
+    """Who made a request, as established by an authenticator.
+
+    `subject` names the caller, `scheme` the authenticator that vouched for it
+    ("jwt", "apikey", ...); `scopes` and `roles` are what it was granted;
+    `claims` keeps the raw token claims or key metadata.
+    """
+
+    subject: str
+    scheme: str
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    claims: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+@attrs.define(slots=True)
+class Request:
+    """An HTTP request.
+
+    Parsed lazily from the ASGI scope: headers, query parameters and cookies
+    are built on first access; the body is read on first `body()` call, at most
+    `max_body_size` bytes (413 beyond). `path_params` and `route` are set by
+    the kernel from the router's match, `identity` by authentication, and
+    `state` is free per-request storage for middleware and endpoints.
+    """
+
+    scope: MutableMapping[str, Any] = attrs.field(repr=False)
+    receive: Receive = attrs.field(repr=False)
+    id: str = ""
+    path_params: dict[str, Any] = attrs.field(factory=dict)
+    route: Route | None = attrs.field(default=None, repr=False)
+    identity: Identity | None = None
+    state: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    _headers: Headers | None = attrs.field(default=None, repr=False)
+    _query: QueryParams | None = attrs.field(default=None, repr=False)
+    _cookies: dict[str, str] | None = attrs.field(default=None, repr=False)
+    _body: bytes | None = attrs.field(default=None, repr=False)
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self.scope["path"])
+
+    @property
+    def raw_path(self) -> bytes:
+        raw = self.scope.get("raw_path")
+        return raw if raw is not None else self.path.encode()
+
+    @property
+    def query_string(self) -> bytes:
+        return bytes(self.scope.get("query_string", b""))
+
+    @property
+    def scheme(self) -> str:
+        return str(self.scope.get("scheme", "http"))
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        client = self.scope.get("client")
+        return (str(client[0]), int(client[1])) if client else None
+
+    @property
+    def client_host(self) -> str:
+        client = self.client
+        return client[0] if client else ""
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers.from_asgi(self.scope.get("headers", ()))
+        return self._headers
+
+    @property
+    def query(self) -> QueryParams:
+        if self._query is None:
+            self._query = QueryParams.parse(self.query_string)
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            for header in self.headers.getall("cookie"):
+                try:
+                    jar.load(header)
+                except CookieError:
+                    continue
+            self._cookies = {key: morsel.value for key, morsel in jar.items()}
+        return self._cookies
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, lower-case, without parameters."""
+        return (self.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+    async def body(self) -> bytes:
+        """The whole body; 413 if it is (or announces to be) over `max_body_size`."""
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = b"".join(chunks)
+        return self._body
+
+    async def text(self) -> str:
+        try:
+            return (await self.body()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"Request body is not valid UTF-8: {exc.reason}") from None
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; 400 with the parser's message if malformed."""
+        if "parsed_json" in self.state:
+            return self.state["parsed_json"]
+        text = await self.text()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        self.state["parsed_json"] = value
+        return value

@@ -1,0 +1,120 @@
+"""Discovering installed plugins and registering the enabled ones in a
+fresh `pluggy.PluginManager` (one per application, never a global)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+import structlog
+
+from kernel import hookspecs
+from kernel.errors import PluginLoadError
+from kernel.registry import PluginEntry, Registry
+
+ENTRY_POINT_GROUP = "wasmkernel.plugins"
+TRACE_ENV = "WASMKERNEL_TRACE_HOOKS"
+
+log = structlog.get_logger("wasmkernel.plugins")
+
+
+@attrs.frozen
+class InstalledPlugin:
+    """A plugin some installed distribution offers."""
+
+    name: str
+    entry_point: importlib.metadata.EntryPoint
+    distribution: str
+    version: str
+
+
+@attrs.frozen
+class LoadedPlugin:
+    """An enabled plugin registered in an application's plugin manager."""
+
+    entry: PluginEntry
+    installed: InstalledPlugin
+    instance: Any
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+def installed_plugins() -> dict[str, InstalledPlugin]:
+    """Every plugin advertised in the `wasmkernel.plugins` entry-point group."""
+    found: dict[str, InstalledPlugin] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        found[entry_point.name] = InstalledPlugin(
+            name=entry_point.name,
+            entry_point=entry_point,
+            distribution=dist.metadata["Name"] if dist else "?",
+            version=dist.version if dist else "?",
+        )
+    return found
+
+
+def install_hint(name: str, registry: Registry) -> str:
+    """The `pip install` that would provide plugin `name`."""
+    for root in (registry.path.resolve().parent, Path.cwd()):
+        if (root / "plugins" / name / "pyproject.toml").is_file():
+            return f"pip install ./plugins/{name}" if root == Path.cwd() else f"pip install {root / 'plugins' / name}"
+    return f"pip install wasmkernel-{name}"
+
+
+def new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    if os.environ.get(TRACE_ENV, "") not in ("", "0"):
+        manager.trace.root.setwriter(lambda text: log.info("hook", trace=text.rstrip()))
+        manager.enable_tracing()
+    return manager
+
+
+def load_enabled(registry: Registry, manager: pluggy.PluginManager) -> list[LoadedPlugin]:
+    """Import, instantiate and register every enabled plugin, in order.
+
+    A plugin that is not installed or fails to import stops everything with a
+    `PluginLoadError` naming it (and, if missing, the fix).
+    """
+    available = installed_plugins()
+    loaded: list[LoadedPlugin] = []
+    for entry in registry.enabled():
+        installed = available.get(entry.name)
+        if installed is None:
+            raise PluginLoadError(
+                f"plugin '{entry.name}' is enabled in {registry.path} but not installed; install it with: {install_hint(entry.name, registry)}"
+            )
+        try:
+            target = installed.entry_point.load()
+            instance = target() if inspect.isclass(target) else target
+            manager.register(instance, name=entry.name)
+        except Exception as exc:
+            raise PluginLoadError(f"plugin '{entry.name}' ({installed.distribution} {installed.version}) failed to load: {type(exc).__name__}: {exc}") from exc
+        loaded.append(LoadedPlugin(entry=entry, installed=installed, instance=instance))
+    return loaded
+
+
+def implemented_hooks(manager: pluggy.PluginManager, instance: Any) -> list[str]:
+    return sorted(caller.name for caller in manager.get_hookcallers(instance) or ())
+
+
+def call_plugin(manager: pluggy.PluginManager, instance: Any, hook: str, **kwargs: Any) -> tuple[bool, Any]:
+    """Call `hook` on one registered plugin only: (implemented?, result).
+
+    Goes through pluggy (a subset caller), so argument checking and tracing
+    apply."""
+    caller = getattr(manager.hook, hook)
+    if not any(impl.plugin is instance for impl in caller.get_hookimpls()):
+        return False, None
+    others = [plugin for plugin in manager.get_plugins() if plugin is not instance]
+    result = manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+    if not (caller.spec and caller.spec.opts.get("firstresult")):
+        result = result[0] if result else None
+    return True, result

@@ -1,0 +1,42 @@
+"""Helpers for testing plugins and applications in-process (needs httpx:
+``pip install wasmkernel[test]``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from kernel.app import Application
+from kernel.registry import Registry, parse_registry
+
+
+def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "test-registry.toml") -> Registry:
+    """A registry from a dict shaped like the TOML ``plugins`` table:
+    ``{"router": {}, "health": {"config": {...}}}`` (each enabled by default)."""
+    return parse_registry({"plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
+
+
+def app_from(plugins: Mapping[str, Mapping[str, Any]]) -> Application:
+    """Assemble an application from `registry_from(plugins)`."""
+    return Application.assemble(registry_from(plugins))
+
+
+@asynccontextmanager
+async def running(app: Application, client: tuple[str, int] = ("127.0.0.1", 50000)) -> AsyncIterator[httpx.AsyncClient]:
+    """Start `app` (lifespan startup), yield an httpx client talking to it
+    in-process, then shut it down."""
+    async with trio.open_nursery() as nursery:
+        await app.startup(nursery)
+        try:
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                yield http
+        finally:
+            with trio.CancelScope(shield=True):
+                await app.shutdown()
+            nursery.cancel_scope.cancel()

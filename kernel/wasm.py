@@ -1,0 +1,169 @@
+"""The WebAssembly module-loader contract.
+
+The kernel never imports a WebAssembly runtime: a loader plugin (wasmer,
+wasmtime) implements `ModuleLoader` and hands it out through the
+`wasmkernel_module_loader` hook. Everything that crosses a loader's API is
+plain picklable data, so a loader may run modules in worker processes.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import attrs
+
+from kernel.errors import HTTPError
+
+DType = Literal["f64", "i32", "u8"]
+_TYPECODES: dict[str, str] = {"f64": "d", "i32": "i", "u8": "B"}
+ITEMSIZE: dict[str, int] = {"f64": 8, "i32": 4, "u8": 1}
+
+
+@attrs.frozen
+class ArrayIn:
+    """An input buffer: the loader copies it into the module's memory (through
+    the module's `alloc` export) and passes its address as one i32 argument."""
+
+    data: bytes
+    dtype: DType = "u8"
+
+    @classmethod
+    def of(cls, values: Any, dtype: DType = "f64") -> ArrayIn:
+        """From a numpy array, an `array.array`, bytes or a sequence of numbers."""
+        tobytes = getattr(values, "tobytes", None)
+        if isinstance(values, (bytes, bytearray, memoryview)):
+            return cls(bytes(values), dtype)
+        if tobytes is not None and getattr(values, "dtype", None) is not None:
+            import numpy as np  # numpy is optional: only used when given numpy data
+
+            return cls(np.ascontiguousarray(values, dtype=_NUMPY_DTYPES[dtype]).tobytes(), dtype)
+        return cls(array.array(_TYPECODES[dtype], values).tobytes(), dtype)
+
+    def __len__(self) -> int:
+        return len(self.data) // ITEMSIZE[self.dtype]
+
+
+@attrs.frozen
+class ArrayOut:
+    """An output buffer of `length` items the loader allocates in the module's
+    memory, passes as one i32 argument, and returns after the call."""
+
+    length: int
+    dtype: DType = "f64"
+
+
+_NUMPY_DTYPES = {"f64": "<f8", "i32": "<i4", "u8": "u1"}
+
+Arg = int | float | ArrayIn | ArrayOut
+
+
+@attrs.frozen
+class CallResult:
+    """What a compute call returned: the function's result (None for no
+    result), the `ArrayOut` buffers' contents as bytes in argument order, and
+    the time spent inside the module."""
+
+    value: int | float | None
+    outputs: tuple[bytes, ...] = ()
+    duration_ms: float = 0.0
+
+    def output_array(self, index: int, dtype: DType = "f64") -> array.array[Any]:
+        out = array.array(_TYPECODES[dtype])
+        out.frombytes(self.outputs[index])
+        return out
+
+
+@attrs.frozen
+class WasmRequest:
+    """An HTTP request as a handler module or WASI command sees it."""
+
+    method: str
+    path: str
+    query: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@attrs.frozen
+class WasmResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+ModuleKind = Literal["compute", "http", "wasi"]
+
+
+@attrs.frozen
+class ModuleInfo:
+    """What `wasmkernel wasm list` shows about a loaded module."""
+
+    name: str
+    kind: ModuleKind
+    path: str
+    size: int
+    sha256: str
+    exports: tuple[str, ...]
+    compiler: str
+    cache: str
+    timeout: float
+    memory_limit_mb: int | None
+    generation: int = 1
+
+
+class WasmError(HTTPError):
+    """A module failed. Messages name the module and function, never host paths."""
+
+    status = 500
+
+
+class WasmTrap(WasmError):
+    status = 500
+
+
+class WasmTimeout(WasmError):
+    status = 504
+
+
+class WasmMemoryLimit(WasmError):
+    status = 507
+
+
+class WasmUnavailable(WasmError):
+    status = 503
+
+
+class ModuleLoader(Protocol):
+    """Loads, caches and runs WebAssembly modules (see docs/wasm-abi.md).
+
+    Modules are compiled at startup (`start`), never while serving. Every call
+    is bounded by the module's timeout; a trap, timeout or memory overrun fails
+    only that call (`WasmTrap` 500, `WasmTimeout` 504, `WasmMemoryLimit` 507)
+    and the next call succeeds.
+    """
+
+    runtime: str
+
+    async def start(self) -> None:
+        """Compile (or load from cache) every declared module and warm workers."""
+
+    async def stop(self) -> None:
+        """Stop workers and watchers."""
+
+    def modules(self) -> Sequence[ModuleInfo]:
+        """The loaded modules."""
+
+    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
+        """Call a compute export; arrays are passed as pointers (see `ArrayIn`/`ArrayOut`)."""
+
+    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
+        """Run an HTTP-handler module's `handle` export on `request`."""
+
+    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
+        """Run a WASI command module WAGI-style: body on stdin, CGI `env`, stdout parsed."""
+
+    async def reload(self, module: str) -> ModuleInfo:
+        """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""

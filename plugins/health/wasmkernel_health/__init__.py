@@ -1,0 +1,1 @@
+"""WasmKernel plugin `health`: liveness and readiness endpoints."""

@@ -1,0 +1,57 @@
+"""The health plugin.
+
+- `GET /health` → `200 {"status": "ok"}`
+- `GET /healthz` → liveness: `200 {"status": "alive"}` while the process serves
+- `GET /readyz` → readiness: `200` once every plugin started and WASM modules
+  are loaded, otherwise `503` with what is missing (for load balancers and
+  Kubernetes probes)
+
+Config: none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kernel import Application, JSONResponse, Request, Route, hookimpl, parse_config
+
+
+@attrs.frozen
+class Config:
+    """No options; unknown keys are refused."""
+
+
+class Plugin:
+    def __init__(self) -> None:
+        self.app: Application | None = None
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        parse_config(Config, config)
+        self.app = app
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        return [
+            Route("/health", self.health, name="health", summary="Service health", tags=("health",)),
+            Route("/healthz", self.alive, name="healthz", summary="Liveness probe", tags=("health",)),
+            Route("/readyz", self.ready, name="readyz", summary="Readiness probe", tags=("health",)),
+        ]
+
+    async def health(self, request: Request) -> dict[str, str]:
+        return {"status": "ok"}
+
+    async def alive(self, request: Request) -> dict[str, str]:
+        return {"status": "alive"}
+
+    async def ready(self, request: Request) -> JSONResponse:
+        assert self.app is not None
+        body: dict[str, Any] = {"status": "ready" if self.app.ready else "starting"}
+        if self.app.failed_plugins:
+            body["failed_plugins"] = dict(self.app.failed_plugins)
+        if self.app.module_loader is not None:
+            body["wasm_modules"] = [module.name for module in self.app.module_loader.modules()]
+        return JSONResponse(body, status=200 if self.app.ready else 503)

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `logging`: structlog for the kernel, plugins, the standard library and hypercorn."""

@@ -1,0 +1,91 @@
+"""The logging plugin.
+
+Config (`[plugins.logging.config]`):
+- `format`: "json" (one JSON object per line, default) or "console" (coloured, for humans)
+- `level`: "debug" | "info" | "warning" | "error" (default "info")
+- `stream`: "stderr" (default) or "stdout"
+
+Every line logged while a request is handled carries its `request_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import structlog
+
+from kernel import Application, Handler, Middleware, Request, Response, Route, hookimpl, parse_config
+
+
+@attrs.frozen
+class Config:
+    format: Literal["json", "console"] = attrs.field(default="json", validator=attrs.validators.in_(("json", "console")))
+    level: str = attrs.field(default="info", validator=attrs.validators.in_(("debug", "info", "warning", "error")))
+    stream: str = attrs.field(default="stderr", validator=attrs.validators.in_(("stderr", "stdout")))
+
+
+def configure(config: Config) -> None:
+    """Route structlog and the standard library (hypercorn included) through
+    one renderer."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if config.format == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.dict_tracebacks)
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stdout if config.stream == "stdout" else sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(config.level.upper())
+    for name in ("hypercorn.error", "hypercorn.access"):
+        hypercorn_logger = logging.getLogger(name)
+        hypercorn_logger.handlers = []
+        hypercorn_logger.propagate = True
+
+
+def bind_request_id(next_handler: Handler, route: Route | None) -> Handler:
+    async def handler(request: Request) -> Response:
+        with structlog.contextvars.bound_contextvars(request_id=request.id):
+            return await next_handler(request)
+
+    return handler
+
+
+class Plugin:
+    def __init__(self) -> None:
+        self.config = Config()
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(Config, config)
+
+    @hookimpl
+    def wasmkernel_configure_logging(self, app: Application) -> bool:
+        configure(self.config)
+        return True
+
+    @hookimpl
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        return [Middleware("bind-request-id", bind_request_id)]

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `router`: compiles every plugin's routes into one table."""
