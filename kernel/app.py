@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import attrs
@@ -117,9 +117,14 @@ class Application:
     # -- assembly ------------------------------------------------------------
 
     @classmethod
-    def assemble(cls, registry: Registry) -> Application:
+    def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None) -> Application:
+        """Load, configure and ask every enabled plugin; compile the chains.
+
+        `extra_plugins` provides in-memory plugin objects for registry names
+        (tests, embedding); they are enabled, ordered and configured like
+        installed ones."""
         manager = plugin_loading.new_manager()
-        app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager))
+        app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager, extra_plugins))
         app._configure()
         app._collect()
         app._compile()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ class LoadedPlugin:
     """An enabled plugin registered in an application's plugin manager."""
 
     entry: PluginEntry
-    installed: InstalledPlugin
+    installed: InstalledPlugin | None
     instance: Any
 
     @property
@@ -77,15 +78,22 @@ def new_manager() -> pluggy.PluginManager:
     return manager
 
 
-def load_enabled(registry: Registry, manager: pluggy.PluginManager) -> list[LoadedPlugin]:
+def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
     """Import, instantiate and register every enabled plugin, in order.
 
-    A plugin that is not installed or fails to import stops everything with a
-    `PluginLoadError` naming it (and, if missing, the fix).
+    `extra` maps registry names to plugin objects used instead of installed
+    ones (in-memory plugins for tests and embedding). A plugin that is not
+    installed or fails to import stops everything with a `PluginLoadError`
+    naming it (and, if missing, the fix).
     """
     available = installed_plugins()
+    extra = extra or {}
     loaded: list[LoadedPlugin] = []
     for entry in registry.enabled():
+        if entry.name in extra:
+            manager.register(extra[entry.name], name=entry.name)
+            loaded.append(LoadedPlugin(entry=entry, installed=None, instance=extra[entry.name]))
+            continue
         installed = available.get(entry.name)
         if installed is None:
             raise PluginLoadError(

@@ -21,9 +21,14 @@ def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "
     return parse_registry({"plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
 
 
-def app_from(plugins: Mapping[str, Mapping[str, Any]]) -> Application:
-    """Assemble an application from `registry_from(plugins)`."""
-    return Application.assemble(registry_from(plugins))
+def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None) -> Application:
+    """Assemble an application from `registry_from(plugins)`.
+
+    `extra_plugins` maps names to in-memory plugin objects (e.g. a test
+    plugin contributing routes); list them in `plugins` too, to place them in
+    the order: ``app_from({"router": {}, "t": {}}, extra_plugins={"t": TestRoutes()})``.
+    """
+    return Application.assemble(registry_from(plugins), extra_plugins)
 
 
 @asynccontextmanager
