@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Build the WasmKernel guest modules in this folder into dist/<crate>.wasm.
+#
+#   ./build.sh                 build every module crate (incremental)
+#   ./build.sh hello faults    build only the named crates
+#   ./build.sh --clean [...]   remove build outputs (all, or the named crates), then build
+#   ./build.sh --clean-only    remove build outputs and stop
+#
+# A module crate is a subfolder with a Cargo.toml that has a
+# [package.metadata.wasmkernel] section (the SDK library has none and is
+# only built as a dependency). Keys read from that section:
+#   target     = "wasm32-unknown-unknown" | "wasm32-wasi"   (required)
+#   max-memory = <bytes, multiple of 65536>                 (declared memory maximum)
+#   simd       = true | false                               (-C target-feature=+simd128)
+#   rustflags  = "<extra rustc flags>"                      (optional)
+#   wasm-opt   = true | false                               (optional, default true)
+#
+# Requirements: a Rust toolchain with the wasm32 standard library (rustup's or
+# Debian's rustc/cargo + libstd-rust-dev-wasm32 + lld); wasm-opt (binaryen) is
+# optional. No crates registry is needed: the crates have no external deps.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
+ROOT=$(pwd)
+TARGET_ROOT="$ROOT/target"
+DIST="$ROOT/dist"
+STAMPS="$DIST/.stamps"
+
+die() { echo "error: $*" >&2; exit 1; }
+warn() { echo "warning: $*" >&2; }
+
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+clean=0
+clean_only=0
+selected=()
+for arg in "$@"; do
+    case "$arg" in
+        --clean) clean=1 ;;
+        --clean-only) clean=1; clean_only=1 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) die "unknown option: $arg (see --help)" ;;
+        *) selected+=("${arg%/}") ;;
+    esac
+done
+
+# --- crate discovery and metadata -------------------------------------------
+
+# Prints the body of a TOML section (lines after [name] up to the next header).
+toml_section() { # file section
+    awk -v hdr="[$2]" '
+        /^[[:space:]]*\[/ { insec = ($0 ~ /^[[:space:]]*\[/ && index($0, hdr) == 1) ; next }
+        insec { print }' "$1"
+}
+
+# Value of key in a section body on stdin, quotes stripped, comments removed.
+toml_get() { # key
+    grep -E "^[[:space:]]*$1[[:space:]]*=" | head -n 1 \
+        | sed -E 's/^[^=]*=[[:space:]]*//; s/[[:space:]]+#.*$//; s/^"(.*)"[[:space:]]*$/\1/; s/[[:space:]]+$//'
+}
+
+is_module_crate() { # dir
+    [[ -f "$1/Cargo.toml" ]] && grep -q '^\[package\.metadata\.wasmkernel\]' "$1/Cargo.toml"
+}
+
+all_crates=()
+for d in */; do
+    d=${d%/}
+    case "$d" in target|dist) continue ;; esac
+    is_module_crate "$d" && all_crates+=("$d")
+done
+
+if ((${#selected[@]} == 0)); then
+    crates=("${all_crates[@]}")
+else
+    crates=()
+    for c in "${selected[@]}"; do
+        [[ -f "$c/Cargo.toml" ]] || die "no crate '$c' in $ROOT"
+        is_module_crate "$c" || die "'$c' has no [package.metadata.wasmkernel] section (library crate?)"
+        crates+=("$c")
+    done
+fi
+
+if ((clean)); then
+    if ((${#selected[@]} == 0)); then
+        rm -rf "$TARGET_ROOT" "$DIST"
+        echo "removed target/ and dist/"
+    else
+        for c in "${crates[@]}"; do
+            rm -rf "${TARGET_ROOT:?}/$c" "$DIST/$c.wasm" "$STAMPS/$c.stamp"
+            echo "removed build outputs of $c"
+        done
+    fi
+    ((clean_only)) && exit 0
+fi
+
+((${#crates[@]} > 0)) || die "no module crates found in $ROOT"
+
+# --- toolchain selection ----------------------------------------------------
+
+# Target aliases: newer toolchains renamed wasm32-wasi to wasm32-wasip1.
+target_aliases() {
+    case "$1" in
+        wasm32-wasi|wasm32-wasip1) echo "wasm32-wasi wasm32-wasip1" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+candidate_rustcs() {
+    local r
+    r=$(command -v rustc 2>/dev/null) && echo "$r"
+    [[ -x /usr/bin/rustc ]] && echo /usr/bin/rustc
+}
+
+# Sets TC_RUSTC, TC_CARGO, TC_TARGET for the wanted target, or returns 1.
+declare -A TC_CACHE=()
+find_toolchain() { # target
+    if [[ -n "${TC_CACHE[$1]:-}" ]]; then
+        read -r TC_RUSTC TC_CARGO TC_TARGET <<<"${TC_CACHE[$1]}"
+        return 0
+    fi
+    local rustc sysroot t cargo
+    while read -r rustc; do
+        [[ -n "$rustc" ]] || continue
+        sysroot=$("$rustc" --print sysroot 2>/dev/null) || continue
+        cargo="$(dirname "$rustc")/cargo"
+        [[ -x "$cargo" ]] || continue
+        for t in $(target_aliases "$1"); do
+            if [[ -d "$sysroot/lib/rustlib/$t/lib" ]]; then
+                TC_RUSTC=$rustc TC_CARGO=$cargo TC_TARGET=$t
+                TC_CACHE[$1]="$rustc $cargo $t"
+                return 0
+            fi
+        done
+    done < <(candidate_rustcs)
+    return 1
+}
+
+declare -A META_TARGET META_MAXMEM META_SIMD META_FLAGS META_OPT
+for c in "${crates[@]}"; do
+    sec=$(toml_section "$c/Cargo.toml" package.metadata.wasmkernel)
+    META_TARGET[$c]=$(toml_get target <<<"$sec")
+    META_MAXMEM[$c]=$(toml_get max-memory <<<"$sec")
+    META_SIMD[$c]=$(toml_get simd <<<"$sec")
+    META_FLAGS[$c]=$(toml_get rustflags <<<"$sec")
+    META_OPT[$c]=$(toml_get wasm-opt <<<"$sec")
+    [[ -n "${META_TARGET[$c]}" ]] || die "$c/Cargo.toml: [package.metadata.wasmkernel] needs target = \"...\""
+    if [[ -n "${META_MAXMEM[$c]}" ]]; then
+        [[ "${META_MAXMEM[$c]}" =~ ^[0-9]+$ ]] && ((META_MAXMEM[$c] % 65536 == 0)) \
+            || die "$c/Cargo.toml: max-memory must be a multiple of 65536 bytes"
+    fi
+    find_toolchain "${META_TARGET[$c]}" || {
+        echo "error: no Rust toolchain with the wasm32 target; install it with: apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld" >&2
+        exit 1
+    }
+done
+
+WASM_OPT=$(command -v wasm-opt 2>/dev/null || true)
+WASM_OPT_VERSION=""
+[[ -n "$WASM_OPT" ]] && WASM_OPT_VERSION=$("$WASM_OPT" --version 2>/dev/null | head -n 1)
+((${#crates[@]} > 0)) && [[ -z "$WASM_OPT" ]] && warn "wasm-opt not found; modules are not post-optimized (install binaryen)"
+
+# --- build ------------------------------------------------------------------
+
+mkdir -p "$DIST" "$STAMPS"
+declare -A STATUS=()
+failed=0
+
+artifact_name() { # crate-dir -> file stem cargo writes (lib name / bin name)
+    local name
+    name=$(toml_section "$1/Cargo.toml" lib | toml_get name)
+    [[ -n "$name" ]] || name=$(toml_section "$1/Cargo.toml" '[bin]' | toml_get name)
+    [[ -n "$name" ]] || name=$(toml_section "$1/Cargo.toml" package | toml_get name)
+    echo "${name//-/_}"
+}
+
+for c in "${crates[@]}"; do
+    find_toolchain "${META_TARGET[$c]}"
+    flags="-C strip=symbols -C debuginfo=0"
+    [[ -n "${META_MAXMEM[$c]}" ]] && flags="-C link-arg=--max-memory=${META_MAXMEM[$c]} $flags"
+    [[ "${META_SIMD[$c]}" == true ]] && flags="$flags -C target-feature=+simd128"
+    [[ -n "${META_FLAGS[$c]}" ]] && flags="$flags ${META_FLAGS[$c]}"
+
+    echo "==> $c (${TC_TARGET}, $TC_CARGO)"
+    if ! RUSTC="$TC_RUSTC" RUSTFLAGS="$flags" CARGO_TARGET_DIR="$TARGET_ROOT/$c" \
+        "$TC_CARGO" build --quiet --offline --release --target "$TC_TARGET" \
+        --manifest-path "$c/Cargo.toml"; then
+        echo "error: cargo build failed for $c" >&2
+        STATUS[$c]=FAILED
+        failed=1
+        continue
+    fi
+
+    out="$TARGET_ROOT/$c/$TC_TARGET/release/$(artifact_name "$c").wasm"
+    if [[ ! -f "$out" ]]; then
+        echo "error: cargo output not found: $out" >&2
+        STATUS[$c]=FAILED
+        failed=1
+        continue
+    fi
+
+    # wasm-opt needs to be told the features the module uses (rustc's output
+    # has no target_features section): try the minimal set first (what Rust
+    # <= 1.7x emits for a generic CPU), then the wider set newer rustc enables.
+    optsets=()
+    if [[ -n "$WASM_OPT" && "${META_OPT[$c]}" != false ]]; then
+        simdflag=""
+        [[ "${META_SIMD[$c]}" == true ]] && simdflag=" --enable-simd"
+        optsets=("-O3 --enable-mutable-globals$simdflag"
+                 "-O3 --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory --enable-multivalue --enable-reference-types$simdflag")
+    fi
+    optflags="${optsets[*]:-}"
+
+    stamp="$(sha256sum "$out" | cut -d' ' -f1) ${optflags:-no-wasm-opt} $WASM_OPT_VERSION"
+    if [[ -f "$DIST/$c.wasm" && -f "$STAMPS/$c.stamp" && "$(cat "$STAMPS/$c.stamp")" == "$stamp" ]]; then
+        STATUS[$c]="up to date"
+        continue
+    fi
+
+    tmp="$DIST/.$c.wasm.tmp"
+    optimized=0
+    for set in "${optsets[@]}"; do
+        # shellcheck disable=SC2086
+        if "$WASM_OPT" $set "$out" -o "$tmp" 2>"$tmp.log"; then
+            optimized=1
+            break
+        fi
+    done
+    if ((!optimized)); then
+        if ((${#optsets[@]} > 0)); then
+            warn "wasm-opt failed for $c, keeping the unoptimized module: $(head -c 300 "$tmp.log")"
+        fi
+        cp "$out" "$tmp"
+    fi
+    rm -f "$tmp.log"
+    mv -f "$tmp" "$DIST/$c.wasm"
+    echo "$stamp" >"$STAMPS/$c.stamp"
+    STATUS[$c]=built
+done
+
+# --- summary ----------------------------------------------------------------
+
+echo
+printf '%-12s %-24s %10s  %-12s  %s\n' module target bytes sha256 status
+for c in "${crates[@]}"; do
+    f="$DIST/$c.wasm"
+    if [[ "${STATUS[$c]}" != FAILED && -f "$f" ]]; then
+        size=$(wc -c <"$f" | tr -d ' ')
+        sha=$(sha256sum "$f" | cut -c1-12)
+    else
+        size=- sha=-
+    fi
+    printf '%-12s %-24s %10s  %-12s  %s\n' "$c" "${META_TARGET[$c]}" "$size" "$sha" "${STATUS[$c]}"
+done
+
+exit "$failed"
