@@ -9,7 +9,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 PYPROJECT = """\
 [build-system]
-requires = ["setuptools>=68"]
+requires = ["setuptools>=61"]
 build-backend = "setuptools.build_meta"
 
 [project]
@@ -76,10 +76,12 @@ class Plugin:
 
 TEST = """\
 from kernel.testing import app_from, running
+from {package}.plugin import Plugin
 
 
 async def test_greets() -> None:
-    app = app_from({{"router": {{}}, "{name}": {{"config": {{"greeting": "Hi"}}}}}})
+    plugins = {{"router": {{}}, "{name}": {{"config": {{"greeting": "Hi"}}}}}}
+    app = app_from(plugins, extra_plugins={{"{name}": Plugin()}})
     async with running(app) as client:
         response = await client.get("/{name}/ada")
     assert response.status_code == 200

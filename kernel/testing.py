@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 import httpx
 import trio
@@ -35,13 +39,19 @@ def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[st
 async def running(app: Application, client: tuple[str, int] = ("127.0.0.1", 50000)) -> AsyncIterator[httpx.AsyncClient]:
     """Start `app` (lifespan startup), yield an httpx client talking to it
     in-process, then shut it down."""
-    async with trio.open_nursery() as nursery:
-        await app.startup(nursery)
-        try:
-            transport = httpx.ASGITransport(app=app, client=client)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-                yield http
-        finally:
-            with trio.CancelScope(shield=True):
-                await app.shutdown()
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                await app.startup(nursery)
+                transport = httpx.ASGITransport(app=app, client=client)
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                    yield http
+            finally:
+                with trio.CancelScope(shield=True):
+                    await app.shutdown()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Re-raise a lone error as itself, so tests can match on it.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

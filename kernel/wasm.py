@@ -153,6 +153,11 @@ class ModuleLoader(Protocol):
     async def stop(self) -> None:
         """Stop workers and watchers."""
 
+    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
+        """Check and compile `module` (default: every declared module) into the
+        on-disk cache without starting anything; for the CLI. Raises
+        `kernel.StartupError` naming the module when one cannot be loaded."""
+
     def modules(self) -> Sequence[ModuleInfo]:
         """The loaded modules."""
 

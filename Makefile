@@ -1,0 +1,57 @@
+# The two commands of the README:
+#   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
+#   make test   install everything and run lint, types and the whole test suite
+# Both are idempotent: a step whose inputs did not change is skipped.
+
+VENV      := .venv
+BIN       := $(VENV)/bin
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+REGISTRY  ?= plugin_registry.toml
+PYTEST_ARGS ?=
+
+# System packages the test suite uses beyond the Rust toolchain: headless
+# Chromium (docs page test), wrk (load), Go + Gin (benchmark peer), nginx
+# (multi-instance test).
+TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx
+
+PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
+WASM_SOURCES  := $(shell find wasm_modules -path wasm_modules/target -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' \) -print 2>/dev/null) wasm_modules/build.sh
+
+.PHONY: run test install lint types unit wasm bench clean
+
+run: install
+	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
+		echo "warning: WASMKERNEL_JWT_SECRET is not set; using a development secret from .dev-secrets/ (never in production)" >&2; \
+	fi; \
+	WASMKERNEL_JWT_SECRET="$${WASMKERNEL_JWT_SECRET:-$$(bash scripts/bootstrap.sh dev-secret)}" \
+		$(BIN)/wasmkernel run --registry $(REGISTRY) --bind $(HOST):$(PORT)
+
+test: install $(VENV)/.test-apt
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy kernel plugins tests benchmarks
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed wasm
+
+$(VENV)/.installed: $(PACKAGE_FILES)
+	bash scripts/bootstrap.sh python
+	@touch $@
+
+$(VENV)/.test-apt: scripts/bootstrap.sh Makefile
+	bash scripts/bootstrap.sh apt $(TEST_APT)
+	@touch $@
+
+wasm: wasm_modules/dist/.built
+
+wasm_modules/dist/.built: $(WASM_SOURCES)
+	bash scripts/bootstrap.sh rust
+	bash wasm_modules/build.sh
+	@touch $@
+
+bench: install
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) wasm_modules/target wasm_modules/dist .wasmkernel

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Set-up steps behind `make run` / `make test`. Each step is idempotent and
+# stops with one clear line when something must be installed by hand.
+#   scripts/bootstrap.sh python        find Python 3.10, create .venv, install everything
+#   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
+#   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
+#   scripts/bootstrap.sh dev-secret    print a development JWT secret (created once, git-ignored)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+
+die() { echo "error: $*" >&2; exit 1; }
+
+is_py310() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; }
+
+find_python310() {
+    local candidate
+    for candidate in "${PYTHON:-}" "$(command -v python3.10 || true)"; do
+        is_py310 "$candidate" && { echo "$candidate"; return; }
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        local version
+        for version in 3.10.13 $(pyenv versions --bare 2>/dev/null | grep '^3\.10' | sort -rV); do
+            candidate="$(pyenv prefix "$version" 2>/dev/null)/bin/python3.10"
+            is_py310 "$candidate" && { echo "$candidate"; return; }
+        done
+    fi
+    return 1
+}
+
+step_python() {
+    if ! is_py310 "$VENV/bin/python"; then
+        local python
+        python=$(find_python310) || die "Python 3.10 is required (wasmer 1.1.0 ships wheels only up to 3.10): install it (apt-get install python3.10, or pyenv install 3.10.13) or set PYTHON=/path/to/python3.10"
+        echo "creating $VENV with $python"
+        rm -rf "$VENV"
+        "$python" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    fi
+    local editable=(-e ".[dev]")
+    local plugin
+    for plugin in plugins/*/; do
+        [ -f "$plugin/pyproject.toml" ] && editable+=(-e "$plugin")
+    done
+    echo "installing the kernel and ${#editable[@]} packages into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" -r benchmarks/requirements.txt
+}
+
+step_apt() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian packages: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        die "missing system packages; install them with: sudo apt-get install -y ${missing[*]}"
+    fi
+}
+
+has_wasm_target() {
+    local rustc
+    for rustc in "$(command -v rustc || true)" /usr/bin/rustc; do
+        [ -x "$rustc" ] && [ -d "$("$rustc" --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown/lib" ] && return 0
+    done
+    return 1
+}
+
+step_rust() {
+    has_wasm_target && return 0
+    if command -v apt-get >/dev/null 2>&1; then
+        step_apt rustc cargo libstd-rust-dev-wasm32 lld binaryen
+    fi
+    has_wasm_target || die "no Rust toolchain with the wasm32 target; install it with: apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld"
+}
+
+step_dev_secret() {
+    local file=.dev-secrets/jwt-secret
+    if [ ! -s "$file" ]; then
+        mkdir -p .dev-secrets
+        "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$file"
+        chmod 600 "$file"
+    fi
+    cat "$file"
+}
+
+case "${1:-}" in
+    python) step_python ;;
+    apt) shift; step_apt "$@" ;;
+    rust) step_rust ;;
+    dev-secret) step_dev_secret ;;
+    *) die "usage: $0 python|apt PKG...|rust|dev-secret" ;;
+esac

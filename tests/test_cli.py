@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel.cli import main
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "registry.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = write(tmp_path, "[plugins.router]\n[plugins.health]\n")
+    assert main(["check", "--registry", registry]) == 0
+    assert "OK — 2 plugins enabled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[plugins.router]\n[plugins.missing-one]\n", "plugin 'missing-one' is enabled in"),
+        ("[plugins.router]\nafter = ['health']\n[plugins.health]\nafter = ['router']\n", "cycle between: health, router"),
+        ("[plugins.router.config]\nstrict = true\n", "[plugins.router] config.strict: unknown key"),
+        ("[plugins.router\n", "invalid TOML"),
+    ],
+)
+def test_check_reports_bad_registries(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    assert main(["check", "--registry", write(tmp_path, text)]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1, "one clear line, no traceback"
+
+
+def test_routes_lists_owner_and_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["routes", "--registry", write(tmp_path, "[plugins.router]\n[plugins.health]\n")]) == 0
+    out = capsys.readouterr().out
+    assert "GET      /health   health" in out
+    assert "public" in out
+
+
+def test_disabling_a_plugin_removes_its_routes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = write(tmp_path, "[plugins.router]\n[plugins.health]\nenabled = false\n")
+    assert main(["routes", "--registry", registry]) == 0
+    assert "/health" not in capsys.readouterr().out
+
+
+def test_plugins_shows_installed_enabled_and_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = write(tmp_path, "[plugins.router]\n[plugins.logging]\n")
+    assert main(["plugins", "--registry", registry]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "yes" in lines["router"] and "router" in lines["router"]
+    assert "no" in lines["health"].split()
+    assert "configure_logging" in lines["logging"]
+    assert "middleware chain (outermost first): bind-request-id (logging) -> endpoint" in out
+
+
+def test_new_plugin_scaffold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "greeter"
+    assert main(["new-plugin", "greeter", "--directory", str(target)]) == 0
+    assert (target / "wasmkernel_greeter" / "plugin.py").is_file()
+    assert 'greeter = "wasmkernel_greeter.plugin:Plugin"' in (target / "pyproject.toml").read_text()
+    assert main(["new-plugin", "Bad_Name", "--directory", str(tmp_path / "x")]) == 1
+    assert main(["new-plugin", "greeter", "--directory", str(target)]) == 1

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel.errors import RegistryError
+from kernel.registry import load_registry, parse_registry, resolve_secrets
+
+
+def names(text: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "registry.toml"
+    path.write_text(text)
+    return [entry.name for entry in load_registry(path).enabled()]
+
+
+def test_file_order_is_the_default(tmp_path: Path) -> None:
+    assert names("[plugins.b]\n[plugins.a]\n[plugins.c]\n", tmp_path) == ["b", "a", "c"]
+
+
+def test_disabled_plugins_are_left_out(tmp_path: Path) -> None:
+    assert names("[plugins.a]\n[plugins.b]\nenabled = false\n", tmp_path) == ["a"]
+
+
+def test_explicit_order_and_before_after(tmp_path: Path) -> None:
+    text = """
+[plugins.a]
+[plugins.b]
+order = -10
+[plugins.c]
+before = ["b"]
+[plugins.d]
+after = ["a"]
+order = -20
+"""
+    # Constraints first; among plugins free to go, lowest (order, position):
+    # d (order -20) must wait for a; b (order -10) must wait for c.
+    assert names(text, tmp_path) == ["a", "d", "c", "b"]
+    assert names("[plugins.a]\n[plugins.b]\norder = -1\n", tmp_path) == ["b", "a"]
+
+
+def test_ordering_ignores_plugins_that_are_not_enabled(tmp_path: Path) -> None:
+    assert names('[plugins.a]\nafter = ["ghost"]\n[plugins.b]\nenabled = false\nbefore = ["a"]\n', tmp_path) == ["a"]
+
+
+def test_cycle_is_an_error_naming_the_plugins(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"cycle between: a, b"):
+        names('[plugins.a]\nafter = ["b"]\n[plugins.b]\nafter = ["a"]\n[plugins.c]\n', tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[plugins.a]\nenabled = 'yes'\n", r"registry.toml: \[plugins.a\] enabled: expected bool"),
+        ("[plugins.a]\nbogus = 1\n", r"\[plugins.a\] unknown key\(s\): bogus"),
+        ("[plugins.a]\nbefore = [1]\n", r"\[plugins.a\] before: expected a list of plugin names"),
+        ("[plugins.a]\norder = true\n", r"\[plugins.a\] order: expected int"),
+        ("[plugins.a]\nconfig = 3\n", r"\[plugins.a\] config: expected dict"),
+        ("[other]\n", r"unknown top-level table\(s\): other"),
+        ("[plugins]\na = 1\n", r"\[plugins.a\] must be a table"),
+        ("[plugins.a\n", r"invalid TOML"),
+    ],
+)
+def test_malformed_registries_name_file_plugin_and_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(RegistryError, match=message):
+        names(text, tmp_path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="registry file not found"):
+        load_registry(tmp_path / "nope.toml")
+
+
+def test_registry_chosen_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text("[plugins.x]\n")
+    monkeypatch.setenv("WASMKERNEL_REGISTRY", str(path))
+    assert load_registry().path == path
+
+
+def test_secrets_from_env_file_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WK_TEST_SECRET", "s3cret")
+    (tmp_path / "key.txt").write_text("from-file\n")
+    config = {
+        "a": {"env": "WK_TEST_SECRET"},
+        "b": {"file": "key.txt"},
+        "c": {"env": "WK_TEST_UNSET", "default": "fallback"},
+        "nested": [{"d": {"env": "WK_TEST_SECRET"}}],
+        "plain": {"env_like": 1},
+    }
+    assert resolve_secrets(config, tmp_path, "where") == {
+        "a": "s3cret",
+        "b": "from-file",
+        "c": "fallback",
+        "nested": [{"d": "s3cret"}],
+        "plain": {"env_like": 1},
+    }
+
+
+def test_missing_secret_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"reg.toml: \[plugins.jwt\] config.secret: environment variable WK_NOPE is not set"):
+        resolve_secrets({"secret": {"env": "WK_NOPE"}}, tmp_path, "reg.toml: [plugins.jwt] config")
+    with pytest.raises(RegistryError, match="cannot read secret file"):
+        resolve_secrets({"secret": {"file": "absent"}}, tmp_path, "x")
+
+
+def test_kernel_table(tmp_path: Path) -> None:
+    registry = parse_registry({"kernel": {"title": "T", "version": "2"}, "plugins": {}}, tmp_path / "r.toml")
+    assert (registry.title, registry.version) == ("T", "2")
+    with pytest.raises(RegistryError, match=r"\[kernel\] accepts only"):
+        parse_registry({"kernel": {"nope": 1}}, tmp_path / "r.toml")

@@ -1,0 +1,80 @@
+"""The real server: `wasmkernel run` and bare hypercorn, as subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, ServerFactory
+
+pytestmark = pytest.mark.server
+
+REGISTRY = """
+[plugins.logging.config]
+format = "json"
+[plugins.router]
+[plugins.health]
+"""
+
+
+def test_wasmkernel_run_serves_the_registry(start_server: ServerFactory) -> None:
+    base = start_server(REGISTRY)
+    response = httpx.get(base + "/health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert httpx.get(base + "/readyz").json()["status"] == "ready"
+    assert httpx.post(base + "/health").status_code == 405
+
+
+def test_unchanged_under_hypercorn_trio_worker(start_server: ServerFactory) -> None:
+    command = [str(BIN / "hypercorn"), "--worker-class", "trio", "--bind", "127.0.0.1:{port}", "kernel.asgi:app"]
+    base = start_server(REGISTRY, command=command)
+    assert httpx.get(base + "/health").json() == {"status": "ok"}
+
+
+def test_two_workers(start_server: ServerFactory) -> None:
+    base = start_server(REGISTRY, command=[str(BIN / "wasmkernel"), "run", "--registry", "{registry}", "--bind", "127.0.0.1:{port}", "--workers", "2"])
+    assert all(httpx.get(base + "/health").status_code == 200 for _ in range(10))
+
+
+def test_run_refuses_a_bad_registry_with_one_line(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router]\n[plugins.not-installed]\n")
+    result = subprocess.run([str(BIN / "wasmkernel"), "run", "--registry", str(registry)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("wasmkernel: plugin 'not-installed' is enabled in")
+    assert "Traceback" not in result.stderr
+
+
+def test_json_log_lines_carry_the_request_id(tmp_path: Path) -> None:
+    """A failing request's log line is JSON with its request id and traceback."""
+    code = """
+import trio
+from kernel import Route, hookimpl
+from kernel.testing import app_from, running
+
+class Boom:
+    @hookimpl
+    def wasmkernel_routes(self, app):
+        async def boom(request):
+            raise RuntimeError("kaput")
+        return [Route("/boom", boom)]
+
+async def main():
+    app = app_from({"logging": {}, "router": {}, "boom": {}}, extra_plugins={"boom": Boom()})
+    async with running(app) as client:
+        await client.get("/boom")
+
+trio.run(main)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    import json
+
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = [line for line in lines if line["event"] == "request.failed"]
+    assert len(failed) == 1
+    assert failed[0]["request_id"] == failed[0]["error_id"]
+    assert "kaput" in json.dumps(failed[0]["exception"])
