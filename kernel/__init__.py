@@ -29,11 +29,11 @@ from kernel.errors import (
     UnsupportedMediaType,
 )
 from kernel.hookspecs import PROJECT
-from kernel.http import Identity, Request
+from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
-from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse
-from kernel.routing import AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
+from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
 
 __version__ = "0.1.0"
 
@@ -41,11 +41,13 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
+    "HTTP_METHODS",
     "AccessPolicy",
     "Application",
     "AuthRequirement",
     "Authenticator",
     "BadRequest",
+    "ClientDisconnected",
     "Command",
     "ConfigError",
     "Forbidden",
@@ -79,6 +81,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "dump_json",
     "hookimpl",
     "load_application",
     "missing_grants",

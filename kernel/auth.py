@@ -13,7 +13,8 @@ class Authenticator(Protocol):
     """An authentication scheme (contributed through `wasmkernel_authenticators`).
 
     `challenge` is the `WWW-Authenticate` value sent with 401 answers, e.g.
-    `Bearer realm="wasmkernel"`.
+    `Bearer realm="wasmkernel"`. Header-based schemes may also expose
+    `header` (the header name they read), which the openapi plugin documents.
     """
 
     scheme: str

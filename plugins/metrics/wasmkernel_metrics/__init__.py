@@ -1,0 +1,1 @@
+"""WasmKernel plugin `metrics`: Prometheus metrics at `/metrics`."""
