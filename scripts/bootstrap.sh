@@ -40,8 +40,10 @@ step_python() {
     fi
     local editable=(-e ".[dev]")
     local plugin
-    for plugin in plugins/*/; do
-        [ -f "$plugin/pyproject.toml" ] && editable+=(-e "$plugin")
+    for plugin in plugins/*; do
+        [ -f "$plugin/pyproject.toml" ] || continue
+        # A plugin's own test extra (e.g. a validator its tests use) comes along.
+        if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
     done
     echo "installing the kernel and ${#editable[@]} packages into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" -r benchmarks/requirements.txt
