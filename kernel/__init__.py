@@ -32,6 +32,7 @@ from kernel.hookspecs import PROJECT
 from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
+from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
 
@@ -66,6 +67,7 @@ __all__ = [
     "PayloadTooLarge",
     "PluginLoadError",
     "QueryParams",
+    "Registry",
     "RegistryError",
     "Request",
     "Response",
@@ -84,6 +86,8 @@ __all__ = [
     "dump_json",
     "hookimpl",
     "load_application",
+    "load_registry",
     "missing_grants",
     "parse_config",
+    "resolve_secrets",
 ]

@@ -68,6 +68,14 @@ class Headers:
         self.remove(name)
         self._items.append((name.lower(), value))
 
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
+    def update(self, other: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        """Set every name of `other` (replacing existing values)."""
+        for name, value in other.items() if isinstance(other, Mapping) else other:
+            self.set(name, value)
+
     def setdefault(self, name: str, value: str) -> str:
         existing = self.get(name)
         if existing is None:

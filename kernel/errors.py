@@ -8,17 +8,20 @@ the server before it serves anything, with a message meant for a human.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
+
+from kernel.datastructures import Headers
 
 
 class HTTPError(Exception):
     """An error answered to the client with `status`.
 
     `detail` is a human-readable explanation safe to send, `headers` are added to
-    the response (e.g. `Allow`, `WWW-Authenticate`, `Retry-After`) and `extra`
-    holds additional JSON members (e.g. the list of validation errors).
+    the response (e.g. `Allow`, `WWW-Authenticate`, `Retry-After`; a `Headers`,
+    so a name may repeat) and `extra` holds additional JSON members (e.g. the
+    list of validation errors).
     """
 
     status: int = 500
@@ -28,13 +31,13 @@ class HTTPError(Exception):
         detail: str | None = None,
         *,
         status: int | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         if status is not None:
             self.status = status
         self.detail = detail or HTTPStatus(self.status).phrase
-        self.headers: dict[str, str] = dict(headers or {})
+        self.headers = Headers(headers or ())
         self.extra: dict[str, Any] = dict(extra or {})
         super().__init__(self.detail)
 

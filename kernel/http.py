@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -22,6 +22,10 @@ class ClientDisconnected(Exception):
     """The client went away before the request body was read."""
 
 
+def _names(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
 @attrs.frozen
 class Identity:
     """Who made a request, as established by an authenticator.
@@ -33,8 +37,8 @@ class Identity:
 
     subject: str
     scheme: str
-    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     claims: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
 

@@ -110,6 +110,7 @@ class ModuleInfo:
     compiler: str
     cache: str
     timeout: float
+    #: The enforced cap: the smaller of the configured limit and the module's declared maximum.
     memory_limit_mb: int | None
     generation: int = 1
 

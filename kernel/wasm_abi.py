@@ -19,7 +19,7 @@ import re
 import struct
 import subprocess
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -331,6 +331,8 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
             wasm = cap_memory(original, limit // PAGE)
             declared = "unbounded" if shape.memory_max is None else f"{shape.memory_max * PAGE // MIB} MiB"
             log.info("wasm.memory_capped", module=spec.name, declared=declared, limit_mb=limit // MIB)
+        else:
+            limit = shape.memory_max * PAGE
     kind_exports = {"http": ("memory", "alloc", "dealloc", "handle"), "wasi": ("_start",), "compute": ("memory", "alloc", "dealloc")}
     missing = [name for name in kind_exports[spec.kind] if name not in shape.exports]
     if missing:
@@ -505,7 +507,7 @@ async def wasm_request(request: Request) -> WasmRequest:
         path=request.path,
         query=request.query_string.decode("latin-1"),
         params=tuple((name, str(value)) for name, value in request.path_params.items()),
-        headers=tuple((name.lower(), value) for name, value in request.headers.items()),
+        headers=tuple((name.lower(), value) for name, value in request.headers),
         body=await request.body(),
     )
 
@@ -588,7 +590,7 @@ class CallMetrics:
 
     calls: Counter[tuple[str, str]] = attrs.field(factory=Counter)
     errors: Counter[tuple[str, str, str]] = attrs.field(factory=Counter)
-    seconds: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    seconds: defaultdict[tuple[str, str], float] = attrs.field(factory=lambda: defaultdict(float))
 
     def record(self, module: str, function: str, seconds: float, error: str | None = None) -> None:
         self.calls[module, function] += 1
@@ -636,7 +638,7 @@ def _wasm_reload(args: argparse.Namespace) -> int:
     try:
         loader = _loader_of(args)
         (info,) = loader.prepare(args.name)
-    except (StartupError, KeyError) as exc:
+    except StartupError as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1
     os.utime(info.path)

@@ -1,0 +1,1 @@
+"""WasmKernel plugin: API-key authentication (SHA-256 digests, constant-time comparison)."""

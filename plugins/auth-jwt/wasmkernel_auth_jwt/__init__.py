@@ -1,0 +1,1 @@
+"""WasmKernel plugin: JWT bearer authentication (PyJWT) and a token-minting command."""

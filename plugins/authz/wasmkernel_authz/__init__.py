@@ -1,0 +1,1 @@
+"""WasmKernel plugin: enforces routes' authentication and authorization requirements."""

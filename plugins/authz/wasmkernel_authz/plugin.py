@@ -1,0 +1,140 @@
+"""The authz plugin: enforces each route's authentication and authorization
+requirement with the application's authenticators and access policies.
+
+Config (`[plugins.authz.config]`):
+- `default_auth`: "public" (default) or "required" — the requirement of
+  routes that declare none. With "required", list the routes that must stay
+  open (health probes, docs) in `routes` as public.
+- `routes`: overrides by route name, taking precedence over what the route
+  declares: ``routes = { "matmul" = { auth = "required", scopes = ["matrix:compute"] },
+  "health" = { auth = "public" } }``. Unknown route names stop startup.
+
+Per request, on protected routes only (public routes are not wrapped): the
+authenticators run in registry order and the first identity wins (one
+raising 401 stops the search). No identity: 401 with a ``WWW-Authenticate``
+challenge per scheme. An identity lacking a required scope or role, or
+refused by an access policy: 403 with the reason. Otherwise the identity is
+set on ``request.identity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+import structlog
+
+from kernel import (
+    AccessPolicy,
+    Application,
+    AuthRequirement,
+    Forbidden,
+    Handler,
+    Identity,
+    Middleware,
+    Request,
+    Response,
+    Route,
+    StartupError,
+    Unauthorized,
+    hookimpl,
+    missing_grants,
+    parse_config,
+)
+
+log = structlog.get_logger("wasmkernel.authz")
+
+NAME = "authz"
+AUTH_MODES = ("public", "required")
+
+
+@attrs.frozen
+class RouteRule:
+    """One entry of `routes`."""
+
+    auth: Literal["public", "required"] = attrs.field(default="required", validator=attrs.validators.in_(AUTH_MODES))
+    scopes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+    def requirement(self) -> AuthRequirement:
+        return AuthRequirement(required=self.auth == "required", scopes=self.scopes, roles=self.roles)
+
+
+@attrs.frozen
+class Config:
+    default_auth: Literal["public", "required"] = attrs.field(default="public", validator=attrs.validators.in_(AUTH_MODES))
+    routes: Mapping[str, RouteRule] = attrs.field(factory=dict)
+
+
+def builtin_grants(identity: Identity, requirement: AuthRequirement, route: Route) -> str | None:
+    """`missing_grants` as an `AccessPolicy`: the first check of every route."""
+    return missing_grants(identity, requirement)
+
+
+@attrs.frozen
+class Enforcer:
+    """Builds the per-route guards (the middleware's `wrap`).
+
+    Reads the application's authenticators and policies when it wraps, i.e.
+    once they are all collected."""
+
+    config: Config
+    app: Application
+
+    def requirement(self, route: Route) -> AuthRequirement | None:
+        rule = self.config.routes.get(route.name)
+        if rule is not None:
+            return rule.requirement()
+        if route.auth is not None:
+            return route.auth
+        return AuthRequirement() if self.config.default_auth == "required" else None
+
+    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
+        requirement = self.requirement(route) if route is not None else None
+        if route is None or requirement is None or not requirement.required:
+            return next_handler
+        authenticators = self.app.authenticators
+        checks: tuple[AccessPolicy, ...] = (builtin_grants, *self.app.access_policies)
+        if not authenticators:
+            log.warning("authz.no_authenticators", route=route.name, hint="enable an authentication plugin, e.g. auth-jwt")
+        # One WWW-Authenticate header per scheme (RFC 9110 §11.6.1).
+        unauthenticated = [("WWW-Authenticate", a.challenge) for a in authenticators]
+
+        async def guard(request: Request) -> Response:
+            identity = None
+            for authenticator in authenticators:
+                try:
+                    identity = await authenticator.authenticate(request)
+                except Unauthorized as exc:
+                    exc.headers.setdefault("WWW-Authenticate", authenticator.challenge)
+                    raise
+                if identity is not None:
+                    break
+            if identity is None:
+                raise Unauthorized("Authentication required", headers=unauthenticated)
+            for check in checks:
+                refusal = check(identity, requirement, route)
+                if refusal is not None:
+                    raise Forbidden(refusal)
+            request.identity = identity
+            return await next_handler(request)
+
+        return guard
+
+
+class Plugin:
+    def __init__(self) -> None:
+        self.config = Config()
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(Config, config)
+
+    @hookimpl
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        known = {route.name for route in (*app.routes, *app.router.routes)}
+        unknown = sorted(set(self.config.routes) - known)
+        if unknown:
+            raise StartupError(f"{app.registry.where(NAME, 'config.routes')}: unknown route name(s): {', '.join(unknown)} (see `wasmkernel routes`)")
+        return [Middleware("authz", Enforcer(self.config, app).wrap)]

@@ -1,0 +1,279 @@
+"""`WasmerLoader`: compiles in the main process, runs every call in a worker process.
+
+wasmer-python holds the GIL during a call, binds instances to their thread and
+cannot interrupt a running call, so calls run in a `trio_parallel` worker
+context: a timeout kills the worker (`kill_on_cancel`), a crash loses only that
+worker, and both are replaced on the next call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+import trio_parallel
+import wasmer
+
+from kernel.errors import StartupError
+from kernel.wasm import (
+    Arg,
+    CallResult,
+    ModuleInfo,
+    WasmError,
+    WasmMemoryLimit,
+    WasmRequest,
+    WasmResponse,
+    WasmTimeout,
+    WasmTrap,
+    WasmUnavailable,
+)
+from kernel.wasm_abi import (
+    CallMetrics,
+    LoaderConfig,
+    PreparedModule,
+    cache_path,
+    decode_response,
+    encode_request,
+    module_info,
+    parse_cgi_output,
+    prepare_module,
+    read_cached,
+    watch_files,
+    write_cached,
+)
+from wasmkernel_wasmer_loader import worker
+from wasmkernel_wasmer_loader.worker import ModuleRef, Outcome
+
+if TYPE_CHECKING:
+    from kernel.app import Application
+
+log = structlog.get_logger("wasmkernel.wasmer_loader")
+
+COMPILERS = ("cranelift", "singlepass")
+
+
+@attrs.frozen
+class Loaded:
+    """One generation of a module as the main process knows it."""
+
+    info: ModuleInfo
+    ref: ModuleRef
+    watched: Path
+
+
+class WasmerLoader:
+    """The `kernel.wasm.ModuleLoader` backed by wasmer 1.1 (see docs/wasm-abi.md)."""
+
+    runtime = "wasmer"
+
+    def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
+        self.config = config
+        self.base = base
+        self.cache_dir = (base / config.cache_dir).resolve()
+        self.metrics = CallMetrics()
+        self._loaded: dict[str, Loaded] = {}
+        self._context: trio_parallel.WorkerContext | None = None
+        self._limiter = trio.CapacityLimiter(config.workers)
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: trio.Nursery | None = None
+        self._app = app
+
+    # -- compiling -----------------------------------------------------------
+
+    def _compile(self, prepared: PreparedModule, generation: int) -> Loaded:
+        """Compile `prepared` (or take it from the cache) in this process."""
+        spec = prepared.spec
+        compiler = spec.compiler or self.config.compiler
+        path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, wasmer.__version__, compiler)
+        state = "hit"
+        start = time.perf_counter()
+        try:
+            worker.check_artifact(read_cached(path))
+        except (OSError, ValueError, RuntimeError) as exc:
+            if path.exists():
+                log.warning("wasm.cache_corrupt", module=spec.name, error=str(exc), action="recompiling")
+            state = "compiled"
+            try:
+                artifact = worker.compile_module(prepared.wasm, compiler)
+            except RuntimeError as error:
+                raise StartupError(f"wasm module '{spec.name}' does not compile: {worker.first_line(error)}") from None
+            write_cached(path, artifact)
+        log.info(
+            "wasm.module_loaded",
+            module=spec.name,
+            cache=state,
+            compiler=compiler,
+            generation=generation,
+            ms=round((time.perf_counter() - start) * 1000, 2),
+        )
+        ref = ModuleRef(
+            name=spec.name,
+            generation=generation,
+            artifact=str(path),
+            stateful=spec.stateful,
+            memory_limit=prepared.memory_limit,
+            env=tuple(spec.env.items()),
+            dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
+        )
+        return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
+
+    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
+        specs = self.config.modules
+        if module is not None:
+            specs = [spec for spec in specs if spec.name == module]
+            if not specs:
+                raise StartupError(f"no wasm module named {module!r} is declared")
+        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in specs]
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        for spec in self.config.modules:
+            self._loaded[spec.name] = self._compile(prepare_module(spec, self.base, self.config), 1)
+        this = multiprocessing.current_process()
+        if this.daemon:
+            # hypercorn's workers are daemonic, and multiprocessing refuses to start
+            # children from those; ours exit when this process's pipes close.
+            this.daemon = False
+        # Workers fork from a forkserver that imported wasmer and this plugin
+        # once: a worker (re)starts in milliseconds instead of a fresh spawn.
+        multiprocessing.get_context("forkserver").set_forkserver_preload([worker.__name__])
+        self._context = await self._stack.enter_async_context(
+            trio_parallel.open_worker_context(idle_timeout=math.inf, grace_period=1.0, worker_type=trio_parallel.WorkerType.FORKSERVER),
+        )
+        try:
+            if self.config.prewarm and self._loaded:
+                await self._warm(self.config.workers)
+            if self._app is not None:
+                await self._app.nursery.start(self._background)
+        except Exception as exc:
+            await self.stop()
+            raise StartupError(f"cannot start WebAssembly worker processes: {type(exc).__name__}: {exc}") from exc
+
+    async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as tasks:
+            self._tasks = tasks
+            if self.config.watch:
+                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def stop(self) -> None:
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+            self._tasks = None
+        with trio.CancelScope(shield=True):
+            await self._stack.aclose()
+        self._context = None
+
+    async def _warm(self, count: int) -> None:
+        """Spawn `count` workers at once (concurrent calls each take their own)
+        and deserialize every module in them."""
+        refs = [loaded.ref for loaded in self._loaded.values()]
+        context = self._context
+        assert context is not None
+        start = time.perf_counter()
+        pids: list[int] = []
+
+        async def one() -> None:
+            with contextlib.suppress(trio_parallel.BrokenWorkerError, trio.ClosedResourceError):
+                pids.append(await context.run_sync(worker.preload, refs, limiter=self._limiter))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(one)
+        log.info("wasm.workers_warm", workers=len(set(pids)), ms=round((time.perf_counter() - start) * 1000, 1))
+
+    def _replace_worker(self) -> None:
+        """After a worker was killed, spawn and warm a replacement in the background."""
+        if self._tasks is not None and self.config.prewarm:
+            self._tasks.start_soon(self._replenish)
+
+    async def _replenish(self) -> None:
+        if self._context is None:
+            return
+        stats = self._context.statistics()
+        if stats.idle_workers + stats.running_workers < self.config.workers:
+            # Idle workers are taken first: one call per idle worker plus one per missing one.
+            await self._warm(self.config.workers - stats.running_workers)
+
+    def modules(self) -> Sequence[ModuleInfo]:
+        return [loaded.info for loaded in self._loaded.values()]
+
+    def _watched(self) -> Mapping[str, Path]:
+        return {name: loaded.watched for name, loaded in self._loaded.items()}
+
+    async def reload(self, module: str) -> ModuleInfo:
+        current = self._get(module)
+        prepared = prepare_module(self.config.spec(module), self.base, self.config)
+        loaded = self._compile(prepared, current.info.generation + 1)
+        self._loaded[module] = loaded
+        log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])
+        return loaded.info
+
+    # -- calls -------------------------------------------------------------------
+
+    def _get(self, module: str) -> Loaded:
+        try:
+            return self._loaded[module]
+        except KeyError:
+            raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
+
+    async def _run(self, module: str, function: str, fn: Any, *args: Any, timeout: float | None = None) -> Outcome:
+        loaded = self._get(module)
+        context = self._context
+        if context is None:
+            raise WasmUnavailable("the WebAssembly loader is not running")
+        limit = timeout if timeout is not None else loaded.info.timeout
+        start = time.perf_counter()
+        error: str | None = None
+        try:
+            with trio.move_on_after(limit) as scope:
+                try:
+                    outcome: Outcome = await context.run_sync(fn, loaded.ref, *args, kill_on_cancel=True, limiter=self._limiter)
+                except trio.ClosedResourceError:
+                    error = "unavailable"
+                    raise WasmUnavailable("the WebAssembly loader is stopping") from None
+                except trio_parallel.BrokenWorkerError:
+                    error = "crash"
+                    self._replace_worker()
+                    raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
+            if scope.cancelled_caught:
+                error = "timeout"
+                self._replace_worker()
+                raise WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
+            if outcome.error is not None:
+                error = outcome.error
+                raise _error(module, function, outcome, loaded.info.memory_limit_mb)
+            return outcome
+        finally:
+            self.metrics.record(module, function, time.perf_counter() - start, error)
+
+    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
+        outcome = await self._run(module, function, worker.call, function, args, timeout=timeout)
+        return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
+
+    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
+        outcome = await self._run(module, "handle", worker.handle, encode_request(request))
+        return decode_response(outcome.value, module)
+
+    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
+        outcome = await self._run(module, "_start", worker.run_wasi, request.body, tuple(env.items()))
+        return parse_cgi_output(outcome.value, module)
+
+
+def _error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
+    where = f"module '{module}' function '{function}'"
+    if outcome.error == "memory":
+        return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
+    if outcome.error == "trap":
+        return WasmTrap(f"{where} trapped: {outcome.message}")
+    return WasmError(f"{where} failed: {outcome.message}")
