@@ -296,6 +296,10 @@ class Application:
             await response.send(send, include_body=request.method != "HEAD")
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             log.info("response.client_gone", request_id=request.id)
+        except Exception:
+            # A streaming body failed after its headers went out: nothing can
+            # be sent any more; log it once and let the server close the stream.
+            log.exception("response.stream_failed", request_id=request.id, error_id=request.id, path=request.path)
 
     @staticmethod
     def _routing_error(match: RouteMatch) -> HTTPError:

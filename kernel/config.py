@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
@@ -92,4 +93,7 @@ def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
         key, message = _messages(exc)[0]
         raise ConfigError(key, message) from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError("", str(exc)) from None
+        # attrs validators pass the failing attribute as their second argument.
+        attribute = exc.args[1] if len(exc.args) > 1 else None
+        key = attribute.name if isinstance(attribute, attrs.Attribute) else ""
+        raise ConfigError(key, str(exc.args[0]) if key else str(exc)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 import trio
@@ -84,25 +84,32 @@ class StreamingResponse(Response):
         super().__init__(b"", status, headers, media_type)
         self.content = content
 
-    async def _chunks(self) -> AsyncIterable[bytes]:
-        if isinstance(self.content, AsyncIterable):
-            async for chunk in self.content:
-                yield chunk
-        else:
-            for chunk in self.content:
-                yield chunk
-                await trio.lowlevel.checkpoint()
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks, whether `content` is sync or async. Middleware
+        that transforms a stream wraps it: ``response.content = f(response.chunks())``
+        (the current content is captured now, not when iterated)."""
+        return _iterate(self.content)
 
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         self.headers.remove("content-length")
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers.to_asgi()})
         sent = 0
         if include_body:
-            async for chunk in self._chunks():
+            async for chunk in self.chunks():
                 sent += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return sent
+
+
+async def _iterate(content: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(content, AsyncIterable):
+        async for chunk in content:
+            yield chunk
+    else:
+        for chunk in content:
+            yield chunk
+            await trio.lowlevel.checkpoint()
 
 
 def to_response(result: Any) -> Response:

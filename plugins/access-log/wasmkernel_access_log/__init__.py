@@ -1,0 +1,1 @@
+"""WasmKernel plugin `access-log`: one structured log line per request."""

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `compression`: gzip and brotli response bodies."""

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `cors`: Cross-Origin Resource Sharing."""

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `errors`: RFC 9457 ``application/problem+json`` error responses."""

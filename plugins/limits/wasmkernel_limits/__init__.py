@@ -1,0 +1,1 @@
+"""WasmKernel plugin `limits`: body size limits, timeouts and rate limits."""

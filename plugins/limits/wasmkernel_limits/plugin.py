@@ -1,0 +1,147 @@
+"""The limits plugin: request body size, handling time and request rate.
+
+Config (`[plugins.limits.config]`):
+- `max_body_bytes`: largest accepted request body (default 1048576, 1 MiB);
+  larger ones are answered 413 before they are read
+- `timeout_seconds`: longest time the inner chain may take to produce a
+  response (default 30); it is then cancelled and 504 is answered
+- `rate`: requests per second allowed per client, refilled continuously
+  (default 0: no rate limit)
+- `burst`: requests a client may make at once (default 20); the bucket size
+- `rate_limit_key`: "client" (the client's address, default) or "subject"
+  (the authenticated caller, falling back to the address; place this plugin
+  after the one that authenticates)
+- `max_clients`: clients tracked at once (default 10000); the least recently
+  seen are forgotten first, so memory stays bounded
+- `exempt_paths`: route paths, as declared, that are never rate limited
+  (default ["/health", "/healthz", "/readyz", "/metrics"])
+- `routes`: per-route `max_body_bytes` / `timeout_seconds` overrides, keyed
+  by route name or by "METHOD /path" as declared, e.g.
+  ``routes = { "POST /api/matmul" = { max_body_bytes = 4194304 } }``; a key
+  matching no route stops startup
+
+Rate limits are kept in memory per process: with N worker processes a
+client may make up to N times `rate` requests per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+import structlog
+import trio
+
+from kernel import (
+    Application,
+    GatewayTimeout,
+    Handler,
+    HTTPError,
+    Middleware,
+    PayloadTooLarge,
+    Request,
+    Response,
+    Route,
+    StartupError,
+    TooManyRequests,
+    hookimpl,
+    parse_config,
+)
+from wasmkernel_limits.ratelimit import RateLimiter
+
+log = structlog.get_logger("wasmkernel.limits")
+
+positive = attrs.validators.gt(0.0)
+
+
+@attrs.frozen
+class RouteLimits:
+    max_body_bytes: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    timeout_seconds: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
+
+
+@attrs.frozen
+class Config:
+    max_body_bytes: int = attrs.field(default=1024 * 1024, validator=attrs.validators.ge(0))
+    timeout_seconds: float = attrs.field(default=30.0, validator=positive)
+    rate: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    burst: int = attrs.field(default=20, validator=attrs.validators.ge(1))
+    rate_limit_key: Literal["client", "subject"] = attrs.field(default="client", validator=attrs.validators.in_(("client", "subject")))
+    max_clients: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    exempt_paths: list[str] = attrs.field(factory=lambda: ["/health", "/healthz", "/readyz", "/metrics"])
+    routes: dict[str, RouteLimits] = attrs.field(factory=dict)
+
+
+def matches(key: str, route: Route) -> bool:
+    """Whether a `routes` key names `route` (its name or "METHOD /path")."""
+    return key == route.name or any(key == f"{method} {route.path}" for method in route.methods)
+
+
+def client_key(request: Request) -> str:
+    return "client:" + (request.client_host or "unknown")
+
+
+def subject_key(request: Request) -> str:
+    identity = request.identity
+    return "subject:" + identity.subject if identity is not None else client_key(request)
+
+
+class Plugin:
+    def __init__(self) -> None:
+        self.config = Config()
+        self.limiter: RateLimiter | None = None
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(Config, config)
+        if self.config.rate > 0:
+            self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
+
+    @hookimpl
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.router.routes)]
+        if unknown:
+            name = next(plugin.name for plugin in app.plugins if plugin.instance is self)
+            raise StartupError(
+                f"{app.registry.where(name, 'config.routes')}: no route matches {', '.join(map(repr, unknown))}"
+                " (keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`)"
+            )
+        return [Middleware("limits", self.wrap)]
+
+    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
+        overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
+        body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), self.config.max_body_bytes)
+        timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
+        limiter = None if route is not None and route.path in self.config.exempt_paths else self.limiter
+        key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
+        route_name = route.name if route is not None else None
+
+        async def handler(request: Request) -> Response:
+            request.max_body_size = body_limit
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > body_limit:
+                raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
+            rate_headers: dict[str, str] = {}
+            if limiter is not None:
+                decision = limiter.take(key_of(request), trio.current_time())
+                rate_headers = decision.headers()
+                if not decision.allowed:
+                    raise TooManyRequests(
+                        f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**rate_headers, "Retry-After": str(decision.retry_after)}
+                    )
+            response: Response | None = None
+            with trio.move_on_after(timeout):
+                try:
+                    response = await next_handler(request)
+                except HTTPError as exc:
+                    exc.headers.update(rate_headers)
+                    raise
+            if response is None:
+                log.warning("request.timeout", route=route_name, method=request.method, path=request.path, timeout_seconds=timeout)
+                raise GatewayTimeout(f"The request was not handled within {timeout:g} s", headers=rate_headers)
+            for name, value in rate_headers.items():
+                response.headers.set(name, value)
+            return response
+
+        return handler
