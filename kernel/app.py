@@ -282,6 +282,15 @@ class Application:
         else:
             request.state[ROUTING_ERROR] = self._routing_error(match)
             handler = self._fallback
+        # Every log line of this request carries its id (rebound by the
+        # request-id plugin when the client sent one).
+        tokens = structlog.contextvars.bind_contextvars(request_id=request.id)
+        try:
+            await self._respond(request, handler, send)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _respond(self, request: Request, handler: Handler, send: Send) -> None:
         try:
             response = await handler(request)
         except ClientDisconnected:
@@ -290,16 +299,16 @@ class Application:
             response = JSONResponse(error_body(exc), status=exc.status, headers=exc.headers)
         except Exception:
             error_id = request.id
-            log.exception("request.failed", request_id=request.id, method=request.method, path=request.path, error_id=error_id)
+            log.exception("request.failed", method=request.method, path=request.path, error_id=error_id)
             response = JSONResponse(error_body(HTTPError("Internal server error"), error_id), status=500)
         try:
             await response.send(send, include_body=request.method != "HEAD")
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            log.info("response.client_gone", request_id=request.id)
+            log.info("response.client_gone")
         except Exception:
             # A streaming body failed after its headers went out: nothing can
             # be sent any more; log it once and let the server close the stream.
-            log.exception("response.stream_failed", request_id=request.id, error_id=request.id, path=request.path)
+            log.exception("response.stream_failed", error_id=request.id, path=request.path)
 
     @staticmethod
     def _routing_error(match: RouteMatch) -> HTTPError:

@@ -65,8 +65,10 @@ class Headers:
         return list(dict.fromkeys(key for key, _ in self._items))
 
     def set(self, name: str, value: str) -> None:
-        self.remove(name)
-        self._items.append((name.lower(), value))
+        name = name.lower()
+        if any(key == name for key, _ in self._items):
+            self.remove(name)
+        self._items.append((name, value))
 
     def __setitem__(self, name: str, value: str) -> None:
         self.set(name, value)

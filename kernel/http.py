@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -20,6 +21,17 @@ DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was read."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:
@@ -161,8 +173,10 @@ class Request:
             return self.state["parsed_json"]
         text = await self.text()
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        except ValueError as exc:
+            raise BadRequest(f"Malformed JSON body: {exc}") from None
         self.state["parsed_json"] = value
         return value

@@ -56,7 +56,7 @@ def test_plugins_shows_installed_enabled_and_hooks(tmp_path: Path, capsys: pytes
     assert "yes" in lines["router"] and "router" in lines["router"]
     assert "no" in lines["health"].split()
     assert "configure_logging" in lines["logging"]
-    assert "middleware chain (outermost first): bind-request-id (logging) -> endpoint" in out
+    assert "middleware chain (outermost first): (none)" in out
 
 
 def test_new_plugin_scaffold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

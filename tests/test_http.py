@@ -113,6 +113,13 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     assert (ok.status_code, ok.json()) == (201, {"received": {"a": [1, 2]}})
 
 
+@pytest.mark.parametrize("body", [b"NaN", b'{"a": Infinity}', b"[-Infinity]", b"1e999"])
+async def test_non_finite_json_numbers_are_400(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post("/json", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("Malformed JSON body")
+
+
 async def test_invalid_utf8_body_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/json", content=b"\xff\xfe", headers={"content-type": "application/json"})
     assert response.status_code == 400

@@ -5,7 +5,8 @@ Config (`[plugins.logging.config]`):
 - `level`: "debug" | "info" | "warning" | "error" (default "info")
 - `stream`: "stderr" (default) or "stdout"
 
-Every line logged while a request is handled carries its `request_id`.
+Every line logged while a request is handled carries its `request_id` (bound
+by the kernel).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import attrs
 import structlog
 
-from kernel import Application, Handler, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, hookimpl, parse_config
 
 
 @attrs.frozen
@@ -40,11 +41,13 @@ def configure(config: Config) -> None:
     renderer: Any
     if config.format == "json":
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        # Structured tracebacks without frame locals: locals may hold secrets.
+        shared.append(structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)))
     else:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Drop filtered-out lines before any other processor runs.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
@@ -65,14 +68,6 @@ def configure(config: Config) -> None:
         hypercorn_logger.propagate = True
 
 
-def bind_request_id(next_handler: Handler, route: Route | None) -> Handler:
-    async def handler(request: Request) -> Response:
-        with structlog.contextvars.bound_contextvars(request_id=request.id):
-            return await next_handler(request)
-
-    return handler
-
-
 class Plugin:
     def __init__(self) -> None:
         self.config = Config()
@@ -85,7 +80,3 @@ class Plugin:
     def wasmkernel_configure_logging(self, app: Application) -> bool:
         configure(self.config)
         return True
-
-    @hookimpl
-    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("bind-request-id", bind_request_id)]

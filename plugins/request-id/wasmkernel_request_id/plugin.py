@@ -60,13 +60,14 @@ class Plugin:
             if trust_incoming:
                 incoming = request.headers.get(header)
                 if incoming is not None and VALID_ID.fullmatch(incoming):
+                    # The kernel bound its own id for this request's log lines.
                     request.id = incoming
-            with structlog.contextvars.bound_contextvars(request_id=request.id):
-                try:
-                    response = await next_handler(request)
-                except HTTPError as exc:
-                    exc.headers[header] = request.id
-                    raise
+                    structlog.contextvars.bind_contextvars(request_id=incoming)
+            try:
+                response = await next_handler(request)
+            except HTTPError as exc:
+                exc.headers[header] = request.id
+                raise
             response.headers.set(header, request.id)
             return response
 
