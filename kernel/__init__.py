@@ -3,12 +3,10 @@ plugins. This module is the public API for plugin authors."""
 
 from __future__ import annotations
 
-import pluggy
-
 from kernel.app import Application, load_application
 from kernel.auth import AccessPolicy, Authenticator, missing_grants
 from kernel.commands import Command
-from kernel.config import parse_config
+from kernel.config import ConfiguredPlugin, parse_config
 from kernel.datastructures import Headers, QueryParams
 from kernel.errors import (
     BadRequest,
@@ -28,7 +26,7 @@ from kernel.errors import (
     UnprocessableEntity,
     UnsupportedMediaType,
 )
-from kernel.hookspecs import PROJECT
+from kernel.hookspecs import hookimpl
 from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
@@ -37,9 +35,6 @@ from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResp
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
 
 __version__ = "0.1.0"
-
-#: Marks a plugin's hook implementations: ``@hookimpl def wasmkernel_routes(app): ...``
-hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
     "HTTP_METHODS",
@@ -51,6 +46,7 @@ __all__ = [
     "ClientDisconnected",
     "Command",
     "ConfigError",
+    "ConfiguredPlugin",
     "Forbidden",
     "GatewayTimeout",
     "HTMLResponse",

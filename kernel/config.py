@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from kernel.errors import ConfigError
+from kernel.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from kernel.app import Application
 
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT")
 
 
 def _strict(kind: type, name: str) -> Any:
@@ -97,3 +102,33 @@ def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
         attribute = exc.args[1] if len(exc.args) > 1 else None
         key = attribute.name if isinstance(attribute, attrs.Attribute) else ""
         raise ConfigError(key, str(exc.args[0]) if key else str(exc)) from None
+
+
+class ConfiguredPlugin(Generic[ConfigT]):
+    """Base class for a plugin whose registry `config` table is an attrs class.
+
+    Set `config_class`: the plugin's section is parsed strictly into
+    `self.config` (defaults until then) and the application is kept as
+    `self.app`. Override `configured()` for work that needs the parsed config.
+    """
+
+    config_class: type[ConfigT]
+
+    def __init__(self) -> None:
+        self.config: ConfigT = self.config_class()
+        self._app: Application | None = None
+
+    @property
+    def app(self) -> Application:
+        if self._app is None:
+            raise RuntimeError(f"{type(self).__name__} is not configured yet")
+        return self._app
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(self.config_class, config)
+        self._app = app
+        self.configured()
+
+    def configured(self) -> None:
+        """Called once `self.config` and `self.app` are set."""

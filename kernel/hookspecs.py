@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 PROJECT = "wasmkernel"
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementations: ``@hookimpl def wasmkernel_routes(self, app): ...``
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # -- configuration ---------------------------------------------------------

@@ -43,12 +43,9 @@ Enable it in plugin_registry.toml:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import attrs
 
-from kernel import Application, Request, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Request, Route, hookimpl
 
 
 @attrs.frozen
@@ -56,15 +53,10 @@ class Config:
     greeting: str = "Hello"
 
 
-class Plugin:
-    """One instance per application."""
+class Plugin(ConfiguredPlugin[Config]):
+    """One instance per application; `self.config` is the parsed config."""
 
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+    config_class = Config
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:

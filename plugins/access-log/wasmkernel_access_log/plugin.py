@@ -22,13 +22,13 @@ the kernel to render. Place this plugin right after `request-id` and before
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Literal
 
 import attrs
 import structlog
 
-from kernel import Application, Handler, HTTPError, Middleware, Request, Response, Route, StreamingResponse, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, StreamingResponse, hookimpl
 from kernel.http import ClientDisconnected
 
 CLIENT_CLOSED_REQUEST = 499
@@ -53,13 +53,8 @@ async def _counted(chunks: AsyncIterator[bytes], done: Callable[[int], None]) ->
         done(size)
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

@@ -20,7 +20,7 @@ set on ``request.identity``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import structlog
@@ -29,6 +29,7 @@ from kernel import (
     AccessPolicy,
     Application,
     AuthRequirement,
+    ConfiguredPlugin,
     Forbidden,
     Handler,
     Identity,
@@ -40,7 +41,6 @@ from kernel import (
     Unauthorized,
     hookimpl,
     missing_grants,
-    parse_config,
 )
 
 log = structlog.get_logger("wasmkernel.authz")
@@ -123,13 +123,8 @@ class Enforcer:
         return guard
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

@@ -31,13 +31,13 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import attrs
 import trio
 
-from kernel import Application, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl
 
 try:
     import brotli
@@ -160,13 +160,8 @@ async def compress_stream(compressor: Compressor, chunks: AsyncIterator[bytes]) 
     yield compressor.finish()
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

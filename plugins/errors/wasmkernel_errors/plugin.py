@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import attrs
 import structlog
 
-from kernel import Application, Handler, HTTPError, JSONResponse, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Handler, HTTPError, JSONResponse, Middleware, Request, Response, Route, hookimpl
 from kernel.http import ClientDisconnected
 
 PROBLEM_JSON = "application/problem+json"
@@ -56,13 +56,8 @@ def _title(status: int) -> str:
         return "Error"
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

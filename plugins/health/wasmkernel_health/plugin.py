@@ -11,12 +11,11 @@ Config: none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from kernel import Application, JSONResponse, Request, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, JSONResponse, Request, Route, hookimpl
 
 
 @attrs.frozen
@@ -24,14 +23,8 @@ class Config:
     """No options; unknown keys are refused."""
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.app: Application | None = None
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        parse_config(Config, config)
-        self.app = app
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
@@ -48,7 +41,6 @@ class Plugin:
         return {"status": "alive"}
 
     async def ready(self, request: Request) -> JSONResponse:
-        assert self.app is not None
         body: dict[str, Any] = {"status": "ready" if self.app.ready else "starting"}
         if self.app.failed_plugins:
             body["failed_plugins"] = dict(self.app.failed_plugins)

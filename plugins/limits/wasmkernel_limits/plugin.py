@@ -26,8 +26,8 @@ client may make up to N times `rate` requests per second.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import attrs
 import structlog
@@ -35,6 +35,7 @@ import trio
 
 from kernel import (
     Application,
+    ConfiguredPlugin,
     GatewayTimeout,
     Handler,
     HTTPError,
@@ -46,7 +47,6 @@ from kernel import (
     StartupError,
     TooManyRequests,
     hookimpl,
-    parse_config,
 )
 from wasmkernel_limits.ratelimit import RateLimiter
 
@@ -87,14 +87,14 @@ def subject_key(request: Request) -> str:
     return "subject:" + identity.subject if identity is not None else client_key(request)
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
+
     def __init__(self) -> None:
-        self.config = Config()
+        super().__init__()
         self.limiter: RateLimiter | None = None
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+    def configured(self) -> None:
         if self.config.rate > 0:
             self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
 

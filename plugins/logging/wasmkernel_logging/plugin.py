@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 import structlog
 
-from kernel import Application, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, hookimpl
 
 
 @attrs.frozen
@@ -68,13 +67,8 @@ def configure(config: Config) -> None:
         hypercorn_logger.propagate = True
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_configure_logging(self, app: Application) -> bool:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -39,7 +39,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from kernel import Application, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl
 from kernel.http import ClientDisconnected
 from kernel.routing import HTTP_METHODS
 from wasmkernel_metrics.sources import SourceCollector, produced_names
@@ -121,15 +121,16 @@ class RequestMetrics:
         return handler
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
+
     def __init__(self) -> None:
-        self.config = Config()
+        super().__init__()
         self.registry = CollectorRegistry()
         self.requests: RequestMetrics | None = None
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+    def configured(self) -> None:
+        app = self.app
         self.requests = RequestMetrics.create(self.registry, self.config.buckets or DEFAULT_BUCKETS)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

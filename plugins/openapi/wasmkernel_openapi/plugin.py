@@ -26,14 +26,13 @@ import importlib.util
 import json
 import mimetypes
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from kernel import Application, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, hookimpl
 from kernel.responses import dump_json
 from wasmkernel_openapi.document import build_document
 
@@ -142,15 +141,15 @@ class Assets:
         return Response(body, headers=headers, media_type=content_type)
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
+
     def __init__(self) -> None:
-        self.config = Config()
+        super().__init__()
         self.assets: Assets | None = None
         self.document: bytes | None = None
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+    def configured(self) -> None:
         if self.config.docs_path:
             self.assets = Assets(swagger_ui_directory())
 

@@ -17,13 +17,12 @@ it must run outside the logging, access-log and errors plugins.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import structlog
 
-from kernel import Application, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl
 
 VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -40,13 +39,8 @@ class Config:
     trust_incoming: bool = True
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

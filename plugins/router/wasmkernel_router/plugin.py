@@ -5,12 +5,11 @@ Config: none.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import attrs
 
-from kernel import Application, Route, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Route, hookimpl
 from wasmkernel_router.table import RouteTable
 
 
@@ -19,10 +18,8 @@ class Config:
     """The router takes no options yet; unknown keys are refused."""
 
 
-class Plugin:
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_router(self, routes: Sequence[Route], app: Application) -> RouteTable:

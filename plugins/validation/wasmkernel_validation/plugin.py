@@ -24,7 +24,6 @@ startup; an invalid schema stops startup naming the route):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -33,6 +32,7 @@ from jsonschema.protocols import Validator
 
 from kernel import (
     Application,
+    ConfiguredPlugin,
     Handler,
     Middleware,
     Request,
@@ -42,7 +42,6 @@ from kernel import (
     UnprocessableEntity,
     UnsupportedMediaType,
     hookimpl,
-    parse_config,
 )
 from wasmkernel_validation.schemas import Coercer, compile_schema, errors_of
 
@@ -113,13 +112,8 @@ class RouteValidator:
             raise UnprocessableEntity("Request validation failed", extra=extra)
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
