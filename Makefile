@@ -30,7 +30,7 @@ run: install
 test: install $(VENV)/.test-apt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy kernel plugins tests benchmarks
+	$(BIN)/mypy kernel plugins tests benchmarks stress
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed wasm

@@ -54,7 +54,9 @@ class HTMLResponse(Response):
 
 def dump_json(data: Any) -> bytes:
     """Compact UTF-8 JSON; NaN and infinities are refused (they are not JSON)."""
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    # "replace": a lone surrogate (e.g. from a crafted ASGI path) must not make
+    # an error answer fail in turn.
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 class JSONResponse(Response):

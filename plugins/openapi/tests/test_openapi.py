@@ -126,14 +126,14 @@ async def test_document_describes_routes() -> None:
             "description": "The item's id",
         }
     ]
-    assert set(get_item["responses"]) == {"200", "404", "422"}
+    assert set(get_item["responses"]) == {"200", "404", "422", "default"}
     assert get_item["responses"]["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert "content" not in get_item["responses"]["200"]
     assert "security" not in get_item
 
     create = paths["/items"]["post"]
     assert create["requestBody"] == {"required": True, "content": {"application/json": {"schema": ITEM_BODY}}}
-    assert set(create["responses"]) == {"201", "401", "403", "422"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "415", "422", "default"}
     assert create["security"] == [{"jwt": ["items:write"]}, {"apikey": ["items:write"]}]
     assert "Requires scopes: items:write." in create["description"]
 
@@ -142,7 +142,7 @@ async def test_document_describes_routes() -> None:
         {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "description": "Search terms"}, "description": "Search terms"},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
     ]
-    assert set(paths["/search"]["get"]["responses"]) == {"200", "422"}
+    assert set(paths["/search"]["get"]["responses"]) == {"200", "422", "default"}
 
     things = paths["/things/{key}/{ratio}/{ref}/{rest}"]
     assert {param["name"]: param["schema"] for param in things["get"]["parameters"]} == {
@@ -152,13 +152,13 @@ async def test_document_describes_routes() -> None:
         "rest": {"type": "string"},
     }
     assert (things["get"]["operationId"], things["put"]["operationId"]) == ("things_get", "things_put")
-    assert set(things["get"]["responses"]) == {"200"}
+    assert set(things["get"]["responses"]) == {"200", "default"}
 
     me = paths["/me"]["get"]
-    assert set(me["responses"]) == {"200", "401"}
+    assert set(me["responses"]) == {"200", "401", "default"}
     assert me["security"] == [{"jwt": []}, {"apikey": []}]
     assert paths["/maybe"]["get"]["security"] == [{"jwt": []}, {"apikey": []}, {}]
-    assert set(paths["/maybe"]["get"]["responses"]) == {"200"}
+    assert set(paths["/maybe"]["get"]["responses"]) == {"200", "default"}
 
     assert document["components"]["securitySchemes"] == {
         "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

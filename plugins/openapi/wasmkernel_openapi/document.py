@@ -45,6 +45,10 @@ _CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "uuid": {"type": "string", "format": "uuid"},
 }
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+#: Errors come as the kernel's JSON body, or as RFC 9457 problem details when
+#: the errors plugin is enabled.
+_ERROR_CONTENT = {"application/json": {"schema": _ERROR_REF}, "application/problem+json": {"schema": _PROBLEM_REF}}
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "The body of every error answer.",
@@ -54,6 +58,20 @@ _ERROR_SCHEMA: dict[str, Any] = {
         "error_id": {"type": "string", "description": "Identifies an internal error in the server's logs."},
     },
     "required": ["status", "message"],
+    "additionalProperties": True,
+}
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details (errors plugin).",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "error_id": {"type": "string"},
+    },
+    "required": ["type", "title", "status"],
     "additionalProperties": True,
 }
 
@@ -95,7 +113,7 @@ def build_document(
         for method in route.methods:
             operation_id = _unique(_operation_id(route, method), operation_ids)
             item[method.lower()] = {"operationId": operation_id, **_operation(route, method, path_parameters, schemes, has_access_policies)}
-    components: dict[str, Any] = {"schemas": {"Error": _ERROR_SCHEMA}}
+    components: dict[str, Any] = {"schemas": {"Error": _ERROR_SCHEMA, "Problem": _PROBLEM_SCHEMA}}
     if schemes:
         components["securitySchemes"] = schemes
     return {"openapi": OPENAPI_VERSION, "info": {"title": title, "version": version}, "paths": paths, "components": components}
@@ -146,6 +164,9 @@ def _operation(
     if route.body_schema is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": dict(route.body_schema)}}}
     responses = {str(status): description for status, description in sorted(route.responses.items())} or {"200": "Successful response"}
+    if route.body_schema is not None:
+        responses.setdefault("400", "Malformed body")
+        responses.setdefault("415", "Unsupported media type")
     if route.body_schema is not None or route.query_schema is not None or route.path_schema is not None:
         responses.setdefault("422", "Validation error")
     if route.auth is not None and route.auth.required:
@@ -153,6 +174,8 @@ def _operation(
         if route.auth.scopes or route.auth.roles or has_access_policies:
             responses.setdefault("403", "Not allowed")
     operation["responses"] = {status: _response(status, text) for status, text in sorted(responses.items())}
+    # Middleware may answer any route with an error (413, 429, 504, 500, ...).
+    operation["responses"]["default"] = {"description": "Error", "content": _ERROR_CONTENT}
     if route.auth is not None and schemes:
         operation["security"] = _security(route.auth, schemes)
     return operation
@@ -172,7 +195,7 @@ def _description(route: Route) -> str:
 def _response(status: str, description: str) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
     if status[0] in "45":
-        response["content"] = {"application/json": {"schema": _ERROR_REF}}
+        response["content"] = _ERROR_CONTENT
     return response
 
 

@@ -1,0 +1,126 @@
+"""Several instances: `wasmkernel run --workers 2`, and two separate instances
+behind a real nginx (deploy/nginx.conf.template, started on loopback with its
+prefix in a temporary directory). Which instance answered is told by counting
+each instance's access-log lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx
+
+pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("access-log", "hello", "limits"), reason="feature plugins not installed")]
+NGINX = nginx_binary()
+
+
+def registry(workdir: Path, **limits: float) -> str:
+    return registry_toml(full_plugins(workdir, limits=limits, with_wasm=False))
+
+
+def settled(count: Callable[[], int], timeout: float = 5.0) -> int:
+    """`count()` once it stopped changing (log lines are written asynchronously)."""
+    deadline = time.monotonic() + timeout
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        current = count()
+        if current == last:
+            return current
+        last = current
+    return last
+
+
+def test_two_workers_share_the_port(tmp_path: Path) -> None:
+    instance = spawn(registry(tmp_path), tmp_path, workers=2)
+    try:
+        children = [p for p in instance.processes()[1:] if "python" in p.name() or "wasmkernel" in p.name()]
+        assert len(children) >= 2, children
+        with httpx.Client(base_url=instance.base) as client:
+            assert all(client.get("/hello", headers={"Connection": "close"}).status_code == 200 for _ in range(40))
+        assert settled(lambda: instance.access_count("/hello")) == 40
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Instance, Instance, Nginx]]:
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install -y nginx; `make test` does it)")
+    first = spawn(registry(tmp_path / "a"), tmp_path / "a")
+    second = spawn(registry(tmp_path / "b"), tmp_path / "b")
+    proxy = spawn_nginx([f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"], tmp_path / "nginx")
+    yield first, second, proxy
+    proxy.stop()
+    first.stop()
+    second.stop()
+
+
+def test_requests_spread_across_instances(pair: tuple[Instance, Instance, Nginx]) -> None:
+    first, second, proxy = pair
+    with httpx.Client(base_url=proxy.base) as client:
+        assert all(client.get("/hello").status_code == 200 for _ in range(100))
+    settled(lambda: first.access_count("/hello") + second.access_count("/hello"))
+    counts = (first.access_count("/hello"), second.access_count("/hello"))
+    assert sum(counts) == 100, counts
+    assert min(counts) >= 30, counts
+
+
+async def load(base: str, seconds: float, concurrency: int, statuses: Counter[str]) -> None:
+    deadline = trio.current_time() + seconds
+
+    async def client_loop() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            while trio.current_time() < deadline:
+                try:
+                    response = await client.get("/hello")
+                    statuses[str(response.status_code)] += 1
+                except httpx.TransportError as exc:
+                    statuses[type(exc).__name__] += 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(client_loop)
+
+
+async def test_sigkill_one_instance_under_load(pair: tuple[Instance, Instance, Nginx]) -> None:
+    """nginx retries idempotent requests on the survivor: no GET fails."""
+    first, second, proxy = pair
+    statuses: Counter[str] = Counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load, proxy.base, 4.0, 16, statuses)
+        await trio.sleep(1.0)
+        first.kill()
+    served = sum(statuses.values())
+    failed = served - statuses["200"]
+    print(f"\nGET through nginx, one of two instances SIGKILLed after 1 s: {served} requests, {failed} failed: {dict(statuses)}")
+    assert served > 200
+    assert failed == 0, statuses
+    assert second.access_count("/hello") > 0
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+async def test_rate_limit_is_per_instance(tmp_path: Path) -> None:
+    """The limits plugin's buckets live in each process: one instance lets a
+    client's burst (5) through; two instances behind nginx let twice that."""
+    limits = {"rate": 0.1, "burst": 5}
+    instances = [spawn(registry(tmp_path / name, **limits), tmp_path / name) for name in "abc"]
+    proxy = spawn_nginx([f"127.0.0.1:{instance.port}" for instance in instances[1:]], tmp_path / "nginx")
+    try:
+        async with httpx.AsyncClient() as client:
+            alone = Counter([(await client.get(instances[0].base + "/hello")).status_code for _ in range(30)])
+            balanced = Counter([(await client.get(proxy.base + "/hello")).status_code for _ in range(30)])
+    finally:
+        proxy.stop()
+        for instance in instances:
+            instance.stop()
+    print(f"\nburst 5, 30 requests: one instance {dict(alone)}; two instances behind nginx {dict(balanced)}")
+    assert alone[200] == 5 and alone[429] == 25, alone
+    assert balanced[200] == 10 and balanced[429] == 20, balanced
