@@ -19,10 +19,11 @@ import re
 import struct
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 import structlog
@@ -34,7 +35,20 @@ from kernel.http import Request
 from kernel.metrics import Sample
 from kernel.responses import Response
 from kernel.routing import AuthRequirement, Route
-from kernel.wasm import ModuleInfo, ModuleKind, ModuleLoader, WasmError, WasmRequest, WasmResponse
+from kernel.wasm import (
+    ITEMSIZE,
+    ArrayIn,
+    ArrayOut,
+    ModuleInfo,
+    ModuleKind,
+    ModuleLoader,
+    WasmError,
+    WasmMemoryLimit,
+    WasmRequest,
+    WasmResponse,
+    WasmTimeout,
+    WasmTrap,
+)
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -383,6 +397,38 @@ def read_cached(path: Path, verify: bool = True) -> bytes:
     return artifact
 
 
+T = TypeVar("T")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime error's message (no backtraces)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].removeprefix("RuntimeError: ") if text else type(exc).__name__
+
+
+def compile_cached(
+    prepared: PreparedModule,
+    path: Path,
+    load: Callable[[bytes], T],
+    compile: Callable[[bytes], bytes],
+    errors: tuple[type[Exception], ...],
+) -> tuple[T, str]:
+    """`load` the artifact cached at `path`, or `compile` the module, store the
+    artifact and load that; returns (loaded, "hit" | "compiled"). `errors` are
+    the runtime's exceptions for a corrupt artifact or an invalid module."""
+    try:
+        return load(read_cached(path)), "hit"
+    except (OSError, ValueError, *errors) as exc:
+        if path.exists():
+            log.warning("wasm.cache_corrupt", module=prepared.spec.name, error=first_line(exc), action="recompiling")
+    try:
+        artifact = compile(prepared.wasm)
+    except errors as exc:
+        raise StartupError(f"wasm module '{prepared.spec.name}' does not compile: {first_line(exc)}") from None
+    write_cached(path, artifact)
+    return load(artifact), "compiled"
+
+
 # -- HTTP handler wire format -------------------------------------------------
 
 _U32 = struct.Struct("<I")
@@ -436,6 +482,119 @@ def decode_response(data: bytes, module: str) -> WasmResponse:
     except (ValueError, UnicodeDecodeError) as exc:
         raise WasmError(f"module '{module}' returned a malformed HTTP response ({exc})") from None
     return WasmResponse(status, headers, body)
+
+
+# -- calls inside a runtime --------------------------------------------------
+
+ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout"]
+
+#: A trap counts as a memory-limit failure when less than this is left below the cap.
+MEMORY_SLACK = 2 * MIB
+#: At most this much of a WASI command's stdout is read.
+STDOUT_LIMIT = 16 * MIB
+
+
+@attrs.frozen
+class Outcome:
+    """A call's result as a runtime reports it: `error` is None on success."""
+
+    value: Any = None
+    outputs: tuple[bytes, ...] = ()
+    duration_ms: float = 0.0
+    error: ErrorKind | None = None
+    message: str = ""
+
+
+class Guest(Protocol):
+    """One module instance, as the runtime-independent call code uses it."""
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        """The exported function `name` (called with plain numbers), or None."""
+
+    def read(self, ptr: int, size: int) -> bytes: ...
+
+    def write(self, ptr: int, data: bytes) -> None: ...
+
+    def memory_size(self) -> int:
+        """The current size of the exported memory in bytes."""
+
+
+def memory_outcome(guest: Guest | None, memory_limit: int, message: str) -> Outcome | None:
+    """A memory-limit `Outcome` if `guest`'s memory is at its cap when it failed."""
+    if guest is None:
+        return None
+    size = guest.memory_size()
+    if size + MEMORY_SLACK < memory_limit:
+        return None
+    return Outcome(error="memory", message=f"{message} with {size // MIB} MiB in use")
+
+
+def call_export(guest: Guest, function: str, args: Sequence[int | float | ArrayIn | ArrayOut], memory_limit: int) -> Outcome:
+    """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out
+    (through the module's `alloc`/`dealloc`). Runtime errors propagate."""
+    target = guest.function(function) if function not in ("alloc", "dealloc") else None
+    alloc, dealloc = guest.function("alloc"), guest.function("dealloc")
+    if target is None or alloc is None or dealloc is None:
+        return Outcome(error="abi", message=f"no exported function '{function}'")
+    buffers: list[tuple[int, int]] = []
+    outputs: list[tuple[int, int]] = []
+    values: list[int | float] = []
+    for arg in args:
+        if isinstance(arg, (ArrayIn, ArrayOut)):
+            size = len(arg.data) if isinstance(arg, ArrayIn) else arg.length * ITEMSIZE[arg.dtype]
+            ptr = alloc(size)
+            if ptr == 0:
+                return Outcome(error="memory", message=f"alloc({size}) failed: the module's memory limit is {memory_limit // MIB} MiB")
+            buffers.append((ptr, size))
+            if isinstance(arg, ArrayIn):
+                guest.write(ptr, arg.data)
+            else:
+                outputs.append((ptr, size))
+            values.append(ptr)
+        else:
+            values.append(arg)
+    start = time.perf_counter()
+    value = target(*values)
+    duration = (time.perf_counter() - start) * 1000
+    out = tuple(guest.read(ptr, size) for ptr, size in outputs)
+    for ptr, size in buffers:
+        dealloc(ptr, size)
+    return Outcome(value=value, outputs=out, duration_ms=duration)
+
+
+def handle_export(guest: Guest, request: bytes) -> Outcome:
+    """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
+    alloc, dealloc, handle = guest.function("alloc"), guest.function("dealloc"), guest.function("handle")
+    if alloc is None or dealloc is None or handle is None:
+        return Outcome(error="abi", message="no exported function 'handle'")
+    ptr = alloc(len(request))
+    if ptr == 0:
+        return Outcome(error="memory", message="alloc failed for the request")
+    guest.write(ptr, request)
+    start = time.perf_counter()
+    packed = handle(ptr, len(request)) & 0xFFFFFFFFFFFFFFFF
+    duration = (time.perf_counter() - start) * 1000
+    dealloc(ptr, len(request))
+    resp_ptr, resp_len = packed >> 32, packed & 0xFFFFFFFF
+    if resp_ptr + resp_len > guest.memory_size():
+        return Outcome(error="abi", message="handle returned a response outside its memory")
+    body = guest.read(resp_ptr, resp_len)
+    dealloc(resp_ptr, resp_len)
+    return Outcome(value=body, duration_ms=duration)
+
+
+def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
+    return WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
+
+
+def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
+    """The `WasmError` for a failed `Outcome` (naming module and function)."""
+    where = f"module '{module}' function '{function}'"
+    if outcome.error == "memory":
+        return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
+    if outcome.error == "trap":
+        return WasmTrap(f"{where} trapped: {outcome.message}")
+    return WasmError(f"{where} failed: {outcome.message}")
 
 
 # -- WAGI / CGI -----------------------------------------------------------------
