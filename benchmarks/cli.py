@@ -1,0 +1,301 @@
+"""``python -m benchmarks``: run the benchmark and write the report.
+
+Sections: /matmul cells for every selected server row (WasmKernel through its
+real plugin stack, and the peers), native references, initialization
+overhead, /hello request overhead; then statistics, CSVs, charts and
+REPORT.md in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks import load as load_test
+from benchmarks import machine, native, startup, stats
+from benchmarks.client import ChecksumMismatch, measure_cell
+from benchmarks.registries import check, materialize
+from benchmarks.report import Results, write_all
+from benchmarks.servers import ROOT, ProcessSpec, RunningServer, ServerRow, SetupFailed, peer_rows, run_setup, start, wasmkernel_rows, wasmkernel_spec
+
+DEFAULT_SIZES = (100, 200, 500, 1000, 2000)
+SMOKE_SIZES = (50, 100)
+MATMUL_WASM = ROOT / "wasm_modules" / "dist" / "matmul.wasm"
+JWT_ENV = "WASMKERNEL_JWT_SECRET"
+
+console = Console(stderr=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", help=f"comma-separated sizes (default {','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--full", action="store_true", help="add n=5000")
+    parser.add_argument("--reps", type=int, default=30, help="measured repetitions per cell (default 30)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up requests per cell; the first is reported as the first request (default 2)")
+    parser.add_argument("--servers", help="comma-separated rows (default: every row); e.g. wasmkernel-naive,wasmkernel-fast,fastapi-naive,gin")
+    parser.add_argument("--cell-budget", type=float, default=120.0, help="seconds per (row, size) cell; stops there and records the reps made (default 120)")
+    parser.add_argument(
+        "--request-budget", type=float, default=None, help="seconds one request may take before it is recorded as timed out (default: the cell budget)"
+    )
+    parser.add_argument("--smoke", action="store_true", help="n=50,100, 3 reps, 1 warm-up, no load/init/native sections")
+    parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results/<timestamp>)")
+    parser.add_argument("--skip-load", action="store_true", help="skip the /hello load test")
+    parser.add_argument("--skip-init", action="store_true", help="skip the initialization-overhead section")
+    parser.add_argument("--skip-native", action="store_true", help="skip the native Rust and numpy references")
+    parser.add_argument("--load-duration", type=float, default=10.0, help="seconds of wrk per server (default 10)")
+    parser.add_argument("--init-trials", type=int, default=5, help="starts per initialization scenario (default 5)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.reps, args.warmup = min(args.reps, 3), min(args.warmup, 1)
+        args.skip_load = args.skip_init = args.skip_native = True
+    if args.sizes:
+        args.sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
+    else:
+        args.sizes = list(SMOKE_SIZES if args.smoke else DEFAULT_SIZES)
+    if args.full and 5000 not in args.sizes:
+        args.sizes.append(5000)
+    if any(not 1 <= n <= 5000 for n in args.sizes):
+        parser.error("sizes must be in 1..5000")
+    if args.reps < 1 or args.warmup < 0:
+        parser.error("--reps must be ≥ 1 and --warmup ≥ 0")
+    args.request_budget = args.request_budget or args.cell_budget
+    args.out = args.out or ROOT / "benchmarks" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return args
+
+
+class Run:
+    """One benchmark run: its options, output folder, results and registries."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out: Path = args.out
+        self.logs = self.out / "logs"
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.env = {JWT_ENV: os.environ.get(JWT_ENV) or secrets.token_urlsafe(48)}
+        self.results = Results(sizes=list(args.sizes), reps=args.reps, warmup=args.warmup, machine=machine.facts())
+        self.cache = self.out / "cache"
+        self.broken: dict[str, dict[str, str]] = {}
+        self.failed_processes: set[str] = set()
+
+    # -- WasmKernel ------------------------------------------------------------
+
+    def wasm_ready(self) -> str | None:
+        """None when matmul.wasm exists (building it if needed), else why not."""
+        if MATMUL_WASM.exists():
+            return None
+        done = subprocess.run(["bash", str(ROOT / "wasm_modules" / "build.sh"), "matmul"], check=False, capture_output=True, text=True)
+        if done.returncode != 0 or not MATMUL_WASM.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return f"wasm_modules/build.sh failed: {tail[0]}"
+        return None
+
+    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "") -> ProcessSpec:
+        """The `wasmkernel run` process for a registry template; plugins that are
+        not installed or fail to load are left out and reported (never hidden)."""
+        name = name or f"wasmkernel-{template}"
+        registry = self.out / "registries" / f"{name}.toml"
+        broken = self.broken.setdefault(template, {})
+        while True:
+            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken)
+            failure = check(registry, self.env)
+            if failure is None or not failure[0] or failure[0] in broken:
+                break
+            broken[failure[0]] = failure[1]
+        notes = [f"registry {template}.toml: plugins not installed, left out: {', '.join(dropped)}"] if dropped else []
+        notes += [f"registry {template}.toml: left out '{plugin}', it fails: {why}" for plugin, why in broken.items()]
+        if failure is not None:
+            notes.append(f"registry {template}.toml does not assemble: {failure[1]}")
+        self.results.notes += [note for note in notes if note not in self.results.notes]
+        return wasmkernel_spec(registry, self.env, name)
+
+    # -- /matmul cells --------------------------------------------------------------
+
+    def rows(self) -> list[ServerRow]:
+        rows: list[ServerRow] = []
+        reason = self.wasm_ready()
+        spec = self.wasmkernel("full", self.cache, name="wasmkernel")
+        for row in wasmkernel_rows(spec):
+            if reason:
+                self.results.skipped[row.name] = reason
+            else:
+                rows.append(row)
+        rows += peer_rows()
+        known = {row.name for row in rows} | set(self.results.skipped)
+        if self.args.servers:
+            wanted = [s.strip() for s in self.args.servers.split(",") if s.strip()]
+            unknown = [s for s in wanted if s not in known]
+            if unknown:
+                raise SystemExit(f"unknown server rows: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            rows = [row for row in rows if row.name in wanted]
+        self.results.naive_peers = [row.name for row in peer_rows() if row.naive]
+        return rows
+
+    def matmul(self, rows: list[ServerRow]) -> None:
+        by_process: dict[str, list[ServerRow]] = {}
+        for row in rows:
+            by_process.setdefault(row.process.name, []).append(row)
+        per_cell = self.args.warmup + self.args.reps
+        total = per_cell * len(rows) * len(self.args.sizes)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("/matmul", total=total)
+            for group in by_process.values():
+                spec = group[0].process
+                try:
+                    progress.update(task, description=f"setting up {spec.name}")
+                    run_setup(spec)
+                    server = start(spec, self.logs)
+                except SetupFailed as exc:
+                    self.failed_processes.add(spec.name)
+                    for row in group:
+                        self.results.skipped[row.name] = str(exc)
+                    progress.advance(task, per_cell * len(group) * len(self.args.sizes))
+                    console.print(f"[yellow]{spec.name}: skipped: {exc}")
+                    continue
+                try:
+                    server = self.cells(server, group, progress, task)
+                except SetupFailed as exc:  # a restart after a timed-out request failed
+                    for row in group:
+                        self.results.skipped[f"{row.name} (remaining sizes)"] = f"restart failed: {exc}"
+                finally:
+                    server.stop()
+
+    def cells(self, server: RunningServer, group: list[ServerRow], progress: Progress, task: object) -> RunningServer:
+        args = self.args
+        last: dict[str, tuple[int, float]] = {}
+        with httpx.Client() as client:
+            for n in args.sizes:
+                for row in group:
+                    progress.update(task, description=f"{row.name} n={n}")  # type: ignore[arg-type]
+                    if row.name in last:
+                        prev_n, prev_ms = last[row.name]
+                        predicted = prev_ms * (n / prev_n) ** 3 / 1000.0
+                        if predicted > args.request_budget:
+                            self.results.skipped[f"{row.name} n={n}"] = f"predicted {predicted:.0f} s per request > request budget {args.request_budget:.0f} s"
+                            progress.advance(task, args.warmup + args.reps)  # type: ignore[arg-type]
+                            continue
+                    samples, cell = measure_cell(
+                        client,
+                        server,
+                        row,
+                        n,
+                        reps=args.reps,
+                        warmup=args.warmup,
+                        cell_budget=args.cell_budget,
+                        request_budget=args.request_budget,
+                        on_request=lambda: progress.advance(task),  # type: ignore[arg-type]
+                    )
+                    self.results.samples += samples
+                    self.results.cells.append(cell)
+                    progress.advance(task, args.warmup + args.reps - len(samples))  # type: ignore[arg-type]
+                    ok = [s.latency_ms for s in samples if s.status == "ok"]
+                    if ok:
+                        last[row.name] = (n, min(ok))
+                    if cell.stopped:
+                        console.print(f"[yellow]{row.name} n={n}: stopped ({cell.stopped}) after {cell.made}/{cell.requested} reps")
+                    if cell.stopped in ("timeout", "error") or not server.alive():
+                        # The server may still be busy with the abandoned request: restart it.
+                        last[row.name] = (n, args.request_budget * 1000.0 * 2)
+                        server.stop()
+                        server = start(server.spec, self.logs)
+        return server
+
+    # -- other sections ---------------------------------------------------------------
+
+    def references(self) -> None:
+        reps = min(self.args.reps, 5)
+        try:
+            self.results.references += native.rust(self.args.sizes, reps)
+        except (SetupFailed, OSError, subprocess.SubprocessError) as exc:
+            self.results.skipped["rust-native"] = str(exc)
+        try:
+            self.results.references += native.numpy_blas(self.args.sizes, reps)
+        except SetupFailed as exc:
+            self.results.skipped["numpy"] = str(exc)
+
+    def init_overhead(self) -> None:
+        def make(cache: Path, prewarm: bool) -> ProcessSpec:
+            return self.wasmkernel("full", cache, prewarm, name=f"wasmkernel-init-{'prewarm' if prewarm else 'lazy'}")
+
+        if self.wasm_ready() is not None:
+            self.results.skipped["initialization overhead"] = "matmul.wasm cannot be built"
+            return
+        try:
+            self.results.startup = startup.measure(make, self.logs, self.args.init_trials, 100, max(5, min(self.args.reps, 30)))
+        except (SetupFailed, httpx.HTTPError, ValueError) as exc:
+            self.results.skipped["initialization overhead"] = f"{type(exc).__name__}: {exc}"
+
+    def load(self, rows: list[ServerRow]) -> None:
+        reason = load_test.wrk_available()
+        if reason:
+            self.results.skipped["load test"] = reason
+            return
+        bare = self.wasmkernel("bare", self.cache)
+        full = self.wasmkernel("full", self.cache)
+        starlette = ProcessSpec(
+            "starlette-reference",
+            "Python",
+            "Starlette on hypercorn (trio worker)",
+            ROOT,
+            f"exec {sys.executable} -m hypercorn --worker-class trio --bind 127.0.0.1:$PORT benchmarks.reference.starlette_app:app",
+        )
+        peers = list({row.process.name: row.process for row in rows if not row.is_wasmkernel}.values())
+        for spec in [bare, full, starlette, *peers]:
+            if spec.name in self.failed_processes:
+                self.results.skipped[f"load: {spec.name}"] = "could not be set up (see above)"
+                continue
+            console.print(f"wrk /hello: {spec.name}")
+            try:
+                run_setup(spec)
+                with start(spec, self.logs) as server:
+                    self.results.load.append(load_test.run_wrk(spec.name, server.base_url + "/hello", self.args.load_duration))
+            except (SetupFailed, RuntimeError, ValueError) as exc:
+                self.results.skipped[f"load: {spec.name}"] = str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = Run(args)
+    console.print(f"benchmark → {run.out}  sizes={args.sizes} reps={args.reps} warmup={args.warmup}")
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    code = 0
+    try:
+        rows = run.rows()
+        run.matmul(rows)
+        if not args.skip_native:
+            console.print("native references (Rust, numpy)")
+            run.references()
+        if not args.skip_init:
+            console.print("initialization overhead")
+            run.init_overhead()
+        if not args.skip_load:
+            run.load(rows)
+    except ChecksumMismatch as exc:
+        run.results.aborted = str(exc)
+        console.print(f"[red]aborted: {exc}")
+        code = 1
+    except KeyboardInterrupt:
+        run.results.aborted = "interrupted"
+        code = 130
+    results = run.results
+    results.summaries = stats.summarize(results.samples)
+    results.comparisons, results.anovas = stats.compare(results.samples, ["wasmkernel-naive", "wasmkernel-fast"])
+    results.notes.append(
+        f"total wall time {time.perf_counter() - started:.0f} s; 1-minute load average {load_before:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end (anything else running on the machine disturbs the figures)"
+    )
+    write_all(results, run.out)
+    console.print(f"report: {run.out / 'REPORT.md'}")
+    return code

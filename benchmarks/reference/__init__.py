@@ -1,0 +1,1 @@
+"""Reference servers for the request-overhead comparison."""

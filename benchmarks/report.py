@@ -1,0 +1,369 @@
+"""Writing the results: CSV files, PNG charts and REPORT.md."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from benchmarks.client import Cell, Sample
+from benchmarks.load import LoadResult
+from benchmarks.native import Reference
+from benchmarks.startup import StartupSample, median_first
+from benchmarks.stats import Anova, Comparison, Summary
+
+WASMKERNEL_FAST = "wasmkernel-fast"
+WASMKERNEL_NAIVE = "wasmkernel-naive"
+
+
+@attrs.define
+class Results:
+    """Everything one run measured (sections that did not run stay empty)."""
+
+    sizes: list[int]
+    reps: int
+    warmup: int
+    machine: dict[str, str]
+    samples: list[Sample] = attrs.field(factory=list)
+    cells: list[Cell] = attrs.field(factory=list)
+    skipped: dict[str, str] = attrs.field(factory=dict)  # row or section → reason
+    notes: list[str] = attrs.field(factory=list)
+    summaries: list[Summary] = attrs.field(factory=list)
+    comparisons: list[Comparison] = attrs.field(factory=list)
+    anovas: list[Anova] = attrs.field(factory=list)
+    references: list[Reference] = attrs.field(factory=list)
+    startup: list[StartupSample] = attrs.field(factory=list)
+    load: list[LoadResult] = attrs.field(factory=list)
+    naive_peers: list[str] = attrs.field(factory=list)
+    aborted: str = ""
+
+
+def write_csv(path: Path, rows: Sequence[Any]) -> None:
+    if not rows:
+        return
+    fields = [f.name for f in attrs.fields(type(rows[0]))]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            data = attrs.asdict(row)
+            writer.writerow({k: ";".join(v) if isinstance(v, tuple) else v for k, v in data.items()})
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+# -- charts -------------------------------------------------------------------
+
+
+def _by_server(summaries: Sequence[Summary]) -> dict[str, list[Summary]]:
+    grouped: dict[str, list[Summary]] = defaultdict(list)
+    for s in summaries:
+        grouped[s.server].append(s)
+    return {k: sorted(v, key=lambda s: s.n) for k, v in sorted(grouped.items())}
+
+
+def charts(results: Results, out: Path) -> list[str]:
+    made = []
+    grouped = _by_server(results.summaries)
+    if grouped:
+        fig, ax = plt.subplots(figsize=(9, 6))
+        for server, rows in grouped.items():
+            ns = [r.n for r in rows]
+            means = [r.mean_ms for r in rows]
+            errors = [[r.mean_ms - r.ci95_low_ms for r in rows], [r.ci95_high_ms - r.mean_ms for r in rows]]
+            ax.errorbar(ns, means, yerr=errors, marker="o", capsize=3, label=server, linewidth=2.5 if server.startswith("wasmkernel") else 1.2)
+        ax.set(xscale="log", yscale="log", xlabel="matrix size n", ylabel="latency per request (ms, mean ± 95% CI)", title="GET /matmul latency")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        made.append(_save(fig, out / "latency_vs_n.png"))
+
+        fig, ax = plt.subplots(figsize=(9, 6))
+        for server, rows in grouped.items():
+            ax.plot([r.n for r in rows], [r.gflops for r in rows], marker="o", label=server)
+        refs: dict[str, list[Reference]] = defaultdict(list)
+        for ref in results.references:
+            refs[ref.name].append(ref)
+        for name, rows_ in sorted(refs.items()):
+            ax.plot([r.n for r in rows_], [r.gflops for r in rows_], linestyle="--", marker="x", label=f"{name} (no HTTP)")
+        ax.set(xscale="log", yscale="log", xlabel="matrix size n", ylabel="GFLOP/s (2n³ / request latency)", title="Throughput of the multiply")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        made.append(_save(fig, out / "gflops.png"))
+
+        cells = [c for c in results.cells if c.made or c.stopped]
+        if cells:
+            servers = sorted({c.server for c in cells})
+            sizes = sorted({c.n for c in cells})
+            fig, ax = plt.subplots(figsize=(10, 6))
+            width = 0.8 / max(1, len(sizes))
+            peak = {(c.server, c.n): c.peak_rss_mb for c in cells}
+            for index, n in enumerate(sizes):
+                xs = [i + index * width for i in range(len(servers))]
+                ax.bar(xs, [peak.get((s, n), 0.0) for s in servers], width, label=f"n={n}")
+            ax.set_xticks([i + width * (len(sizes) - 1) / 2 for i in range(len(servers))], servers, rotation=30, ha="right")
+            ax.set(ylabel="peak RSS of the process tree (MiB)", title="Memory per server")
+            ax.legend(fontsize=8)
+            made.append(_save(fig, out / "memory.png"))
+
+    speedups = [c for c in results.comparisons if c.a == WASMKERNEL_FAST]
+    if speedups:
+        fig, ax = plt.subplots(figsize=(9, 6))
+        per_peer: dict[str, list[Comparison]] = defaultdict(list)
+        for c in speedups:
+            per_peer[c.b].append(c)
+        for peer, rows__ in sorted(per_peer.items()):
+            rows__.sort(key=lambda c: c.n)
+            ax.plot([c.n for c in rows__], [c.speedup for c in rows__], marker="o", label=peer)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="matrix size n",
+            ylabel="speed-up (peer latency / WasmKernel fast latency)",
+            title="Speed-up of WasmKernel (fast kernel)",
+        )
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        made.append(_save(fig, out / "speedup.png"))
+
+    if results.startup:
+        scenarios = ["cold-cache", "warm-cache", "no-prewarm", "steady"]
+        present = [s for s in scenarios if any(x.scenario == s for x in results.startup)]
+        fig, ax = plt.subplots(figsize=(8, 5))
+        firsts = [median_first(results.startup, s) or 0.0 for s in present]
+        ax.bar(present, firsts, color=["#c44", "#4a4", "#aa4", "#44c"][: len(present)])
+        n = results.startup[0].n
+        ax.set(ylabel=f"first GET /matmul?n={n}&kernel=fast (ms, median)", title="Cold vs warm start")
+        made.append(_save(fig, out / "startup.png"))
+
+    if results.load:
+        fig, ax = plt.subplots(figsize=(9, 5))
+        ordered = sorted(results.load, key=lambda r: r.requests_per_s)
+        ax.barh([r.server for r in ordered], [r.requests_per_s for r in ordered])
+        ax.set(xlabel="requests/s (wrk -t2 -c64, same machine)", title="GET /hello throughput")
+        made.append(_save(fig, out / "hello_throughput.png"))
+    return made
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+# -- targets --------------------------------------------------------------------
+
+
+def targets(results: Results) -> list[tuple[str, str, str]]:
+    """(target, PASS | FAIL | N/A, evidence)."""
+    summary = {(s.server, s.n): s for s in results.summaries}
+    naive = [p for p in results.naive_peers if any(k[0] == p for k in summary)]
+    lines: list[tuple[str, str, str]] = []
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    large = [n for n in results.sizes if n >= 200 and (WASMKERNEL_FAST, n) in summary]
+    name = "fast kernel faster than every naive peer at n ≥ 200, first request included"
+    if large and naive:
+        failures = []
+        for n in large:
+            fast = summary[(WASMKERNEL_FAST, n)]
+            worst = max(filter(None, [fast.mean_ms, fast.first_ms]))
+            failures += [
+                f"n={n}: {p} {summary[(p, n)].mean_ms:.1f} ms ≤ {worst:.1f} ms" for p in naive if (p, n) in summary and summary[(p, n)].mean_ms <= worst
+            ]
+        lines.append((name, verdict(not failures), "; ".join(failures) or f"sizes {large} vs {', '.join(naive)}"))
+    else:
+        lines.append((name, "N/A", "no WasmKernel fast row or naive peer at n ≥ 200"))
+
+    name = "n=100 within 1.2x of the fastest naive peer"
+    best_peer = min(((summary[(p, 100)].mean_ms, p) for p in naive if (p, 100) in summary), default=None)
+    wk = [summary[(s, 100)] for s in (WASMKERNEL_FAST, WASMKERNEL_NAIVE) if (s, 100) in summary]
+    if best_peer and wk:
+        ours = min(wk, key=lambda s: s.mean_ms)
+        ratio = ours.mean_ms / best_peer[0]
+        lines.append((name, verdict(ratio <= 1.2), f"{ours.server} {ours.mean_ms:.2f} ms vs {best_peer[1]} {best_peer[0]:.2f} ms: {ratio:.2f}x"))
+    else:
+        lines.append((name, "N/A", "n=100 not measured for WasmKernel or any naive peer"))
+
+    name = "naive WASM within 1.3x of native naive (time inside the module vs matmul-native)"
+    native = {r.n: r for r in results.references if r.name == "rust-native-naive"}
+    pairs = [(n, summary[(WASMKERNEL_NAIVE, n)], native[n]) for n in results.sizes if (WASMKERNEL_NAIVE, n) in summary and n in native]
+    if pairs:
+        ratios = [(n, (s.module_mean_ms or s.mean_ms) / r.best_ms) for n, s, r in pairs]
+        worst_n, worst = max(ratios, key=lambda x: x[1])
+        lines.append((name, verdict(worst <= 1.3), ", ".join(f"n={n}: {x:.2f}x" for n, x in ratios) + f" (worst n={worst_n})"))
+    else:
+        lines.append((name, "N/A", "native or WasmKernel naive rows missing"))
+
+    name = "n=2000: fast kernel ≥ 20% of numpy GFLOP/s"
+    numpy_2000 = next((r for r in results.references if r.name == "numpy" and r.n == 2000), None)
+    if numpy_2000 and (WASMKERNEL_FAST, 2000) in summary:
+        share = summary[(WASMKERNEL_FAST, 2000)].gflops / numpy_2000.gflops
+        lines.append((name, verdict(share >= 0.2), f"{summary[(WASMKERNEL_FAST, 2000)].gflops:.2f} vs numpy {numpy_2000.gflops:.2f} GFLOP/s: {share:.0%}"))
+    else:
+        lines.append((name, "N/A", "n=2000 not in this run"))
+
+    name = "warm-cache first request within 2x steady state"
+    warm, steady = median_first(results.startup, "warm-cache"), median_first(results.startup, "steady")
+    if warm and steady:
+        lines.append((name, verdict(warm <= 2 * steady), f"{warm:.2f} ms vs {steady:.2f} ms: {warm / steady:.2f}x"))
+    else:
+        lines.append((name, "N/A", "initialization section not run"))
+
+    name = "full plugin chain ≥ 85% of the bare kernel's /hello throughput"
+    load = {r.server: r for r in results.load}
+    if "wasmkernel-bare" in load and "wasmkernel-full" in load:
+        share = load["wasmkernel-full"].requests_per_s / load["wasmkernel-bare"].requests_per_s
+        lines.append(
+            (name, verdict(share >= 0.85), f"{load['wasmkernel-full'].requests_per_s:.0f} vs {load['wasmkernel-bare'].requests_per_s:.0f} req/s: {share:.0%}")
+        )
+    else:
+        lines.append((name, "N/A", "load section not run"))
+    return lines
+
+
+# -- REPORT.md ------------------------------------------------------------------
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) -> str:
+    parts = ["# WasmKernel /matmul benchmark\n"]
+    if results.aborted:
+        parts.append(f"**ABORTED:** {results.aborted}\n")
+    parts.append(
+        f"Sizes {results.sizes}, {results.reps} measured repetitions per cell after {results.warmup} warm-up request(s) "
+        "(the first warm-up is reported as the *first request*). Latency is client-side wall time of one "
+        "`GET /matmul?n=N&kernel=K` at a time over keep-alive HTTP/1.1 on loopback; every checksum was verified "
+        "against the closed form. GFLOP/s = 2n³ / mean latency.\n"
+    )
+    parts.append("## Machine\n\n" + _table(["", ""], [[k, v] for k, v in results.machine.items()]))
+    if results.skipped:
+        parts.append("## Skipped\n\n" + "\n".join(f"- **{k}**: skipped: {v}" for k, v in sorted(results.skipped.items())) + "\n")
+    if results.notes:
+        parts.append("## Notes\n\n" + "\n".join(f"- {note}" for note in results.notes) + "\n")
+
+    parts.append("## Targets\n\n" + "\n".join(f"- **{v}** — {name}: {why}" for name, v, why in targets(results)) + "\n")
+
+    cells = {(c.server, c.n): c for c in results.cells}
+    rows = []
+    for s in results.summaries:
+        cell = cells.get((s.server, s.n))
+        made = f"{s.reps}/{cell.requested}" + (f" ({cell.stopped})" if cell and cell.stopped else "") if cell else str(s.reps)
+        rows.append(
+            [
+                s.server,
+                str(s.n),
+                made,
+                _fmt(s.mean_ms),
+                _fmt(s.std_ms),
+                f"{_fmt(s.ci95_low_ms)} - {_fmt(s.ci95_high_ms)}",
+                _fmt(s.median_ms),
+                _fmt(s.first_ms),
+                _fmt(s.compute_mean_ms),
+                _fmt(s.gflops, 3),
+            ]
+        )
+    unfinished = [c for c in results.cells if c.made == 0]
+    rows += [[c.server, str(c.n), f"0/{c.requested} ({c.stopped})", "—", "—", "—", "—", "—", "—", "—"] for c in unfinished]
+    parts.append("## Latency (ms)\n\n" + _table(["server", "n", "reps", "mean", "std", "95% CI", "median", "first request", "server compute", "GFLOP/s"], rows))
+
+    if results.cells:
+        parts.append(
+            "## Memory and CPU per cell\n\nPeak RSS is the sum of each process's peak (Linux VmHWM, reset before the cell) over the "
+            "server's process tree (hypercorn workers and WebAssembly worker processes included).\n\n"
+            + _table(
+                ["server", "n", "peak RSS (MiB)", "RSS after (MiB)", "CPU s", "cell s"],
+                [[c.server, str(c.n), _fmt(c.peak_rss_mb, 1), _fmt(c.end_rss_mb, 1), _fmt(c.cpu_s), _fmt(c.elapsed_s, 1)] for c in results.cells],
+            )
+        )
+    if results.references:
+        parts.append(
+            "## Native references (no HTTP, same matrices)\n\nGFLOP/s from the best repetition: these rows are the machine's limit.\n\n"
+            + _table(
+                ["kernel", "n", "reps", "median ms", "best ms", "GFLOP/s (best)"],
+                [[r.name, str(r.n), str(r.reps), _fmt(r.median_ms, 3), _fmt(r.best_ms, 3), _fmt(r.gflops)] for r in results.references],
+            )
+        )
+    if results.comparisons:
+        parts.append(
+            "## Welch t-tests (WasmKernel vs each peer, per size)\n\n"
+            + _table(
+                ["n", "WasmKernel row", "peer", "mean WK ms", "mean peer ms", "speed-up", "t", "p"],
+                [[str(c.n), c.a, c.b, _fmt(c.mean_a_ms), _fmt(c.mean_b_ms), f"{c.speedup:.2f}x", _fmt(c.t), f"{c.p_value:.3g}"] for c in results.comparisons],
+            )
+        )
+    if results.anovas:
+        parts.append(
+            "## One-way ANOVA per size (all rows with ≥ 2 samples)\n\n"
+            + _table(["n", "groups", "F", "p"], [[str(a.n), ", ".join(a.groups), _fmt(a.f), f"{a.p_value:.3g}"] for a in results.anovas])
+        )
+    if results.startup:
+        scen = ["cold-cache", "warm-cache", "no-prewarm", "steady"]
+        rows = []
+        for name in scen:
+            group = [s for s in results.startup if s.scenario == name]
+            if group:
+                ready = [s.ready_s for s in group if s.ready_s is not None]
+                rows.append([name, str(len(group)), _fmt(sorted(ready)[len(ready) // 2], 3) if ready else "—", _fmt(median_first(results.startup, name))])
+        parts.append(
+            f"## Initialization overhead (n={results.startup[0].n}, fast kernel)\n\n"
+            "Each start is a new `wasmkernel run` of the full registry. *ready* = seconds from process start to the first "
+            "`/hello` answer; *first request* = latency of the first `/matmul` (median over starts; for *steady*, over requests "
+            "on a warmed server).\n\n" + _table(["scenario", "samples", "ready (s)", "first request (ms)"], rows)
+        )
+    if results.load:
+        parts.append(
+            "## Request overhead: GET /hello (wrk -t2 -c64, same machine)\n\n"
+            + _table(
+                ["server", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx", "socket errors"],
+                [
+                    [r.server, _fmt(r.requests_per_s, 0), _fmt(r.p50_ms), _fmt(r.p99_ms), str(r.requests), str(r.non_2xx), r.socket_errors or "none"]
+                    for r in results.load
+                ],
+            )
+        )
+    if images:
+        parts.append("## Charts\n\n" + "\n".join(f"![{name}]({name})" for name in images) + "\n")
+    parts.append("## Files\n\n" + "\n".join(f"- `{name}`: {what}" for name, what in files.items()) + "\n")
+    return "\n".join(parts)
+
+
+def write_all(results: Results, out: Path) -> None:
+    files = {}
+    for name, rows, what in (
+        ("raw.csv", results.samples, "every request: phase, status, latency, server-reported times, checksum and its verification"),
+        ("summary.csv", results.summaries, "per server and size: mean, std, CI, GFLOP/s"),
+        ("cells.csv", results.cells, "per cell: reps made, why it stopped, peak RSS, CPU"),
+        ("ttests.csv", results.comparisons, "Welch t-tests"),
+        ("anova.csv", results.anovas, "one-way ANOVA per size"),
+        ("native.csv", results.references, "native Rust and numpy references"),
+        ("startup.csv", results.startup, "initialization overhead"),
+        ("load.csv", results.load, "/hello load test"),
+    ):
+        if rows:
+            write_csv(out / name, rows)
+            files[name] = what
+    images = charts(results, out)
+    files["logs/"] = "server output"
+    (out / "REPORT.md").write_text(markdown(results, images, files))

@@ -1,0 +1,1 @@
+"""WasmKernel hello plugin."""

@@ -1,0 +1,38 @@
+"""The hello plugin: `GET /hello` → `200 text/plain` ``Hello, world!``.
+
+The cheapest possible route, used to measure the framework's per-request
+overhead (the benchmark's `/hello` load test, the same contract every peer
+server answers). The response is built once and shared by every request.
+
+Config: none (unknown keys are refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from kernel import Application, Request, Response, Route, TextResponse, hookimpl, parse_config
+
+BODY = "Hello, world!"
+
+
+@attrs.frozen
+class Config:
+    """No options."""
+
+
+class Plugin:
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        parse_config(Config, config)
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        return [Route("/hello", hello, name="hello", summary="Constant greeting (request-overhead benchmark)", tags=("benchmark",))]
+
+
+async def hello(request: Request) -> Response:
+    return TextResponse(BODY)

@@ -1,0 +1,1 @@
+"""WasmKernel matmul plugin: matrix multiplication served from a WebAssembly module."""

@@ -1,0 +1,226 @@
+"""The matmul plugin: matrix multiplication in a WebAssembly module.
+
+Routes:
+
+- `GET /matmul?n=N&kernel=naive|fast` — the benchmark endpoint, same contract
+  as the peer servers in ``benchmarks/peers``: the module builds
+  A[i][j] = ((i·n+j) mod 7)·0.5 and B[i][j] = ((i·n+j) mod 5)·0.25 itself
+  (`bench_checksum`), multiplies them and returns the sum of C. `naive`
+  (default, the peers' kernel) is one call; `fast` (packed, blocked simd128)
+  splits the rows over `split_rows` concurrent calls, i.e. worker processes.
+  Answers ``{"n", "kernel", "checksum", "compute_ms", "module_ms"}``:
+  `compute_ms` is the host's wall time around the module calls (what a client
+  waits for the multiply, worker round trips included), `module_ms` the
+  longest time one call spent inside the module.
+- `POST /api/matmul` (scope ``matrix:compute``) — ``{"a": [[...]], "b": [[...]]}``
+  → ``{"c": [[...]]}``, computed by `matmul_fast`.
+
+Config (``[plugins.matmul.config]``):
+
+- `module` (str, default ``"matmul"``): the loader's module name.
+- `max_n` (int, default 5000): largest `n` for `GET /matmul`.
+- `api_max_dim` (int, default 512): largest dimension for `POST /api/matmul`.
+- `api_max_body_bytes` (int, default 8 MiB): body limit of `POST /api/matmul`
+  (a 512x512 pair of matrices is a few MB of JSON).
+- `split_rows` (int, default 2): concurrent calls the fast kernel uses.
+- `split_min_n` (int, default 256): below this `n` the fast kernel makes one
+  call (a worker round trip costs more than the rows it would save).
+
+Also contributes the `wasmkernel bench` command (see `command.py`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from kernel import (
+    Application,
+    AuthRequirement,
+    Command,
+    Request,
+    Route,
+    ServiceUnavailable,
+    StartupError,
+    UnprocessableEntity,
+    hookimpl,
+    parse_config,
+)
+from kernel.wasm import ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
+from wasmkernel_matmul import command
+from wasmkernel_matmul.matrices import body_schema, check_finite, parse_operands
+
+log = structlog.get_logger("wasmkernel.matmul")
+
+KERNELS = ("naive", "fast")
+SCOPE = "matrix:compute"
+EXPORTS = ("bench_checksum", "matmul_fast")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+@attrs.frozen
+class Config:
+    module: str = "matmul"
+    max_n: int = attrs.field(default=5000, validator=_positive)
+    api_max_dim: int = attrs.field(default=512, validator=_positive)
+    api_max_body_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=_positive)
+    split_rows: int = attrs.field(default=2, validator=_positive)
+    split_min_n: int = attrs.field(default=256, validator=_positive)
+
+
+def query_schema(max_n: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["n"],
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": max_n},
+            "kernel": {"type": "string", "enum": list(KERNELS), "default": "naive"},
+        },
+    }
+
+
+def row_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """Split rows 0..n into at most `parts` contiguous, non-empty ranges."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
+class Plugin:
+    def __init__(self) -> None:
+        self.config = Config()
+        self.app: Application | None = None
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(Config, config)
+        self.app = app
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        cfg = self.config
+        return [
+            Route(
+                "/matmul",
+                self.benchmark,
+                name="matmul",
+                query_schema=query_schema(cfg.max_n),
+                summary="Multiply the benchmark matrices of size n in WebAssembly; returns the checksum",
+                tags=("matmul", "benchmark"),
+                responses={200: "checksum and timings", 422: "bad n or kernel"},
+            ),
+            Route(
+                "/api/matmul",
+                self.multiply,
+                methods=("POST",),
+                name="api.matmul",
+                auth=AuthRequirement(scopes=(SCOPE,)),
+                body_schema=body_schema(cfg.api_max_dim),
+                summary="Multiply two matrices: {a, b} → {c}",
+                tags=("matmul",),
+                responses={200: "the product", 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
+            ),
+        ]
+
+    @hookimpl
+    def wasmkernel_startup(self, app: Application) -> None:
+        """Refuse to start when the configured module is not loaded or lacks an export."""
+        loader = app.module_loader
+        if loader is None:
+            raise StartupError("the matmul plugin needs a module loader plugin (e.g. wasmer-loader) enabled before it")
+        found = {info.name: info for info in loader.modules()}
+        info = found.get(self.config.module)
+        if info is None:
+            raise StartupError(f"module '{self.config.module}' is not loaded (loaded: {', '.join(sorted(found)) or 'none'})")
+        missing = [name for name in EXPORTS if name not in info.exports]
+        if missing:
+            raise StartupError(f"module '{self.config.module}' does not export {', '.join(missing)}")
+
+    @hookimpl
+    def wasmkernel_commands(self) -> list[Command]:
+        return [command.bench_command()]
+
+    # -- endpoints --------------------------------------------------------------
+
+    def _loader(self) -> ModuleLoader:
+        loader = self.app.module_loader if self.app is not None else None
+        if loader is None:
+            raise ServiceUnavailable("no WebAssembly module loader is configured")
+        return loader
+
+    def _parse_query(self, request: Request) -> tuple[int, str]:
+        """The handler's own check (the validation plugin may be disabled)."""
+        errors = []
+        raw_n = request.query.get("n")
+        n = int(raw_n) if raw_n is not None and _DIGITS.fullmatch(raw_n) else 0
+        if not 1 <= n <= self.config.max_n:
+            errors.append({"pointer": "/n", "location": "query", "message": f"n must be an integer in 1..{self.config.max_n}"})
+        kernel = request.query.get("kernel")
+        if kernel is None:
+            kernel = "naive"
+        elif kernel not in KERNELS:
+            errors.append({"pointer": "/kernel", "location": "query", "message": f"kernel must be one of: {', '.join(KERNELS)}"})
+        if errors:
+            raise UnprocessableEntity("Invalid query parameters", extra={"errors": errors})
+        return n, kernel
+
+    async def benchmark(self, request: Request) -> dict[str, Any]:
+        n, kernel = self._parse_query(request)
+        loader = self._loader()
+        module = self.config.module
+        ranges = row_ranges(n, self.config.split_rows if kernel == "fast" and n >= self.config.split_min_n else 1)
+        fast = int(kernel == "fast")
+        results: list[CallResult] = []
+
+        async def run(lo: int, hi: int) -> None:
+            results.append(await loader.call(module, "bench_checksum", n, lo, hi, fast))
+
+        started = time.perf_counter()
+        if len(ranges) == 1:
+            await run(*ranges[0])
+        else:
+            async with trio.open_nursery() as nursery:
+                for lo, hi in ranges:
+                    nursery.start_soon(run, lo, hi)
+        compute_ms = (time.perf_counter() - started) * 1000.0
+        checksum = sum(float(result.value or 0.0) for result in results)
+        if math.isnan(checksum):  # the module refused its arguments
+            raise WasmError(f"module '{module}' function 'bench_checksum' returned NaN for n={n}")
+        return {
+            "n": n,
+            "kernel": kernel,
+            "checksum": checksum,
+            "compute_ms": compute_ms,
+            "module_ms": max(result.duration_ms for result in results),
+        }
+
+    async def multiply(self, request: Request) -> dict[str, Any]:
+        request.max_body_size = self.config.api_max_body_bytes
+        a, b = parse_operands(await request.json(), self.config.api_max_dim)
+        result = await self._loader().call(
+            self.config.module,
+            "matmul_fast",
+            ArrayIn.of(a.values),
+            ArrayIn.of(b.values),
+            ArrayOut(a.rows * b.cols),
+            a.rows,
+            a.cols,
+            b.cols,
+        )
+        c = result.output_array(0).tolist()
+        check_finite(c)
+        m = b.cols
+        return {"c": [c[i * m : (i + 1) * m] for i in range(a.rows)]}

@@ -1,0 +1,60 @@
+"""`python -m benchmarks --smoke` end to end: real servers, real checksums, a report."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").exists(), reason="benchmarks package not present"),
+]
+
+
+def available_rows() -> list[str]:
+    """WasmKernel's rows and those of every peer whose toolchain is installed."""
+    rows = ["wasmkernel-naive", "wasmkernel-fast"]
+    for peer in tomllib.loads((ROOT / "benchmarks" / "peers" / "peers.toml").read_text())["peer"]:
+        if all(shutil.which(exe) for exe in peer.get("requires", ())) and all(Path(f).exists() for f in peer.get("requires_files", ())):
+            kernels = peer["kernels"]
+            rows += [peer["name"]] if len(kernels) == 1 else [f"{peer['name']}-{kernel}" for kernel in kernels]
+    return rows
+
+
+def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--servers", ",".join(available_rows()), "--cell-budget", "30", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (out / "raw.csv").open() as handle:
+        raw = list(csv.DictReader(handle))
+    report = (out / "REPORT.md").read_text()
+    if "wasmkernel-naive" not in {row["server"] for row in raw}:
+        pytest.fail("WasmKernel was not measured: " + report[report.find("## Skipped") :][:800])
+    ok = [row for row in raw if row["status"] == "ok"]
+    assert ok and all(row["verified"] == "True" and float(row["checksum"]) == float(row["expected"]) for row in ok)
+    assert {int(row["n"]) for row in ok} == {50, 100}
+    with (out / "summary.csv").open() as handle:
+        summary = list(csv.DictReader(handle))
+    assert {(row["server"], row["n"]) for row in summary} >= {("wasmkernel-fast", "100"), ("wasmkernel-naive", "100")}
+    assert "## Targets" in report and "## Latency (ms)" in report
+    assert (out / "latency_vs_n.png").stat().st_size > 0
+    assert (out / "gflops.png").exists() and (out / "memory.png").exists()
