@@ -23,16 +23,18 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import attrs
 import structlog
 import trio
 
 from kernel.commands import Command
+from kernel.config import ConfiguredPlugin
 from kernel.errors import ConfigError, StartupError
+from kernel.hookspecs import hookimpl
 from kernel.http import Request
-from kernel.metrics import Sample
+from kernel.metrics import MetricSource, Sample
 from kernel.responses import Response
 from kernel.routing import AuthRequirement, Route
 from kernel.wasm import (
@@ -49,6 +51,9 @@ from kernel.wasm import (
     WasmTimeout,
     WasmTrap,
 )
+
+if TYPE_CHECKING:
+    from kernel.app import Application
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -170,6 +175,15 @@ class LoaderConfig:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    def selected(self, module: str | None) -> list[ModuleSpec]:
+        """Every declared module, or only `module` (`StartupError` if undeclared)."""
+        if module is None:
+            return list(self.modules)
+        specs = [spec for spec in self.modules if spec.name == module]
+        if not specs:
+            raise StartupError(f"no wasm module named {module!r} is declared")
+        return specs
 
     def timeout_of(self, spec: ModuleSpec) -> float:
         return spec.timeout if spec.timeout is not None else self.default_timeout
@@ -416,9 +430,10 @@ def compile_cached(
     """`load` the artifact cached at `path`, or `compile` the module, store the
     artifact and load that; returns (loaded, "hit" | "compiled"). `errors` are
     the runtime's exceptions for a corrupt artifact or an invalid module."""
+    unusable: tuple[type[Exception], ...] = (OSError, ValueError, *errors)
     try:
         return load(read_cached(path)), "hit"
-    except (OSError, ValueError, *errors) as exc:
+    except unusable as exc:
         if path.exists():
             log.warning("wasm.cache_corrupt", module=prepared.spec.name, error=first_line(exc), action="recompiling")
     try:
@@ -848,3 +863,46 @@ def module_info(prepared: PreparedModule, compiler: str, cache: str, config: Loa
         memory_limit_mb=prepared.memory_limit // MIB,
         generation=generation,
     )
+
+
+# -- plugin -------------------------------------------------------------------
+
+
+class ConfiguredLoader(ModuleLoader, Protocol):
+    """A loader built from a `LoaderConfig`, with call metrics."""
+
+    config: LoaderConfig
+    metrics: CallMetrics
+
+
+class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
+    """Base of a loader plugin: parses and checks its `LoaderConfig`, provides
+    the loader, its routes, its metrics and the ``wasmkernel wasm`` command.
+    Subclasses set `compilers` and implement `create`."""
+
+    config_class = LoaderConfig
+    compilers: tuple[str, ...]
+    loader: ConfiguredLoader | None = None
+
+    def create(self, config: LoaderConfig, base: Path, app: Application) -> ConfiguredLoader:
+        raise NotImplementedError
+
+    def configured(self) -> None:
+        self.config.check(self.compilers)
+        self.loader = self.create(self.config, self.app.registry.path.parent.resolve(), self.app)
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        return bind_routes(self.loader, self.config) if self.loader is not None else []
+
+    @hookimpl
+    def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:
+        return self.loader
+
+    @hookimpl
+    def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
+        return [self.loader.metrics] if self.loader is not None else []
+
+    @hookimpl
+    def wasmkernel_commands(self) -> list[Command]:
+        return wasm_commands()

@@ -27,30 +27,28 @@ from kernel.wasm import (
     Arg,
     CallResult,
     ModuleInfo,
-    WasmError,
-    WasmMemoryLimit,
     WasmRequest,
     WasmResponse,
-    WasmTimeout,
-    WasmTrap,
     WasmUnavailable,
 )
 from kernel.wasm_abi import (
     CallMetrics,
     LoaderConfig,
+    Outcome,
     PreparedModule,
     cache_path,
+    compile_cached,
     decode_response,
     encode_request,
     module_info,
+    outcome_error,
     parse_cgi_output,
     prepare_module,
-    read_cached,
+    timeout_error,
     watch_files,
-    write_cached,
 )
 from wasmkernel_wasmer_loader import worker
-from wasmkernel_wasmer_loader.worker import ModuleRef, Outcome
+from wasmkernel_wasmer_loader.worker import ModuleRef
 
 if TYPE_CHECKING:
     from kernel.app import Application
@@ -93,19 +91,8 @@ class WasmerLoader:
         spec = prepared.spec
         compiler = spec.compiler or self.config.compiler
         path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, wasmer.__version__, compiler)
-        state = "hit"
         start = time.perf_counter()
-        try:
-            worker.check_artifact(read_cached(path))
-        except (OSError, ValueError, RuntimeError) as exc:
-            if path.exists():
-                log.warning("wasm.cache_corrupt", module=spec.name, error=str(exc), action="recompiling")
-            state = "compiled"
-            try:
-                artifact = worker.compile_module(prepared.wasm, compiler)
-            except RuntimeError as error:
-                raise StartupError(f"wasm module '{spec.name}' does not compile: {worker.first_line(error)}") from None
-            write_cached(path, artifact)
+        _, state = compile_cached(prepared, path, worker.check_artifact, lambda wasm: worker.compile_module(wasm, compiler), (RuntimeError,))
         log.info(
             "wasm.module_loaded",
             module=spec.name,
@@ -126,12 +113,7 @@ class WasmerLoader:
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        specs = self.config.modules
-        if module is not None:
-            specs = [spec for spec in specs if spec.name == module]
-            if not specs:
-                raise StartupError(f"no wasm module named {module!r} is declared")
-        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in specs]
+        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -249,10 +231,10 @@ class WasmerLoader:
             if scope.cancelled_caught:
                 error = "timeout"
                 self._replace_worker()
-                raise WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
+                raise timeout_error(module, function, limit)
             if outcome.error is not None:
                 error = outcome.error
-                raise _error(module, function, outcome, loaded.info.memory_limit_mb)
+                raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
             return outcome
         finally:
             self.metrics.record(module, function, time.perf_counter() - start, error)
@@ -268,12 +250,3 @@ class WasmerLoader:
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         outcome = await self._run(module, "_start", worker.run_wasi, request.body, tuple(env.items()))
         return parse_cgi_output(outcome.value, module)
-
-
-def _error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
-    where = f"module '{module}' function '{function}'"
-    if outcome.error == "memory":
-        return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
-    if outcome.error == "trap":
-        return WasmTrap(f"{where} trapped: {outcome.message}")
-    return WasmError(f"{where} failed: {outcome.message}")

@@ -18,37 +18,15 @@ Commands: ``wasmkernel wasm list | reload NAME | build``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
 
-from kernel import Application, Command, MetricSource, Route, hookimpl, parse_config
-from kernel.wasm_abi import LoaderConfig, bind_routes, wasm_commands
+from kernel import Application
+from kernel.wasm_abi import LoaderConfig, LoaderPlugin
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerLoader
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.loader: WasmerLoader | None = None
+class Plugin(LoaderPlugin):
+    compilers = COMPILERS
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        parsed = parse_config(LoaderConfig, config)
-        parsed.check(COMPILERS)
-        self.loader = WasmerLoader(parsed, app.registry.path.parent.resolve(), app)
-
-    @hookimpl
-    def wasmkernel_routes(self, app: Application) -> list[Route]:
-        assert self.loader is not None
-        return bind_routes(self.loader, self.loader.config)
-
-    @hookimpl
-    def wasmkernel_module_loader(self, app: Application) -> WasmerLoader | None:
-        return self.loader
-
-    @hookimpl
-    def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
-        return [self.loader.metrics] if self.loader is not None else []
-
-    @hookimpl
-    def wasmkernel_commands(self) -> list[Command]:
-        return wasm_commands()
+    def create(self, config: LoaderConfig, base: Path, app: Application) -> WasmerLoader:
+        return WasmerLoader(config, base, app)

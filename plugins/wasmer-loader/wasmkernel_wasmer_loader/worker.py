@@ -12,23 +12,17 @@ import os
 import re
 import shutil
 import tempfile
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import wasmer
 from wasmer import wasi
 
-from kernel.wasm import ITEMSIZE, ArrayIn, ArrayOut
-from kernel.wasm_abi import read_cached
+from kernel.wasm import ArrayIn, ArrayOut
+from kernel.wasm_abi import STDOUT_LIMIT, Outcome, call_export, first_line, handle_export, memory_outcome, read_cached
 
-ErrorKind = Literal["trap", "memory", "abi", "exit"]
-
-#: A trap counts as a memory-limit failure when less than this is left below the cap.
-MEMORY_SLACK = 2 * 1024 * 1024
-STDOUT_LIMIT = 16 * 1024 * 1024
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
 
 
@@ -46,14 +40,27 @@ class ModuleRef:
 
 
 @attrs.frozen
-class Outcome:
-    """A call's result: `error` is None on success."""
+class _Guest:
+    """A wasmer instance as `kernel.wasm_abi`'s call code sees it."""
 
-    value: Any = None
-    outputs: tuple[bytes, ...] = ()
-    duration_ms: float = 0.0
-    error: ErrorKind | None = None
-    message: str = ""
+    instance: wasmer.Instance
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        try:
+            target = getattr(self.instance.exports, name)
+        except LookupError:
+            return None
+        return target if isinstance(target, wasmer.Function) else None
+
+    def read(self, ptr: int, size: int) -> bytes:
+        return bytes(memoryview(self.instance.exports.memory.buffer)[ptr : ptr + size])
+
+    def write(self, ptr: int, data: bytes) -> None:
+        memoryview(self.instance.exports.memory.buffer)[ptr : ptr + len(data)] = data
+
+    def memory_size(self) -> int:
+        memory = getattr(self.instance.exports, "memory", None)
+        return memory.data_size if isinstance(memory, wasmer.Memory) else 0
 
 
 _MODULES: dict[str, tuple[int, wasmer.Module]] = {}
@@ -94,21 +101,16 @@ def preload(refs: Sequence[ModuleRef]) -> int:
     return os.getpid()
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.removeprefix("RuntimeError: ")
-
-
 def _fault(ref: ModuleRef, instance: wasmer.Instance | None, exc: BaseException) -> Outcome:
     """Classify a guest failure: a trap with memory at its cap is a memory-limit failure."""
     message = first_line(exc)
     exited = _EXIT.search(str(exc))
     if exited:
         return Outcome(error="exit", message=f"exited with status {exited.group(1)}", value=int(exited.group(1)))
-    memory = getattr(instance.exports, "memory", None) if instance is not None else None
-    if isinstance(memory, wasmer.Memory) and memory.data_size + MEMORY_SLACK >= ref.memory_limit:
+    memory = memory_outcome(_Guest(instance) if instance is not None else None, ref.memory_limit, message)
+    if memory is not None:
         _INSTANCES.pop(ref.name, None)
-        return Outcome(error="memory", message=f"{message} with {memory.data_size // (1024 * 1024)} MiB in use")
+        return memory
     return Outcome(error="trap", message=message)
 
 
@@ -117,39 +119,7 @@ def call(ref: ModuleRef, function: str, args: Sequence[int | float | ArrayIn | A
     instance = None
     try:
         instance = _instance(ref)
-        exports = instance.exports
-        try:
-            target = getattr(exports, function)
-        except LookupError:
-            target = None
-        if not isinstance(target, wasmer.Function) or function in ("alloc", "dealloc"):
-            return Outcome(error="abi", message=f"no exported function '{function}'")
-        memory, alloc, dealloc = exports.memory, exports.alloc, exports.dealloc
-        buffers: list[tuple[int, int]] = []
-        outputs: list[tuple[int, int]] = []
-        values: list[int | float] = []
-        for arg in args:
-            if isinstance(arg, (ArrayIn, ArrayOut)):
-                size = len(arg.data) if isinstance(arg, ArrayIn) else arg.length * ITEMSIZE[arg.dtype]
-                ptr = alloc(size)
-                if ptr == 0:
-                    return Outcome(error="memory", message=f"alloc({size}) failed: the module's memory limit is {ref.memory_limit // (1024 * 1024)} MiB")
-                buffers.append((ptr, size))
-                if isinstance(arg, ArrayIn):
-                    memoryview(memory.buffer)[ptr : ptr + size] = arg.data
-                else:
-                    outputs.append((ptr, size))
-                values.append(ptr)
-            else:
-                values.append(arg)
-        start = time.perf_counter()
-        value = target(*values)
-        duration = (time.perf_counter() - start) * 1000
-        view = memoryview(memory.buffer)
-        out = tuple(bytes(view[ptr : ptr + size]) for ptr, size in outputs)
-        for ptr, size in buffers:
-            dealloc(ptr, size)
-        return Outcome(value=value, outputs=out, duration_ms=duration)
+        return call_export(_Guest(instance), function, args, ref.memory_limit)
     except (RuntimeError, TypeError) as exc:
         return _fault(ref, instance, exc)
 
@@ -159,21 +129,7 @@ def handle(ref: ModuleRef, request: bytes) -> Outcome:
     instance = None
     try:
         instance = _instance(ref)
-        exports = instance.exports
-        ptr = exports.alloc(len(request))
-        if ptr == 0:
-            return Outcome(error="memory", message="alloc failed for the request")
-        memoryview(exports.memory.buffer)[ptr : ptr + len(request)] = request
-        start = time.perf_counter()
-        packed = exports.handle(ptr, len(request)) & 0xFFFFFFFFFFFFFFFF
-        duration = (time.perf_counter() - start) * 1000
-        exports.dealloc(ptr, len(request))
-        resp_ptr, resp_len = packed >> 32, packed & 0xFFFFFFFF
-        if resp_ptr + resp_len > exports.memory.data_size:
-            return Outcome(error="abi", message="handle returned a response outside its memory")
-        body = bytes(memoryview(exports.memory.buffer)[resp_ptr : resp_ptr + resp_len])
-        exports.dealloc(resp_ptr, resp_len)
-        return Outcome(value=body, duration_ms=duration)
+        return handle_export(_Guest(instance), request)
     except RuntimeError as exc:
         return _fault(ref, instance, exc)
 

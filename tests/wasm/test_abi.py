@@ -52,13 +52,13 @@ def test_memory_inspection_and_cap(dist: Path) -> None:
         inspect_wasm(b"garbage!")
 
 
-def test_cli_list_and_reload(dist: Path, tmp_path: Path, capsys: Any) -> None:
+def test_cli_list_and_reload(loader_name: str, dist: Path, tmp_path: Path, capsys: Any) -> None:
     registry = tmp_path / "registry.toml"
     registry.write_text(
         f"""
-[plugins.wasmer-loader.config]
+[plugins.{loader_name}.config]
 cache_dir = "cache"
-[[plugins.wasmer-loader.config.modules]]
+[[plugins.{loader_name}.config.modules]]
 name = "hello"
 path = "{dist / "hello.wasm"}"
 kind = "http"

@@ -1,12 +1,13 @@
-"""Fixtures shared by the loader test suite.
+"""Fixtures shared by the module-loader test suites.
 
-The suite is written against `kernel.wasm.ModuleLoader` and the shared config
-in `kernel.wasm_abi`, so another loader plugin runs it by adding its name to
-`LOADERS`.
+`tests/wasm` runs against every installed loader plugin (`loader_name` is
+parametrized over `LOADERS` in its conftest); a loader plugin's own test
+directory imports these fixtures and fixes `loader_name` to itself.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -18,10 +19,30 @@ import pytest
 from kernel.app import Application
 from kernel.testing import app_from
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "wasm_modules" / "dist"
 MODULES = ("matmul", "hello", "wagi_echo", "faults")
-LOADERS = ["wasmer-loader"]
+LOADERS = ["wasmer-loader", "wasmtime-loader"]
+
+
+def unavailable(loader: str) -> str | None:
+    """Why the loader plugin `loader` cannot run here, or None if it can."""
+    entry = {ep.name: ep for ep in importlib.metadata.entry_points(group="wasmkernel.plugins")}.get(loader)
+    if entry is None:
+        return f"{loader} is not installed"
+    try:
+        entry.load()
+    except ImportError as exc:  # e.g. wasmer's stub wheel on Python 3.11+
+        return f"{loader} cannot be imported: {exc}"
+    return None
+
+
+def use_loader(name: str) -> str:
+    """`name`, or skip the test when that loader cannot run here."""
+    reason = unavailable(name)
+    if reason is not None:
+        pytest.skip(reason)
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +55,6 @@ def dist() -> Path:
         if result.returncode != 0:
             pytest.skip(f"guest modules cannot be built (no Rust wasm32 target?): {result.stderr.strip()[-300:]}")
     return DIST
-
-
-@pytest.fixture(params=LOADERS)
-def loader_name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def base_config(dist: Path, cache_dir: Path, **overrides: Any) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""WasmKernel's WebAssembly module loader backed by Wasmtime."""

@@ -1,0 +1,232 @@
+"""`WasmtimeLoader`: compiles at startup, runs every call in a thread.
+
+wasmtime releases the GIL during calls and can interrupt them, so calls run in
+trio worker threads (at most `workers` at once) with real timeouts: each store
+has an epoch deadline, a ticker task advances the engine's epoch every
+`runtime.TICK` seconds while calls run, and a call past its deadline traps
+(`interrupt`) and its thread returns. Nothing is killed. The response does not
+wait for that: at the timeout the call is abandoned and answered 504, and its
+thread stops within a tick or two.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+import wasmtime
+
+from kernel.errors import StartupError
+from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from kernel.wasm_abi import (
+    CallMetrics,
+    LoaderConfig,
+    Outcome,
+    PreparedModule,
+    cache_path,
+    compile_cached,
+    decode_response,
+    encode_request,
+    first_line,
+    module_info,
+    outcome_error,
+    parse_cgi_output,
+    prepare_module,
+    timeout_error,
+    watch_files,
+)
+from wasmkernel_wasmtime_loader import runtime
+from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Runtime
+
+if TYPE_CHECKING:
+    from kernel.app import Application
+
+log = structlog.get_logger("wasmkernel.wasmtime_loader")
+
+COMPILERS = tuple(INTERRUPTIBLE)
+#: How long `stop` waits for calls still running (uninterruptible ones may not stop).
+STOP_GRACE = 2.0
+VERSION = importlib.metadata.version("wasmtime")
+
+
+@attrs.frozen
+class Loaded:
+    """One generation of a module."""
+
+    info: ModuleInfo
+    compiled: Compiled
+    watched: Path
+
+
+class WasmtimeLoader:
+    """The `kernel.wasm.ModuleLoader` backed by wasmtime (see docs/wasm-abi.md)."""
+
+    runtime = "wasmtime"
+
+    def __init__(self, config: LoaderConfig, base: Path, app: Application) -> None:
+        self.config = config
+        self.base = base
+        self.cache_dir = (base / config.cache_dir).resolve()
+        self.metrics = CallMetrics()
+        self._runtime = Runtime()
+        self._loaded: dict[str, Loaded] = {}
+        self._limiter = trio.CapacityLimiter(config.workers)
+        self._busy = trio.Event()
+        self._tasks: trio.Nursery | None = None
+        self._app = app
+
+    # -- compiling -----------------------------------------------------------
+
+    def _compile(self, prepared: PreparedModule, generation: int) -> Loaded:
+        """Compile `prepared` (or take it from the cache) and link it."""
+        spec = prepared.spec
+        compiler = spec.compiler or self.config.compiler
+        path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, VERSION, compiler)
+        start = time.perf_counter()
+        module, state = compile_cached(
+            prepared,
+            path,
+            lambda artifact: self._runtime.load(artifact, compiler),
+            lambda wasm: self._runtime.compile(wasm, compiler),
+            (wasmtime.WasmtimeError,),
+        )
+        try:
+            pre = self._runtime.link(module, compiler)
+        except wasmtime.WasmtimeError as exc:
+            raise StartupError(f"wasm module '{spec.name}' cannot be linked: {first_line(exc)}") from None
+        log.info(
+            "wasm.module_loaded",
+            module=spec.name,
+            cache=state,
+            compiler=compiler,
+            generation=generation,
+            ms=round((time.perf_counter() - start) * 1000, 2),
+        )
+        compiled = Compiled(
+            name=spec.name,
+            pre=pre,
+            engine=self._runtime.engine(compiler),
+            interruptible=INTERRUPTIBLE[compiler],
+            memory_limit=prepared.memory_limit,
+            stateful=spec.stateful,
+            imports=bool(module.imports),
+            env=tuple(spec.env.items()),
+            dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
+        )
+        return Loaded(module_info(prepared, compiler, state, self.config, generation), compiled, prepared.path)
+
+    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
+        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        for spec in self.config.modules:
+            loaded = self._compile(prepare_module(spec, self.base, self.config), 1)
+            if self.config.prewarm and spec.kind != "wasi":
+                try:
+                    loaded.compiled.instantiate()
+                except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+                    raise StartupError(f"wasm module '{spec.name}' cannot be instantiated: {first_line(exc)}") from None
+            self._loaded[spec.name] = loaded
+        await self._app.nursery.start(self._background)
+
+    async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as tasks:
+            self._tasks = tasks
+            tasks.start_soon(self._tick)
+            if self.config.watch:
+                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _tick(self) -> None:
+        """Advance the epoch every `TICK` while calls run (deadlines count ticks); idle otherwise."""
+        while True:
+            if self._limiter.borrowed_tokens == 0:
+                self._busy = trio.Event()
+                await self._busy.wait()
+            await trio.sleep(TICK)
+            self._runtime.tick()
+
+    async def stop(self) -> None:
+        """Stop the ticker and watcher; interrupt calls still running and wait
+        (at most `STOP_GRACE` seconds) for their threads."""
+        if self._tasks is None:
+            return
+        self._tasks.cancel_scope.cancel()
+        self._tasks = None
+        with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE) as waiting:
+            while self._limiter.borrowed_tokens:
+                for _ in range(1000):
+                    self._runtime.tick()
+                await trio.sleep(TICK)
+        if waiting.cancelled_caught:
+            log.warning("wasm.calls_abandoned", calls=self._limiter.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
+
+    def modules(self) -> Sequence[ModuleInfo]:
+        return [loaded.info for loaded in self._loaded.values()]
+
+    def _watched(self) -> Mapping[str, Path]:
+        return {name: loaded.watched for name, loaded in self._loaded.items()}
+
+    async def reload(self, module: str) -> ModuleInfo:
+        current = self._get(module)
+        spec = self.config.spec(module)
+
+        def compile_new() -> Loaded:
+            return self._compile(prepare_module(spec, self.base, self.config), current.info.generation + 1)
+
+        loaded = await trio.to_thread.run_sync(compile_new)
+        self._loaded[module] = loaded
+        log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])
+        return loaded.info
+
+    # -- calls -------------------------------------------------------------------
+
+    def _get(self, module: str) -> Loaded:
+        try:
+            return self._loaded[module]
+        except KeyError:
+            raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
+
+    async def _run(self, module: str, function: str, job: Callable[..., Outcome], *args: Any, timeout: float | None = None) -> Outcome:
+        loaded = self._get(module)
+        if self._tasks is None:
+            raise WasmUnavailable("the WebAssembly loader is not running")
+        limit = timeout if timeout is not None else loaded.info.timeout
+        start = time.perf_counter()
+        deadline = time.monotonic() + limit
+        error: str | None = None
+        self._busy.set()
+        try:
+            with trio.move_on_after(limit):
+                # Abandoned at the timeout (or on cancellation): the thread stops at its epoch deadline.
+                outcome = await trio.to_thread.run_sync(job, loaded.compiled, deadline, *args, limiter=self._limiter, abandon_on_cancel=True)
+                if outcome.error != "timeout":
+                    if outcome.error is not None:
+                        error = outcome.error
+                        raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
+                    return outcome
+            error = "timeout"
+            raise timeout_error(module, function, limit)
+        finally:
+            self.metrics.record(module, function, time.perf_counter() - start, error)
+
+    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
+        outcome = await self._run(module, function, runtime.call, function, args, timeout=timeout)
+        return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
+
+    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
+        outcome = await self._run(module, "handle", runtime.handle, encode_request(request))
+        return decode_response(outcome.value, module)
+
+    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
+        outcome = await self._run(module, "_start", runtime.run_wasi, request.body, tuple(env.items()))
+        return parse_cgi_output(outcome.value, module)

@@ -1,0 +1,243 @@
+"""What runs in worker threads: instantiating and calling modules with wasmtime.
+
+wasmtime releases the GIL during a call, so calls run in threads. Every store
+gets an epoch deadline (the loader's ticker advances the engine's epoch every
+`TICK` seconds while calls run) and a memory limit; guest faults never raise
+out of `call`, `handle` and `run_wasi`: they return an `Outcome` that the
+loader turns into the right `WasmError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import wasmtime
+from wasmtime import TrapCode
+
+from kernel.wasm import ArrayIn, ArrayOut
+from kernel.wasm_abi import STDOUT_LIMIT, Outcome, call_export, first_line, handle_export, memory_outcome
+
+if TYPE_CHECKING:
+    from wasmtime._instance import InstanceExports
+
+#: Seconds per epoch tick: the precision of timeouts.
+TICK = 0.01
+
+_TRAPS = {
+    TrapCode.UNREACHABLE: "unreachable",
+    TrapCode.MEMORY_OUT_OF_BOUNDS: "out of bounds memory access",
+    TrapCode.INTEGER_DIVISION_BY_ZERO: "integer divide by zero",
+    TrapCode.INTEGER_OVERFLOW: "integer overflow",
+    TrapCode.STACK_OVERFLOW: "call stack exhausted",
+    TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
+    TrapCode.TABLE_OUT_OF_BOUNDS: "undefined element",
+    TrapCode.INDIRECT_CALL_TO_NULL: "uninitialized element",
+    TrapCode.BAD_SIGNATURE: "indirect call type mismatch",
+}
+
+
+#: Compilers: cranelift code with epoch checks (calls stop at their deadline),
+#: or without them (2-4x faster tight loops; a timed-out call runs to its end).
+INTERRUPTIBLE = {"cranelift": True, "cranelift-uninterruptible": False}
+
+
+class Runtime:
+    """An engine and a linker providing WASI per compiler (see `INTERRUPTIBLE`)."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, tuple[wasmtime.Engine, wasmtime.Linker]] = {}
+
+    def engine(self, compiler: str) -> wasmtime.Engine:
+        return self._linker(compiler).engine
+
+    def _linker(self, compiler: str) -> wasmtime.Linker:
+        if compiler not in self._engines:
+            config = wasmtime.Config()
+            config.epoch_interruption = INTERRUPTIBLE[compiler]
+            engine = wasmtime.Engine(config)
+            linker = wasmtime.Linker(engine)
+            linker.define_wasi()
+            self._engines[compiler] = (engine, linker)
+        return self._engines[compiler][1]
+
+    def compile(self, wasm: bytes, compiler: str) -> bytes:
+        """The serialized artifact of `wasm` (`WasmtimeError` if it is invalid)."""
+        return bytes(wasmtime.Module(self.engine(compiler), wasm).serialize())
+
+    def load(self, artifact: bytes, compiler: str) -> wasmtime.Module:
+        """Deserialize one of our own artifacts (`WasmtimeError` if corrupt or foreign)."""
+        return wasmtime.Module.deserialize(self.engine(compiler), artifact)
+
+    def link(self, module: wasmtime.Module, compiler: str) -> wasmtime.InstancePre:
+        """Resolve `module`'s imports once (`WasmtimeError` naming an unknown one)."""
+        return self._linker(compiler).instantiate_pre(module)
+
+    def tick(self) -> None:
+        """Advance the epoch of the interruptible engine."""
+        if "cranelift" in self._engines:
+            self._engines["cranelift"][0].increment_epoch()
+
+
+@attrs.frozen
+class Guest:
+    """A wasmtime instance in its store, as `kernel.wasm_abi`'s call code sees it."""
+
+    store: wasmtime.Store
+    exports: InstanceExports
+
+    def export(self, name: str) -> Any:
+        try:
+            return self.exports[name]
+        except KeyError:
+            return None
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        target = self.export(name)
+        return functools.partial(target, self.store) if isinstance(target, wasmtime.Func) else None
+
+    def _memory(self) -> wasmtime.Memory:
+        memory = self.export("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise wasmtime.WasmtimeError("the module exports no memory")
+        return memory
+
+    def read(self, ptr: int, size: int) -> bytes:
+        return bytes(self._memory().read(self.store, ptr, ptr + size))
+
+    def write(self, ptr: int, data: bytes) -> None:
+        self._memory().write(self.store, data, ptr)
+
+    def memory_size(self) -> int:
+        memory = self.export("memory")
+        return memory.data_len(self.store) if isinstance(memory, wasmtime.Memory) else 0
+
+
+@attrs.define(eq=False)
+class Compiled:
+    """One generation of a module, ready to instantiate from any thread.
+
+    A stateful module keeps one instance (`kept`); its calls take `lock`.
+    """
+
+    name: str
+    pre: wasmtime.InstancePre
+    engine: wasmtime.Engine
+    interruptible: bool
+    memory_limit: int
+    stateful: bool
+    imports: bool
+    env: tuple[tuple[str, str], ...] = ()
+    dirs: tuple[tuple[str, str, bool], ...] = ()
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    kept: Guest | None = None
+
+    def instantiate(self, wasi: wasmtime.WasiConfig | None = None) -> Guest:
+        """A new store (memory-limited) and instance. Modules with imports get
+        WASI: `wasi`, or one that grants nothing."""
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=self.memory_limit)
+        if wasi is not None or self.imports:
+            store.set_wasi(wasi if wasi is not None else wasmtime.WasiConfig())
+        if self.interruptible:
+            store.set_epoch_deadline(1 << 62)
+        return Guest(store, self.pre.instantiate(store).exports(store))
+
+
+def _ticks(deadline: float) -> int | None:
+    remaining = deadline - time.monotonic()
+    return math.ceil(remaining / TICK) + 1 if remaining > 0 else None
+
+
+def _fault(compiled: Compiled, guest: Guest | None, exc: Exception) -> Outcome:
+    """Classify a failure: interrupt = timeout; a trap with memory at its cap = memory limit."""
+    if isinstance(exc, wasmtime.Trap) and exc.trap_code == TrapCode.INTERRUPT:
+        compiled.kept = None
+        return Outcome(error="timeout", message="interrupted at its deadline")
+    code = exc.trap_code if isinstance(exc, wasmtime.Trap) else None
+    message = _TRAPS[code] if code in _TRAPS else _cause(exc)
+    memory = memory_outcome(guest, compiled.memory_limit, message)
+    if memory is not None:
+        compiled.kept = None
+        return memory
+    return Outcome(error="trap", message=message)
+
+
+def _cause(exc: Exception) -> str:
+    """The last line of a wasmtime error (its cause, after the backtrace)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].removeprefix("wasm trap: ") if lines else first_line(exc)
+
+
+def _guarded(compiled: Compiled, deadline: float, body: Callable[[Guest], Outcome], wasi: wasmtime.WasiConfig | None = None) -> Outcome:
+    """Run `body` on an instance with its epoch deadline set: a fresh one, or
+    the stateful module's kept one (calls to it take turns)."""
+    keep = compiled.stateful and wasi is None
+    with compiled.lock if keep else contextlib.nullcontext():
+        ticks = _ticks(deadline)
+        if ticks is None:
+            return Outcome(error="timeout", message="its deadline passed before it started")
+        guest: Guest | None = None
+        try:
+            if keep:
+                if compiled.kept is None:
+                    compiled.kept = compiled.instantiate()
+                guest = compiled.kept
+            else:
+                guest = compiled.instantiate(wasi)
+            if compiled.interruptible:
+                guest.store.set_epoch_deadline(ticks)
+            return body(guest)
+        except (wasmtime.WasmtimeError, wasmtime.Trap, TypeError, IndexError) as exc:
+            return _fault(compiled, guest, exc)
+
+
+def call(compiled: Compiled, deadline: float, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
+    """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out."""
+    return _guarded(compiled, deadline, lambda guest: call_export(guest, function, args, compiled.memory_limit))
+
+
+def handle(compiled: Compiled, deadline: float, request: bytes) -> Outcome:
+    """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
+    return _guarded(compiled, deadline, lambda guest: handle_export(guest, request))
+
+
+def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tuple[str, str]]) -> Outcome:
+    """Run a WASI command's `_start` with `stdin` and the CGI `env` (plus the
+    module's own), stdout captured in a file, granted directories preopened
+    (read-only unless writable). Always a fresh instance."""
+    with tempfile.TemporaryDirectory(prefix="wasmkernel-wasi-") as scratch:
+        stdin_path, stdout_path = os.path.join(scratch, "stdin"), os.path.join(scratch, "stdout")
+        with open(stdin_path, "wb") as body:
+            body.write(stdin)
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = [compiled.name]
+        wasi.env = [*compiled.env, *env]
+        wasi.stdin_file = stdin_path
+        wasi.stdout_file = stdout_path
+        for host, guest_path, writable in compiled.dirs:
+            wasi.preopen_dir(host, guest_path, writable)
+
+        def start(guest: Guest) -> Outcome:
+            entry = guest.function("_start")
+            if entry is None:
+                return Outcome(error="abi", message="no exported function '_start'")
+            began = time.perf_counter()
+            try:
+                entry()
+            except wasmtime.ExitTrap as exc:
+                if exc.code != 0:
+                    return Outcome(error="exit", message=f"exited with status {exc.code}", value=exc.code)
+            duration = (time.perf_counter() - began) * 1000
+            with open(stdout_path, "rb") as out:
+                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration)
+
+        return _guarded(compiled, deadline, start, wasi)
