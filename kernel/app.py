@@ -278,6 +278,8 @@ class Application:
         if match.kind is MatchKind.FOUND and match.route is not None:
             request.route = match.route
             request.path_params = dict(match.params)
+            if match.route.max_body_size is not None:
+                request.max_body_size = match.route.max_body_size
             handler = self._chains[match.route]
         else:
             request.state[ROUTING_ERROR] = self._routing_error(match)

@@ -66,6 +66,8 @@ class Route:
     `path` uses `{name}` or `{name:converter}` placeholders (converters: str,
     int, float, uuid, path). `auth`, `body_schema`, `query_schema` and
     `path_schema` are read by the authz, validation and openapi plugins.
+    `max_body_size` replaces the default body cap for this route (the limits
+    plugin's registry overrides still win).
     `owner` is the registry name of the plugin that declared the route; the
     kernel fills it in. Routes compare by identity.
     """
@@ -83,6 +85,7 @@ class Route:
     tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     responses: Mapping[int, str] = attrs.field(factory=dict)
     include_in_schema: bool = True
+    max_body_size: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.path.startswith("/"):

@@ -40,6 +40,7 @@ class Demo:
             Route("/stream", self.stream),
             Route("/json", self.parse_json, methods=["POST"]),
             Route("/text", self.text),
+            Route("/small", self.echo, methods=["POST"], max_body_size=10, name="small"),
         ]
 
     @hookimpl

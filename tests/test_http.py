@@ -131,6 +131,11 @@ async def test_body_over_the_cap_is_413(client: httpx.AsyncClient) -> None:
     assert response.status_code == 413
 
 
+async def test_a_route_declares_its_own_body_cap(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/small", content=b"x" * 10)).status_code == 200
+    assert (await client.post("/small", content=b"x" * 11)).status_code == 413
+
+
 async def test_streaming_response(client: httpx.AsyncClient) -> None:
     response = await client.get("/stream")
     assert response.text == "chunk0;chunk1;chunk2;"

@@ -41,6 +41,7 @@ class Routes:
             Route("/upload", self.upload, methods=["POST"]),
             Route("/upload-big", self.upload, methods=["POST"]),
             Route("/named-upload", self.upload, methods=["POST"], name="named"),
+            Route("/declared-upload", self.upload, methods=["POST"], max_body_size=2000),
             Route("/sleep", self.sleep),
             Route("/ok", self.ok),
             Route("/healthz", self.ok),
@@ -94,6 +95,16 @@ async def test_per_route_body_limits_by_method_path_and_name() -> None:
     assert big.json() == {"received": len(TWO_MIB)}
     assert default.status_code == 413
     assert named.status_code == 413
+
+
+async def test_a_route_declared_body_cap_beats_the_default_and_loses_to_an_override() -> None:
+    async with running(make_app(max_body_bytes=1000)) as client:
+        within = await client.post("/declared-upload", content=b"x" * 1500)
+        beyond = await client.post("/declared-upload", content=b"x" * 2001)
+    assert within.json() == {"received": 1500}
+    assert beyond.status_code == 413
+    async with running(make_app(max_body_bytes=1000, routes={"POST /declared-upload": {"max_body_bytes": 100}})) as client:
+        assert (await client.post("/declared-upload", content=b"x" * 101)).status_code == 413
 
 
 def test_unknown_route_key_is_refused() -> None:

@@ -111,7 +111,8 @@ class Plugin(ConfiguredPlugin[Config]):
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
-        body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), self.config.max_body_bytes)
+        declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
+        body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
         timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
         limiter = None if route is not None and route.path in self.config.exempt_paths else self.limiter
         key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key

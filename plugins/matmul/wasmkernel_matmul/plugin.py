@@ -129,6 +129,7 @@ class Plugin:
                 name="api.matmul",
                 auth=AuthRequirement(scopes=(SCOPE,)),
                 body_schema=body_schema(cfg.api_max_dim),
+                max_body_size=cfg.api_max_body_bytes,
                 summary="Multiply two matrices: {a, b} → {c}",
                 tags=("matmul",),
                 responses={200: "the product", 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
@@ -208,7 +209,6 @@ class Plugin:
         }
 
     async def multiply(self, request: Request) -> dict[str, Any]:
-        request.max_body_size = self.config.api_max_body_bytes
         a, b = parse_operands(await request.json(), self.config.api_max_dim)
         result = await self._loader().call(
             self.config.module,
