@@ -1,4 +1,4 @@
-"""The runtime-independent pieces in kernel.wasm_abi."""
+"""The runtime-independent pieces in kernel.wasm."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 
 from kernel.cli import main
 from kernel.wasm import WasmError, WasmRequest
-from kernel.wasm_abi import PAGE, cap_memory, cgi_env, decode_response, encode_request, inspect_wasm, parse_cgi_output
+from kernel.wasm.cgi import cgi_env, parse_cgi_output
+from kernel.wasm.config import PAGE
+from kernel.wasm.modules import cap_memory, inspect_wasm
+from kernel.wasm.wire import decode_response, encode_request
 
 
 def test_request_encoding_layout() -> None:

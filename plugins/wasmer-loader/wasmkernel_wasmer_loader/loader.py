@@ -31,22 +31,14 @@ from kernel.wasm import (
     WasmResponse,
     WasmUnavailable,
 )
-from kernel.wasm_abi import (
-    CallMetrics,
-    LoaderConfig,
-    Outcome,
-    PreparedModule,
-    cache_path,
-    compile_cached,
-    decode_response,
-    encode_request,
-    module_info,
-    outcome_error,
-    parse_cgi_output,
-    prepare_module,
-    timeout_error,
-    watch_files,
-)
+from kernel.wasm.calls import Outcome, outcome_error, timeout_error
+from kernel.wasm.cgi import parse_cgi_output
+from kernel.wasm.commands import module_info
+from kernel.wasm.config import LoaderConfig
+from kernel.wasm.metrics import CallMetrics
+from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
+from kernel.wasm.watch import watch_files
+from kernel.wasm.wire import decode_response, encode_request
 from wasmkernel_wasmer_loader import worker
 from wasmkernel_wasmer_loader.worker import ModuleRef
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kernel import Application
-from kernel.wasm_abi import LoaderConfig, LoaderPlugin
+from kernel.wasm.config import LoaderConfig
+from kernel.wasm.plugin import LoaderPlugin
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerLoader
 
 

@@ -21,7 +21,8 @@ import wasmer
 from wasmer import wasi
 
 from kernel.wasm import ArrayIn, ArrayOut
-from kernel.wasm_abi import STDOUT_LIMIT, Outcome, call_export, first_line, handle_export, memory_outcome, read_cached
+from kernel.wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from kernel.wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
 
@@ -41,7 +42,7 @@ class ModuleRef:
 
 @attrs.frozen
 class _Guest:
-    """A wasmer instance as `kernel.wasm_abi`'s call code sees it."""
+    """A wasmer instance as `kernel.wasm`'s call code sees it."""
 
     instance: wasmer.Instance
 

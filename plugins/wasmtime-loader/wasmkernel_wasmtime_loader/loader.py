@@ -24,23 +24,14 @@ import wasmtime
 
 from kernel.errors import StartupError
 from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
-from kernel.wasm_abi import (
-    CallMetrics,
-    LoaderConfig,
-    Outcome,
-    PreparedModule,
-    cache_path,
-    compile_cached,
-    decode_response,
-    encode_request,
-    first_line,
-    module_info,
-    outcome_error,
-    parse_cgi_output,
-    prepare_module,
-    timeout_error,
-    watch_files,
-)
+from kernel.wasm.calls import Outcome, outcome_error, timeout_error
+from kernel.wasm.cgi import parse_cgi_output
+from kernel.wasm.commands import module_info
+from kernel.wasm.config import LoaderConfig
+from kernel.wasm.metrics import CallMetrics
+from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
+from kernel.wasm.watch import watch_files
+from kernel.wasm.wire import decode_response, encode_request
 from wasmkernel_wasmtime_loader import runtime
 from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Runtime
 

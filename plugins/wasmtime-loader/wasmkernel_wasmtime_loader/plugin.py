@@ -22,7 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kernel import Application
-from kernel.wasm_abi import LoaderConfig, LoaderPlugin
+from kernel.wasm.config import LoaderConfig
+from kernel.wasm.plugin import LoaderPlugin
 from wasmkernel_wasmtime_loader.loader import COMPILERS, WasmtimeLoader
 
 

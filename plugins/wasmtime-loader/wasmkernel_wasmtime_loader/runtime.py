@@ -24,7 +24,8 @@ import wasmtime
 from wasmtime import TrapCode
 
 from kernel.wasm import ArrayIn, ArrayOut
-from kernel.wasm_abi import STDOUT_LIMIT, Outcome, call_export, first_line, handle_export, memory_outcome
+from kernel.wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from kernel.wasm.modules import first_line
 
 if TYPE_CHECKING:
     from wasmtime._instance import InstanceExports
@@ -89,7 +90,7 @@ class Runtime:
 
 @attrs.frozen
 class Guest:
-    """A wasmtime instance in its store, as `kernel.wasm_abi`'s call code sees it."""
+    """A wasmtime instance in its store, as `kernel.wasm`'s call code sees it."""
 
     store: wasmtime.Store
     exports: InstanceExports

@@ -1,0 +1,101 @@
+"""The `wasmkernel wasm` command: list, reload, build."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from kernel.commands import Command
+from kernel.errors import StartupError
+from kernel.wasm import (
+    ModuleInfo,
+    ModuleLoader,
+)
+from kernel.wasm.config import MIB, LoaderConfig
+from kernel.wasm.modules import PreparedModule
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _loader_of(args: argparse.Namespace) -> ModuleLoader:
+    from kernel.app import load_application
+
+    app = load_application(args.registry)
+    if app.module_loader is None:
+        raise StartupError("no module loader plugin is enabled in the registry")
+    return app.module_loader
+
+
+def _wasm_list(args: argparse.Namespace) -> int:
+    try:
+        infos = _loader_of(args).prepare()
+    except StartupError as exc:
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        return 1
+    rows = [[i.name, i.kind, str(i.size), i.sha256[:12], i.compiler, i.cache, " ".join(e for e in i.exports if not e.startswith("__"))] for i in infos]
+    headers = ["name", "kind", "size", "sha256", "compiler", "cache", "exports"]
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, ["-" * w for w in widths], *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _wasm_reload(args: argparse.Namespace) -> int:
+    try:
+        loader = _loader_of(args)
+        (info,) = loader.prepare(args.name)
+    except StartupError as exc:
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        return 1
+    os.utime(info.path)
+    print(f"{info.name}: compiled into the cache ({info.cache}); touched {info.path} so a running server reloads it")
+    return 0
+
+
+def _wasm_build(args: argparse.Namespace) -> int:
+    from kernel.registry import default_registry_path
+
+    base = Path(args.registry or default_registry_path()).resolve().parent
+    script = Path(args.script) if args.script else base / "wasm_modules" / "build.sh"
+    if not script.is_file():
+        print(f"wasmkernel: build script not found: {script}", file=sys.stderr)
+        return 1
+    return subprocess.call(["bash", str(script), *args.crates])
+
+
+def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="wasm_action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="declared modules: kind, size, sha256, exports, cache state").set_defaults(wasm_handler=_wasm_list)
+    reload = actions.add_parser("reload", help="recompile NAME into the cache and touch its file (a running server reloads it)")
+    reload.add_argument("name")
+    reload.set_defaults(wasm_handler=_wasm_reload)
+    build = actions.add_parser("build", help="build the guest modules (wasm_modules/build.sh)")
+    build.add_argument("crates", nargs="*", help="only these crates")
+    build.add_argument("--script", default=None, help="build script (default: wasm_modules/build.sh next to the registry)")
+    build.set_defaults(wasm_handler=_wasm_build)
+
+
+def wasm_commands() -> list[Command]:
+    """The ``wasmkernel wasm list|reload|build`` command (for loader plugins' `wasmkernel_commands`)."""
+    return [Command("wasm", "WebAssembly modules: list, reload NAME, build", lambda args: int(args.wasm_handler(args)), _wasm_arguments)]
+
+
+def module_info(prepared: PreparedModule, compiler: str, cache: str, config: LoaderConfig, generation: int) -> ModuleInfo:
+    spec = prepared.spec
+    return ModuleInfo(
+        name=spec.name,
+        kind=spec.kind,
+        path=str(prepared.path),
+        size=prepared.size,
+        sha256=prepared.original_sha256,
+        exports=prepared.shape.exports,
+        compiler=compiler,
+        cache=cache,
+        timeout=config.timeout_of(spec),
+        memory_limit_mb=prepared.memory_limit // MIB,
+        generation=generation,
+    )

@@ -1,0 +1,271 @@
+"""Reading and preparing module files: exports, declared memory, memory cap, sha256 pin, compile cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+import structlog
+
+from kernel.errors import StartupError
+from kernel.wasm.config import MIB, PAGE, LoaderConfig, ModuleSpec
+
+log = structlog.get_logger("wasmkernel.wasm")
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode an unsigned LEB128 at `pos`; (value, next position)."""
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated LEB128")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _limits(data: bytes, pos: int) -> tuple[int, int | None, int]:
+    flags = data[pos]
+    minimum, pos = _leb(data, pos + 1)
+    maximum = None
+    if flags & 1:
+        maximum, pos = _leb(data, pos)
+    return minimum, maximum, pos
+
+
+def _name(data: bytes, pos: int) -> tuple[str, int]:
+    length, pos = _leb(data, pos)
+    return data[pos : pos + length].decode("utf-8", "replace"), pos + length
+
+
+@attrs.frozen
+class WasmShape:
+    """What a module binary declares: its exports and its memory (in pages)."""
+
+    exports: tuple[str, ...]
+    memory_min: int | None
+    memory_max: int | None
+    memory_imported: bool
+
+
+def inspect_wasm(data: bytes) -> WasmShape:
+    """Read exports and memory limits from a module binary; `ValueError` if it
+    is not one. (Full validation is the runtime's job.)"""
+    if data[:4] != b"\0asm" or len(data) < 8:
+        raise ValueError("not a WebAssembly module (bad magic number)")
+    exports: list[str] = []
+    memory: tuple[int, int | None] | None = None
+    imported = False
+    pos = 8
+    try:
+        while pos < len(data):
+            section = data[pos]
+            size, body = _leb(data, pos + 1)
+            end = body + size
+            if end > len(data):
+                raise ValueError("truncated section")
+            if section == 2:  # imports
+                count, p = _leb(data, body)
+                for _ in range(count):
+                    _, p = _name(data, p)
+                    _, p = _name(data, p)
+                    kind = data[p]
+                    p += 1
+                    if kind == 0:
+                        _, p = _leb(data, p)
+                    elif kind == 1:
+                        _, _, p = _limits(data, p + 1)
+                    elif kind == 2:
+                        minimum, maximum, p = _limits(data, p)
+                        memory, imported = (minimum, maximum), True
+                    else:
+                        p += 2
+            elif section == 5:  # memories
+                count, p = _leb(data, body)
+                if count:
+                    minimum, maximum, _ = _limits(data, p)
+                    memory = (minimum, maximum)
+            elif section == 7:  # exports
+                count, p = _leb(data, body)
+                for _ in range(count):
+                    name, p = _name(data, p)
+                    _, p = _leb(data, p + 1)
+                    exports.append(name)
+            pos = end
+    except IndexError:
+        raise ValueError("truncated module") from None
+    return WasmShape(tuple(exports), memory[0] if memory else None, memory[1] if memory else None, imported)
+
+
+def cap_memory(data: bytes, max_pages: int) -> bytes:
+    """Rewrite the module's own memory maximum to `max_pages` (if it declares
+    none or a larger one): the runtime then enforces the cap at `memory.grow`."""
+    pos = 8
+    while pos < len(data):
+        section = data[pos]
+        size, body = _leb(data, pos + 1)
+        end = body + size
+        if section == 5:
+            count, p = _leb(data, body)
+            if not count:
+                return data
+            flags = data[p]
+            minimum, maximum, rest = _limits(data, p)
+            if maximum is not None and maximum <= max_pages:
+                return data
+            entry = bytes([flags | 1]) + _uleb(minimum) + _uleb(max_pages)
+            content = _uleb(count) + entry + data[rest:end]
+            return data[:pos] + bytes([5]) + _uleb(len(content)) + content + data[end:]
+        pos = end
+    return data
+
+
+@attrs.frozen
+class PreparedModule:
+    """A module file read, checked and capped, ready to compile."""
+
+    spec: ModuleSpec
+    path: Path
+    original_sha256: str
+    size: int
+    wasm: bytes
+    shape: WasmShape
+    memory_limit: int
+
+
+def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> PreparedModule:
+    """Read `spec`'s file, check its sha256 pin and memory declaration, and cap
+    its memory at the module's limit. `StartupError` names the module."""
+    path = (base / spec.path).resolve()
+    try:
+        original = path.read_bytes()
+    except OSError as exc:
+        raise StartupError(f"wasm module '{spec.name}': cannot read {spec.path}: {exc.strerror}") from None
+    digest = hashlib.sha256(original).hexdigest()
+    if spec.sha256 is not None and digest != spec.sha256:
+        raise StartupError(f"wasm module '{spec.name}': sha256 mismatch for {spec.path}: expected {spec.sha256}, file has {digest}")
+    try:
+        shape = inspect_wasm(original)
+    except ValueError as exc:
+        raise StartupError(f"wasm module '{spec.name}': {spec.path} is not a valid module: {exc}") from None
+    limit = config.memory_limit_of(spec)
+    wasm = original
+    if shape.memory_min is not None:
+        if shape.memory_min * PAGE > limit:
+            raise StartupError(
+                f"wasm module '{spec.name}' needs at least {shape.memory_min * PAGE // MIB} MiB of memory, over its memory_limit_mb of {limit // MIB}"
+            )
+        if shape.memory_imported:
+            raise StartupError(f"wasm module '{spec.name}' imports its memory; modules must define and export it")
+        if shape.memory_max is None or shape.memory_max * PAGE > limit:
+            wasm = cap_memory(original, limit // PAGE)
+            declared = "unbounded" if shape.memory_max is None else f"{shape.memory_max * PAGE // MIB} MiB"
+            log.info("wasm.memory_capped", module=spec.name, declared=declared, limit_mb=limit // MIB)
+        else:
+            limit = shape.memory_max * PAGE
+    kind_exports = {"http": ("memory", "alloc", "dealloc", "handle"), "wasi": ("_start",), "compute": ("memory", "alloc", "dealloc")}
+    missing = [name for name in kind_exports[spec.kind] if name not in shape.exports]
+    if missing:
+        raise StartupError(f"wasm module '{spec.name}' (kind {spec.kind}) does not export {', '.join(missing)}")
+    return PreparedModule(spec, path, digest, len(original), wasm, shape, limit)
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return hashlib.sha256(line.encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cache_path(cache_dir: Path, name: str, wasm: bytes, runtime: str, runtime_version: str, compiler: str) -> Path:
+    """Where the compiled artifact of `wasm` lives: keyed by the (capped)
+    module's sha256, the runtime and its version, the compiler and the platform."""
+    key = "|".join((hashlib.sha256(wasm).hexdigest(), runtime, runtime_version, compiler, sys.platform, platform.machine(), _cpu_flags()))
+    return cache_dir / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.{runtime}"
+
+
+_CACHE_MAGIC = b"WKWASM1\n"
+
+
+def write_cached(path: Path, artifact: bytes) -> None:
+    """Store a compiled artifact atomically, framed with its sha256 so that a
+    corrupt file is detected before the runtime ever sees it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_CACHE_MAGIC + hashlib.sha256(artifact).digest() + artifact)
+    os.replace(tmp, path)
+
+
+def read_cached(path: Path, verify: bool = True) -> bytes:
+    """The artifact stored by `write_cached`; `ValueError` if missing framing
+    or (with `verify`) a digest mismatch; `OSError` if unreadable."""
+    data = path.read_bytes()
+    header = len(_CACHE_MAGIC) + 32
+    if not data.startswith(_CACHE_MAGIC) or len(data) < header:
+        raise ValueError("not a WasmKernel cache file")
+    artifact = data[header:]
+    if verify and hashlib.sha256(artifact).digest() != data[len(_CACHE_MAGIC) : header]:
+        raise ValueError("checksum mismatch")
+    return artifact
+
+
+T = TypeVar("T")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime error's message (no backtraces)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].removeprefix("RuntimeError: ") if text else type(exc).__name__
+
+
+def compile_cached(
+    prepared: PreparedModule,
+    path: Path,
+    load: Callable[[bytes], T],
+    compile: Callable[[bytes], bytes],
+    errors: tuple[type[Exception], ...],
+) -> tuple[T, str]:
+    """`load` the artifact cached at `path`, or `compile` the module, store the
+    artifact and load that; returns (loaded, "hit" | "compiled"). `errors` are
+    the runtime's exceptions for a corrupt artifact or an invalid module."""
+    unusable: tuple[type[Exception], ...] = (OSError, ValueError, *errors)
+    try:
+        return load(read_cached(path)), "hit"
+    except unusable as exc:
+        if path.exists():
+            log.warning("wasm.cache_corrupt", module=prepared.spec.name, error=first_line(exc), action="recompiling")
+    try:
+        artifact = compile(prepared.wasm)
+    except errors as exc:
+        raise StartupError(f"wasm module '{prepared.spec.name}' does not compile: {first_line(exc)}") from None
+    write_cached(path, artifact)
+    return load(artifact), "compiled"
