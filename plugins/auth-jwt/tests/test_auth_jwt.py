@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,28 +100,30 @@ def hs256_with_pem_as_secret() -> str:
     return f"{signing_input.decode()}.{signature}"
 
 
+# Tokens are minted when each test runs (lambdas): minted at collection, their
+# exp/nbf would drift on a slow run.
 @pytest.mark.parametrize(
     ("config", "value", "reason"),
     [
-        ({}, token({"exp": int(time.time()) - 120}), "token expired"),
-        ({}, token({"nbf": int(time.time()) + 120}), "token not yet valid"),
-        ({}, token({"exp": None}), "token is missing the 'exp' claim"),
-        ({}, token(key="t" * 48), "invalid signature"),
-        ({}, tampered(token()), "invalid signature"),
-        ({}, token(key=None, algorithm="none"), "algorithm not allowed"),
-        ({}, token(algorithm="HS512", key=SECRET * 2), "algorithm not allowed"),
-        ({}, "not.a.jwt", "malformed token"),
-        ({}, "x" * 9000, "token too large"),
-        ({}, token({"sub": None}), "token has no valid 'sub' claim"),
-        ({}, token({"scope": 42}), "invalid 'scope' claim"),
-        ({"audience": "wasmkernel"}, token({"aud": "other"}), "invalid audience"),
-        ({"audience": "wasmkernel"}, token(), "token is missing the 'aud' claim"),
-        ({"issuer": "https://idp"}, token({"iss": "https://evil"}), "invalid issuer"),
-        ({"algorithms": ["RS256"], "secret": None, "public_key": RSA_PEM}, hs256_with_pem_as_secret(), "algorithm not allowed"),
+        ({}, lambda: token({"exp": int(time.time()) - 120}), "token expired"),
+        ({}, lambda: token({"nbf": int(time.time()) + 120}), "token not yet valid"),
+        ({}, lambda: token({"exp": None}), "token is missing the 'exp' claim"),
+        ({}, lambda: token(key="t" * 48), "invalid signature"),
+        ({}, lambda: tampered(token()), "invalid signature"),
+        ({}, lambda: token(key=None, algorithm="none"), "algorithm not allowed"),
+        ({}, lambda: token(algorithm="HS512", key=SECRET * 2), "algorithm not allowed"),
+        ({}, lambda: "not.a.jwt", "malformed token"),
+        ({}, lambda: "x" * 9000, "token too large"),
+        ({}, lambda: token({"sub": None}), "token has no valid 'sub' claim"),
+        ({}, lambda: token({"scope": 42}), "invalid 'scope' claim"),
+        ({"audience": "wasmkernel"}, lambda: token({"aud": "other"}), "invalid audience"),
+        ({"audience": "wasmkernel"}, token, "token is missing the 'aud' claim"),
+        ({"issuer": "https://idp"}, lambda: token({"iss": "https://evil"}), "invalid issuer"),
+        ({"algorithms": ["RS256"], "secret": None, "public_key": RSA_PEM}, hs256_with_pem_as_secret, "algorithm not allowed"),
     ],
 )
-async def test_bad_tokens_are_refused_with_a_precise_reason(config: dict[str, Any], value: str, reason: str) -> None:
-    response = await whoami(make_app({"secret": SECRET, **config}), value)
+async def test_bad_tokens_are_refused_with_a_precise_reason(config: dict[str, Any], value: Callable[[], str], reason: str) -> None:
+    response = await whoami(make_app({"secret": SECRET, **config}), value())
     assert response.status_code == 401
     assert response.json()["message"] == reason
     assert response.headers["www-authenticate"] == f'Bearer realm="wasmkernel", error="invalid_token", error_description="{reason}"'
