@@ -18,7 +18,7 @@ Config (`[plugins.limits.config]`):
 - `routes`: per-route `max_body_bytes` / `timeout_seconds` overrides, keyed
   by route name or by "METHOD /path" as declared, e.g.
   ``routes = { "POST /api/matmul" = { max_body_bytes = 4194304 } }``; a key
-  matching no route stops startup
+  matching no route is logged as a warning
 
 Rate limits are kept in memory per process: with N worker processes a
 client may make up to N times `rate` requests per second.
@@ -44,7 +44,6 @@ from kernel import (
     Request,
     Response,
     Route,
-    StartupError,
     TooManyRequests,
     hookimpl,
 )
@@ -100,13 +99,11 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.router.routes)]
-        if unknown:
-            name = next(plugin.name for plugin in app.plugins if plugin.instance is self)
-            raise StartupError(
-                f"{app.registry.where(name, 'config.routes')}: no route matches {', '.join(map(repr, unknown))}"
-                " (keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`)"
-            )
+        # A key matching no route is a typo or a route whose plugin is disabled
+        # (which must not stop the server): say so loudly, do not refuse.
+        for key in self.config.routes:
+            if not any(matches(key, route) for route in app.router.routes):
+                log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
         return [Middleware("limits", self.wrap)]
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:

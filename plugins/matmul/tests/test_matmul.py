@@ -134,10 +134,13 @@ async def test_malformed_json_is_400(fake_loader: Any, make_app: Any) -> None:
     assert response.status_code == 400
 
 
-async def test_startup_needs_loader_and_exports(make_app: Any, loader_class: Any) -> None:
-    with pytest.raises(PluginLoadError, match="needs a module loader"):
-        async with running(make_app(None)):
-            pass
+async def test_without_a_loader_the_routes_answer_503(make_app: Any) -> None:
+    async with running(make_app(None)) as client:
+        response = await client.get("/matmul?n=2")
+    assert response.status_code == 503
+
+
+async def test_startup_needs_the_module_and_its_exports(make_app: Any, loader_class: Any) -> None:
     with pytest.raises(PluginLoadError, match="does not export matmul_fast"):
         async with running(make_app(loader_class(exports=("bench_checksum",)))):
             pass

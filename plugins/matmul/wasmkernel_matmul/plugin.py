@@ -138,10 +138,13 @@ class Plugin:
 
     @hookimpl
     def wasmkernel_startup(self, app: Application) -> None:
-        """Refuse to start when the configured module is not loaded or lacks an export."""
+        """Refuse to start when the configured module is not loaded or lacks an
+        export. Without any loader the plugin starts and its routes answer 503
+        (disabling the loader must not stop the server)."""
         loader = app.module_loader
         if loader is None:
-            raise StartupError("the matmul plugin needs a module loader plugin (e.g. wasmer-loader) enabled before it")
+            log.warning("matmul.no_loader", hint="enable a module loader plugin, e.g. wasmer-loader; /matmul answers 503 meanwhile")
+            return
         found = {info.name: info for info in loader.modules()}
         info = found.get(self.config.module)
         if info is None:
