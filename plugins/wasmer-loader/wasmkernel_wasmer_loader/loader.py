@@ -12,7 +12,7 @@ import contextlib
 import math
 import multiprocessing
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,21 +24,16 @@ import wasmer
 
 from kernel.errors import StartupError
 from kernel.wasm import (
-    Arg,
-    CallResult,
     ModuleInfo,
-    WasmRequest,
-    WasmResponse,
     WasmUnavailable,
 )
 from kernel.wasm.calls import Outcome, outcome_error, timeout_error
-from kernel.wasm.cgi import parse_cgi_output
 from kernel.wasm.commands import module_info
 from kernel.wasm.config import LoaderConfig
+from kernel.wasm.loader import LoaderBase
 from kernel.wasm.metrics import CallMetrics
 from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
 from kernel.wasm.watch import watch_files
-from kernel.wasm.wire import decode_response, encode_request
 from wasmkernel_wasmer_loader import worker
 from wasmkernel_wasmer_loader.worker import ModuleRef
 
@@ -59,9 +54,10 @@ class Loaded:
     watched: Path
 
 
-class WasmerLoader:
+class WasmerLoader(LoaderBase[Loaded]):
     """The `kernel.wasm.ModuleLoader` backed by wasmer 1.1 (see docs/wasm-abi.md)."""
 
+    jobs = worker
     runtime = "wasmer"
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
@@ -179,12 +175,6 @@ class WasmerLoader:
             # Idle workers are taken first: one call per idle worker plus one per missing one.
             await self._warm(self.config.workers - stats.running_workers)
 
-    def modules(self) -> Sequence[ModuleInfo]:
-        return [loaded.info for loaded in self._loaded.values()]
-
-    def _watched(self) -> Mapping[str, Path]:
-        return {name: loaded.watched for name, loaded in self._loaded.items()}
-
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
         prepared = prepare_module(self.config.spec(module), self.base, self.config)
@@ -194,12 +184,6 @@ class WasmerLoader:
         return loaded.info
 
     # -- calls -------------------------------------------------------------------
-
-    def _get(self, module: str) -> Loaded:
-        try:
-            return self._loaded[module]
-        except KeyError:
-            raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
 
     async def _run(self, module: str, function: str, fn: Any, *args: Any, timeout: float | None = None) -> Outcome:
         loaded = self._get(module)
@@ -230,15 +214,3 @@ class WasmerLoader:
             return outcome
         finally:
             self.metrics.record(module, function, time.perf_counter() - start, error)
-
-    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
-        outcome = await self._run(module, function, worker.call, function, args, timeout=timeout)
-        return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
-
-    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
-        outcome = await self._run(module, "handle", worker.handle, encode_request(request))
-        return decode_response(outcome.value, module)
-
-    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
-        outcome = await self._run(module, "_start", worker.run_wasi, request.body, tuple(env.items()))
-        return parse_cgi_output(outcome.value, module)

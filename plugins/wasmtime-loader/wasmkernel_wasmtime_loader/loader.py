@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +23,14 @@ import trio
 import wasmtime
 
 from kernel.errors import StartupError
-from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from kernel.wasm import ModuleInfo, WasmUnavailable
 from kernel.wasm.calls import Outcome, outcome_error, timeout_error
-from kernel.wasm.cgi import parse_cgi_output
 from kernel.wasm.commands import module_info
 from kernel.wasm.config import LoaderConfig
+from kernel.wasm.loader import LoaderBase
 from kernel.wasm.metrics import CallMetrics
 from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
 from kernel.wasm.watch import watch_files
-from kernel.wasm.wire import decode_response, encode_request
 from wasmkernel_wasmtime_loader import runtime
 from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Runtime
 
@@ -55,9 +54,10 @@ class Loaded:
     watched: Path
 
 
-class WasmtimeLoader:
+class WasmtimeLoader(LoaderBase[Loaded]):
     """The `kernel.wasm.ModuleLoader` backed by wasmtime (see docs/wasm-abi.md)."""
 
+    jobs = runtime
     runtime = "wasmtime"
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application) -> None:
@@ -161,12 +161,6 @@ class WasmtimeLoader:
         if waiting.cancelled_caught:
             log.warning("wasm.calls_abandoned", calls=self._limiter.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
 
-    def modules(self) -> Sequence[ModuleInfo]:
-        return [loaded.info for loaded in self._loaded.values()]
-
-    def _watched(self) -> Mapping[str, Path]:
-        return {name: loaded.watched for name, loaded in self._loaded.items()}
-
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
         spec = self.config.spec(module)
@@ -180,12 +174,6 @@ class WasmtimeLoader:
         return loaded.info
 
     # -- calls -------------------------------------------------------------------
-
-    def _get(self, module: str) -> Loaded:
-        try:
-            return self._loaded[module]
-        except KeyError:
-            raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
 
     async def _run(self, module: str, function: str, job: Callable[..., Outcome], *args: Any, timeout: float | None = None) -> Outcome:
         loaded = self._get(module)
@@ -209,15 +197,3 @@ class WasmtimeLoader:
             raise timeout_error(module, function, limit)
         finally:
             self.metrics.record(module, function, time.perf_counter() - start, error)
-
-    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
-        outcome = await self._run(module, function, runtime.call, function, args, timeout=timeout)
-        return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
-
-    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
-        outcome = await self._run(module, "handle", runtime.handle, encode_request(request))
-        return decode_response(outcome.value, module)
-
-    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
-        outcome = await self._run(module, "_start", runtime.run_wasi, request.body, tuple(env.items()))
-        return parse_cgi_output(outcome.value, module)

@@ -1,0 +1,63 @@
+"""What every loader does the same way around its runtime-specific `_run`:
+the table of loaded modules and the three call shapes (compute, HTTP handler,
+WASI command)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from kernel.wasm.calls import Outcome
+from kernel.wasm.cgi import parse_cgi_output
+from kernel.wasm.wire import decode_response, encode_request
+
+
+class LoadedModule(Protocol):
+    """One generation of a module as a loader keeps it."""
+
+    @property
+    def info(self) -> ModuleInfo: ...
+
+    @property
+    def watched(self) -> Path: ...
+
+
+L = TypeVar("L", bound=LoadedModule)
+
+
+class LoaderBase(Generic[L]):
+    """Base of loaders: subclasses fill `_loaded` and implement `_run`, which
+    runs one of `jobs`' functions (`call`, `handle`, `run_wasi`: module-level,
+    so worker processes can receive them) under the module's limits."""
+
+    jobs: Any
+    _loaded: dict[str, L]
+
+    def modules(self) -> Sequence[ModuleInfo]:
+        return [loaded.info for loaded in self._loaded.values()]
+
+    def _watched(self) -> Mapping[str, Path]:
+        return {name: loaded.watched for name, loaded in self._loaded.items()}
+
+    def _get(self, module: str) -> L:
+        try:
+            return self._loaded[module]
+        except KeyError:
+            raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
+
+    async def _run(self, module: str, function: str, job: Any, *args: Any, timeout: float | None = None) -> Outcome:
+        raise NotImplementedError
+
+    async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
+        outcome = await self._run(module, function, self.jobs.call, function, args, timeout=timeout)
+        return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
+
+    async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
+        outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
+        return decode_response(outcome.value, module)
+
+    async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
+        outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()))
+        return parse_cgi_output(outcome.value, module)
