@@ -11,6 +11,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
 from kernel.wasm.calls import Outcome
 from kernel.wasm.cgi import parse_cgi_output
+from kernel.wasm.config import LoaderConfig
+from kernel.wasm.modules import PreparedModule, prepare_module
 from kernel.wasm.wire import decode_response, encode_request
 
 
@@ -33,7 +35,16 @@ class LoaderBase(Generic[L]):
     so worker processes can receive them) under the module's limits."""
 
     jobs: Any
+    config: LoaderConfig
+    base: Path
     _loaded: dict[str, L]
+
+    def _compile(self, prepared: PreparedModule, generation: int) -> L:
+        """Compile `prepared` (or take it from the cache) in this process."""
+        raise NotImplementedError
+
+    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
+        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
 
     def modules(self) -> Sequence[ModuleInfo]:
         return [loaded.info for loaded in self._loaded.values()]

@@ -12,7 +12,6 @@ import contextlib
 import math
 import multiprocessing
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,9 +98,6 @@ class WasmerLoader(LoaderBase[Loaded]):
             dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
-
-    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
 
     # -- lifecycle -------------------------------------------------------------
 

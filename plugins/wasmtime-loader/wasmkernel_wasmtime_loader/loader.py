@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,9 +111,6 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), compiled, prepared.path)
-
-    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -1,0 +1,56 @@
+"""Every plugin installs on its own into a virtual environment holding only
+the kernel, and is then listed and loadable (`pip install ./plugins/<name>`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+PLUGINS = sorted(path.name for path in (ROOT / "plugins").iterdir() if (path / "pyproject.toml").is_file())
+
+
+def pip(venv: Path, *args: str | Path) -> None:
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("kernel-only") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip(venv, "install", ROOT)
+    return venv
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path) -> None:
+    pip(kernel_venv, "install", ROOT / "plugins" / name)
+    try:
+        registry = tmp_path / "registry.toml"
+        registry.write_text("[plugins.router]\nenabled = false\n")
+        listing = subprocess.run(
+            [str(kernel_venv / "bin" / "wasmkernel"), "plugins", "--registry", str(registry)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        row = next((line for line in listing.stdout.splitlines() if line.split()[:1] == [name]), "")
+        assert row, listing.stdout + listing.stderr
+        assert "fails to load" not in row, row
+    finally:
+        distribution = "wasmkernel-" + name
+        pip(kernel_venv, "uninstall", "-y", distribution)
