@@ -305,8 +305,10 @@ class Application:
             response = JSONResponse(error_body(HTTPError("Internal server error"), error_id), status=500)
         try:
             await response.send(send, include_body=request.method != "HEAD")
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            log.info("response.client_gone")
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            # The connection went away, or the server is already answering a
+            # malformed request on it (hypercorn's own 400): nothing to send.
+            log.info("response.not_sent")
         except Exception:
             # A streaming body failed after its headers went out: nothing can
             # be sent any more; log it once and let the server close the stream.
