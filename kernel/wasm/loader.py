@@ -4,16 +4,26 @@ WASI command)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import structlog
+import trio
 
 from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
 from kernel.wasm.calls import Outcome
 from kernel.wasm.cgi import parse_cgi_output
-from kernel.wasm.config import LoaderConfig
+from kernel.wasm.config import LoaderConfig, ModuleSpec
+from kernel.wasm.metrics import CallMetrics
 from kernel.wasm.modules import PreparedModule, prepare_module
 from kernel.wasm.wire import decode_response, encode_request
+
+if TYPE_CHECKING:
+    from kernel.app import Application
+
+log = structlog.get_logger("wasmkernel.wasm")
 
 
 class LoadedModule(Protocol):
@@ -35,9 +45,26 @@ class LoaderBase(Generic[L]):
     so worker processes can receive them) under the module's limits."""
 
     jobs: Any
-    config: LoaderConfig
-    base: Path
-    _loaded: dict[str, L]
+
+    def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
+        self.config = config
+        self.base = base
+        self.cache_dir = (base / config.cache_dir).resolve()
+        self.metrics = CallMetrics()
+        self._loaded: dict[str, L] = {}
+        self._limiter = trio.CapacityLimiter(config.workers)
+        self._tasks: trio.Nursery | None = None
+        self._app = app
+
+    def _granted_dirs(self, spec: ModuleSpec) -> tuple[tuple[str, str, bool], ...]:
+        """A WASI module's granted directories: (host path, guest path, writable)."""
+        return tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs)
+
+    @staticmethod
+    def _log_loaded(spec: ModuleSpec, state: str, compiler: str, generation: int, start: float) -> None:
+        log.info(
+            "wasm.module_loaded", module=spec.name, cache=state, compiler=compiler, generation=generation, ms=round((time.perf_counter() - start) * 1000, 2)
+        )
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:
         """Compile `prepared` (or take it from the cache) in this process."""

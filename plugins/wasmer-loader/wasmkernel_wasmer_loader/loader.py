@@ -30,7 +30,6 @@ from kernel.wasm.calls import Outcome, outcome_error, timeout_error
 from kernel.wasm.commands import module_info
 from kernel.wasm.config import LoaderConfig
 from kernel.wasm.loader import LoaderBase
-from kernel.wasm.metrics import CallMetrics
 from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
 from kernel.wasm.watch import watch_files
 from wasmkernel_wasmer_loader import worker
@@ -60,16 +59,9 @@ class WasmerLoader(LoaderBase[Loaded]):
     runtime = "wasmer"
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
-        self.config = config
-        self.base = base
-        self.cache_dir = (base / config.cache_dir).resolve()
-        self.metrics = CallMetrics()
-        self._loaded: dict[str, Loaded] = {}
+        super().__init__(config, base, app)
         self._context: trio_parallel.WorkerContext | None = None
-        self._limiter = trio.CapacityLimiter(config.workers)
         self._stack = contextlib.AsyncExitStack()
-        self._tasks: trio.Nursery | None = None
-        self._app = app
 
     # -- compiling -----------------------------------------------------------
 
@@ -80,14 +72,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, wasmer.__version__, compiler)
         start = time.perf_counter()
         _, state = compile_cached(prepared, path, worker.check_artifact, lambda wasm: worker.compile_module(wasm, compiler), (RuntimeError,))
-        log.info(
-            "wasm.module_loaded",
-            module=spec.name,
-            cache=state,
-            compiler=compiler,
-            generation=generation,
-            ms=round((time.perf_counter() - start) * 1000, 2),
-        )
+        self._log_loaded(spec, state, compiler, generation, start)
         ref = ModuleRef(
             name=spec.name,
             generation=generation,
@@ -95,7 +80,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             stateful=spec.stateful,
             memory_limit=prepared.memory_limit,
             env=tuple(spec.env.items()),
-            dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
+            dirs=self._granted_dirs(spec),
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 

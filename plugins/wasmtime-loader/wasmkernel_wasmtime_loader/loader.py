@@ -28,7 +28,6 @@ from kernel.wasm.calls import Outcome, outcome_error, timeout_error
 from kernel.wasm.commands import module_info
 from kernel.wasm.config import LoaderConfig
 from kernel.wasm.loader import LoaderBase
-from kernel.wasm.metrics import CallMetrics
 from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
 from kernel.wasm.watch import watch_files
 from wasmkernel_wasmtime_loader import runtime
@@ -61,16 +60,9 @@ class WasmtimeLoader(LoaderBase[Loaded]):
     runtime = "wasmtime"
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application) -> None:
-        self.config = config
-        self.base = base
-        self.cache_dir = (base / config.cache_dir).resolve()
-        self.metrics = CallMetrics()
+        super().__init__(config, base, app)
         self._runtime = Runtime()
-        self._loaded: dict[str, Loaded] = {}
-        self._limiter = trio.CapacityLimiter(config.workers)
         self._busy = trio.Event()
-        self._tasks: trio.Nursery | None = None
-        self._app = app
 
     # -- compiling -----------------------------------------------------------
 
@@ -91,14 +83,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             pre = self._runtime.link(module, compiler)
         except wasmtime.WasmtimeError as exc:
             raise StartupError(f"wasm module '{spec.name}' cannot be linked: {first_line(exc)}") from None
-        log.info(
-            "wasm.module_loaded",
-            module=spec.name,
-            cache=state,
-            compiler=compiler,
-            generation=generation,
-            ms=round((time.perf_counter() - start) * 1000, 2),
-        )
+        self._log_loaded(spec, state, compiler, generation, start)
         compiled = Compiled(
             name=spec.name,
             pre=pre,
@@ -108,7 +93,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             stateful=spec.stateful,
             imports=bool(module.imports),
             env=tuple(spec.env.items()),
-            dirs=tuple((str((self.base / d.host).resolve()), d.guest, d.writable) for d in spec.dirs),
+            dirs=self._granted_dirs(spec),
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), compiled, prepared.path)
 
@@ -123,6 +108,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                     raise StartupError(f"wasm module '{spec.name}' cannot be instantiated: {first_line(exc)}") from None
             self._loaded[spec.name] = loaded
+        assert self._app is not None, "WasmtimeLoader needs the application (its tick task runs in app.nursery)"
         await self._app.nursery.start(self._background)
 
     async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
