@@ -334,6 +334,9 @@ class Application:
             except Exception as exc:
                 log.error("app.startup_failed", error=str(exc))
                 await self.shutdown()
+                from kernel.server import report_startup_failure
+
+                report_startup_failure(str(exc))
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 nursery.cancel_scope.cancel()
                 return

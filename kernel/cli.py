@@ -10,7 +10,7 @@ from kernel import plugins as plugin_loading
 from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
-from kernel.registry import Registry, default_registry_path, load_registry
+from kernel.registry import default_registry_path, load_registry
 from kernel.scaffold import scaffold_plugin
 from kernel.server import ServerOptions, serve
 
@@ -27,7 +27,12 @@ def _fail(exc: Exception) -> int:
 
 
 def _assemble(args: argparse.Namespace) -> Application:
-    return Application.assemble(load_registry(args.registry))
+    """The registry's application for listing and checking: unset secrets get
+    placeholders (reported), so no secret is needed to look at it."""
+    app = Application.assemble(load_registry(args.registry), secrets="placeholder")
+    for unset in app.unset_secrets or ():
+        print(f"note: unset secret {unset} (wasmkernel run refuses to start without it)", file=sys.stderr)
+    return app
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -35,41 +40,54 @@ def cmd_check(args: argparse.Namespace) -> int:
         app = _assemble(args)
     except StartupError as exc:
         return _fail(exc)
+    failed = 0
+    for plugin in app.plugins:
+        try:
+            _, lines = plugin_loading.call_plugin(app.manager, plugin.instance, "wasmkernel_check", app=app)
+        except Exception as exc:
+            failed += 1
+            print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)
+            continue
+        for line in lines or ():
+            print(f"{plugin.name}: {line}")
+    if failed:
+        return 1
     print(f"{app.registry.path}: OK — {len(app.plugins)} plugins enabled, {len(app.router.routes)} routes, {len(app.middleware)} middleware")
     return 0
 
 
+def _placement(plugin: plugin_loading.LoadedPlugin) -> str:
+    placement = plugin.placement
+    if placement is None:
+        return ""
+    parts = [f"order={placement.order}"] + [f"{key}={','.join(getattr(placement, key))}" for key in ("before", "after") if getattr(placement, key)]
+    sources = sorted(set(placement.sources.values()))
+    return " ".join(parts) + (f" ({'/'.join(sources)})" if sources else "")
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     try:
-        registry: Registry | None = load_registry(args.registry)
-        enabled = [entry.name for entry in registry.enabled()] if registry else []
+        app: Application | None = _assemble(args)
     except StartupError as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
-        registry, enabled = None, []
-    manager = plugin_loading.new_manager()
+        app = None
+    enabled = {plugin.name: (index, plugin) for index, plugin in enumerate(app.plugins if app else (), 1)}
     rows = []
-    for name, installed in sorted(plugin_loading.installed_plugins().items()):
-        try:
-            target = installed.entry_point.load()
-            instance = target() if isinstance(target, type) else target
-            manager.register(instance, name=name)
-            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin_loading.implemented_hooks(manager, instance))
-        except Exception as exc:
-            hooks = f"(fails to load: {type(exc).__name__}: {exc})"
-        position = str(enabled.index(name) + 1) if name in enabled else "-"
-        rows.append([name, installed.version, "yes" if name in enabled else "no", position, hooks])
-    for name in enabled:
-        if not any(row[0] == name for row in rows):
-            rows.append([name, "-", "NOT INSTALLED", str(enabled.index(name) + 1), ""])
-    _print_table(["plugin", "version", "enabled", "order", "hooks"], rows)
-    if registry is not None:
-        try:
-            app = Application.assemble(registry)
-        except StartupError as exc:
-            return _fail(exc)
-        chain = " -> ".join(f"{m.name} ({m.owner})" for m in app.middleware) or "(none)"
-        print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
-    return 0 if registry is not None else 1
+    for name, installed in sorted(plugin_loading.installed_plugins().items(), key=lambda item: (enabled.get(item[0], (999,))[0], item[0])):
+        if name in enabled:
+            index, plugin = enabled[name]
+            state = "yes" if name in {entry.name for entry in app.registry.plugins if entry.enabled} else "required"  # type: ignore[union-attr]
+            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin_loading.implemented_hooks(app.manager, plugin.instance))  # type: ignore[union-attr]
+            rows.append([name, installed.version, state, str(index), _placement(plugin), hooks])
+        else:
+            rows.append([name, installed.version, "no", "-", "", ""])
+    _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
+    if app is None:
+        return 1
+    chain = " -> ".join(f"{m.name} ({m.owner})" for m in app.middleware) or "(none)"
+    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    print("startup order: " + ", ".join(plugin.name for plugin in app.startup_order()))
+    return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
@@ -89,7 +107,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        _assemble(args)  # fail fast, in this process, with a clear message
+        Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
     except StartupError as exc:
         return _fail(exc)
     options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
@@ -128,32 +146,35 @@ def _kernel_commands() -> list[Command]:
     ]
 
 
-def _plugin_commands(registry_path: str | None) -> list[Command]:
-    """Commands contributed by the registry's enabled plugins (none if the
-    registry cannot be read: the kernel's own commands still work)."""
+def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
+    """Commands contributed by the registry's enabled plugins, and where they
+    came from (or why there are none: the kernel's own commands still work)."""
     try:
         registry = load_registry(registry_path)
         manager = plugin_loading.new_manager()
         loaded = plugin_loading.load_enabled(registry, manager)
-    except StartupError:
-        return []
+    except StartupError as exc:
+        return [], f"plugins' commands are missing: {exc}"
     commands: list[Command] = []
     for plugin in loaded:
         _, found = plugin_loading.call_plugin(manager, plugin.instance, "wasmkernel_commands")
         commands += found or ()
-    return commands
+    return commands, f"plugins' commands from {registry.path}"
 
 
-def build_parser(registry_path: str | None) -> argparse.ArgumentParser:
+def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser, and the names of its commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--registry", default=registry_path, help="plugin registry file (default: $WASMKERNEL_REGISTRY or ./plugin_registry.toml)")
-    parser = argparse.ArgumentParser(prog="wasmkernel", description="A plugin-based microkernel web backend.", parents=[common])
+    plugin_commands, origin = _plugin_commands(registry_path)
+    parser = argparse.ArgumentParser(prog="wasmkernel", description="A plugin-based microkernel web backend.", parents=[common], epilog=origin)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in [*_kernel_commands(), *_plugin_commands(registry_path)]:
+    commands = [*_kernel_commands(), *plugin_commands]
+    for command in commands:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help, parents=[common])
         command.add_arguments(sub)
         sub.set_defaults(handler=command.run)
-    return parser
+    return parser, [command.name for command in commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--registry", default=None)
     known, _ = pre.parse_known_args(argv)
-    args = build_parser(known.registry).parse_args(argv)
+    parser, commands = build_parser(known.registry)
+    wanted = next((arg for arg in argv if not arg.startswith("-") and arg != known.registry), None)
+    if wanted is not None and wanted not in commands:
+        print(f"wasmkernel: no command '{wanted}'; {parser.epilog}", file=sys.stderr)
+    args = parser.parse_args(argv)
     if getattr(args, "bind", ()) is None:
         args.bind = ["127.0.0.1:8000"]
     return int(args.handler(args))

@@ -94,7 +94,6 @@ def _required_entry(name: str, needed_by: str, registry: Registry, available: Ma
         raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which {registry.where(name)} disables: enable it or disable '{needed_by}'")
     if name not in available:
         raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which is not installed; install it with: {install_hint(name, registry)}")
-    log.info("plugin.required", plugin=name, required_by=needed_by)
     return PluginEntry(name=name, position=len(registry.plugins))
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
+from pathlib import Path
 
 import attrs
 from hypercorn.config import Config
@@ -12,6 +15,8 @@ from hypercorn.run import run
 from kernel.registry import REGISTRY_ENV
 
 APPLICATION_PATH = "kernel.asgi:app"
+#: Where a worker started by `serve` records why its startup failed.
+STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 
 
 @attrs.frozen
@@ -44,11 +49,29 @@ def hypercorn_config(options: ServerOptions) -> Config:
     return config
 
 
+def report_startup_failure(reason: str) -> None:
+    """In a worker started by `serve`: record why startup failed and end the
+    worker at once. (hypercorn 0.18's `run` loses its workers' exit codes, so
+    `serve` reads the record instead.) Elsewhere: nothing."""
+    path = os.environ.get(STARTUP_REPORT_ENV)
+    if path:
+        Path(path).write_text(reason, encoding="utf-8")
+        os._exit(3)
+
+
 def serve(registry_path: str, options: ServerOptions) -> int:
-    """Run hypercorn (trio worker) until interrupted; returns its exit code.
+    """Run hypercorn (trio worker) until interrupted; returns the exit code:
+    non-zero, with the reason on one line, when a worker failed to start.
 
     Each worker process imports `kernel.asgi`, which assembles its own
     application from the registry passed through the environment.
     """
     os.environ[REGISTRY_ENV] = os.path.abspath(registry_path)
-    return run(hypercorn_config(options))
+    with tempfile.TemporaryDirectory(prefix="wasmkernel-") as folder:
+        report = Path(folder) / "startup-failure"
+        os.environ[STARTUP_REPORT_ENV] = str(report)
+        code = run(hypercorn_config(options))
+        if report.exists():
+            print(f"wasmkernel: startup failed: {report.read_text(encoding='utf-8')}", file=sys.stderr)
+            return 1
+    return code
