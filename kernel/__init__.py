@@ -33,6 +33,7 @@ from kernel.middleware import Handler, Middleware
 from kernel.registry import Registry, default_registry_path, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.scaffold import check_name, render_templates
 from kernel.services import ServiceKey, Services
 
 __version__ = "0.1.0"
@@ -82,6 +83,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "check_name",
     "default_registry_path",
     "dump_json",
     "hookimpl",
@@ -90,5 +92,6 @@ __all__ = [
     "load_registry",
     "missing_grants",
     "parse_config",
+    "render_templates",
     "resolve_secrets",
 ]
