@@ -35,9 +35,17 @@ def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+def project_dependencies(name: str) -> list[str]:
+    """The project's plugins that plugin `name` depends on (e.g. the WebAssembly host)."""
+    text = (ROOT / "plugins" / name / "pyproject.toml").read_text()
+    return [other for other in PLUGINS if other != name and f'"wasmkernel-{other}"' in text]
+
+
 @pytest.mark.parametrize("name", PLUGINS)
 def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path) -> None:
-    pip(kernel_venv, "install", ROOT / "plugins" / name)
+    """Alone, or with only the project's plugins it depends on."""
+    needed = project_dependencies(name)
+    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in needed))
     try:
         registry = tmp_path / "registry.toml"
         registry.write_text("[plugins.router]\nenabled = false\n")
@@ -52,5 +60,4 @@ def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path
         assert row, listing.stdout + listing.stderr
         assert "fails to load" not in row, row
     finally:
-        distribution = "wasmkernel-" + name
-        pip(kernel_venv, "uninstall", "-y", distribution)
+        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed)))

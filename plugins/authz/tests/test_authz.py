@@ -181,7 +181,7 @@ async def test_with_the_bundled_jwt_and_apikey_plugins() -> None:
         "authz": {},
         "auth-jwt": {"config": {"secret": "s" * 32}},
         "auth-apikey": {"config": {"keys": "ci:0123456789abcdef", "scopes": ["matrix:compute"]}},
-        "t": {},
+        "t": {"after": ["auth-apikey"]},  # schemes are tried (and listed) in plugin order
     }
     async with running(app_from(plugins, extra_plugins={"t": ThirdParty()})) as client:
         anonymous = await client.post("/compute")

@@ -66,7 +66,7 @@ class Routes:
 
 def make_app(test_routes: Routes | None = None, **config: Any) -> Application:
     return app_from(
-        {"auth": {}, "limits": {"config": config}, "router": {}, "t": {}},
+        {"auth": {"order": -35}, "limits": {"config": config}, "router": {}, "t": {}},
         extra_plugins={"auth": Auth(), "t": test_routes or Routes()},
     )
 
