@@ -31,12 +31,24 @@ from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
 from kernel.registry import Registry, load_registry, resolve_secrets
-from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
+from kernel.responses import (
+    HOP_BY_HOP,
+    HTMLResponse,
+    InvalidResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+    TextResponse,
+    dump_json,
+    head_problem,
+    header_problem,
+)
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HOP_BY_HOP",
     "HTTP_METHODS",
     "AccessPolicy",
     "Application",
@@ -54,6 +66,7 @@ __all__ = [
     "Handler",
     "Headers",
     "Identity",
+    "InvalidResponse",
     "JSONResponse",
     "MatchKind",
     "MethodNotAllowed",
@@ -80,6 +93,8 @@ __all__ = [
     "UnprocessableEntity",
     "UnsupportedMediaType",
     "dump_json",
+    "head_problem",
+    "header_problem",
     "hookimpl",
     "load_application",
     "load_registry",

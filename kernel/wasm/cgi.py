@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from kernel.wasm import (
-    WasmError,
+    WasmBadResponse,
     WasmRequest,
     WasmResponse,
 )
+from kernel.wasm.wire import checked_response
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -42,29 +43,48 @@ def cgi_env(request: WasmRequest, route: str, server_name: str = "localhost", se
     return env
 
 
+#: The most a WAGI command's CGI header block may hold.
+HEAD_LIMIT = 64 * 1024
+_STATUS = re.compile(r"([0-9]{3})(?: [\t\x20-\x7e]*)?")
+
+
+def _head_lines(stdout: bytes, module: str) -> tuple[list[bytes], bytes]:
+    """CGI's rule: header lines, each ending in LF or CRLF, up to the first
+    empty line; everything after it is the body (blank lines included)."""
+    lines: list[bytes] = []
+    pos = 0
+    while True:
+        end = stdout.find(b"\n", pos, HEAD_LIMIT + 1)
+        if end < 0:
+            raise WasmBadResponse(f"module '{module}' wrote no CGI header block within {HEAD_LIMIT} bytes (expected header lines, a blank line, then the body)")
+        line = stdout[pos:end]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        pos = end + 1
+        if not line:
+            return lines, stdout[pos:]
+        lines.append(line)
+
+
 def parse_cgi_output(stdout: bytes, module: str) -> WasmResponse:
     """Split a WAGI command's stdout into header lines (`Status`, `Location`,
-    `Content-Type`, others) and body; `WasmError` if there is no header block."""
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        head, found, body = stdout.partition(separator)
-        if found:
-            break
-    else:
-        raise WasmError(f"module '{module}' wrote no CGI header block (expected header lines, a blank line, then the body)")
+    `Content-Type`, others) and body; `WasmBadResponse` (502) if the header
+    block is missing or malformed, or anything in it cannot be sent."""
+    lines, body = _head_lines(stdout, module)
     status: int | None = None
     headers: list[tuple[str, str]] = []
-    for line in head.decode("latin-1").splitlines():
-        name, colon, value = line.partition(":")
+    for raw in lines:
+        name, colon, value = raw.decode("latin-1").partition(":")
         if not colon:
-            raise WasmError(f"module '{module}' wrote a malformed CGI header line")
-        name, value = name.strip(), value.strip()
-        if name.lower() == "status":
-            code = value.split(" ", 1)[0]
-            if not code.isdigit() or not 100 <= int(code) <= 599:
-                raise WasmError(f"module '{module}' wrote an invalid CGI Status: {value[:40]!r}")
-            status = int(code)
-        else:
-            headers.append((name.lower(), value))
+            raise WasmBadResponse(f"module '{module}' wrote a malformed CGI header line {raw[:40]!r}")
+        value = value.strip(" \t")
+        if name.lower() != "status":
+            headers.append((name, value))
+            continue
+        code = _STATUS.fullmatch(value)
+        if status is not None or code is None:
+            raise WasmBadResponse(f"module '{module}' wrote an invalid CGI Status: {value[:40]!r}")
+        status = int(code.group(1))
     if status is None:
-        status = 302 if any(name == "location" for name, _ in headers) else 200
-    return WasmResponse(status, tuple(headers), body)
+        status = 302 if any(name.lower() == "location" for name, _ in headers) else 200
+    return checked_response(status, tuple(headers), body, module)

@@ -5,14 +5,14 @@ WASI command)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 import trio
 
-from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from kernel.wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmRequest, WasmResponse, WasmUnavailable
 from kernel.wasm.calls import Outcome
 from kernel.wasm.cgi import parse_cgi_output
 from kernel.wasm.config import LoaderConfig, ModuleSpec
@@ -94,8 +94,20 @@ class LoaderBase(Generic[L]):
 
     async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
         outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
-        return decode_response(outcome.value, module)
+        return _logged(decode_response, outcome.value, module)
 
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()))
-        return parse_cgi_output(outcome.value, module)
+        if outcome.stderr:
+            # A field of one log line, never raw text: a guest cannot forge log lines.
+            log.info("wasm.stderr", module=module, stderr=outcome.stderr.decode("utf-8", "replace"))
+        return _logged(parse_cgi_output, outcome.value, module)
+
+
+def _logged(parse: Callable[[bytes, str], WasmResponse], output: bytes, module: str) -> WasmResponse:
+    """`parse` a module's output; an unsendable one (502) is logged naming the module."""
+    try:
+        return parse(output, module)
+    except WasmBadResponse as exc:
+        log.warning("wasm.bad_response", module=module, reason=exc.detail)
+        raise

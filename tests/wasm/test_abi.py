@@ -24,9 +24,11 @@ def test_response_decoding_and_malformed_responses() -> None:
     raw = b"\xc8\0\0\0\x01\0\0\0\x01\0\0\0k\x01\0\0\0v\x02\0\0\0hi"
     response = decode_response(raw, "m")
     assert (response.status, response.headers, response.body) == (200, (("k", "v"),), b"hi")
-    for bad in (raw[:-1], raw + b"x", b"\x07\0\0\0" + raw[4:]):
+    for bad in (raw[:-1], raw + b"x"):
         with pytest.raises(WasmError, match="module 'm' returned a malformed HTTP response"):
             decode_response(bad, "m")
+    with pytest.raises(WasmError, match="module 'm' returned an unsendable response: status 7 is not a final"):
+        decode_response(b"\x07\0\0\0" + raw[4:], "m")
 
 
 def test_cgi_env_and_output() -> None:

@@ -24,7 +24,7 @@ import wasmtime
 from wasmtime import TrapCode
 
 from kernel.wasm import ArrayIn, ArrayOut
-from kernel.wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from kernel.wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
 from kernel.wasm.modules import first_line
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tu
     module's own), stdout captured in a file, granted directories preopened
     (read-only unless writable). Always a fresh instance."""
     with tempfile.TemporaryDirectory(prefix="wasmkernel-wasi-") as scratch:
-        stdin_path, stdout_path = os.path.join(scratch, "stdin"), os.path.join(scratch, "stdout")
+        stdin_path, stdout_path, stderr_path = (os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr"))
         with open(stdin_path, "wb") as body:
             body.write(stdin)
         wasi = wasmtime.WasiConfig()
@@ -224,6 +224,7 @@ def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tu
         wasi.env = [*compiled.env, *env]
         wasi.stdin_file = stdin_path
         wasi.stdout_file = stdout_path
+        wasi.stderr_file = stderr_path
         for host, guest_path, writable in compiled.dirs:
             wasi.preopen_dir(host, guest_path, writable)
 
@@ -238,7 +239,7 @@ def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tu
                 if exc.code != 0:
                     return Outcome(error="exit", message=f"exited with status {exc.code}", value=exc.code)
             duration = (time.perf_counter() - began) * 1000
-            with open(stdout_path, "rb") as out:
-                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration)
+            with open(stdout_path, "rb") as out, open(stderr_path, "rb") as err:
+                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration, stderr=err.read(STDERR_LIMIT))
 
         return _guarded(compiled, deadline, start, wasi)
