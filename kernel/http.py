@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import attrs
+import trio
 
 from kernel.datastructures import Headers, QueryParams
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 from kernel.errors import BadRequest, PayloadTooLarge
 from kernel.routing import Route
 
@@ -160,6 +166,37 @@ class Request:
                 break
         self._body = b"".join(chunks)
         return self._body
+
+    @asynccontextmanager
+    async def cancelled_on_disconnect(self) -> AsyncIterator[None]:
+        """Run the block until it ends or the client goes away (an HTTP/1.1
+        connection closed, an HTTP/2 stream reset): then the block is
+        cancelled and `ClientDisconnected` raised. Reads the body first (the
+        block can still use `body()`), so long computations stop with their client."""
+        await self.body()
+        gone = False
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    nonlocal gone
+                    while (await self.receive())["type"] != "http.disconnect":
+                        pass
+                    gone = True
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                try:
+                    yield
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The block's own error (e.g. an HTTPError), not wrapped by the nursery.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        if gone:
+            raise ClientDisconnected()
 
     async def text(self) -> str:
         try:

@@ -51,7 +51,9 @@ class ModuleSpec:
     `path` is relative to the registry file's directory; `sha256` pins the
     file's content; `compiler`, `timeout` (seconds) and `memory_limit_mb`
     default to the loader's settings; `stateful` keeps one instance per worker
-    across calls (default: a fresh instance per call). `env` and `dirs` are
+    across calls (default: a fresh instance per call). `max_concurrency`: at
+    most this many calls of the module run at once (default: as many as there
+    are workers), so one module cannot take every worker. `env` and `dirs` are
     granted to WASI modules only (nothing is granted by default).
     """
 
@@ -63,6 +65,7 @@ class ModuleSpec:
     timeout: float | None = attrs.field(default=None, validator=_positive)
     memory_limit_mb: int | None = attrs.field(default=None, validator=_positive)
     stateful: bool = False
+    max_concurrency: int | None = attrs.field(default=None, validator=_positive)
     env: dict[str, str] = attrs.field(factory=dict)
     dirs: list[DirSpec] = attrs.field(factory=list)
 
@@ -94,6 +97,8 @@ class LoaderConfig:
 
     cache_dir: str = ".wasmkernel/cache"
     workers: int = attrs.field(default=2, validator=_positive)
+    #: Calls that may wait for a worker; beyond, 503 with Retry-After.
+    max_queued: int = attrs.field(default=32, validator=attrs.validators.ge(0))
     default_timeout: float = attrs.field(default=10.0, validator=_positive)
     compiler: str = "cranelift"
     memory_limit_mb: int = attrs.field(default=256, validator=_positive)
@@ -141,6 +146,9 @@ class LoaderConfig:
 
     def timeout_of(self, spec: ModuleSpec) -> float:
         return spec.timeout if spec.timeout is not None else self.default_timeout
+
+    def concurrency_of(self, spec: ModuleSpec) -> int:
+        return min(spec.max_concurrency or self.workers, self.workers)
 
     def memory_limit_of(self, spec: ModuleSpec) -> int:
         """The module's memory cap in bytes."""

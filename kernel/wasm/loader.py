@@ -5,7 +5,8 @@ WASI command)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -52,7 +53,10 @@ class LoaderBase(Generic[L]):
         self.cache_dir = (base / config.cache_dir).resolve()
         self.metrics = CallMetrics()
         self._loaded: dict[str, L] = {}
+        #: One token per worker; a call holds one while it runs (see `_slot`).
         self._limiter = trio.CapacityLimiter(config.workers)
+        self._per_module = {spec.name: trio.CapacityLimiter(config.concurrency_of(spec)) for spec in config.modules}
+        self._queued = 0
         self._tasks: trio.Nursery | None = None
         self._app = app
 
@@ -84,6 +88,31 @@ class LoaderBase(Generic[L]):
             return self._loaded[module]
         except KeyError:
             raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
+
+    @asynccontextmanager
+    async def _slot(self, module: str) -> AsyncIterator[None]:
+        """Wait for a worker the module may use: at most its `max_concurrency`
+        calls and `workers` calls in all run at once; when `max_queued` calls
+        already wait, 503 with Retry-After at once. A call's time limit starts
+        once it holds its slot, never while it waits."""
+        if self._queued >= self.config.max_queued:
+            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", headers={"Retry-After": "1"})
+        per_module = self._per_module[module]
+        self._queued += 1
+        try:
+            await per_module.acquire()
+            try:
+                await self._limiter.acquire()
+            except BaseException:
+                per_module.release()
+                raise
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._limiter.release()
+            per_module.release()
 
     async def _run(self, module: str, function: str, job: Any, *args: Any, timeout: float | None = None) -> Outcome:
         raise NotImplementedError

@@ -56,7 +56,10 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig) -> list[Route]:
 
 def _http_endpoint(loader: ModuleLoader, module: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return _to_response(await loader.handle_http(module, await wasm_request(request)))
+        wreq = await wasm_request(request)
+        async with request.cancelled_on_disconnect():
+            result = await loader.handle_http(module, wreq)
+        return _to_response(result)
 
     return endpoint
 
@@ -67,6 +70,8 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str) -> Callable[[R
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)
         server = request.scope.get("server") or ("localhost", 80)
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
-        return _to_response(await loader.run_wasi(module, wreq, env))
+        async with request.cancelled_on_disconnect():
+            result = await loader.run_wasi(module, wreq, env)
+        return _to_response(result)
 
     return endpoint
