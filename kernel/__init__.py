@@ -4,7 +4,7 @@ plugins. This module is the public API for plugin authors."""
 from __future__ import annotations
 
 from kernel.app import Application, load_application
-from kernel.auth import AccessPolicy, Authenticator, missing_grants
+from kernel.auth import CREDENTIAL_HEADERS, AccessPolicy, Authenticator, credential_headers, missing_grants
 from kernel.commands import Command
 from kernel.config import ConfiguredPlugin, parse_config
 from kernel.datastructures import Headers, QueryParams
@@ -48,6 +48,7 @@ from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, Rout
 __version__ = "0.1.0"
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
     "HOP_BY_HOP",
     "HTTP_METHODS",
     "AccessPolicy",
@@ -92,6 +93,7 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "credential_headers",
     "dump_json",
     "head_problem",
     "header_problem",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
@@ -23,6 +25,12 @@ from kernel.routing import Route
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+#: Deepest nesting of arrays and objects a JSON body may have (400 beyond):
+#: deeper ones would exhaust the stack of the parser or of whoever walks them.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = str.maketrans({c: None for c in map(chr, range(128)) if c not in "[]{}"})
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class ClientDisconnected(Exception):
@@ -38,6 +46,15 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `text` nests arrays/objects deeper than `limit` (brackets
+    inside strings do not count); linear time, no recursion."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub("", text).translate(_BRACKETS)
+    return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:
@@ -191,10 +208,13 @@ class Request:
                 finally:
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # The block's own error (e.g. an HTTPError), not wrapped by the nursery.
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            # The block's own error (e.g. an HTTPError), not wrapped by nurseries.
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]
+            if error is group:
+                raise
+            raise error from None
         if gone:
             raise ClientDisconnected()
 
@@ -209,11 +229,13 @@ class Request:
         if "parsed_json" in self.state:
             return self.state["parsed_json"]
         text = await self.text()
+        if json_too_deep(text):
+            raise BadRequest(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        except ValueError as exc:
-            raise BadRequest(f"Malformed JSON body: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"Malformed JSON body: {str(exc)[:200]}") from None
         self.state["parsed_json"] = value
         return value

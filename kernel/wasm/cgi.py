@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from kernel.errors import BadRequest
 from kernel.wasm import (
     WasmBadResponse,
     WasmRequest,
@@ -14,12 +15,17 @@ from kernel.wasm.wire import checked_response
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-_SKIPPED_HEADERS = {"content-type", "content-length", "connection", "proxy", "authorization", "cookie"}
+#: Not passed as HTTP_* variables: CONTENT_TYPE/CONTENT_LENGTH carry the
+#: first two, the others are connection-specific or "httpoxy" (HTTP_PROXY).
+_SKIPPED_HEADERS = {"content-type", "content-length", "connection", "proxy"}
 
 
 def cgi_env(request: WasmRequest, route: str, server_name: str = "localhost", server_port: str = "80") -> dict[str, str]:
-    """The CGI variables a WAGI command sees. `Authorization` and `Cookie` are
-    not passed (credentials stay in the host)."""
+    """The CGI variables a WAGI command sees (the request's headers were
+    already stripped of credentials: `routes.wasm_request`). A header whose
+    name has an underscore is dropped, as Apache httpd does: `X_Forwarded_For`
+    would otherwise collide with (and override) `X-Forwarded-For`. 400 for a
+    NUL character, which no environment variable can hold."""
     headers = dict(request.headers)
     env = {
         "GATEWAY_INTERFACE": "CGI/1.1",
@@ -36,10 +42,13 @@ def cgi_env(request: WasmRequest, route: str, server_name: str = "localhost", se
         "X_MATCHED_ROUTE": route,
     }
     for name, value in request.headers:
-        if name not in _SKIPPED_HEADERS:
-            env["HTTP_" + name.upper().replace("-", "_")] = value
+        if name not in _SKIPPED_HEADERS and "_" not in name:
+            key = "HTTP_" + name.upper().replace("-", "_")
+            env[key] = f"{env[key]}, {value}" if key in env else value
     for name, value in request.params:
         env["X_PARAM_" + name.upper().replace("-", "_")] = value
+    if any("\x00" in value for value in env.values()):
+        raise BadRequest("The request's path, query, parameters or headers contain a NUL character")
     return env
 
 

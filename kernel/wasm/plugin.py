@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from kernel.auth import credential_headers
 from kernel.commands import Command
 from kernel.config import ConfiguredPlugin
 from kernel.hookspecs import hookimpl
@@ -52,7 +53,9 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        return bind_routes(self.loader, self.config) if self.loader is not None else []
+        if self.loader is None:
+            return []
+        return bind_routes(self.loader, self.config, lambda: credential_headers(app.authenticators))
 
     @hookimpl
     def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:
