@@ -38,6 +38,11 @@ HOP_BY_HOP = frozenset(
 )
 
 
+#: Statuses that never have a body, nor a Content-Length announcing one
+#: (HTTP/2 peers reject a length the missing body does not match).
+BODILESS = frozenset({204, 304})
+
+
 class InvalidResponse(Exception):
     """A response whose status line or headers must not be sent (the message says why)."""
 
@@ -100,9 +105,13 @@ class Response:
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         """Send status, headers and (unless HEAD) the body; return bytes sent.
         `InvalidResponse` before anything is sent if the head is not sendable."""
-        self.headers.set("content-length", str(len(self.body)))
+        bodiless = self.status in BODILESS
+        if bodiless:
+            self.headers.remove("content-length")
+        else:
+            self.headers.set("content-length", str(len(self.body)))
         await send(response_start(self.status, self.headers))
-        body = self.body if include_body else b""
+        body = self.body if include_body and not bodiless else b""
         await send({"type": "http.response.body", "body": body})
         return len(body)
 
