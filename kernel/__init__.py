@@ -4,7 +4,7 @@ plugins. This module is the public API for plugin authors."""
 from __future__ import annotations
 
 from kernel.app import Application, load_application
-from kernel.auth import AccessPolicy, Authenticator, missing_grants
+from kernel.auth import CREDENTIAL_HEADERS, AccessPolicy, Authenticator, credential_headers, missing_grants
 from kernel.commands import Command
 from kernel.config import ConfiguredPlugin, parse_config
 from kernel.datastructures import Headers, QueryParams
@@ -31,7 +31,18 @@ from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
 from kernel.registry import Registry, default_registry_path, load_registry, resolve_secrets
-from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
+from kernel.responses import (
+    HOP_BY_HOP,
+    HTMLResponse,
+    InvalidResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+    TextResponse,
+    dump_json,
+    head_problem,
+    header_problem,
+)
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
 from kernel.scaffold import check_name, render_templates
 from kernel.services import ServiceKey, Services
@@ -39,6 +50,8 @@ from kernel.services import ServiceKey, Services
 __version__ = "0.1.0"
 
 __all__ = [
+    "CREDENTIAL_HEADERS",
+    "HOP_BY_HOP",
     "HTTP_METHODS",
     "AccessPolicy",
     "Application",
@@ -56,6 +69,7 @@ __all__ = [
     "Handler",
     "Headers",
     "Identity",
+    "InvalidResponse",
     "JSONResponse",
     "MatchKind",
     "MethodNotAllowed",
@@ -84,8 +98,11 @@ __all__ = [
     "UnprocessableEntity",
     "UnsupportedMediaType",
     "check_name",
+    "credential_headers",
     "default_registry_path",
     "dump_json",
+    "head_problem",
+    "header_problem",
     "hookimpl",
     "hookspec",
     "load_application",

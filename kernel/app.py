@@ -34,7 +34,7 @@ from kernel.http import ClientDisconnected, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
 from kernel.registry import Registry, load_registry, resolve_secrets
-from kernel.responses import JSONResponse, Response, Send, to_response
+from kernel.responses import InvalidResponse, JSONResponse, Response, Send, to_response
 from kernel.routing import Endpoint, MatchKind, Route, RouteMatch, Router
 from kernel.services import Services
 
@@ -371,16 +371,38 @@ class Application:
             response = await handler(request)  # a guarded chain: it raises nothing else
         except ClientDisconnected:
             return
+        include_body = request.method != "HEAD"
         try:
-            await response.send(send, include_body=request.method != "HEAD")
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            await response.send(send, include_body=include_body)
+        except InvalidResponse as exc:
+            # Refused before anything went out: the server's protocol layer
+            # never sees it, so it has no error of its own to trip on.
+            log.error("response.invalid", error_id=request.id, path=request.path, reason=str(exc))
+            await self._send_safely(request, self._internal_error(request), send, include_body)
+        except Exception as exc:
+            self._log_send_failure(request, exc)
+
+    def _internal_error(self, request: Request) -> Response:
+        return self.render_error(request, HTTPError("Internal server error"), None)
+
+    async def _send_safely(self, request: Request, response: Response, send: Send, include_body: bool) -> None:
+        try:
+            await response.send(send, include_body=include_body)
+        except Exception as exc:
+            self._log_send_failure(request, exc)
+
+    @staticmethod
+    def _log_send_failure(request: Request, exc: Exception) -> None:
+        """Log a failed send once (called while handling it); the error is
+        swallowed: none may reach the server, which would answer again on a
+        broken stream."""
+        if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)):
             # The connection went away, or the server is already answering a
             # malformed request on it (hypercorn's own 400): nothing to send.
-            log.info("response.not_sent")
-        except Exception:
-            # A streaming body failed after its headers went out: nothing can
-            # be sent any more; log it once and let the server close the stream.
-            log.exception("response.stream_failed", error_id=request.id, path=request.path)
+            log.info("response.not_sent", reason=type(exc).__name__)
+        else:
+            # E.g. a streaming body failed after its headers went out.
+            log.exception("response.send_failed", error_id=request.id, path=request.path)
 
     @staticmethod
     def _routing_error(match: RouteMatch) -> HTTPError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from kernel.http import Identity, Request
@@ -14,7 +14,10 @@ class Authenticator(Protocol):
 
     `challenge` is the `WWW-Authenticate` value sent with 401 answers, e.g.
     `Bearer realm="wasmkernel"`. Header-based schemes may also expose
-    `header` (the header name they read), which the openapi plugin documents.
+    `header` (the header name they read), which the openapi plugin documents,
+    and `credential_headers` (every request header carrying their
+    credentials), which hosts of untrusted code never pass on (see
+    `credential_headers`).
     """
 
     scheme: str
@@ -40,3 +43,21 @@ def missing_grants(identity: Identity, requirement: AuthRequirement) -> str | No
     if roles:
         return "missing role(s): " + ", ".join(roles)
     return None
+
+
+#: Headers that carry credentials whichever schemes are configured.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def credential_headers(authenticators: Iterable[Authenticator]) -> frozenset[str]:
+    """Lower-case names of every request header carrying credentials: the
+    usual ones (`CREDENTIAL_HEADERS`) and those each authenticator declares
+    (its `credential_headers`, or the `header` it reads)."""
+    names = set(CREDENTIAL_HEADERS)
+    for authenticator in authenticators:
+        declared = getattr(authenticator, "credential_headers", None)
+        header = getattr(authenticator, "header", None)
+        names.update(declared if declared is not None else ())
+        if isinstance(header, str):
+            names.add(header)
+    return frozenset(name.lower() for name in names)

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import re
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import attrs
+import trio
 
 from kernel.datastructures import Headers, QueryParams
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 from kernel.errors import BadRequest, PayloadTooLarge
 from kernel.routing import Route
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+#: Deepest nesting of arrays and objects a JSON body may have (400 beyond):
+#: deeper ones would exhaust the stack of the parser or of whoever walks them.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = str.maketrans({c: None for c in map(chr, range(128)) if c not in "[]{}"})
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class ClientDisconnected(Exception):
@@ -32,6 +46,15 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(f"number {text[:40]} is out of range")
     return value
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `text` nests arrays/objects deeper than `limit` (brackets
+    inside strings do not count); linear time, no recursion."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub("", text).translate(_BRACKETS)
+    return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:
@@ -161,6 +184,40 @@ class Request:
         self._body = b"".join(chunks)
         return self._body
 
+    @asynccontextmanager
+    async def cancelled_on_disconnect(self) -> AsyncIterator[None]:
+        """Run the block until it ends or the client goes away (an HTTP/1.1
+        connection closed, an HTTP/2 stream reset): then the block is
+        cancelled and `ClientDisconnected` raised. Reads the body first (the
+        block can still use `body()`), so long computations stop with their client."""
+        await self.body()
+        gone = False
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    nonlocal gone
+                    while (await self.receive())["type"] != "http.disconnect":
+                        pass
+                    gone = True
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                try:
+                    yield
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The block's own error (e.g. an HTTPError), not wrapped by nurseries.
+            error: BaseException = group
+            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+                error = error.exceptions[0]
+            if error is group:
+                raise
+            raise error from None
+        if gone:
+            raise ClientDisconnected()
+
     async def text(self) -> str:
         try:
             return (await self.body()).decode("utf-8")
@@ -172,11 +229,13 @@ class Request:
         if "parsed_json" in self.state:
             return self.state["parsed_json"]
         text = await self.text()
+        if json_too_deep(text):
+            raise BadRequest(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        except ValueError as exc:
-            raise BadRequest(f"Malformed JSON body: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"Malformed JSON body: {str(exc)[:200]}") from None
         self.state["parsed_json"] = value
         return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -11,6 +12,72 @@ import trio
 from kernel.datastructures import Headers
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: An RFC 9110 field name (token).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A field value: visible ASCII, space, tab and Latin-1 letters; no control
+#: characters (C0, DEL, C1: so no CR, LF, NEL) and nothing a Latin-1 byte
+#: cannot carry (so no U+2028/U+2029 either).
+_VALUE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
+#: Connection-specific ("hop-by-hop") fields: the server, not the
+#: application, speaks for the connection (HTTP/2 forbids them outright).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "http2-settings",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-authentication-info",
+    }
+)
+
+
+#: Statuses that never have a body, nor a Content-Length announcing one
+#: (HTTP/2 peers reject a length the missing body does not match).
+BODILESS = frozenset({204, 304})
+
+
+class InvalidResponse(Exception):
+    """A response whose status line or headers must not be sent (the message says why)."""
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why the header `name: value` must not be sent, or None if it may."""
+    if not _TOKEN.fullmatch(name):
+        return f"header name {name[:40]!r} is not an HTTP token"
+    if not _VALUE.fullmatch(value):
+        return f"header {name!r} has a control character or line break in its value"
+    lower = name.lower()
+    if lower in HOP_BY_HOP or lower.startswith("proxy-"):
+        return f"header {name!r} is connection-specific; only the server sets it"
+    return None
+
+
+def head_problem(status: Any, headers: Iterable[tuple[str, str]]) -> str | None:
+    """Why a response with `status` and `headers` must not be sent: a status
+    that is not a final one (200-599), or any bad header."""
+    if type(status) is not int or not 200 <= status <= 599:
+        return f"status {status!r} is not a final HTTP status (200-599)"
+    for name, value in headers:
+        problem = header_problem(name, value)
+        if problem is not None:
+            return problem
+    return None
+
+
+def response_start(status: int, headers: Headers) -> MutableMapping[str, Any]:
+    """The `http.response.start` message; `InvalidResponse` (before anything
+    is sent) when the status or a header is not sendable."""
+    problem = head_problem(status, headers)
+    if problem is not None:
+        raise InvalidResponse(problem)
+    return {"type": "http.response.start", "status": status, "headers": headers.to_asgi()}
 
 
 class Response:
@@ -38,10 +105,15 @@ class Response:
         return f"{type(self).__name__}(status={self.status}, body={len(self.body)} bytes)"
 
     async def send(self, send: Send, *, include_body: bool = True) -> int:
-        """Send status, headers and (unless HEAD) the body; return bytes sent."""
-        self.headers.set("content-length", str(len(self.body)))
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers.to_asgi()})
-        body = self.body if include_body else b""
+        """Send status, headers and (unless HEAD) the body; return bytes sent.
+        `InvalidResponse` before anything is sent if the head is not sendable."""
+        bodiless = self.status in BODILESS
+        if bodiless:
+            self.headers.remove("content-length")
+        else:
+            self.headers.set("content-length", str(len(self.body)))
+        await send(response_start(self.status, self.headers))
+        body = self.body if include_body and not bodiless else b""
         await send({"type": "http.response.body", "body": body})
         return len(body)
 
@@ -96,7 +168,7 @@ class StreamingResponse(Response):
 
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         self.headers.remove("content-length")
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers.to_asgi()})
+        await send(response_start(self.status, self.headers))
         sent = 0
         if include_body:
             async for chunk in self.chunks():

@@ -41,10 +41,13 @@ class AuthRequirement:
     """What a caller must present to use a route.
 
     `required`: an authenticated identity is needed; `scopes`/`roles`: every
-    listed scope and role must be granted to that identity.
+    listed scope and role must be granted to that identity. `identify` (with
+    ``required=False``): authenticate when credentials are presented, so the
+    endpoint can grant more to an identified caller; none is still allowed.
     """
 
     required: bool = True
+    identify: bool = False
     scopes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 

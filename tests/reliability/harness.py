@@ -29,7 +29,7 @@ from tests.conftest import free_port, wait_until_serving
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DIST = ROOT / "wasm_modules" / "dist"
-WASM_MODULES = ("hello", "faults", "wagi_echo", "matmul")
+WASM_MODULES = ("hello", "faults", "wagi_echo", "matmul", "mirror", "mirror_wagi")
 
 #: Development credentials handed to servers through their environment.
 JWT_SECRET = "reliability-" + "k" * 52

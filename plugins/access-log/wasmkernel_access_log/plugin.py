@@ -5,6 +5,9 @@ Config (`[plugins.access-log.config]`):
 - `skip_paths`: route paths not logged, as declared (e.g. ["/healthz",
   "/items/{id}"]); such routes are not wrapped at all. Requests matching no
   route are always logged.
+- `max_field_length`: longest logged text field (default 1024); a longer
+  one (a 60 KB path, a huge subject) is cut and ends with ``…[+N chars]``,
+  so a client cannot make huge log lines.
 
 Each line is logged by "wasmkernel.access" with the event "request" and
 `method`, `path`, `route` (route name or null), `status`, `duration_ms`,
@@ -39,6 +42,7 @@ log = structlog.get_logger("wasmkernel.access")
 class Config:
     level: Literal["debug", "info", "warning"] = attrs.field(default="info", validator=attrs.validators.in_(("debug", "info", "warning")))
     skip_paths: list[str] = attrs.field(factory=list)
+    max_field_length: int = attrs.field(default=1024, validator=attrs.validators.ge(16))
 
 
 async def _counted(chunks: AsyncIterator[bytes], done: Callable[[int], None]) -> AsyncIterator[bytes]:
@@ -60,19 +64,25 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         return [Middleware("access-log", self.wrap)]
 
+    def cut(self, text: str | None) -> str | None:
+        limit = self.config.max_field_length
+        if text is None or len(text) <= limit:
+            return text
+        return f"{text[:limit]}…[+{len(text) - limit} chars]"
+
     def record(self, request: Request, route_name: str | None, status: int, started: float, size: int | None) -> None:
         identity = request.identity
         getattr(log, self.config.level)(
             "request",
-            method=request.method,
-            path=request.path,
+            method=self.cut(request.method),
+            path=self.cut(request.path),
             route=route_name,
             status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             bytes=size,
-            request_id=request.id,
+            request_id=self.cut(request.id),
             client=request.client_host or None,
-            subject=identity.subject if identity is not None else None,
+            subject=self.cut(identity.subject) if identity is not None else None,
         )
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:

@@ -123,6 +123,10 @@ class ApiKeyAuthenticator:
     def challenge(self) -> str:
         return f'ApiKey header="{self.header}"'
 
+    @property
+    def credential_headers(self) -> tuple[str, ...]:
+        return (self.header,)
+
     def find(self, presented: bytes) -> StoredKey | None:
         """The key whose digest equals `presented`'s, comparing with every key."""
         wanted = digest(presented)

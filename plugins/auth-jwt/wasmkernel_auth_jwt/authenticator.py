@@ -30,6 +30,23 @@ REASONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
 )
 
 
+#: Time claims must be RFC 7519 NumericDates: JSON numbers (not strings,
+#: which PyJWT would convert) no later than 9999-12-31 (so not `1e30`).
+TIME_CLAIMS = ("exp", "nbf", "iat")
+MAX_NUMERIC_DATE = 253_402_300_799
+
+
+def numeric_date_problem(claims: Mapping[str, Any]) -> str | None:
+    """The first time claim that is not a valid NumericDate, as a reason."""
+    for claim in TIME_CLAIMS:
+        if claim not in claims:
+            continue
+        value = claims[claim]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_NUMERIC_DATE:
+            return f"invalid '{claim}' claim (not a NumericDate)"
+    return None
+
+
 def reason_for(exc: jwt.InvalidTokenError) -> str:
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"token is missing the '{exc.claim}' claim"
@@ -57,6 +74,7 @@ class JWTAuthenticator:
     config: Config
     keys: Keys
     scheme: str = SCHEME
+    credential_headers: tuple[str, ...] = ("authorization",)
 
     @property
     def challenge(self) -> str:
@@ -104,6 +122,9 @@ class JWTAuthenticator:
 
     def identity(self, claims: dict[str, Any]) -> Identity:
         config = self.config
+        problem = numeric_date_problem(claims)
+        if problem is not None:
+            raise self.reject(problem)
         subject = claims.get(config.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise self.reject(f"token has no valid '{config.subject_claim}' claim")

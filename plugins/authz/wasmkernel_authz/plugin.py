@@ -11,7 +11,11 @@ Config (`[plugins.authz.config]`):
 
 Per request, on protected routes only (public routes are not wrapped): the
 authenticators run in registry order and the first identity wins (one
-raising 401 stops the search). No identity: 401 with a ``WWW-Authenticate``
+raising 401 stops the search). A public route declaring
+``AuthRequirement(required=False, identify=True)`` is authenticated
+optionally: valid credentials set ``request.identity``, invalid ones are 401,
+none let the request through anonymously (the endpoint decides what an
+anonymous caller may do, e.g. matmul's large `n`). No identity: 401 with a ``WWW-Authenticate``
 challenge per scheme. An identity lacking a required scope or role, or
 refused by an access policy: 403 with the reason. Otherwise the identity is
 set on ``request.identity``.
@@ -92,8 +96,10 @@ class Enforcer:
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         requirement = self.requirement(route) if route is not None else None
-        if route is None or requirement is None or not requirement.required:
+        if route is None or requirement is None:
             return next_handler
+        if not requirement.required:
+            return self.optional(next_handler) if requirement.identify else next_handler
         authenticators = self.app.authenticators
         checks: tuple[AccessPolicy, ...] = (builtin_grants, *self.app.access_policies)
         if not authenticators:
@@ -102,15 +108,7 @@ class Enforcer:
         unauthenticated = [("WWW-Authenticate", a.challenge) for a in authenticators]
 
         async def guard(request: Request) -> Response:
-            identity = None
-            for authenticator in authenticators:
-                try:
-                    identity = await authenticator.authenticate(request)
-                except Unauthorized as exc:
-                    exc.headers.setdefault("WWW-Authenticate", authenticator.challenge)
-                    raise
-                if identity is not None:
-                    break
+            identity = await self.identify(request)
             if identity is None:
                 raise Unauthorized("Authentication required", headers=unauthenticated)
             for check in checks:
@@ -121,6 +119,25 @@ class Enforcer:
             return await next_handler(request)
 
         return guard
+
+    async def identify(self, request: Request) -> Identity | None:
+        """The first identity an authenticator vouches for (401 for bad credentials)."""
+        for authenticator in self.app.authenticators:
+            try:
+                identity = await authenticator.authenticate(request)
+            except Unauthorized as exc:
+                exc.headers.setdefault("WWW-Authenticate", authenticator.challenge)
+                raise
+            if identity is not None:
+                return identity
+        return None
+
+    def optional(self, next_handler: Handler) -> Handler:
+        async def identified(request: Request) -> Response:
+            request.identity = await self.identify(request)
+            return await next_handler(request)
+
+        return identified
 
 
 class Plugin(ConfiguredPlugin[Config]):

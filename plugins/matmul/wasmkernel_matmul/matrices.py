@@ -74,13 +74,23 @@ def _matrix(name: str, value: Any, max_dim: int, errors: list[dict[str, str]]) -
         for j, x in enumerate(row):
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 errors.append(error(f"{where}/{i}/{j}", "must be a number"))
-            elif not math.isfinite(x):
-                errors.append(error(f"{where}/{i}/{j}", "must be a finite number"))
+                continue
+            number = _as_float(x)
+            if math.isfinite(number):
+                flat.append(number)
             else:
-                flat.append(float(x))
+                errors.append(error(f"{where}/{i}/{j}", "must be a finite number"))
     if len(errors) > before:
         return None
     return Matrix(len(value), cols, tuple(flat))
+
+
+def _as_float(x: int | float) -> float:
+    """`x` as a float; infinity for an integer beyond the float range (e.g. 401 digits)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf
 
 
 def parse_operands(body: Any, max_dim: int) -> tuple[Matrix, Matrix]:

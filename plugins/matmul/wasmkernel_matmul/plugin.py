@@ -19,6 +19,11 @@ Config (``[plugins.matmul.config]``):
 
 - `module` (str, default ``"matmul"``): the loader's module name.
 - `max_n` (int, default 5000): largest `n` for `GET /matmul`.
+- `public_max_n` (int, default 1000): largest `n` an anonymous caller may
+  ask for; a larger one needs an identity with scope ``matrix:compute`` (401
+  without credentials, 403 without the scope; needs the authz plugin, which
+  authenticates the route optionally). Compute time grows as n³: n = 5000 is
+  minutes of a worker, so it is not for anyone who asks.
 - `api_max_dim` (int, default 512): largest dimension for `POST /api/matmul`.
 - `api_max_body_bytes` (int, default 8 MiB): body limit of `POST /api/matmul`
   (a 512x512 pair of matrices is a few MB of JSON).
@@ -47,9 +52,11 @@ from kernel import (
     AuthRequirement,
     Command,
     ConfiguredPlugin,
+    Forbidden,
     Request,
     Route,
     StartupError,
+    Unauthorized,
     UnprocessableEntity,
     hookimpl,
 )
@@ -73,6 +80,7 @@ def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> Non
 class Config:
     module: str = "matmul"
     max_n: int = attrs.field(default=5000, validator=_positive)
+    public_max_n: int = attrs.field(default=1000, validator=_positive)
     api_max_dim: int = attrs.field(default=512, validator=_positive)
     api_max_body_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=_positive)
     split_rows: int = attrs.field(default=2, validator=_positive)
@@ -113,9 +121,15 @@ class Plugin(ConfiguredPlugin[Config]):
                 self.benchmark,
                 name="matmul",
                 query_schema=query_schema(cfg.max_n),
+                auth=AuthRequirement(required=False, identify=True),
                 summary="Multiply the benchmark matrices of size n in WebAssembly; returns the checksum",
                 tags=("matmul", "benchmark"),
-                responses={200: "checksum and timings", 422: "bad n or kernel"},
+                responses={
+                    200: "checksum and timings",
+                    401: f"n above {cfg.public_max_n} without credentials",
+                    403: f"n above {cfg.public_max_n} without scope {SCOPE}",
+                    422: "bad n or kernel",
+                },
             ),
             Route(
                 "/api/matmul",
@@ -164,7 +178,17 @@ class Plugin(ConfiguredPlugin[Config]):
             errors.append({"pointer": "/kernel", "location": "query", "message": f"kernel must be one of: {', '.join(KERNELS)}"})
         if errors:
             raise UnprocessableEntity("Invalid query parameters", extra={"errors": errors})
+        if n > self.config.public_max_n:
+            self._check_caller(request, n)
         return n, kernel
+
+    def _check_caller(self, request: Request, n: int) -> None:
+        identity = request.identity
+        if identity is None:
+            challenges = [("WWW-Authenticate", a.challenge) for a in self.app.authenticators] if self.app is not None else []
+            raise Unauthorized(f"n above {self.config.public_max_n} needs credentials with scope {SCOPE}", headers=challenges)
+        if SCOPE not in identity.scopes:
+            raise Forbidden(f"n above {self.config.public_max_n} needs scope {SCOPE}")
 
     async def benchmark(self, request: Request) -> dict[str, Any]:
         n, kernel = self._parse_query(request)
@@ -178,12 +202,9 @@ class Plugin(ConfiguredPlugin[Config]):
             results.append(await loader.call(module, "bench_checksum", n, lo, hi, fast))
 
         started = time.perf_counter()
-        if len(ranges) == 1:
-            await run(*ranges[0])
-        else:
-            async with trio.open_nursery() as nursery:
-                for lo, hi in ranges:
-                    nursery.start_soon(run, lo, hi)
+        async with request.cancelled_on_disconnect(), trio.open_nursery() as nursery:
+            for lo, hi in ranges:
+                nursery.start_soon(run, lo, hi)
         compute_ms = (time.perf_counter() - started) * 1000.0
         checksum = sum(float(result.value or 0.0) for result in results)
         if math.isnan(checksum):  # the module refused its arguments

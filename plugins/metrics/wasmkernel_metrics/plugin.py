@@ -4,6 +4,15 @@ Config (`[plugins.metrics.config]`):
 - `path`: where the metrics are served (default "/metrics")
 - `buckets`: upper bounds in seconds of the request duration histogram,
   strictly increasing (default: 0.5 ms to 10 s, see `DEFAULT_BUCKETS`)
+- `allow_networks`: client networks that may scrape, e.g.
+  ``["127.0.0.1/32", "10.0.0.0/8"]`` (default [] = any client); others get
+  403. Behind a reverse proxy the client is the proxy: restrict there too.
+- `require_auth` (default false) and `scopes` (default []): the route needs
+  an authenticated caller (with these scopes); enforced by the authz plugin,
+  so startup fails without it.
+
+Metrics name routes, modules and error counts: on a public network restrict
+them with `allow_networks`, `require_auth` or the proxy in front.
 
 Each application gets its own `prometheus_client.CollectorRegistry` (never the
 global one), holding:
@@ -12,8 +21,8 @@ global one), holding:
   `wasmkernel_requests_in_progress{method, route}` (gauge), recorded by the
   `metrics` middleware. `route` is the route's name, or "<unmatched>" for
   requests no route matched (404/405) — never the raw path. Methods outside
-  the HTTP methods the kernel knows are recorded as "OTHER". A raised
-  `HTTPError` counts with its status, any other exception as 500, a client that
+  the HTTP methods the kernel knows are recorded as "OTHER". Errors
+  count with the status of the response the kernel made of them; a client that
   went away before its body was read as 499. The duration ends when the
   handler returns its response, before a streamed body is sent. Requests to
   the metrics route itself are counted like any other.
@@ -27,6 +36,7 @@ The answer is Prometheus' text format, or OpenMetrics when the scraper's
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import time
 from collections.abc import Sequence
@@ -39,7 +49,21 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from kernel import HTTP_METHODS, Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
+from kernel import (
+    HTTP_METHODS,
+    Application,
+    AuthRequirement,
+    ClientDisconnected,
+    ConfiguredPlugin,
+    Forbidden,
+    Handler,
+    Middleware,
+    Request,
+    Response,
+    Route,
+    StartupError,
+    hookimpl,
+)
 from wasmkernel_metrics.sources import SourceCollector, produced_names
 
 #: Request duration buckets, in seconds: 0.5 ms to 10 s.
@@ -62,10 +86,38 @@ def _check_buckets(instance: Any, attribute: attrs.Attribute[Any], value: tuple[
         raise ValueError(f"'buckets' must be positive and strictly increasing, got {list(value)}")
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(values: Sequence[str]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(value, strict=False) for value in values)
+
+
+def _check_networks(instance: Any, attribute: attrs.Attribute[Any], value: Sequence[str]) -> None:
+    networks(value)  # ValueError naming the bad network
+
+
 @attrs.frozen
 class Config:
     path: str = attrs.field(default="/metrics", validator=_check_path)
     buckets: tuple[float, ...] | None = attrs.field(default=None, validator=_check_buckets)
+    allow_networks: tuple[str, ...] = attrs.field(default=(), validator=_check_networks)
+    require_auth: bool = False
+    scopes: tuple[str, ...] = ()
+
+    def requirement(self) -> AuthRequirement | None:
+        return AuthRequirement(scopes=self.scopes) if self.require_auth or self.scopes else None
+
+
+def allowed(client: str, allow: Sequence[Network]) -> bool:
+    """Whether the client address `client` is in one of `allow` (any when empty)."""
+    if not allow:
+        return True
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return False
+    return any(address in network for network in allow)
 
 
 @attrs.frozen
@@ -117,16 +169,18 @@ class RequestMetrics:
 
 
 class Plugin(ConfiguredPlugin[Config]):
-    order = -100
     config_class = Config
+    order = -100
 
     def __init__(self) -> None:
         super().__init__()
         self.registry = CollectorRegistry()
         self.requests: RequestMetrics | None = None
+        self.allow: tuple[Network, ...] = ()
 
     def configured(self) -> None:
         app = self.app
+        self.allow = networks(self.config.allow_networks)
         self.requests = RequestMetrics.create(self.registry, self.config.buckets or DEFAULT_BUCKETS)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -141,6 +195,7 @@ class Plugin(ConfiguredPlugin[Config]):
                 self.config.path,
                 self.metrics,
                 name="metrics",
+                auth=self.config.requirement(),
                 summary="Prometheus metrics",
                 tags=("observability",),
                 responses={200: "Metrics in Prometheus' text format (or OpenMetrics, if accepted)"},
@@ -152,6 +207,13 @@ class Plugin(ConfiguredPlugin[Config]):
         assert self.requests is not None
         return [Middleware("metrics", self.requests.wrap)]
 
+    @hookimpl
+    def wasmkernel_startup(self, app: Application) -> None:
+        if self.config.requirement() is not None and not any(link.name == "authz" for link in app.middleware):
+            raise StartupError("metrics: require_auth/scopes are set but nothing enforces them; enable the authz plugin (and an authentication plugin)")
+
     async def metrics(self, request: Request) -> Response:
+        if not allowed(request.client_host, self.allow):
+            raise Forbidden("metrics are not available to this client")
         encode, content_type = choose_encoder(request.headers.get("accept") or "")
         return Response(encode(self.registry), headers={"Cache-Control": "no-store"}, media_type=content_type)

@@ -138,6 +138,12 @@ class WasmUnavailable(WasmError):
     status = 503
 
 
+class WasmBadResponse(WasmError):
+    """A module's response cannot be sent (not a final status, a bad header)."""
+
+    status = 502
+
+
 class ModuleLoader(Protocol):
     """Loads, caches and runs WebAssembly modules (see docs/wasm-abi.md).
 

@@ -25,6 +25,8 @@ ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout"]
 MEMORY_SLACK = 2 * MIB
 #: At most this much of a WASI command's stdout is read.
 STDOUT_LIMIT = 16 * MIB
+#: At most this much of a WASI command's stderr is kept (and logged).
+STDERR_LIMIT = 4096
 
 
 @attrs.frozen
@@ -36,6 +38,8 @@ class Outcome:
     duration_ms: float = 0.0
     error: ErrorKind | None = None
     message: str = ""
+    #: What a WASI command wrote to stderr (at most `STDERR_LIMIT` bytes).
+    stderr: bytes = b""
 
 
 class Guest(Protocol):

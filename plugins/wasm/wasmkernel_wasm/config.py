@@ -50,8 +50,13 @@ class ModuleSpec:
     `path` is relative to the registry file's directory; `sha256` pins the
     file's content; `compiler`, `timeout` (seconds) and `memory_limit_mb`
     default to the loader's settings; `stateful` keeps one instance per worker
-    across calls (default: a fresh instance per call). `env` and `dirs` are
-    granted to WASI modules only (nothing is granted by default).
+    across calls (default: a fresh instance per call). `max_concurrency`: at
+    most this many calls of the module run at once (default: as many as there
+    are workers), so one module cannot take every worker. `grant_headers`:
+    request headers carrying credentials that this module may still see
+    (by default no module sees any: see `LoaderConfig.secret_headers`).
+    `env` and `dirs` are granted to WASI modules only (nothing is granted by
+    default).
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -62,6 +67,8 @@ class ModuleSpec:
     timeout: float | None = attrs.field(default=None, validator=_positive)
     memory_limit_mb: int | None = attrs.field(default=None, validator=_positive)
     stateful: bool = False
+    max_concurrency: int | None = attrs.field(default=None, validator=_positive)
+    grant_headers: list[str] = attrs.field(factory=list)
     env: dict[str, str] = attrs.field(factory=dict)
     dirs: list[DirSpec] = attrs.field(factory=list)
 
@@ -93,6 +100,11 @@ class LoaderConfig:
 
     cache_dir: str = ".wasmkernel/cache"
     workers: int = attrs.field(default=2, validator=_positive)
+    #: Calls that may wait for a worker; beyond, 503 with Retry-After.
+    max_queued: int = attrs.field(default=32, validator=attrs.validators.ge(0))
+    #: Request headers no module sees (unless its `grant_headers` lists them),
+    #: besides every configured authenticator's credential headers.
+    secret_headers: list[str] = attrs.field(factory=list)
     default_timeout: float = attrs.field(default=10.0, validator=_positive)
     compiler: str = "cranelift"
     memory_limit_mb: int = attrs.field(default=256, validator=_positive)
@@ -140,6 +152,14 @@ class LoaderConfig:
 
     def timeout_of(self, spec: ModuleSpec) -> float:
         return spec.timeout if spec.timeout is not None else self.default_timeout
+
+    def withheld_headers(self, spec: ModuleSpec, credentials: Iterable[str]) -> frozenset[str]:
+        """Lower-case names of the request headers `spec`'s module must not see."""
+        withheld = {name.lower() for name in (*credentials, *self.secret_headers)}
+        return frozenset(withheld - {name.lower() for name in spec.grant_headers})
+
+    def concurrency_of(self, spec: ModuleSpec) -> int:
+        return min(spec.max_concurrency or self.workers, self.workers)
 
     def memory_limit_of(self, spec: ModuleSpec) -> int:
         """The module's memory cap in bytes."""

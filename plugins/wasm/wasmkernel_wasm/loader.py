@@ -5,14 +5,15 @@ WASI command)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 import trio
 
-from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmRequest, WasmResponse, WasmUnavailable
 from wasmkernel_wasm.calls import Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
@@ -52,7 +53,10 @@ class LoaderBase(Generic[L]):
         self.cache_dir = (base / config.cache_dir).resolve()
         self.metrics = CallMetrics()
         self._loaded: dict[str, L] = {}
+        #: One token per worker; a call holds one while it runs (see `_slot`).
         self._limiter = trio.CapacityLimiter(config.workers)
+        self._per_module = {spec.name: trio.CapacityLimiter(config.concurrency_of(spec)) for spec in config.modules}
+        self._queued = 0
         self._tasks: trio.Nursery | None = None
         self._app = app
 
@@ -85,6 +89,31 @@ class LoaderBase(Generic[L]):
         except KeyError:
             raise WasmUnavailable(f"WebAssembly module '{module}' is not loaded") from None
 
+    @asynccontextmanager
+    async def _slot(self, module: str) -> AsyncIterator[None]:
+        """Wait for a worker the module may use: at most its `max_concurrency`
+        calls and `workers` calls in all run at once; when `max_queued` calls
+        already wait, 503 with Retry-After at once. A call's time limit starts
+        once it holds its slot, never while it waits."""
+        if self._queued >= self.config.max_queued:
+            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", headers={"Retry-After": "1"})
+        per_module = self._per_module[module]
+        self._queued += 1
+        try:
+            await per_module.acquire()
+            try:
+                await self._limiter.acquire()
+            except BaseException:
+                per_module.release()
+                raise
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._limiter.release()
+            per_module.release()
+
     async def _run(self, module: str, function: str, job: Any, *args: Any, timeout: float | None = None) -> Outcome:
         raise NotImplementedError
 
@@ -94,8 +123,20 @@ class LoaderBase(Generic[L]):
 
     async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
         outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
-        return decode_response(outcome.value, module)
+        return _logged(decode_response, outcome.value, module)
 
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()))
-        return parse_cgi_output(outcome.value, module)
+        if outcome.stderr:
+            # A field of one log line, never raw text: a guest cannot forge log lines.
+            log.info("wasm.stderr", module=module, stderr=outcome.stderr.decode("utf-8", "replace"))
+        return _logged(parse_cgi_output, outcome.value, module)
+
+
+def _logged(parse: Callable[[bytes, str], WasmResponse], output: bytes, module: str) -> WasmResponse:
+    """`parse` a module's output; an unsendable one (502) is logged naming the module."""
+    try:
+        return parse(output, module)
+    except WasmBadResponse as exc:
+        log.warning("wasm.bad_response", module=module, reason=exc.detail)
+        raise

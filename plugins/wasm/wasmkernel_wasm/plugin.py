@@ -1,4 +1,4 @@
-"""The base class of loader plugins: configuration, routes, metrics and commands wired to a loader."""
+"""The base class of loader plugins: configuration, routes and metrics wired to a loader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kernel import ConfiguredPlugin, MetricSource, Route, hookimpl
+from kernel import ConfiguredPlugin, MetricSource, Route, credential_headers, hookimpl
 from wasmkernel_wasm import (
     ModuleLoader,
 )
@@ -45,7 +45,9 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        return bind_routes(self.loader, self.config) if self.loader is not None else []
+        if self.loader is None:
+            return []
+        return bind_routes(self.loader, self.config, lambda: credential_headers(app.authenticators))
 
     @hookimpl
     def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:

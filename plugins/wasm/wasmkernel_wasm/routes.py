@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
 
-from kernel import Request, Response, Route
+from kernel import CREDENTIAL_HEADERS, Request, Response, Route
 from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,
@@ -14,31 +15,46 @@ from wasmkernel_wasm.cgi import cgi_env
 from wasmkernel_wasm.config import LoaderConfig
 
 
-async def wasm_request(request: Request) -> WasmRequest:
-    """The `WasmRequest` for a kernel request (route params as strings)."""
+async def wasm_request(request: Request, withheld: frozenset[str] = frozenset()) -> WasmRequest:
+    """The `WasmRequest` for a kernel request (route params as strings),
+    without the `withheld` headers (lower-case names)."""
     return WasmRequest(
         method=request.method,
         path=request.path,
         query=request.query_string.decode("latin-1"),
         params=tuple((name, str(value)) for name, value in request.path_params.items()),
-        headers=tuple((name.lower(), value) for name, value in request.headers),
+        headers=tuple((name.lower(), value) for name, value in request.headers if name.lower() not in withheld),
         body=await request.body(),
     )
+
+
+def _withheld(config: LoaderConfig, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
+    """The headers `module` must not see, worked out on first use (once every
+    authenticator is known)."""
+
+    @functools.cache
+    def names() -> frozenset[str]:
+        return config.withheld_headers(config.spec(module), credentials())
+
+    return names
 
 
 def _to_response(result: WasmResponse) -> Response:
     return Response(result.body, status=result.status, headers=list(result.headers))
 
 
-def bind_routes(loader: ModuleLoader, config: LoaderConfig) -> list[Route]:
-    """Kernel routes serving the configured http and wasi modules."""
+def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
+    """Kernel routes serving the configured http and wasi modules; no module
+    sees a header named by `credentials()` or the config's `secret_headers`
+    unless its `grant_headers` lists it."""
     routes = []
     for spec in config.routes:
         kind = config.spec(spec.module).kind
+        withheld = _withheld(config, spec.module, credentials)
         routes.append(
             Route(
                 spec.path,
-                _http_endpoint(loader, spec.module) if kind == "http" else _wasi_endpoint(loader, spec.module, spec.path),
+                _http_endpoint(loader, spec.module, withheld) if kind == "http" else _wasi_endpoint(loader, spec.module, spec.path, withheld),
                 methods=tuple(spec.methods),
                 name=spec.name or f"wasm:{spec.module}:{spec.path}",
                 auth=spec.requirement(),
@@ -49,19 +65,24 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig) -> list[Route]:
     return routes
 
 
-def _http_endpoint(loader: ModuleLoader, module: str) -> Callable[[Request], Awaitable[Response]]:
+def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return _to_response(await loader.handle_http(module, await wasm_request(request)))
+        wreq = await wasm_request(request, withheld())
+        async with request.cancelled_on_disconnect():
+            result = await loader.handle_http(module, wreq)
+        return _to_response(result)
 
     return endpoint
 
 
-def _wasi_endpoint(loader: ModuleLoader, module: str, route: str) -> Callable[[Request], Awaitable[Response]]:
+def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        wreq = await wasm_request(request)
+        wreq = await wasm_request(request, withheld())
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)
         server = request.scope.get("server") or ("localhost", 80)
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
-        return _to_response(await loader.run_wasi(module, wreq, env))
+        async with request.cancelled_on_disconnect():
+            result = await loader.run_wasi(module, wreq, env)
+        return _to_response(result)
 
     return endpoint

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 
+from kernel import head_problem
 from wasmkernel_wasm import (
-    WasmError,
+    WasmBadResponse,
     WasmRequest,
     WasmResponse,
 )
@@ -56,8 +57,27 @@ def decode_response(data: bytes, module: str) -> WasmResponse:
         status = u32()
         headers = tuple((field().decode(), field().decode()) for _ in range(u32()))
         body = field()
-        if pos != len(data) or not 100 <= status <= 599:
-            raise ValueError("trailing bytes" if pos != len(data) else f"status {status}")
+        if pos != len(data):
+            raise ValueError("trailing bytes")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise WasmError(f"module '{module}' returned a malformed HTTP response ({exc})") from None
-    return WasmResponse(status, headers, body)
+        raise WasmBadResponse(f"module '{module}' returned a malformed HTTP response ({exc})") from None
+    return checked_response(status, headers, body, module)
+
+
+def checked_response(status: int, headers: tuple[tuple[str, str], ...], body: bytes, module: str) -> WasmResponse:
+    """A module's response as the kernel may send it; `WasmBadResponse` (502)
+    for a status that is not final (200-599), a header name that is not a
+    token, a value with a control character or line break, a connection-
+    specific header, or a Content-Length that is not the body's (the kernel
+    sets Content-Length itself)."""
+    problem = head_problem(status, headers)
+    kept = []
+    for name, value in headers:
+        if name.lower() == "content-length":
+            if value.strip() != str(len(body)):
+                problem = problem or f"Content-Length {value[:20]!r} is not the body's length {len(body)}"
+            continue
+        kept.append((name.lower(), value))
+    if problem is not None:
+        raise WasmBadResponse(f"module '{module}' returned an unsendable response: {problem}")
+    return WasmResponse(status, tuple(kept), body)

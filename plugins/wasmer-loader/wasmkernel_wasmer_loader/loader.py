@@ -61,6 +61,7 @@ class WasmerLoader(LoaderBase[Loaded]):
     def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
         super().__init__(config, base, app)
         self._context: trio_parallel.WorkerContext | None = None
+        self._unlimited = trio.CapacityLimiter(math.inf)
         self._stack = contextlib.AsyncExitStack()
 
     # -- compiling -----------------------------------------------------------
@@ -172,26 +173,29 @@ class WasmerLoader(LoaderBase[Loaded]):
         if context is None:
             raise WasmUnavailable("the WebAssembly loader is not running")
         limit = timeout if timeout is not None else loaded.info.timeout
-        start = time.perf_counter()
-        error: str | None = None
-        try:
-            with trio.move_on_after(limit) as scope:
-                try:
-                    outcome: Outcome = await context.run_sync(fn, loaded.ref, *args, kill_on_cancel=True, limiter=self._limiter)
-                except trio.ClosedResourceError:
-                    error = "unavailable"
-                    raise WasmUnavailable("the WebAssembly loader is stopping") from None
-                except trio_parallel.BrokenWorkerError:
-                    error = "crash"
+        async with self._slot(module):
+            start = time.perf_counter()
+            error: str | None = "cancelled"
+            try:
+                with trio.move_on_after(limit) as scope:
+                    try:
+                        # The slot bounds concurrency; trio_parallel's own limiter must not.
+                        outcome: Outcome = await context.run_sync(fn, loaded.ref, *args, kill_on_cancel=True, limiter=self._unlimited)
+                    except trio.ClosedResourceError:
+                        error = "unavailable"
+                        raise WasmUnavailable("the WebAssembly loader is stopping") from None
+                    except trio_parallel.BrokenWorkerError:
+                        error = "crash"
+                        raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
+                    error = outcome.error
+                if scope.cancelled_caught:
+                    error = "timeout"
+                    raise timeout_error(module, function, limit)
+                if outcome.error is not None:
+                    raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
+                return outcome
+            finally:
+                if error in ("crash", "timeout", "cancelled"):
+                    # The worker was lost or killed (a timeout, or the client went away).
                     self._replace_worker()
-                    raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
-            if scope.cancelled_caught:
-                error = "timeout"
-                self._replace_worker()
-                raise timeout_error(module, function, limit)
-            if outcome.error is not None:
-                error = outcome.error
-                raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
-            return outcome
-        finally:
-            self.metrics.record(module, function, time.perf_counter() - start, error)
+                self.metrics.record(module, function, time.perf_counter() - start, error)

@@ -20,7 +20,7 @@ import attrs
 import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
 from wasmkernel_wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
@@ -154,34 +154,35 @@ def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]]) -> Ou
             wasi_env = builder.finalize()
             imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
             instance = wasmer.Instance(module, imports)
-            stdout = _run_start(instance, stdin, scratch)
-            return Outcome(value=stdout[:STDOUT_LIMIT])
+            stdout, stderr = _run_start(instance, stdin, scratch)
+            return Outcome(value=stdout, stderr=stderr)
         except RuntimeError as exc:
             return _fault(ref, instance, exc)
 
 
-def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> bytes:
-    in_path, out_path = os.path.join(scratch, "stdin"), os.path.join(scratch, "stdout")
-    with open(in_path, "wb") as body:
+def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[bytes, bytes]:
+    """Run `_start` with fds 0, 1 and 2 pointed at files in `scratch`: the
+    guest never writes to the worker's own stdout or stderr (the server's log)."""
+    paths = [os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")]
+    with open(paths[0], "wb") as body:
         body.write(stdin)
-    saved = os.dup(0), os.dup(1)
-    in_fd = os.open(in_path, os.O_RDONLY)
-    out_fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = os.dup(0), os.dup(1), os.dup(2)
+    fds = (os.open(paths[0], os.O_RDONLY), *(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for path in paths[1:]))
     try:
-        os.dup2(in_fd, 0)
-        os.dup2(out_fd, 1)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
         instance.exports._start()
     except RuntimeError as exc:
         exited = _EXIT.search(str(exc))
         if exited is None or exited.group(1) != "0":
             raise
     finally:
-        os.dup2(saved[0], 0)
-        os.dup2(saved[1], 1)
-        for fd in (*saved, in_fd, out_fd):
+        for target, fd in enumerate(saved):
+            os.dup2(fd, target)
+        for fd in (*saved, *fds):
             os.close(fd)
-    with open(out_path, "rb") as out:
-        return out.read(STDOUT_LIMIT)
+    with open(paths[1], "rb") as out, open(paths[2], "rb") as err:
+        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT)
 
 
 def compile_module(wasm: bytes, compiler: str) -> bytes:

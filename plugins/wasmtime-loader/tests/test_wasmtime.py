@@ -63,7 +63,7 @@ async def test_stop_interrupts_calls_in_flight(make_app: Any, config: dict[str, 
             nursery.cancel_scope.cancel()
         start = time.perf_counter()
     assert time.perf_counter() - start < 0.5  # the abandoned thread was interrupted, not waited for
-    assert loader_of(app)._limiter.borrowed_tokens == 0  # and it has returned
+    assert loader_of(app)._threads.borrowed_tokens == 0  # and it has returned
 
 
 async def test_memory_limit_drops_the_kept_instance(make_app: Any, config: dict[str, Any]) -> None:

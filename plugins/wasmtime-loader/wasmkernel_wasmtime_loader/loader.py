@@ -12,6 +12,7 @@ thread stops within a tick or two.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ from wasmkernel_wasm.watch import watch_files
 
 from kernel import StartupError
 from wasmkernel_wasmtime_loader import runtime
-from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Runtime
+from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Deadline, Runtime
 
 if TYPE_CHECKING:
     from kernel import Application
@@ -63,6 +64,8 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         super().__init__(config, base, app)
         self._runtime = Runtime()
         self._busy = trio.Event()
+        #: Counts running threads, abandoned ones included (they need ticks to stop).
+        self._threads = trio.CapacityLimiter(math.inf)
 
     # -- compiling -----------------------------------------------------------
 
@@ -123,7 +126,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
     async def _tick(self) -> None:
         """Advance the epoch every `TICK` while calls run (deadlines count ticks); idle otherwise."""
         while True:
-            if self._limiter.borrowed_tokens == 0:
+            if self._threads.borrowed_tokens == 0:
                 self._busy = trio.Event()
                 await self._busy.wait()
             await trio.sleep(TICK)
@@ -137,12 +140,12 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         self._tasks.cancel_scope.cancel()
         self._tasks = None
         with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE) as waiting:
-            while self._limiter.borrowed_tokens:
+            while self._threads.borrowed_tokens:
                 for _ in range(1000):
                     self._runtime.tick()
                 await trio.sleep(TICK)
         if waiting.cancelled_caught:
-            log.warning("wasm.calls_abandoned", calls=self._limiter.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
+            log.warning("wasm.calls_abandoned", calls=self._threads.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
@@ -163,20 +166,24 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         if self._tasks is None:
             raise WasmUnavailable("the WebAssembly loader is not running")
         limit = timeout if timeout is not None else loaded.info.timeout
-        start = time.perf_counter()
-        deadline = time.monotonic() + limit
-        error: str | None = None
-        self._busy.set()
-        try:
-            with trio.move_on_after(limit):
-                # Abandoned at the timeout (or on cancellation): the thread stops at its epoch deadline.
-                outcome = await trio.to_thread.run_sync(job, loaded.compiled, deadline, *args, limiter=self._limiter, abandon_on_cancel=True)
-                if outcome.error != "timeout":
-                    if outcome.error is not None:
-                        error = outcome.error
-                        raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
-                    return outcome
-            error = "timeout"
-            raise timeout_error(module, function, limit)
-        finally:
-            self.metrics.record(module, function, time.perf_counter() - start, error)
+        async with self._slot(module):
+            start = time.perf_counter()
+            deadline = Deadline(time.monotonic() + limit)
+            error: str | None = "cancelled"
+            self._busy.set()
+            try:
+                with trio.move_on_after(limit):
+                    # Abandoned at the timeout (its thread stops at its epoch deadline) or
+                    # when cancelled (the client went away: `deadline.stop()` below).
+                    outcome = await trio.to_thread.run_sync(job, loaded.compiled, deadline, *args, limiter=self._threads, abandon_on_cancel=True)
+                    error = outcome.error
+                    if outcome.error != "timeout":
+                        if outcome.error is not None:
+                            raise outcome_error(module, function, outcome, loaded.info.memory_limit_mb)
+                        return outcome
+                error = "timeout"
+                raise timeout_error(module, function, limit)
+            finally:
+                if error == "cancelled":
+                    deadline.stop()
+                self.metrics.record(module, function, time.perf_counter() - start, error)

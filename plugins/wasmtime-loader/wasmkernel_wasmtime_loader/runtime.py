@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
 from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
 
@@ -152,9 +152,34 @@ class Compiled:
         return Guest(store, self.pre.instantiate(store).exports(store))
 
 
-def _ticks(deadline: float) -> int | None:
-    remaining = deadline - time.monotonic()
-    return math.ceil(remaining / TICK) + 1 if remaining > 0 else None
+@attrs.define(eq=False)
+class Deadline:
+    """When a call must stop (`time.monotonic()` seconds), shared by the
+    loader and the call's thread: `stop` makes a running call stop at the next
+    tick (its client went away), or one not started yet not start."""
+
+    at: float
+    guest: Guest | None = None
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def arm(self, guest: Guest, interruptible: bool) -> bool:
+        """Give `guest`'s store this deadline; False if it has passed."""
+        with self.lock:
+            remaining = self.at - time.monotonic()
+            if remaining <= 0:
+                return False
+            if interruptible:
+                guest.store.set_epoch_deadline(math.ceil(remaining / TICK) + 1)
+                self.guest = guest
+            return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self.at = 0.0
+            if self.guest is not None:
+                # Only the deadline word changes under the running call (an
+                # aligned 64-bit store), which is what epoch checks read.
+                self.guest.store.set_epoch_deadline(1)
 
 
 def _fault(compiled: Compiled, guest: Guest | None, exc: Exception) -> Outcome:
@@ -177,14 +202,11 @@ def _cause(exc: Exception) -> str:
     return lines[-1].removeprefix("wasm trap: ") if lines else first_line(exc)
 
 
-def _guarded(compiled: Compiled, deadline: float, body: Callable[[Guest], Outcome], wasi: wasmtime.WasiConfig | None = None) -> Outcome:
+def _guarded(compiled: Compiled, deadline: Deadline, body: Callable[[Guest], Outcome], wasi: wasmtime.WasiConfig | None = None) -> Outcome:
     """Run `body` on an instance with its epoch deadline set: a fresh one, or
     the stateful module's kept one (calls to it take turns)."""
     keep = compiled.stateful and wasi is None
     with compiled.lock if keep else contextlib.nullcontext():
-        ticks = _ticks(deadline)
-        if ticks is None:
-            return Outcome(error="timeout", message="its deadline passed before it started")
         guest: Guest | None = None
         try:
             if keep:
@@ -193,29 +215,29 @@ def _guarded(compiled: Compiled, deadline: float, body: Callable[[Guest], Outcom
                 guest = compiled.kept
             else:
                 guest = compiled.instantiate(wasi)
-            if compiled.interruptible:
-                guest.store.set_epoch_deadline(ticks)
+            if not deadline.arm(guest, compiled.interruptible):
+                return Outcome(error="timeout", message="its deadline passed before it started")
             return body(guest)
         except (wasmtime.WasmtimeError, wasmtime.Trap, TypeError, IndexError) as exc:
             return _fault(compiled, guest, exc)
 
 
-def call(compiled: Compiled, deadline: float, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
+def call(compiled: Compiled, deadline: Deadline, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
     """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out."""
     return _guarded(compiled, deadline, lambda guest: call_export(guest, function, args, compiled.memory_limit))
 
 
-def handle(compiled: Compiled, deadline: float, request: bytes) -> Outcome:
+def handle(compiled: Compiled, deadline: Deadline, request: bytes) -> Outcome:
     """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
     return _guarded(compiled, deadline, lambda guest: handle_export(guest, request))
 
 
-def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tuple[str, str]]) -> Outcome:
+def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]]) -> Outcome:
     """Run a WASI command's `_start` with `stdin` and the CGI `env` (plus the
     module's own), stdout captured in a file, granted directories preopened
     (read-only unless writable). Always a fresh instance."""
     with tempfile.TemporaryDirectory(prefix="wasmkernel-wasi-") as scratch:
-        stdin_path, stdout_path = os.path.join(scratch, "stdin"), os.path.join(scratch, "stdout")
+        stdin_path, stdout_path, stderr_path = (os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr"))
         with open(stdin_path, "wb") as body:
             body.write(stdin)
         wasi = wasmtime.WasiConfig()
@@ -223,6 +245,7 @@ def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tu
         wasi.env = [*compiled.env, *env]
         wasi.stdin_file = stdin_path
         wasi.stdout_file = stdout_path
+        wasi.stderr_file = stderr_path
         for host, guest_path, writable in compiled.dirs:
             wasi.preopen_dir(host, guest_path, writable)
 
@@ -237,7 +260,7 @@ def run_wasi(compiled: Compiled, deadline: float, stdin: bytes, env: Sequence[tu
                 if exc.code != 0:
                     return Outcome(error="exit", message=f"exited with status {exc.code}", value=exc.code)
             duration = (time.perf_counter() - began) * 1000
-            with open(stdout_path, "rb") as out:
-                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration)
+            with open(stdout_path, "rb") as out, open(stderr_path, "rb") as err:
+                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration, stderr=err.read(STDERR_LIMIT))
 
         return _guarded(compiled, deadline, start, wasi)
