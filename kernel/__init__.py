@@ -32,7 +32,7 @@ from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
 from kernel.registry import Registry, default_registry_path, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
-from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, PathPattern, Route, RouteMatch, Router
 from kernel.services import ServiceKey, Services
 
 __version__ = "0.1.0"
@@ -61,6 +61,7 @@ __all__ = [
     "MetricSource",
     "Middleware",
     "NotFound",
+    "PathPattern",
     "PayloadTooLarge",
     "PluginLoadError",
     "QueryParams",
