@@ -43,7 +43,7 @@ from kernel.responses import (
     head_problem,
     header_problem,
 )
-from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, PathPattern, Route, RouteMatch, Router
 from kernel.scaffold import check_name, render_templates
 from kernel.services import ServiceKey, Services
 
@@ -76,6 +76,7 @@ __all__ = [
     "MetricSource",
     "Middleware",
     "NotFound",
+    "PathPattern",
     "PayloadTooLarge",
     "PluginLoadError",
     "QueryParams",

@@ -8,6 +8,8 @@ Plugins declare `Route`s; the router plugin compiles all of them into a
 from __future__ import annotations
 
 import enum
+import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +24,16 @@ Endpoint = Callable[["Request"], Any]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
+#: Path converters: the regex a placeholder matches and what turns it into the parameter's value.
+CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "str": (r"[^/]+", str),
+    "int": (r"-?[0-9]+", int),
+    "float": (r"-?[0-9]+(?:\.[0-9]+)?", float),
+    "uuid": (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", uuid.UUID),
+    "path": (r".*", str),
+}
+_PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
+
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
@@ -34,6 +46,61 @@ def _methods(value: str | Sequence[str]) -> tuple[str, ...]:
         if method not in HTTP_METHODS:
             raise ValueError(f"unknown HTTP method {method!r}")
     return methods
+
+
+@attrs.frozen
+class PathPattern:
+    """A route path compiled once: `params` are (name, converter) in path
+    order, `template` drops the converters (`/items/{id}`), `shape` drops the
+    names (`/items/{int}`: two routes of one shape conflict), `regex` is None
+    for a static path. `parse` raises ValueError naming the path."""
+
+    path: str
+    params: tuple[tuple[str, str], ...]
+    template: str
+    shape: str
+    regex: re.Pattern[str] | None
+
+    @classmethod
+    def parse(cls, path: str) -> PathPattern:
+        if not path.startswith("/"):
+            raise ValueError(f"route path must start with '/': {path!r}")
+        regex: list[str] = []
+        template: list[str] = []
+        shape: list[str] = []
+        params: list[tuple[str, str]] = []
+        position = 0
+        for placeholder in [*_PLACEHOLDER.finditer(path), None]:  # None: the tail after the last one
+            literal = path[position : placeholder.start() if placeholder else None]
+            if "{" in literal or "}" in literal:
+                raise ValueError(f"route path {path!r}: malformed placeholder")
+            regex.append(re.escape(literal))
+            template.append(literal)
+            shape.append(literal)
+            if placeholder is None:
+                break
+            name, kind = placeholder.group(1), placeholder.group(2) or "str"
+            if kind not in CONVERTERS:
+                raise ValueError(f"route path {path!r}: unknown converter {kind!r} (known: {', '.join(CONVERTERS)})")
+            if any(name == seen for seen, _ in params):
+                raise ValueError(f"route path {path!r}: parameter {name!r} appears twice")
+            regex.append(f"(?P<{name}>{CONVERTERS[kind][0]})")
+            template.append("{" + name + "}")
+            shape.append("{" + kind + "}")
+            params.append((name, kind))
+            position = placeholder.end()
+        compiled = re.compile("".join(regex)) if params else None
+        return cls(path, tuple(params), "".join(template), "".join(shape), compiled)
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The converted parameters if `path` matches, else None."""
+        if self.regex is None:
+            return {} if path == self.path else None
+        found = self.regex.fullmatch(path)
+        try:
+            return None if found is None else {name: CONVERTERS[kind][1](found.group(name)) for name, kind in self.params}
+        except ValueError:
+            return None
 
 
 @attrs.frozen
@@ -67,7 +134,8 @@ class Route:
     """One HTTP route: methods, a path pattern and the endpoint serving it.
 
     `path` uses `{name}` or `{name:converter}` placeholders (converters: str,
-    int, float, uuid, path). `auth`, `body_schema`, `query_schema` and
+    int, float, uuid, path), compiled into `pattern` (a bad path raises
+    ValueError here). `auth`, `body_schema`, `query_schema` and
     `path_schema` are read by the authz, validation and openapi plugins.
     `max_body_size` replaces the default body cap for this route (the limits
     plugin's registry overrides still win).
@@ -89,10 +157,10 @@ class Route:
     responses: Mapping[int, str] = attrs.field(factory=dict)
     include_in_schema: bool = True
     max_body_size: int | None = None
+    pattern: PathPattern = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not self.path.startswith("/"):
-            raise ValueError(f"route path must start with '/': {self.path!r}")
+        object.__setattr__(self, "pattern", PathPattern.parse(self.path))
         if not self.name:
             object.__setattr__(self, "name", f"{'|'.join(self.methods)} {self.path}")
 

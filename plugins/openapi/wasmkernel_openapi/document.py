@@ -36,7 +36,6 @@ log = structlog.get_logger("wasmkernel.openapi")
 OPENAPI_VERSION = "3.1.0"
 DEFAULT_API_KEY_HEADER = "X-API-Key"
 
-_PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
 _CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "path": {"type": "string"},
@@ -123,11 +122,10 @@ def _path_parameters(route: Route) -> tuple[str, list[dict[str, Any]]]:
     """The OpenAPI path template of `route` and its path parameters."""
     declared = _properties(route.path_schema)
     parameters = []
-    for placeholder in _PLACEHOLDER.finditer(route.path):
-        name, converter = placeholder.group(1), placeholder.group(2) or "str"
-        schema = {**_CONVERTER_SCHEMAS.get(converter, {"type": "string"}), **declared.get(name, {})}
+    for name, converter in route.pattern.params:
+        schema = {**_CONVERTER_SCHEMAS[converter], **declared.get(name, {})}
         parameters.append(_parameter(name, "path", schema, required=True))
-    return _PLACEHOLDER.sub(r"{\1}", route.path), parameters
+    return route.pattern.template, parameters
 
 
 def _properties(schema: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,63 +1,12 @@
-"""The compiled route table: static paths in a dict, parameterised paths as
-regular expressions tried in declaration order."""
+"""The compiled route table: static paths in a dict, parameterised paths
+(`Route.pattern`, compiled by the kernel) tried in declaration order."""
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
-from kernel import MatchKind, Request, Response, Route, RouteMatch, StartupError
-
-_CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "str": (r"[^/]+", str),
-    "int": (r"-?[0-9]+", int),
-    "float": (r"-?[0-9]+(?:\.[0-9]+)?", float),
-    "uuid": (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", uuid.UUID),
-    "path": (r".*", str),
-}
-_PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
-
-
-@attrs.frozen
-class Pattern:
-    """A parsed path: its regex, converters, and a shape that ignores
-    parameter names (two routes with the same shape conflict)."""
-
-    path: str
-    regex: re.Pattern[str] | None
-    converters: tuple[tuple[str, Callable[[str], Any]], ...]
-    shape: str
-
-
-def parse_path(route: Route) -> Pattern:
-    parts: list[str] = []
-    shape: list[str] = []
-    converters: list[tuple[str, Callable[[str], Any]]] = []
-    position = 0
-    for placeholder in _PLACEHOLDER.finditer(route.path):
-        name, kind = placeholder.group(1), placeholder.group(2) or "str"
-        if kind not in _CONVERTERS:
-            raise StartupError(f"route {route.path!r} of plugin '{route.owner}': unknown converter {kind!r} (known: {', '.join(_CONVERTERS)})")
-        if any(name == seen for seen, _ in converters):
-            raise StartupError(f"route {route.path!r} of plugin '{route.owner}': parameter {name!r} appears twice")
-        literal = route.path[position : placeholder.start()]
-        parts.append(re.escape(literal))
-        shape.append(literal)
-        regex, convert = _CONVERTERS[kind]
-        parts.append(f"(?P<{name}>{regex})")
-        shape.append("{" + kind + "}")
-        converters.append((name, convert))
-        position = placeholder.end()
-    parts.append(re.escape(route.path[position:]))
-    shape.append(route.path[position:])
-    if "{" in route.path[position:] or "}" in route.path[position:]:
-        raise StartupError(f"route {route.path!r} of plugin '{route.owner}': malformed placeholder")
-    compiled = re.compile("^" + "".join(parts) + "$") if converters else None
-    return Pattern(route.path, compiled, tuple(converters), "".join(shape))
+from kernel import MatchKind, PathPattern, Request, Response, Route, RouteMatch, StartupError
 
 
 def _allowed(methods: dict[str, Route]) -> tuple[str, ...]:
@@ -81,10 +30,10 @@ class RouteTable:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self._static: dict[str, dict[str, Route]] = {}
-        self._dynamic: list[tuple[Pattern, dict[str, Route]]] = []
-        by_shape: dict[str, tuple[Pattern, dict[str, Route]]] = {}
+        self._dynamic: list[tuple[PathPattern, dict[str, Route]]] = []
+        by_shape: dict[str, tuple[PathPattern, dict[str, Route]]] = {}
         for route in routes:
-            pattern = parse_path(route)
+            pattern = route.pattern
             pattern_methods = by_shape.setdefault(pattern.shape, (pattern, {}))[1]
             for method in route.methods:
                 if method in pattern_methods:
@@ -113,13 +62,8 @@ class RouteTable:
             return self._pick(methods, method, {})
         allowed: set[str] = set()
         for pattern, methods in self._dynamic:
-            assert pattern.regex is not None
-            found = pattern.regex.match(path)
-            if found is None:
-                continue
-            try:
-                params = {name: convert(found.group(name)) for name, convert in pattern.converters}
-            except ValueError:
+            params = pattern.match(path)
+            if params is None:
                 continue
             result = self._pick(methods, method, params)
             if result.kind is MatchKind.FOUND:
