@@ -27,7 +27,19 @@ from benchmarks import machine, native, startup, stats
 from benchmarks.client import ChecksumMismatch, measure_cell
 from benchmarks.registries import check, materialize
 from benchmarks.report import Results, write_all
-from benchmarks.servers import ROOT, ProcessSpec, RunningServer, ServerRow, SetupFailed, peer_rows, run_setup, start, wasmkernel_rows, wasmkernel_spec
+from benchmarks.servers import (
+    ROOT,
+    ProcessSpec,
+    RunningServer,
+    ServerRow,
+    SetupFailed,
+    Unavailable,
+    peer_rows,
+    run_setup,
+    start,
+    wasmkernel_rows,
+    wasmkernel_spec,
+)
 
 DEFAULT_SIZES = (100, 200, 500, 1000, 2000)
 SMOKE_SIZES = (50, 100)
@@ -127,7 +139,7 @@ class Run:
         spec = self.wasmkernel("full", self.cache, name="wasmkernel")
         for row in wasmkernel_rows(spec):
             if reason:
-                self.results.skipped[row.name] = reason
+                self.results.failed[row.name] = reason
             else:
                 rows.append(row)
         rows += peer_rows()
@@ -158,18 +170,26 @@ class Run:
                     server = start(spec, self.logs)
                 except SetupFailed as exc:
                     self.failed_processes.add(spec.name)
-                    for row in group:
-                        self.results.skipped[row.name] = str(exc)
+                    self.setup_failed([row.name for row in group], exc)
                     progress.advance(task, per_cell * len(group) * len(self.args.sizes))
-                    console.print(f"[yellow]{spec.name}: skipped: {exc}")
                     continue
                 try:
                     server = self.cells(server, group, progress, task)
                 except SetupFailed as exc:  # a restart after a timed-out request failed
-                    for row in group:
-                        self.results.skipped[f"{row.name} (remaining sizes)"] = f"restart failed: {exc}"
+                    self.setup_failed([f"{row.name} (remaining sizes)" for row in group], SetupFailed(f"restart failed: {exc}"))
                 finally:
                     server.stop()
+
+    def setup_failed(self, names: list[str], exc: SetupFailed) -> None:
+        """Record a server that cannot run: *unavailable* on this machine (the run
+        goes on) or *failed* (the run goes on, then exits non-zero)."""
+        target = self.results.unavailable if isinstance(exc, Unavailable) else self.results.failed
+        for name in names:
+            target[name] = str(exc)
+        if isinstance(exc, Unavailable):
+            console.print(f"[yellow]{', '.join(names)}: not available on this machine: {exc}")
+        else:
+            console.print(f"[red bold]FAILED {', '.join(names)}: {exc}")
 
     def cells(self, server: RunningServer, group: list[ServerRow], progress: Progress, task: object) -> RunningServer:
         args = self.args
@@ -217,29 +237,31 @@ class Run:
         reps = min(self.args.reps, 5)
         try:
             self.results.references += native.rust(self.args.sizes, reps)
-        except (SetupFailed, OSError, subprocess.SubprocessError) as exc:
-            self.results.skipped["rust-native"] = str(exc)
+        except SetupFailed as exc:
+            self.setup_failed(["rust-native"], exc)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.setup_failed(["rust-native"], SetupFailed(str(exc)))
         try:
             self.results.references += native.numpy_blas(self.args.sizes, reps)
         except SetupFailed as exc:
-            self.results.skipped["numpy"] = str(exc)
+            self.setup_failed(["numpy"], exc)
 
     def init_overhead(self) -> None:
         def make(cache: Path, prewarm: bool) -> ProcessSpec:
             return self.wasmkernel("full", cache, prewarm, name=f"wasmkernel-init-{'prewarm' if prewarm else 'lazy'}")
 
         if self.wasm_ready() is not None:
-            self.results.skipped["initialization overhead"] = "matmul.wasm cannot be built"
+            self.results.failed["initialization overhead"] = "matmul.wasm cannot be built"
             return
         try:
             self.results.startup = startup.measure(make, self.logs, self.args.init_trials, 100, max(5, min(self.args.reps, 30)))
         except (SetupFailed, httpx.HTTPError, ValueError) as exc:
-            self.results.skipped["initialization overhead"] = f"{type(exc).__name__}: {exc}"
+            self.results.failed["initialization overhead"] = f"{type(exc).__name__}: {exc}"
 
     def load(self, rows: list[ServerRow]) -> None:
         reason = load_test.wrk_available()
         if reason:
-            self.results.skipped["load test"] = reason
+            self.results.unavailable["load test"] = reason
             return
         bare = self.wasmkernel("bare", self.cache)
         full = self.wasmkernel("full", self.cache)
@@ -253,15 +275,16 @@ class Run:
         peers = list({row.process.name: row.process for row in rows if not row.is_wasmkernel}.values())
         for spec in [bare, full, starlette, *peers]:
             if spec.name in self.failed_processes:
-                self.results.skipped[f"load: {spec.name}"] = "could not be set up (see above)"
-                continue
+                continue  # already reported as failed or unavailable
             console.print(f"wrk /hello: {spec.name}")
             try:
                 run_setup(spec)
                 with start(spec, self.logs) as server:
                     self.results.load.append(load_test.run_wrk(spec.name, server.base_url + "/hello", self.args.load_duration))
-            except (SetupFailed, RuntimeError, ValueError) as exc:
-                self.results.skipped[f"load: {spec.name}"] = str(exc)
+            except SetupFailed as exc:
+                self.setup_failed([f"load: {spec.name}"], exc)
+            except (RuntimeError, ValueError) as exc:
+                self.setup_failed([f"load: {spec.name}"], SetupFailed(str(exc)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,4 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     write_all(results, run.out)
     console.print(f"report: {run.out / 'REPORT.md'}")
+    if results.failed:
+        console.print(f"[red bold]FAILED: {len(results.failed)} server(s) could not be measured: " + "; ".join(f"{k}: {v}" for k, v in results.failed.items()))
+        code = code or 1
     return code

@@ -36,6 +36,8 @@ class Results:
     samples: list[Sample] = attrs.field(factory=list)
     cells: list[Cell] = attrs.field(factory=list)
     skipped: dict[str, str] = attrs.field(factory=dict)  # row or section → reason
+    failed: dict[str, str] = attrs.field(factory=dict)  # server that should have run and could not → why (the run exits non-zero)
+    unavailable: dict[str, str] = attrs.field(factory=dict)  # server whose prerequisite is absent here → which
     notes: list[str] = attrs.field(factory=list)
     summaries: list[Summary] = attrs.field(factory=list)
     comparisons: list[Comparison] = attrs.field(factory=list)
@@ -258,6 +260,17 @@ def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) 
         "against the closed form. GFLOP/s = 2n³ / mean latency.\n"
     )
     parts.append("## Machine\n\n" + _table(["", ""], [[k, v] for k, v in results.machine.items()]))
+    if results.failed:
+        parts.append(
+            "## FAILED\n\nThese servers should have been measured and could not be set up or started; the run exited non-zero.\n\n"
+            + "\n".join(f"- **{k}**: {v}" for k, v in sorted(results.failed.items()))
+            + "\n"
+        )
+    if results.unavailable:
+        parts.append(
+            "## Not available on this machine\n\nA prerequisite that cannot be fetched here is absent (toolchain, Debian package, "
+            "local Maven jar); install it and re-run to get the row.\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in sorted(results.unavailable.items())) + "\n"
+        )
     if results.skipped:
         parts.append("## Skipped\n\n" + "\n".join(f"- **{k}**: skipped: {v}" for k, v in sorted(results.skipped.items())) + "\n")
     if results.notes:

@@ -36,7 +36,19 @@ SETUP_TIMEOUT = 900.0
 
 
 class SetupFailed(Exception):
-    """A server cannot be set up or started; the message is the reported reason."""
+    """A server cannot be set up or started; the message is the reported reason.
+
+    For a seed peer this fails the run (non-zero exit): its row must not
+    silently disappear from the report."""
+
+
+class Unavailable(SetupFailed):
+    """A prerequisite that cannot be fetched here is absent (a toolchain, a
+    Debian package, a jar of the local Maven repository): the peer is reported
+    *not available on this machine* with the reason, and the run goes on."""
+
+
+UNAVAILABLE_EXIT = 3  # a setup command exits 3 when such a prerequisite is missing
 
 
 @attrs.frozen
@@ -123,7 +135,7 @@ def run_setup(spec: ProcessSpec) -> None:
     """Run the idempotent setup step; `SetupFailed` with the tail of its output."""
     reason = missing_requirements(spec)
     if reason:
-        raise SetupFailed(reason)
+        raise Unavailable(reason)
     if not spec.setup:
         return
     try:
@@ -140,7 +152,8 @@ def run_setup(spec: ProcessSpec) -> None:
         raise SetupFailed(f"setup did not finish within {SETUP_TIMEOUT:.0f} s") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise SetupFailed(f"setup exited with {done.returncode}: {' | '.join(tail) or 'no output'}")
+        error = Unavailable if done.returncode == UNAVAILABLE_EXIT else SetupFailed
+        raise error(f"setup exited with {done.returncode}: {' | '.join(tail) or 'no output'}")
 
 
 @attrs.define
