@@ -109,10 +109,10 @@ def peer_rows() -> list[ServerRow]:
     return rows
 
 
-def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel") -> ProcessSpec:
+def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel", workers: int = 1) -> ProcessSpec:
     """`wasmkernel run` on `registry`, as deployed (its default: one hypercorn trio worker process)."""
     wasmkernel = Path(sys.executable).parent / "wasmkernel"
-    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT"
+    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers}"
     return ProcessSpec(name, "Python + WebAssembly (wasmer)", "WasmKernel (hypercorn trio worker)", ROOT, command, env=dict(env))
 
 
@@ -240,14 +240,14 @@ def _peak_rss_bytes(proc: psutil.Process) -> float:
     return float(proc.memory_info().rss)
 
 
-def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT) -> RunningServer:
-    """Start `spec` on a free port and wait until `probe` answers 200."""
+def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None) -> RunningServer:
+    """Start `spec` on a free port (pinned to `cpus` with taskset when given) and wait until `probe` answers 200."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"{spec.name}.log").open("ab")
     started = time.perf_counter()
     popen = subprocess.Popen(
-        ["sh", "-c", spec.start],
+        [*(["taskset", "-c", cpus] if cpus is not None else []), "sh", "-c", spec.start],
         cwd=spec.cwd,
         env={**os.environ, **spec.env, "PORT": str(port)},
         stdin=subprocess.DEVNULL,
