@@ -113,7 +113,7 @@ class Run:
             return f"wasm_modules/build.sh failed: {tail[0]}"
         return None
 
-    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "", workers: int = 1, loader_workers: int | None = None) -> ProcessSpec:
+    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "", workers: int = 0, loader_workers: int | None = None) -> ProcessSpec:
         """The `wasmkernel run` process for a registry template; plugins that are
         not installed or fail to load are left out and reported (never hidden)."""
         name = name or f"wasmkernel-{template}"

@@ -109,8 +109,9 @@ def peer_rows() -> list[ServerRow]:
     return rows
 
 
-def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel", workers: int = 1) -> ProcessSpec:
-    """`wasmkernel run` on `registry`, as deployed (its default: one hypercorn trio worker process)."""
+def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel", workers: int = 0) -> ProcessSpec:
+    """`wasmkernel run` on `registry`, as deployed (its default, workers 0: served in the process that
+    assembled it; N ≥ 1: hypercorn's parent and N spawned worker processes)."""
     wasmkernel = Path(sys.executable).parent / "wasmkernel"
     command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers}"
     return ProcessSpec(name, "Python + WebAssembly (wasmer)", "WasmKernel (hypercorn trio worker)", ROOT, command, env=dict(env))
