@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # System packages the test suite uses beyond the Rust toolchain: headless
 # Chromium (docs page test), wrk (load), Go + Gin (benchmark peer), nginx
 # (multi-instance test).
-TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx
+TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx \
+             libspring-web-servlet-java libspring-context-java libtomcat9-java libjackson2-databind-java
 
 # mypy sees every plugin's package under its own name (plugins/<name>/ is a root);
 # plugins' test folders (all named tests) are checked in a second run.

@@ -10,29 +10,42 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import attrs
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import load as load_test
-from benchmarks import machine, native, startup, stats
+from benchmarks import machine, native, same_server, startup, stats
 from benchmarks.client import ChecksumMismatch, measure_cell
 from benchmarks.registries import check, materialize
 from benchmarks.report import Results, write_all
-from benchmarks.servers import ROOT, ProcessSpec, RunningServer, ServerRow, SetupFailed, peer_rows, run_setup, start, wasmkernel_rows, wasmkernel_spec
+from benchmarks.servers import (
+    ROOT,
+    ProcessSpec,
+    RunningServer,
+    ServerRow,
+    SetupFailed,
+    Unavailable,
+    peer_rows,
+    run_setup,
+    start,
+    wasmkernel_rows,
+    wasmkernel_spec,
+)
 
 DEFAULT_SIZES = (100, 200, 500, 1000, 2000)
 SMOKE_SIZES = (50, 100)
 MATMUL_WASM = ROOT / "wasm_modules" / "dist" / "matmul.wasm"
-JWT_ENV = "WASMKERNEL_JWT_SECRET"
+JWT_ENV = same_server.SECRET_ENV
 
 console = Console(stderr=True)
 
@@ -100,14 +113,14 @@ class Run:
             return f"wasm_modules/build.sh failed: {tail[0]}"
         return None
 
-    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "") -> ProcessSpec:
+    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "", workers: int = 0, loader_workers: int | None = None) -> ProcessSpec:
         """The `wasmkernel run` process for a registry template; plugins that are
         not installed or fail to load are left out and reported (never hidden)."""
         name = name or f"wasmkernel-{template}"
-        registry = self.out / "registries" / f"{name}.toml"
+        registry = self.out / "registries" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', name).strip('-')}.toml"
         broken = self.broken.setdefault(template, {})
         while True:
-            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken)
+            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken, loader_workers=loader_workers)
             failure = check(registry, self.env)
             if failure is None or not failure[0] or failure[0] in broken:
                 break
@@ -117,7 +130,7 @@ class Run:
         if failure is not None:
             notes.append(f"registry {template}.toml does not assemble: {failure[1]}")
         self.results.notes += [note for note in notes if note not in self.results.notes]
-        return wasmkernel_spec(registry, self.env, name)
+        return wasmkernel_spec(registry, self.env, name, workers=workers)
 
     # -- /matmul cells --------------------------------------------------------------
 
@@ -127,7 +140,7 @@ class Run:
         spec = self.wasmkernel("full", self.cache, name="wasmkernel")
         for row in wasmkernel_rows(spec):
             if reason:
-                self.results.skipped[row.name] = reason
+                self.results.failed[row.name] = reason
             else:
                 rows.append(row)
         rows += peer_rows()
@@ -158,18 +171,26 @@ class Run:
                     server = start(spec, self.logs)
                 except SetupFailed as exc:
                     self.failed_processes.add(spec.name)
-                    for row in group:
-                        self.results.skipped[row.name] = str(exc)
+                    self.setup_failed([row.name for row in group], exc)
                     progress.advance(task, per_cell * len(group) * len(self.args.sizes))
-                    console.print(f"[yellow]{spec.name}: skipped: {exc}")
                     continue
                 try:
                     server = self.cells(server, group, progress, task)
                 except SetupFailed as exc:  # a restart after a timed-out request failed
-                    for row in group:
-                        self.results.skipped[f"{row.name} (remaining sizes)"] = f"restart failed: {exc}"
+                    self.setup_failed([f"{row.name} (remaining sizes)" for row in group], SetupFailed(f"restart failed: {exc}"))
                 finally:
                     server.stop()
+
+    def setup_failed(self, names: list[str], exc: SetupFailed) -> None:
+        """Record a server that cannot run: *unavailable* on this machine (the run
+        goes on) or *failed* (the run goes on, then exits non-zero)."""
+        target = self.results.unavailable if isinstance(exc, Unavailable) else self.results.failed
+        for name in names:
+            target[name] = str(exc)
+        if isinstance(exc, Unavailable):
+            console.print(f"[yellow]{', '.join(names)}: not available on this machine: {exc}")
+        else:
+            console.print(f"[red bold]FAILED {', '.join(names)}: {exc}")
 
     def cells(self, server: RunningServer, group: list[ServerRow], progress: Progress, task: object) -> RunningServer:
         args = self.args
@@ -217,51 +238,94 @@ class Run:
         reps = min(self.args.reps, 5)
         try:
             self.results.references += native.rust(self.args.sizes, reps)
-        except (SetupFailed, OSError, subprocess.SubprocessError) as exc:
-            self.results.skipped["rust-native"] = str(exc)
+        except SetupFailed as exc:
+            self.setup_failed(["rust-native"], exc)
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.setup_failed(["rust-native"], SetupFailed(str(exc)))
         try:
             self.results.references += native.numpy_blas(self.args.sizes, reps)
         except SetupFailed as exc:
-            self.results.skipped["numpy"] = str(exc)
+            self.setup_failed(["numpy"], exc)
 
     def init_overhead(self) -> None:
         def make(cache: Path, prewarm: bool) -> ProcessSpec:
             return self.wasmkernel("full", cache, prewarm, name=f"wasmkernel-init-{'prewarm' if prewarm else 'lazy'}")
 
         if self.wasm_ready() is not None:
-            self.results.skipped["initialization overhead"] = "matmul.wasm cannot be built"
+            self.results.failed["initialization overhead"] = "matmul.wasm cannot be built"
             return
         try:
             self.results.startup = startup.measure(make, self.logs, self.args.init_trials, 100, max(5, min(self.args.reps, 30)))
         except (SetupFailed, httpx.HTTPError, ValueError) as exc:
-            self.results.skipped["initialization overhead"] = f"{type(exc).__name__}: {exc}"
+            self.results.failed["initialization overhead"] = f"{type(exc).__name__}: {exc}"
 
     def load(self, rows: list[ServerRow]) -> None:
+        """wrk runs: /hello for every server and the authenticated JSON POST for the
+        same-server stacks (server and wrk on separate cores), WasmKernel's
+        hypercorn-worker and WebAssembly-pool scaling."""
         reason = load_test.wrk_available()
         if reason:
-            self.results.skipped["load test"] = reason
+            self.results.unavailable["load test"] = reason
             return
-        bare = self.wasmkernel("bare", self.cache)
+        pinned = f"server cpu {load_test.SERVER_CPUS}, wrk cpu {load_test.WRK_CPUS}"
+        shared = "none: server and wrk share both cores"
+        script = load_test.post_script(self.out / "post.lua", same_server.POST_BODY, {"Authorization": f"Bearer {same_server.token(self.env)}"})
+        hello = LoadRun("hello", "/hello")
+        post = LoadRun("post", same_server.POST_PATH, script=script)
         full = self.wasmkernel("full", self.cache)
-        starlette = ProcessSpec(
-            "starlette-reference",
-            "Python",
-            "Starlette on hypercorn (trio worker)",
-            ROOT,
-            f"exec {sys.executable} -m hypercorn --worker-class trio --bind 127.0.0.1:$PORT benchmarks.reference.starlette_app:app",
-        )
+        frameworks = same_server.specs(self.env)
         peers = list({row.process.name: row.process for row in rows if not row.is_wasmkernel}.values())
-        for spec in [bare, full, starlette, *peers]:
+        plan: list[tuple[ProcessSpec, str | None, list[LoadRun]]] = [
+            (self.wasmkernel("bare", self.cache), load_test.SERVER_CPUS, [hello]),
+            (full, load_test.SERVER_CPUS, [hello, post]),
+            *[(spec, load_test.SERVER_CPUS, [hello, post]) for spec in frameworks],
+            *[(spec, load_test.SERVER_CPUS, [hello]) for spec in peers],
+        ]
+        for workers in (1, 2):
+            spec = self.wasmkernel("full", self.cache, name=f"wasmkernel-full --workers {workers}", workers=workers)
+            plan.append((spec, load_test.SERVER_CPUS, [LoadRun("workers", "/hello")]))
+            plan.append((attrs.evolve(spec, name=f"{spec.name} (unpinned)"), None, [LoadRun("workers", "/hello", wrk_cpus=None, threads=2)]))
+        for pool in (1, 2):
+            spec = self.wasmkernel("full", self.cache, name=f"wasmkernel-full, {pool} wasm worker(s)", loader_workers=pool)
+            plan.append((spec, None, [LoadRun("pool", "/matmul?n=500&kernel=naive", wrk_cpus=None, connections=4)]))
+        for spec, cpus, runs in plan:
             if spec.name in self.failed_processes:
-                self.results.skipped[f"load: {spec.name}"] = "could not be set up (see above)"
-                continue
-            console.print(f"wrk /hello: {spec.name}")
+                continue  # already reported as failed or unavailable
             try:
                 run_setup(spec)
-                with start(spec, self.logs) as server:
-                    self.results.load.append(load_test.run_wrk(spec.name, server.base_url + "/hello", self.args.load_duration))
-            except (SetupFailed, RuntimeError, ValueError) as exc:
-                self.results.skipped[f"load: {spec.name}"] = str(exc)
+                with start(spec, self.logs, cpus=cpus) as server:
+                    for run in runs:
+                        console.print(f"wrk {run.scenario} {run.path}: {spec.name}")
+                        pinning = pinned if cpus is not None and run.wrk_cpus is not None else shared
+                        self.results.load.append(
+                            load_test.run_wrk(
+                                run.scenario,
+                                spec.name,
+                                server.base_url + run.path,
+                                self.args.load_duration,
+                                threads=run.threads,
+                                connections=run.connections,
+                                script=run.script,
+                                cpus=run.wrk_cpus,
+                                pinning=pinning,
+                            )
+                        )
+            except SetupFailed as exc:
+                self.setup_failed([f"load: {spec.name}"], exc)
+            except (RuntimeError, ValueError) as exc:
+                self.setup_failed([f"load: {spec.name}"], SetupFailed(str(exc)))
+
+
+@attrs.frozen
+class LoadRun:
+    """One wrk run against a started server."""
+
+    scenario: str
+    path: str
+    script: Path | None = None
+    wrk_cpus: str | None = load_test.WRK_CPUS
+    threads: int = 1
+    connections: int = 64
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,4 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     write_all(results, run.out)
     console.print(f"report: {run.out / 'REPORT.md'}")
+    if results.failed:
+        console.print(f"[red bold]FAILED: {len(results.failed)} server(s) could not be measured: " + "; ".join(f"{k}: {v}" for k, v in results.failed.items()))
+        code = code or 1
     return code

@@ -36,7 +36,19 @@ SETUP_TIMEOUT = 900.0
 
 
 class SetupFailed(Exception):
-    """A server cannot be set up or started; the message is the reported reason."""
+    """A server cannot be set up or started; the message is the reported reason.
+
+    For a seed peer this fails the run (non-zero exit): its row must not
+    silently disappear from the report."""
+
+
+class Unavailable(SetupFailed):
+    """A prerequisite that cannot be fetched here is absent (a toolchain, a
+    Debian package, a jar of the local Maven repository): the peer is reported
+    *not available on this machine* with the reason, and the run goes on."""
+
+
+UNAVAILABLE_EXIT = 3  # a setup command exits 3 when such a prerequisite is missing
 
 
 @attrs.frozen
@@ -97,10 +109,11 @@ def peer_rows() -> list[ServerRow]:
     return rows
 
 
-def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel") -> ProcessSpec:
-    """`wasmkernel run` on `registry`, as deployed (its default: one hypercorn trio worker process)."""
+def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmkernel", workers: int = 0) -> ProcessSpec:
+    """`wasmkernel run` on `registry`, as deployed (its default, workers 0: served in the process that
+    assembled it; N ≥ 1: hypercorn's parent and N spawned worker processes)."""
     wasmkernel = Path(sys.executable).parent / "wasmkernel"
-    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT"
+    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers}"
     return ProcessSpec(name, "Python + WebAssembly (wasmer)", "WasmKernel (hypercorn trio worker)", ROOT, command, env=dict(env))
 
 
@@ -123,7 +136,7 @@ def run_setup(spec: ProcessSpec) -> None:
     """Run the idempotent setup step; `SetupFailed` with the tail of its output."""
     reason = missing_requirements(spec)
     if reason:
-        raise SetupFailed(reason)
+        raise Unavailable(reason)
     if not spec.setup:
         return
     try:
@@ -140,7 +153,8 @@ def run_setup(spec: ProcessSpec) -> None:
         raise SetupFailed(f"setup did not finish within {SETUP_TIMEOUT:.0f} s") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise SetupFailed(f"setup exited with {done.returncode}: {' | '.join(tail) or 'no output'}")
+        error = Unavailable if done.returncode == UNAVAILABLE_EXIT else SetupFailed
+        raise error(f"setup exited with {done.returncode}: {' | '.join(tail) or 'no output'}")
 
 
 @attrs.define
@@ -227,14 +241,14 @@ def _peak_rss_bytes(proc: psutil.Process) -> float:
     return float(proc.memory_info().rss)
 
 
-def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT) -> RunningServer:
-    """Start `spec` on a free port and wait until `probe` answers 200."""
+def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None) -> RunningServer:
+    """Start `spec` on a free port (pinned to `cpus` with taskset when given) and wait until `probe` answers 200."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"{spec.name}.log").open("ab")
     started = time.perf_counter()
     popen = subprocess.Popen(
-        ["sh", "-c", spec.start],
+        [*(["taskset", "-c", cpus] if cpus is not None else []), "sh", "-c", spec.start],
         cwd=spec.cwd,
         env={**os.environ, **spec.env, "PORT": str(port)},
         stdin=subprocess.DEVNULL,

@@ -126,6 +126,8 @@ class Application:
     unset_secrets: list[str] | None = None
     #: Plugins marked optional whose startup failed: name → reason.
     failed_plugins: dict[str, str] = attrs.field(factory=dict)
+    #: Why the last lifespan startup failed, if it did.
+    startup_error: str | None = None
     #: True once every startup hook ran (used by readiness probes).
     ready: bool = False
     #: Free storage for plugins, e.g. to share objects between their hooks.
@@ -333,6 +335,7 @@ class Application:
                 await self.startup(nursery)
             except Exception as exc:
                 log.error("app.startup_failed", error=str(exc))
+                self.startup_error = str(exc)
                 await self.shutdown()
                 from kernel.server import report_startup_failure
 

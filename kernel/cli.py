@@ -107,15 +107,13 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
+        app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
     except StartupError as exc:
         return _fail(exc)
     options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
-    print(
-        f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({options.workers} worker(s))",
-        file=sys.stderr,
-    )
-    return serve(str(args.registry or default_registry_path()), options)
+    layout = f"{options.workers} worker process(es)" if options.workers or options.reload else "in this process"
+    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({layout})", file=sys.stderr)
+    return serve(str(args.registry or default_registry_path()), options, app)
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
@@ -130,7 +128,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 def _kernel_commands() -> list[Command]:
     def run_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
-        parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+        parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
         parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
 
     def new_plugin_arguments(parser: argparse.ArgumentParser) -> None:

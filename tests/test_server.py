@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from tests.conftest import BIN, ServerFactory
+from tests.conftest import BIN, ServerFactory, free_port, wait_until_serving
 
 pytestmark = pytest.mark.server
 
@@ -38,6 +41,54 @@ def test_unchanged_under_hypercorn_trio_worker(start_server: ServerFactory) -> N
 def test_two_workers(start_server: ServerFactory) -> None:
     base = start_server(REGISTRY, command=[str(BIN / "wasmkernel"), "run", "--registry", "{registry}", "--bind", "127.0.0.1:{port}", "--workers", "2"])
     assert all(httpx.get(base + "/health").status_code == 200 for _ in range(10))
+
+
+def test_default_run_serves_in_one_process_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    """No hypercorn parent holding a second application: the process that
+    assembled the app serves it; SIGTERM shuts it down gracefully, exit 0."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text(REGISTRY.replace('format = "json"', 'format = "json"\nlevel = "info"'))
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(BIN / "wasmkernel"), "run", "--registry", str(registry), "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env={**os.environ},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/health", process, log=log)
+        assert psutil.Process(process.pid).children(recursive=True) == []
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()  # exit 0, not -SIGTERM: hypercorn ran the lifespan shutdown and returned
+    assert "(in this process)" in text and '"app.started"' in text, text[-1500:]
+
+
+def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.toml"
+    module = tmp_path / "missing.wasm"
+    registry.write_text(
+        "[plugins.router]\n[plugins.wasmer-loader.config]\nwatch = false\n"
+        f'[[plugins.wasmer-loader.config.modules]]\nname = "gone"\npath = "{module}"\nkind = "compute"\n'
+    )
+    result = subprocess.run(
+        [str(BIN / "wasmkernel"), "run", "--registry", str(registry), "--bind", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("wasmkernel: Lifespan failure in startup.") and "wasm module 'gone': cannot read" in last, result.stderr[-1000:]
+    assert "Traceback" not in result.stderr
 
 
 def test_run_refuses_a_bad_registry_with_one_line(tmp_path: Path) -> None:

@@ -62,7 +62,9 @@ def dump_toml(data: Mapping[str, Any], prefix: str = "") -> str:
     return out
 
 
-def materialize(template: str, target: Path, cache_dir: Path, *, prewarm: bool = True, exclude: Collection[str] = ()) -> list[str]:
+def materialize(
+    template: str, target: Path, cache_dir: Path, *, prewarm: bool = True, exclude: Collection[str] = (), loader_workers: int | None = None
+) -> list[str]:
     """Write `template` (bare | full) to `target` for this run, without `exclude`;
     returns the plugins left out because they are not installed."""
     data = tomllib.loads((HERE / f"{template}.toml").read_text())
@@ -77,6 +79,8 @@ def materialize(template: str, target: Path, cache_dir: Path, *, prewarm: bool =
     if loader is not None:
         loader["cache_dir"] = str(cache_dir)
         loader["prewarm"] = prewarm
+        if loader_workers is not None:
+            loader["workers"] = loader_workers
         for module in loader.get("modules", []):
             module["path"] = str(ROOT / module["path"])
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a Java peer built by build.sh: ./run.sh jetty|jdk  (listens on 127.0.0.1:$PORT)
+# Start a Java peer built by build.sh: ./run.sh jetty|jdk|spring  (listens on 127.0.0.1:$PORT)
 set -euo pipefail
 cd "$(dirname "$0")"
 variant="${1:-jetty}"
@@ -7,8 +7,9 @@ case "$variant" in
   jetty) main=JettyPeer ;;
   # TCP_NODELAY: without it the JDK server stalls on delayed ACKs (~40 ms per
   # keep-alive response, under 1k req/s).
+  spring) main=SpringPeer ;;
   jdk) main=JdkPeer; JAVA_OPTS="-Dsun.net.httpserver.nodelay=true ${JAVA_OPTS:-}" ;;
-  *) echo "usage: $0 jetty|jdk" >&2; exit 2 ;;
+  *) echo "usage: $0 jetty|jdk|spring" >&2; exit 2 ;;
 esac
 if [ ! -f "build/$variant.classpath" ]; then
   echo "not built: run ./build.sh $variant first" >&2
