@@ -32,12 +32,14 @@ from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
 from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
-from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.routing import HTTP_METHODS, WEBSOCKET, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.websocket import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HTTP_METHODS",
+    "WEBSOCKET",
     "AccessPolicy",
     "Application",
     "AuthRequirement",
@@ -79,6 +81,8 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "WebSocket",
+    "WebSocketDisconnect",
     "dump_json",
     "hookimpl",
     "load_application",

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from kernel import MatchKind, Request, Response, Route, RouteMatch, StartupError
+from kernel import WEBSOCKET, MatchKind, Request, Response, Route, RouteMatch, StartupError
 
 _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "str": (r"[^/]+", str),
@@ -61,7 +61,8 @@ def parse_path(route: Route) -> Pattern:
 
 
 def _allowed(methods: dict[str, Route]) -> tuple[str, ...]:
-    allowed = set(methods)
+    """The HTTP methods a path answers (a WebSocket route is no HTTP method)."""
+    allowed = set(methods) - {WEBSOCKET}
     if "GET" in allowed:
         allowed.add("HEAD")
     return tuple(sorted(allowed))
