@@ -28,13 +28,13 @@ from typing import Any
 import attrs
 import trio
 
-from kernel.errors import Forbidden
+from kernel.errors import Forbidden, HTTPError
 from kernel.http import Request
 from kernel.responses import Response, Send
 
 QUEUE_SIZE = 256
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
-NORMAL, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN = 1000, 1008, 1009, 1011, 1013
+NORMAL, GOING_AWAY, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN = 1000, 1001, 1008, 1009, 1011, 1013
 _GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -65,8 +65,8 @@ class WebSocket(Request):
 
     `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
     for none) and `queue_size` are set by middleware (the limits plugin).
-    `messages_in`/`messages_out`, `close_code` and `close_reason` are for
-    access logs and metrics.
+    `messages_in`/`messages_out` (received; sent or being sent), `close_code`
+    and `close_reason` are for access logs and metrics.
     """
 
     asgi_send: Send | None = attrs.field(default=None, repr=False)
@@ -172,6 +172,7 @@ class WebSocket(Request):
         except trio.WouldBlock:
             self._fail(TRY_AGAIN, "send queue overflow: the client does not read")
             return False
+        self.messages_out += 1
         self._active = trio.current_time()
         return True
 
@@ -184,6 +185,7 @@ class WebSocket(Request):
             await self._outbox.send(_message(data))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
+        self.messages_out += 1
         self._active = trio.current_time()
 
     async def send_text(self, data: str) -> None:
@@ -202,15 +204,21 @@ class WebSocket(Request):
             assert self.asgi_send is not None
             self._end(code, reason)
             await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
-        elif self.phase is Phase.OPEN and self._outbox is not None:
+        self._close_soon(code, reason)
+        await trio.lowlevel.checkpoint()
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Queue the close frame after what is queued (dropping it all when
+        the queue is full)."""
+        if self.phase is Phase.OPEN and self._outbox is not None:
             outbox = self._outbox
             self._end(code, reason)
+            frame = {"type": "websocket.close", "code": code, "reason": reason}
             try:
-                outbox.send_nowait({"type": "websocket.close", "code": code, "reason": reason})
+                outbox.send_nowait(frame)
                 outbox.close()
             except trio.WouldBlock:
-                self._drop_queue({"type": "websocket.close", "code": code, "reason": reason})
-        await trio.lowlevel.checkpoint()
+                self._drop_queue(frame)
 
     # -- the session (run by the kernel) -------------------------------------------
 
@@ -232,9 +240,10 @@ class WebSocket(Request):
             self._outbox.close()
             while True:
                 try:
-                    self._unsent.receive_nowait()
+                    dropped = self._unsent.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+                self.messages_out -= dropped["type"] == "websocket.send"
         self._outbox = None
 
     def _start_session(self) -> None:
@@ -248,18 +257,14 @@ class WebSocket(Request):
     async def finish(self, response: Response) -> Send:
         """Called by the kernel with the chain's response: an unaccepted
         handshake is refused with it (the ASGI denial response where the server
-        supports it, else a close, which hypercorn answers with 403); an open
-        session is closed (1011 after a 5xx, 1008 after another error).
-        Returns the `send` the kernel sends `response` with."""
+        supports it, else a close, which hypercorn answers with 403). Returns
+        the `send` the kernel sends `response` with."""
         self._reader.cancel()
         if not self.accepted and self.phase is Phase.CONNECTING:
             if "websocket.http.response" in self.scope.get("extensions", {}):
                 self._end(POLICY, "handshake refused")
                 return self._send_denial
             await self.close(POLICY, "handshake refused")
-        elif self.phase is Phase.OPEN:
-            status = response.status
-            await self.close(INTERNAL if status >= 500 else POLICY if status >= 400 else NORMAL)
         return _discard
 
     async def _send_denial(self, message: MutableMapping[str, Any]) -> None:
@@ -270,8 +275,6 @@ class WebSocket(Request):
         assert self.asgi_send is not None
         try:
             async for message in outbox:
-                if message["type"] == "websocket.send":
-                    self.messages_out += 1
                 await self.asgi_send(message)
             if self._last_frame is not None:
                 await self.asgi_send(self._last_frame)
@@ -316,8 +319,10 @@ def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Calla
     """Adapt a WebSocket endpoint into the innermost handler of its chain.
 
     Returns a 101 placeholder response once the session is over (the client
-    leaving is a clean end); an endpoint that returns without accepting or
-    closing refuses the handshake with 403."""
+    leaving is a clean end), closing it with 1000 when the endpoint returns,
+    1011 when it raises (1008 for an `HTTPError` below 500, 1001 when
+    cancelled). An endpoint that returns without accepting or closing refuses
+    the handshake with 403."""
 
     async def handler(request: Request) -> Response:
         assert isinstance(request, WebSocket)
@@ -325,6 +330,16 @@ def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Calla
             await endpoint(request)
         except WebSocketDisconnect:
             pass
+        except HTTPError as exc:
+            request._close_soon(INTERNAL if exc.status >= 500 else POLICY, exc.detail[:120])
+            raise
+        except trio.Cancelled:
+            request._close_soon(GOING_AWAY, "server shutting down")
+            raise
+        except BaseException:
+            request._close_soon(INTERNAL, "internal error")
+            raise
+        request._close_soon(NORMAL, "")
         if not request.accepted and request.phase is Phase.CONNECTING:
             raise Forbidden("The endpoint refused the WebSocket handshake")
         return Response(status=101 if request.accepted else 403)
