@@ -43,9 +43,10 @@ from kernel.responses import (
     head_problem,
     header_problem,
 )
-from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, PathPattern, Route, RouteMatch, Router
+from kernel.routing import HTTP_METHODS, WEBSOCKET, AuthRequirement, MatchKind, PathPattern, Route, RouteMatch, Router
 from kernel.scaffold import check_name, render_templates
 from kernel.services import ServiceKey, Services
+from kernel.websocket import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "CREDENTIAL_HEADERS",
     "HOP_BY_HOP",
     "HTTP_METHODS",
+    "WEBSOCKET",
     "AccessPolicy",
     "Application",
     "AuthRequirement",
@@ -98,6 +100,8 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "WebSocket",
+    "WebSocketDisconnect",
     "check_name",
     "credential_headers",
     "default_registry_path",

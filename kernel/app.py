@@ -35,8 +35,9 @@ from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
 from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import InvalidResponse, JSONResponse, Response, Send, to_response
-from kernel.routing import Endpoint, MatchKind, Route, RouteMatch, Router
+from kernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
 from kernel.services import Services
+from kernel.websocket import WebSocket, websocket_handler
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -214,7 +215,8 @@ class Application:
     def _compile(self) -> None:
         enforced = {protection for link in self.middleware for protection in link.enforces}
         for route in self.router.routes:
-            self._chains[route] = build_chain(endpoint_handler(route.endpoint), route, self.middleware, self.guard)
+            endpoint = websocket_handler(route.endpoint) if route.websocket else endpoint_handler(route.endpoint)
+            self._chains[route] = build_chain(endpoint, route, self.middleware, self.guard)
             for missing in sorted(protections(route) - enforced):
                 message = f"route '{route.name}' of plugin '{route.owner}' declares {missing} checks no enabled plugin enforces: enable {PROTECTIONS[missing]}"
                 if not self.registry.allow_unenforced:
@@ -322,9 +324,10 @@ class Application:
         kind = scope["type"]
         if kind == "http":
             await self.handle_http(scope, receive, send)
+        elif kind == "websocket":
+            await self.handle_websocket(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        # websocket: not served; returning closes the connection.
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -351,7 +354,20 @@ class Application:
 
     async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, id=secrets.token_hex(8))
-        match = self.router.match(request.method, request.path)
+        await self._handle(request, self.router.match(request.method, request.path), send)
+
+    async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The chain runs around the whole connection; the session's reader and
+        sender tasks live in this nursery (see `kernel.websocket`)."""
+        ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send)
+        match = self.router.match(WEBSOCKET, ws.path)
+        if match.kind is MatchKind.METHOD_NOT_ALLOWED:
+            match = RouteMatch(MatchKind.NOT_FOUND)
+        async with trio.open_nursery() as nursery:
+            ws.nursery = nursery
+            await self._handle(ws, match, send)
+
+    async def _handle(self, request: Request, match: RouteMatch, send: Send) -> None:
         if match.kind is MatchKind.FOUND and match.route is not None:
             request.route = match.route
             request.path_params = dict(match.params)
@@ -374,6 +390,8 @@ class Application:
             response = await handler(request)  # a guarded chain: it raises nothing else
         except ClientDisconnected:
             return
+        if isinstance(request, WebSocket):
+            send = await request.finish(response)
         include_body = request.method != "HEAD"
         try:
             await response.send(send, include_body=include_body)

@@ -11,18 +11,19 @@ import enum
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 
-if TYPE_CHECKING:
-    from kernel.http import Request
-
-#: What a route's endpoint may be: sync or async, returning a `Response`, or a
-#: dict/list (sent as JSON), str (text) or bytes.
-Endpoint = Callable[["Request"], Any]
+#: What a route's endpoint may be: sync or async, taking the `Request` and
+#: returning a `Response`, or a dict/list (sent as JSON), str (text) or bytes;
+#: for a WebSocket route, ``async def (ws: WebSocket) -> None``.
+Endpoint = Callable[[Any], Any]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: The pseudo-method of WebSocket routes: the kernel matches ``websocket``
+#: scopes with it, so a path may have both HTTP and WebSocket routes.
+WEBSOCKET = "WEBSOCKET"
 
 #: Path converters: the regex a placeholder matches and what turns it into the parameter's value.
 CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -43,7 +44,7 @@ def _methods(value: str | Sequence[str]) -> tuple[str, ...]:
     items = (value,) if isinstance(value, str) else tuple(value)
     methods = tuple(m.upper() for m in items)
     for method in methods:
-        if method not in HTTP_METHODS:
+        if method not in HTTP_METHODS and method != WEBSOCKET:
             raise ValueError(f"unknown HTTP method {method!r}")
     return methods
 
@@ -141,6 +142,11 @@ class Route:
     plugin's registry overrides still win).
     `owner` is the registry name of the plugin that declared the route; the
     kernel fills it in. Routes compare by identity.
+
+    ``websocket=True`` declares a WebSocket route: its endpoint is
+    ``async def endpoint(ws: kernel.WebSocket) -> None``, its `methods` become
+    ``("WEBSOCKET",)``, the chain runs around the whole connection and
+    `max_body_size` caps each incoming message.
     """
 
     path: str
@@ -157,10 +163,15 @@ class Route:
     responses: Mapping[int, str] = attrs.field(factory=dict)
     include_in_schema: bool = True
     max_body_size: int | None = None
+    websocket: bool = False
     pattern: PathPattern = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "pattern", PathPattern.parse(self.path))
+        if self.websocket:
+            object.__setattr__(self, "methods", (WEBSOCKET,))
+        elif WEBSOCKET in self.methods:
+            raise ValueError("declare a WebSocket route with websocket=True")
         if not self.name:
             object.__setattr__(self, "name", f"{'|'.join(self.methods)} {self.path}")
 

@@ -47,6 +47,9 @@ class ServerOptions:
     keep_alive_timeout: float = 5.0
     read_timeout: int = 30
     graceful_timeout: float = 5.0
+    #: WebSocket keep-alive: hypercorn pings every connection this often; a
+    #: peer that sends nothing (not even the pong) for `read_timeout` is dropped.
+    websocket_ping_interval: float = 20.0
 
 
 def hypercorn_config(options: ServerOptions) -> Config:
@@ -59,6 +62,7 @@ def hypercorn_config(options: ServerOptions) -> Config:
     config.keep_alive_timeout = options.keep_alive_timeout
     config.read_timeout = options.read_timeout
     config.graceful_timeout = options.graceful_timeout
+    config.websocket_ping_interval = options.websocket_ping_interval
     # Access lines come from the access-log plugin; errors go through the
     # standard library's logging, which the logging plugin routes to structlog.
     config.accesslog = None

@@ -14,12 +14,16 @@ Each line is logged by "wasmkernel.access" with the event "request" and
 `bytes` (body bytes sent; null when an error escapes to the kernel), `request_id`,
 `client` (host or null) and `subject` (authenticated caller or null).
 
+A WebSocket connection is one line with the event "websocket", logged when
+it ends: `path`, `route`, `status` (101 when accepted, else the refusal's),
+`duration_ms` (the whole connection), `messages_in`, `messages_out`,
+`close_code`, `close_reason`, `request_id`, `client` and `subject`.
+
 Streaming responses are logged when their last chunk is sent, so
-`duration_ms` and `bytes` cover the whole stream. An `HTTPError` escaping the
-inner chain is logged with its status, a client that went away with 499, any
-other exception with 500; the exception is re-raised for the errors plugin or
-the kernel to render. Place this plugin right after `request-id` and before
-`errors`, so every response, error pages included, is logged exactly once.
+`duration_ms` and `bytes` cover the whole stream. Errors are logged with the
+status of the response the kernel made of them, a client that went away with
+499. Its place (`order = -70`): inside `request-id`, outside every middleware
+that may refuse a request, so every response is logged exactly once.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Literal
 import attrs
 import structlog
 
-from kernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl
+from kernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, WebSocket, hookimpl
 
 CLIENT_CLOSED_REQUEST = 499
 
@@ -85,9 +89,40 @@ class Plugin(ConfiguredPlugin[Config]):
             subject=self.cut(identity.subject) if identity is not None else None,
         )
 
+    def wrap_websocket(self, next_handler: Handler, route: Route) -> Handler:
+        emit = getattr(log, self.config.level)
+
+        async def handler(request: Request) -> Response:
+            assert isinstance(request, WebSocket)
+            started, status = time.perf_counter(), 500
+            try:
+                response = await next_handler(request)
+                status = response.status
+                return response
+            finally:
+                identity = request.identity
+                emit(
+                    "websocket",
+                    path=request.path,
+                    route=route.name,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    messages_in=request.messages_in,
+                    messages_out=request.messages_out,
+                    close_code=request.close_code,
+                    close_reason=request.close_reason or None,
+                    request_id=request.id,
+                    client=request.client_host or None,
+                    subject=identity.subject if identity is not None else None,
+                )
+
+        return handler
+
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         if route is not None and route.path in self.config.skip_paths:
             return next_handler
+        if route is not None and route.websocket:
+            return self.wrap_websocket(next_handler, route)
         route_name = route.name if route is not None else None
 
         async def handler(request: Request) -> Response:

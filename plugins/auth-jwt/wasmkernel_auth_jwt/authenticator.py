@@ -9,10 +9,14 @@ from typing import Any
 import attrs
 import jwt
 
-from kernel import Identity, Request, Unauthorized
+from kernel import Identity, Request, Unauthorized, WebSocket
 from wasmkernel_auth_jwt.keys import Config, Keys, UnknownKey
 
 SCHEME = "jwt"
+#: A browser cannot set `Authorization` on a WebSocket handshake: it offers
+#: the token as a subprotocol ``bearer.<jwt>`` instead (beside the protocol the
+#: endpoint selects; the endpoint must not select this one).
+SUBPROTOCOL_PREFIX = "bearer."
 
 #: PyJWT's failures, most specific first, and the reason sent to the client.
 REASONS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
@@ -69,7 +73,8 @@ def names(value: Any) -> list[str] | None:
 
 @attrs.frozen
 class JWTAuthenticator:
-    """``Authorization: Bearer <jwt>`` (an `Authenticator`)."""
+    """``Authorization: Bearer <jwt>``, or on a WebSocket handshake the
+    subprotocol ``bearer.<jwt>`` (an `Authenticator`)."""
 
     config: Config
     keys: Keys
@@ -88,6 +93,9 @@ class JWTAuthenticator:
     async def authenticate(self, request: Request) -> Identity | None:
         header = request.headers.get("authorization")
         if header is None:
+            if isinstance(request, WebSocket):
+                offered = [p for p in request.subprotocols if p.startswith(SUBPROTOCOL_PREFIX)]
+                return self.verify(offered[0][len(SUBPROTOCOL_PREFIX) :]) if offered else None
             return None
         kind, _, token = header.strip().partition(" ")
         if kind.lower() != "bearer":

@@ -20,12 +20,26 @@ Config (`[plugins.limits.config]`):
   ``routes = { "POST /api/matmul" = { max_body_bytes = 4194304 } }``; a key
   matching no route is logged as a warning
 
+- `websocket_per_client` (default 100) and `websocket_total` (default
+  10000): concurrent WebSocket connections per client address and in total
+  (0: unlimited); a handshake over either is refused with 429
+- `websocket_idle_seconds`: close a WebSocket after this many seconds
+  without a message either way (default 0: never; hypercorn's pings keep a
+  live peer's connection up)
+- `websocket_queue`: messages a WebSocket may have queued unsent (or unread
+  by its endpoint) before it is closed, 1013 (or 1008) (default 256)
+
+On WebSocket routes the handshake takes a token from the rate limit (so
+connection attempts are rate limited), `max_body_bytes` caps each message
+(close 1009) and `timeout_seconds` does not apply.
+
 Rate limits are kept in memory per process: with N worker processes a
 client may make up to N times `rate` requests per second.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -46,6 +60,7 @@ from kernel import (
     TooManyRequests,
     hookimpl,
 )
+from wasmkernel_limits.connections import ConnectionLimits
 from wasmkernel_limits.ratelimit import RateLimiter
 
 log = structlog.get_logger("wasmkernel.limits")
@@ -69,6 +84,10 @@ class Config:
     max_clients: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     exempt_paths: list[str] = attrs.field(factory=lambda: ["/health", "/healthz", "/readyz", "/metrics"])
     routes: dict[str, RouteLimits] = attrs.field(factory=dict)
+    websocket_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
+    websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    websocket_queue: int = attrs.field(default=256, validator=attrs.validators.ge(1))
 
 
 def matches(key: str, route: Route) -> bool:
@@ -94,6 +113,8 @@ class Plugin(ConfiguredPlugin[Config]):
         self.limiter: RateLimiter | None = None
 
     def configured(self) -> None:
+        config = self.config
+        self.connections = ConnectionLimits(config.websocket_per_client, config.websocket_total, config.websocket_idle_seconds, config.websocket_queue)
         if self.config.rate > 0:
             self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
 
@@ -114,6 +135,9 @@ class Plugin(ConfiguredPlugin[Config]):
         limiter = None if route is not None and route.path in self.config.exempt_paths else self.limiter
         key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
         route_name = route.name if route is not None else None
+        if route is not None and route.websocket:
+            next_handler = self.connections.wrap(next_handler, body_limit)
+            timeout = math.inf
 
         async def handler(request: Request) -> Response:
             request.max_body_size = body_limit

@@ -21,11 +21,18 @@ global one), holding:
   `wasmkernel_requests_in_progress{method, route}` (gauge), recorded by the
   `metrics` middleware. `route` is the route's name, or "<unmatched>" for
   requests no route matched (404/405) — never the raw path. Methods outside
-  the HTTP methods the kernel knows are recorded as "OTHER". Errors
+  the HTTP methods the kernel knows are recorded as "OTHER". A WebSocket
+  connection is one request (status 101 once accepted, the refusal's status
+  otherwise) lasting as long as the connection. Errors
   count with the status of the response the kernel made of them; a client that
   went away before its body was read as 499. The duration ends when the
   handler returns its response, before a streamed body is sent. Requests to
   the metrics route itself are counted like any other.
+- for WebSocket routes, `wasmkernel_websocket_connections{route}` (gauge:
+  connections being handled, handshake included),
+  `wasmkernel_websocket_messages_total{route, direction}` ("in"/"out") and
+  `wasmkernel_websocket_closes_total{route, code}` (accepted connections by
+  close code), recorded when a connection ends;
 - process and platform metrics (`process_*`, `python_*`);
 - every `kernel.MetricSource` of `app.metric_sources`, converted on each scrape
   (conventions in `wasmkernel_metrics.sources`).
@@ -62,6 +69,7 @@ from kernel import (
     Response,
     Route,
     StartupError,
+    WebSocket,
     hookimpl,
 )
 from wasmkernel_metrics.sources import SourceCollector, produced_names
@@ -127,6 +135,9 @@ class RequestMetrics:
     total: Counter
     duration: Histogram
     in_progress: Gauge
+    connections: Gauge
+    messages: Counter
+    closes: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, buckets: Sequence[float]) -> RequestMetrics:
@@ -140,12 +151,37 @@ class RequestMetrics:
                 registry=registry,
             ),
             in_progress=Gauge("wasmkernel_requests_in_progress", "HTTP requests being handled.", ("method", "route"), registry=registry),
+            connections=Gauge("wasmkernel_websocket_connections", "WebSocket connections being handled.", ("route",), registry=registry),
+            messages=Counter("wasmkernel_websocket_messages_total", "WebSocket messages received and sent.", ("route", "direction"), registry=registry),
+            closes=Counter("wasmkernel_websocket_closes_total", "Ended WebSocket sessions by close code.", ("route", "code"), registry=registry),
         )
+
+    def wrap_websocket(self, next_handler: Handler, route: Route) -> Handler:
+        """Connection, message and close counts of a WebSocket route."""
+        connections = self.connections.labels(route.name)
+        received, sent = self.messages.labels(route.name, "in"), self.messages.labels(route.name, "out")
+        closes = self.closes
+
+        async def handler(request: Request) -> Response:
+            assert isinstance(request, WebSocket)
+            connections.inc()
+            try:
+                return await next_handler(request)
+            finally:
+                connections.dec()
+                if request.accepted:
+                    received.inc(request.messages_in)
+                    sent.inc(request.messages_out)
+                    closes.labels(route.name, str(request.close_code or 1000)).inc()
+
+        return handler
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         """The `metrics` middleware: records every request of `route`."""
         label = route.name if route is not None else UNMATCHED
         total, duration, in_progress = self.total, self.duration, self.in_progress
+        if route is not None and route.websocket:
+            next_handler = self.wrap_websocket(next_handler, route)
 
         async def handler(request: Request) -> Response:
             method = request.method if request.method in HTTP_METHODS else "OTHER"

@@ -105,7 +105,7 @@ def build_document(
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
     for route in routes:
-        if not route.include_in_schema:
+        if not route.include_in_schema or route.websocket:  # OpenAPI describes no WebSocket
             continue
         template, path_parameters = _path_parameters(route)
         item = paths.setdefault(template, {})

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kernel import MatchKind, PathPattern, Request, Response, Route, RouteMatch, StartupError
+from kernel import WEBSOCKET, MatchKind, PathPattern, Request, Response, Route, RouteMatch, StartupError
 
 
 def _allowed(methods: dict[str, Route]) -> tuple[str, ...]:
-    allowed = set(methods)
+    """The HTTP methods a path answers (a WebSocket route is no HTTP method)."""
+    allowed = set(methods) - {WEBSOCKET}
     if "GET" in allowed:
         allowed.add("HEAD")
     return tuple(sorted(allowed))

@@ -1,0 +1,347 @@
+"""WebSocket connections (the ASGI ``websocket`` scope).
+
+A `WebSocket` is the handshake `Request` (headers, query, path parameters,
+identity: the whole chain sees it like any request) plus the session. The
+kernel runs two tasks beside the endpoint: one reads incoming messages into a
+bounded inbox, one sends the bounded outbox, so a client that stops reading
+only stalls its own sender. Ends of a session, with their close codes:
+
+- the endpoint returns (1000), or calls `close(code, reason)`;
+- the client closes or goes away (its code): `receive_message` raises
+  `WebSocketDisconnect`, iteration ends, `wait_closed` returns, sends raise;
+- a message over `max_body_size` bytes (1009), more than `queue_size` unread
+  incoming messages (1008), more than `queue_size` unsent outgoing messages
+  (1013), `idle_timeout` seconds without a message either way (1000, "idle").
+
+An endpoint that never reads messages awaits `wait_closed()` to learn that
+the client left.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+import attrs
+import trio
+
+from kernel.errors import Forbidden, HTTPError
+from kernel.http import Request
+from kernel.responses import Response, Send
+
+QUEUE_SIZE = 256
+#: The close codes the kernel uses (RFC 6455 §7.4.1).
+NORMAL, GOING_AWAY, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN = 1000, 1001, 1008, 1009, 1011, 1013
+_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class WebSocketDisconnect(Exception):
+    """The session is over: the client left or the connection was closed."""
+
+    def __init__(self, code: int = NORMAL, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed ({code}{': ' + reason if reason else ''})")
+        self.code = code
+        self.reason = reason
+
+
+class Phase(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _message(data: str | bytes) -> dict[str, Any]:
+    if isinstance(data, str):
+        return {"type": "websocket.send", "text": data}
+    return {"type": "websocket.send", "bytes": bytes(data)}
+
+
+@attrs.define(slots=True, eq=False)
+class WebSocket(Request):
+    """One WebSocket connection; see the module docstring for its life cycle.
+
+    `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
+    for none) and `queue_size` are set by middleware (the limits plugin).
+    `messages_in`/`messages_out` (received; sent or being sent), `close_code`
+    and `close_reason` are for access logs and metrics.
+    """
+
+    asgi_send: Send | None = attrs.field(default=None, repr=False)
+    idle_timeout: float | None = None
+    queue_size: int = QUEUE_SIZE
+    phase: Phase = Phase.CONNECTING
+    accepted: bool = False
+    subprotocol: str | None = None
+    messages_in: int = 0
+    messages_out: int = 0
+    close_code: int | None = None
+    close_reason: str = ""
+    #: Where the session's tasks run; set by the kernel.
+    nursery: trio.Nursery | None = attrs.field(default=None, repr=False)
+    _outbox: trio.MemorySendChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
+    _unsent: trio.MemoryReceiveChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
+    _inbox: trio.MemoryReceiveChannel[str | bytes] | None = attrs.field(default=None, repr=False)
+    _reader: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
+    _closed: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _last_frame: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    _active: float = 0.0
+
+    @property
+    def method(self) -> str:
+        return "GET"
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return [str(p) for p in self.scope.get("subprotocols", ())]
+
+    # -- handshake -------------------------------------------------------------
+
+    async def accept(self, subprotocol: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Complete the handshake (choosing one of `subprotocols`, if any)."""
+        if self.phase is not Phase.CONNECTING:
+            raise RuntimeError("accept() called twice")
+        message = await self.receive()
+        if message["type"] != "websocket.connect":
+            self._end(int(message.get("code", 1006)), "")
+            raise WebSocketDisconnect(self.close_code or 1006)
+        assert self.asgi_send is not None
+        raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        await self.asgi_send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw_headers})
+        self.subprotocol, self.accepted, self.phase = subprotocol, True, Phase.OPEN
+        self._active = trio.current_time()
+        self._start_session()
+
+    # -- receiving ---------------------------------------------------------------
+
+    async def receive_message(self) -> str | bytes:
+        """The next message (text or bytes); `WebSocketDisconnect` once closed."""
+        if self._inbox is None:
+            raise RuntimeError("accept() the WebSocket first")
+        try:
+            return await self._inbox.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
+
+    async def receive_text(self) -> str:
+        message = await self.receive_message()
+        if not isinstance(message, str):
+            await self.close(POLICY, "expected a text message")
+            raise WebSocketDisconnect(POLICY, "expected a text message")
+        return message
+
+    async def receive_bytes(self) -> bytes:
+        message = await self.receive_message()
+        return message if isinstance(message, bytes) else message.encode()
+
+    async def receive_json(self) -> Any:
+        """The next message parsed as JSON; malformed JSON closes with 1008."""
+        try:
+            return json.loads(await self.receive_message())
+        except ValueError:
+            await self.close(POLICY, "malformed JSON")
+            raise WebSocketDisconnect(POLICY, "malformed JSON") from None
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.receive_message()
+            except WebSocketDisconnect:
+                return
+
+    async def wait_closed(self) -> None:
+        """Return once the session is over, whoever ended it."""
+        await self._closed.wait()
+
+    # -- sending -----------------------------------------------------------------
+
+    def send_nowait(self, data: str | bytes) -> bool:
+        """Queue a message without waiting (for fan-out). A full queue closes
+        the connection with 1013; returns False when the message was not
+        queued because the session is over."""
+        if self.phase is not Phase.OPEN or self._outbox is None:
+            return False
+        try:
+            self._outbox.send_nowait(_message(data))
+        except trio.WouldBlock:
+            self._fail(TRY_AGAIN, "send queue overflow: the client does not read")
+            return False
+        self.messages_out += 1
+        self._active = trio.current_time()
+        return True
+
+    async def send(self, data: str | bytes) -> None:
+        """Queue a message, waiting while the queue is full (this endpoint
+        only); `WebSocketDisconnect` once the session is over."""
+        if self.phase is not Phase.OPEN or self._outbox is None:
+            raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
+        try:
+            await self._outbox.send(_message(data))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
+        self.messages_out += 1
+        self._active = trio.current_time()
+
+    async def send_text(self, data: str) -> None:
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send(data)
+
+    async def send_json(self, data: Any) -> None:
+        await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+
+    async def close(self, code: int = NORMAL, reason: str = "") -> None:
+        """Close after the queued messages are sent; before `accept` it
+        refuses the handshake (hypercorn answers 403)."""
+        if self.phase is Phase.CONNECTING:
+            assert self.asgi_send is not None
+            self._end(code, reason)
+            await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
+        self._close_soon(code, reason)
+        await trio.lowlevel.checkpoint()
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Queue the close frame after what is queued (dropping it all when
+        the queue is full)."""
+        if self.phase is Phase.OPEN and self._outbox is not None:
+            outbox = self._outbox
+            self._end(code, reason)
+            frame = {"type": "websocket.close", "code": code, "reason": reason}
+            try:
+                outbox.send_nowait(frame)
+                outbox.close()
+            except trio.WouldBlock:
+                self._drop_queue(frame)
+
+    # -- the session (run by the kernel) -------------------------------------------
+
+    def _end(self, code: int, reason: str) -> None:
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.CLOSED
+            self.close_code, self.close_reason = code, reason
+            self._closed.set()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """End now: drop what is queued, send only the close frame."""
+        if self.phase is Phase.OPEN:
+            self._end(code, reason)
+            self._drop_queue({"type": "websocket.close", "code": code, "reason": reason})
+
+    def _drop_queue(self, last_frame: dict[str, Any] | None) -> None:
+        self._last_frame = last_frame
+        if self._outbox is not None and self._unsent is not None:
+            self._outbox.close()
+            while True:
+                try:
+                    dropped = self._unsent.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                self.messages_out -= dropped["type"] == "websocket.send"
+        self._outbox = None
+
+    def _start_session(self) -> None:
+        """Start the reader and the sender tasks in the kernel's nursery."""
+        assert self.nursery is not None, "the kernel sets the session nursery"
+        self._outbox, self._unsent = trio.open_memory_channel[dict[str, Any]](self.queue_size)
+        inbox, self._inbox = trio.open_memory_channel[str | bytes](self.queue_size)
+        self.nursery.start_soon(self._send_loop, self._unsent)
+        self.nursery.start_soon(self._read_loop, inbox)
+
+    async def finish(self, response: Response) -> Send:
+        """Called by the kernel with the chain's response: an unaccepted
+        handshake is refused with it (the ASGI denial response where the server
+        supports it, else a close, which hypercorn answers with 403). Returns
+        the `send` the kernel sends `response` with."""
+        self._reader.cancel()
+        if not self.accepted and self.phase is Phase.CONNECTING:
+            if "websocket.http.response" in self.scope.get("extensions", {}):
+                self._end(POLICY, "handshake refused")
+                return self._send_denial
+            await self.close(POLICY, "handshake refused")
+        return _discard
+
+    async def _send_denial(self, message: MutableMapping[str, Any]) -> None:
+        assert self.asgi_send is not None
+        await self.asgi_send({**message, "type": "websocket." + message["type"]})
+
+    async def _send_loop(self, outbox: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        assert self.asgi_send is not None
+        try:
+            async for message in outbox:
+                await self.asgi_send(message)
+            if self._last_frame is not None:
+                await self.asgi_send(self._last_frame)
+        except _GONE:
+            self._end(1006, "connection lost")
+
+    async def _read_loop(self, inbox: trio.MemorySendChannel[str | bytes]) -> None:
+        with inbox, self._reader:
+            while self.phase is Phase.OPEN:
+                deadline = self._active + self.idle_timeout if self.idle_timeout else math.inf
+                with trio.CancelScope(deadline=deadline) as scope:
+                    message = await self.receive()
+                if scope.cancelled_caught:
+                    if trio.current_time() >= self._active + (self.idle_timeout or math.inf):
+                        self._fail(NORMAL, "idle timeout")
+                    continue
+                if message["type"] == "websocket.disconnect":
+                    self._end(int(message.get("code", 1005)), str(message.get("reason") or ""))
+                    self._drop_queue(None)
+                    return
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                size = len(data) if isinstance(data, bytes) or len(data) * 4 <= self.max_body_size else len(data.encode())
+                if size > self.max_body_size:
+                    self._fail(TOO_BIG, f"message over {self.max_body_size} bytes")
+                    return
+                self.messages_in += 1
+                self._active = trio.current_time()
+                try:
+                    inbox.send_nowait(data)
+                except trio.WouldBlock:
+                    self._fail(POLICY, "too many unread messages")
+                    return
+
+
+async def _discard(message: MutableMapping[str, Any]) -> None:
+    """The `send` of a response that has nothing left to send."""
+
+
+def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+    """Adapt a WebSocket endpoint into the innermost handler of its chain.
+
+    Returns a 101 placeholder response once the session is over (the client
+    leaving is a clean end), closing it with 1000 when the endpoint returns,
+    1011 when it raises (1008 for an `HTTPError` below 500, 1001 when
+    cancelled). An endpoint that returns without accepting or closing refuses
+    the handshake with 403."""
+
+    async def handler(request: Request) -> Response:
+        assert isinstance(request, WebSocket)
+        try:
+            await endpoint(request)
+        except WebSocketDisconnect:
+            pass
+        except HTTPError as exc:
+            request._close_soon(INTERNAL if exc.status >= 500 else POLICY, exc.detail[:120])
+            raise
+        except trio.Cancelled:
+            request._close_soon(GOING_AWAY, "server shutting down")
+            raise
+        except BaseException:
+            request._close_soon(INTERNAL, "internal error")
+            raise
+        request._close_soon(NORMAL, "")
+        if not request.accepted and request.phase is Phase.CONNECTING:
+            raise Forbidden("The endpoint refused the WebSocket handshake")
+        return Response(status=101 if request.accepted else 403)
+
+    return handler
