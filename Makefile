@@ -12,8 +12,8 @@ PYTEST_ARGS ?=
 
 # System packages the test suite uses beyond the Rust toolchain: headless
 # Chromium (docs page test), wrk (load), Go + Gin (benchmark peer), nginx
-# (multi-instance test).
-TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx
+# (multi-instance test), redis-server (shared rate limits, Redis broker).
+TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx redis-server
 
 PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
 WASM_SOURCES  := $(shell find wasm_modules -path wasm_modules/target -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' \) -print 2>/dev/null) wasm_modules/build.sh
