@@ -1,7 +1,7 @@
 """A real `redis-server` for tests: its own loopback port and directory, no
-persistence. Tests that need Redis use the `redis_server` fixture (import it
-into the test module: ``from tests.redis_server import redis_server``); it is
-skipped with the install command when Debian's `redis-server` is missing.
+persistence. Tests that need Redis take the `redis_server` fixture (offered
+to every test by the root conftest.py); it skips the test with the install
+command when Debian's `redis-server` is missing.
 
 The server can be killed (SIGKILL, as an outage) and restarted on the same
 port, for the reconnect tests.

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.redis_server import RedisServer, redis_server  # noqa: F401  (fixture)
+from tests.redis_server import RedisServer
 
 
 def ping(port: int) -> bytes:
