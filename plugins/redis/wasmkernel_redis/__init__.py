@@ -1,0 +1,1 @@
+"""WasmKernel plugin `redis`: one shared Redis client offered to other plugins."""
