@@ -30,6 +30,7 @@ from kernel.hookspecs import hookimpl
 from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
+from kernel.readiness import ReadinessCheck
 from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
@@ -63,6 +64,7 @@ __all__ = [
     "PayloadTooLarge",
     "PluginLoadError",
     "QueryParams",
+    "ReadinessCheck",
     "Registry",
     "RegistryError",
     "Request",

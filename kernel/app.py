@@ -33,6 +33,7 @@ from kernel.errors import (
 from kernel.http import ClientDisconnected, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
+from kernel.readiness import ReadinessCheck
 from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import JSONResponse, Response, Send, to_response
 from kernel.routing import Endpoint, MatchKind, Route, RouteMatch, Router
@@ -103,6 +104,7 @@ class Application:
     access_policies: tuple[AccessPolicy, ...] = ()
     module_loader: ModuleLoader | None = None
     metric_sources: tuple[MetricSource, ...] = ()
+    readiness_checks: tuple[ReadinessCheck, ...] = ()
     #: Plugins marked optional whose startup failed: name → reason.
     failed_plugins: dict[str, str] = attrs.field(factory=dict)
     #: True once every startup hook ran (used by readiness probes).
@@ -180,6 +182,7 @@ class Application:
                 self.module_loader = loader
                 break
         self.metric_sources = tuple(s for _, found in self._each("wasmkernel_metric_sources", app=self) for s in found or ())
+        self.readiness_checks = tuple(c for _, found in self._each("wasmkernel_readiness_checks", app=self) for c in found or ())
 
     def _compile(self) -> None:
         for route in self.router.routes:

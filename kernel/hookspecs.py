@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kernel.commands import Command
     from kernel.metrics import MetricSource
     from kernel.middleware import Middleware
+    from kernel.readiness import ReadinessCheck
     from kernel.routing import Route, Router
     from kernel.wasm import ModuleLoader
 
@@ -174,6 +175,16 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
     """Contribute metric sources (exported by the metrics plugin, if enabled).
 
     Called once per enabled plugin after startup hooks are collected.
+    """
+
+
+@hookspec
+def wasmkernel_readiness_checks(app: Application) -> Iterable[ReadinessCheck] | None:
+    """Contribute readiness checks (a backend the plugin depends on).
+
+    Called once per enabled plugin, after metric sources. They are available
+    as ``app.readiness_checks``; the health plugin's ``/readyz`` reports each
+    one and answers 503 while a required one has a problem.
     """
 
 
