@@ -26,14 +26,14 @@ from kernel.errors import (
     UnprocessableEntity,
     UnsupportedMediaType,
 )
-from kernel.hookspecs import hookimpl
+from kernel.hookspecs import hookimpl, hookspec
 from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
-from kernel.readiness import ReadinessCheck
-from kernel.registry import Registry, load_registry, resolve_secrets
+from kernel.registry import Registry, default_registry_path, load_registry, resolve_secrets
 from kernel.responses import HTMLResponse, JSONResponse, Response, StreamingResponse, TextResponse, dump_json
 from kernel.routing import HTTP_METHODS, AuthRequirement, MatchKind, Route, RouteMatch, Router
+from kernel.services import ServiceKey, Services
 
 __version__ = "0.1.0"
 
@@ -64,7 +64,6 @@ __all__ = [
     "PayloadTooLarge",
     "PluginLoadError",
     "QueryParams",
-    "ReadinessCheck",
     "Registry",
     "RegistryError",
     "Request",
@@ -73,7 +72,9 @@ __all__ = [
     "RouteMatch",
     "Router",
     "Sample",
+    "ServiceKey",
     "ServiceUnavailable",
+    "Services",
     "StartupError",
     "StreamingResponse",
     "TextResponse",
@@ -81,8 +82,10 @@ __all__ = [
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedMediaType",
+    "default_registry_path",
     "dump_json",
     "hookimpl",
+    "hookspec",
     "load_application",
     "load_registry",
     "missing_grants",

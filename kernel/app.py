@@ -1,8 +1,8 @@
 """Assembling an application from a registry, and serving it over ASGI.
 
-Assembly happens once: plugins are loaded and configured, then asked for
-routes, the router, middleware, authenticators, policies, the module loader
-and metric sources; each route's handler chain is compiled. The per-request
+Assembly happens once: plugins are loaded and configured, offer their
+services, then are asked for routes, the router, middleware, authenticators,
+policies and metric sources; each route's handler chain is compiled. The per-request
 path is then: router lookup → that route's precompiled chain → endpoint.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pluggy
@@ -33,11 +33,10 @@ from kernel.errors import (
 from kernel.http import ClientDisconnected, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
-from kernel.readiness import ReadinessCheck
 from kernel.registry import Registry, load_registry, resolve_secrets
 from kernel.responses import JSONResponse, Response, Send, to_response
 from kernel.routing import Endpoint, MatchKind, Route, RouteMatch, Router
-from kernel.wasm import ModuleLoader
+from kernel.services import Services
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -79,11 +78,30 @@ async def _unrouted(request: Request) -> Response:
     raise request.state[ROUTING_ERROR]
 
 
-def error_body(exc: HTTPError, error_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": exc.status, "message": exc.detail, **exc.extra}
-    if error_id:
-        body["error_id"] = error_id
-    return body
+#: Renders an error (and, for a 500, the exception behind it) as a response.
+ErrorRenderer = Callable[[Request, HTTPError, "Exception | None"], Response]
+
+
+def render_error(request: Request, error: HTTPError, cause: Exception | None) -> Response:
+    """The kernel's error body, used when no plugin renders errors."""
+    body: dict[str, Any] = {"status": error.status, "message": error.detail, **error.extra}
+    if error.status >= 500:
+        body["error_id"] = request.id
+    return JSONResponse(body, status=error.status, headers=error.headers)
+
+
+#: Route protections and the plugins that enforce them (for startup errors).
+PROTECTIONS = {"auth": "authz", "schema": "validation"}
+
+
+def protections(route: Route) -> set[str]:
+    """What `route` declares that some middleware must enforce."""
+    needed = set()
+    if route.auth is not None and (route.auth.required or route.auth.scopes or route.auth.roles):
+        needed.add("auth")
+    if route.body_schema is not None or route.query_schema is not None or route.path_schema is not None:
+        needed.add("schema")
+    return needed
 
 
 @attrs.define(eq=False)
@@ -102,9 +120,10 @@ class Application:
     middleware: tuple[Middleware, ...] = ()
     authenticators: tuple[Authenticator, ...] = ()
     access_policies: tuple[AccessPolicy, ...] = ()
-    module_loader: ModuleLoader | None = None
+    services: Services = attrs.field(factory=Services)
     metric_sources: tuple[MetricSource, ...] = ()
-    readiness_checks: tuple[ReadinessCheck, ...] = ()
+    #: Secrets left unset (assembled with ``secrets="placeholder"``: the CLI's listings).
+    unset_secrets: list[str] | None = None
     #: Plugins marked optional whose startup failed: name → reason.
     failed_plugins: dict[str, str] = attrs.field(factory=dict)
     #: True once every startup hook ran (used by readiness probes).
@@ -112,6 +131,7 @@ class Application:
     #: Free storage for plugins, e.g. to share objects between their hooks.
     state: dict[str, Any] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
+    render_error: ErrorRenderer = render_error
     _chains: dict[Route, Handler] = attrs.field(factory=dict)
     _fallback: Handler = _unrouted
     _started: list[plugin_loading.LoadedPlugin] = attrs.field(factory=list)
@@ -119,15 +139,21 @@ class Application:
     # -- assembly ------------------------------------------------------------
 
     @classmethod
-    def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None) -> Application:
+    def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None, secrets: Literal["strict", "placeholder"] = "strict") -> Application:
         """Load, configure and ask every enabled plugin; compile the chains.
 
         `extra_plugins` provides in-memory plugin objects for registry names
         (tests, embedding); they are enabled, ordered and configured like
-        installed ones."""
+        installed ones. ``secrets="placeholder"`` (for listing and checking,
+        never for serving) replaces unresolvable secrets with `UnsetSecret`s
+        recorded in `unset_secrets`."""
         manager = plugin_loading.new_manager()
         app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager, extra_plugins))
+        app.unset_secrets = [] if secrets == "placeholder" else None
         app._configure()
+        for plugin, offered in app._each("wasmkernel_services", app=app):
+            for key, service in offered or ():
+                app.services.offer(key, service, provider=plugin.name)
         app._collect()
         app._compile()
         return app
@@ -150,7 +176,7 @@ class Application:
     def _configure(self) -> None:
         for plugin in self.plugins:
             where = self.registry.where(plugin.name, "config")
-            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, where)
+            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, where, self.unset_secrets)
             try:
                 plugin_loading.call_plugin(self.manager, plugin.instance, "wasmkernel_configure", config=config, app=self)
             except ConfigError as exc:
@@ -177,17 +203,45 @@ class Application:
         self.middleware = tuple(chain)
         self.authenticators = tuple(a for _, found in self._each("wasmkernel_authenticators", app=self) for a in found or ())
         self.access_policies = tuple(p for _, found in self._each("wasmkernel_access_policies", app=self) for p in found or ())
-        for _, loader in self._each("wasmkernel_module_loader", app=self):
-            if loader is not None:
-                self.module_loader = loader
-                break
         self.metric_sources = tuple(s for _, found in self._each("wasmkernel_metric_sources", app=self) for s in found or ())
-        self.readiness_checks = tuple(c for _, found in self._each("wasmkernel_readiness_checks", app=self) for c in found or ())
+        for _, renderer in self._each("wasmkernel_error_renderer", app=self):
+            if renderer is not None:
+                self.render_error = renderer
+                break
 
     def _compile(self) -> None:
+        enforced = {protection for link in self.middleware for protection in link.enforces}
         for route in self.router.routes:
-            self._chains[route] = build_chain(endpoint_handler(route.endpoint), route, self.middleware)
-        self._fallback = build_chain(_unrouted, None, self.middleware)
+            self._chains[route] = build_chain(endpoint_handler(route.endpoint), route, self.middleware, self.guard)
+            for missing in sorted(protections(route) - enforced):
+                message = f"route '{route.name}' of plugin '{route.owner}' declares {missing} checks no enabled plugin enforces: enable {PROTECTIONS[missing]}"
+                if not self.registry.allow_unenforced:
+                    raise StartupError(message + " (or set allow_unenforced = true under [kernel] to serve it unchecked)")
+                log.warning("route.unenforced", route=route.name, protection=missing, message=message)
+        self._fallback = build_chain(_unrouted, None, self.middleware, self.guard)
+
+    def guard(self, handler: Handler) -> Handler:
+        """`handler`, with whatever it raises turned into a response: the one
+        place an `HTTPError` (or a crash, logged with its error id) becomes
+        what the client receives."""
+        render = self.render_error
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ClientDisconnected:
+                raise
+            except HTTPError as exc:
+                response = render(request, exc, None)
+                response.error = exc
+            except Exception as exc:
+                route = request.route.name if request.route is not None else None
+                log.exception("request.failed", route=route, method=request.method, path=request.path, error_id=request.id)
+                response = render(request, HTTPError("Internal server error"), exc)
+                response.error = exc
+            return response
+
+        return guarded
 
     def _disable_routes_of(self, owner: str, reason: str) -> None:
         async def unavailable(request: Request) -> Response:
@@ -195,7 +249,7 @@ class Application:
 
         for route in self.router.routes:
             if route.owner == owner:
-                self._chains[route] = build_chain(unavailable, route, self.middleware)
+                self._chains[route] = build_chain(unavailable, route, self.middleware, self.guard)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -206,12 +260,31 @@ class Application:
             raise RuntimeError("the application is not running (no lifespan started)")
         return self._nursery
 
-    async def startup(self, nursery: trio.Nursery) -> None:
-        """Start the module loader, then every plugin in order."""
-        self._nursery = nursery
-        if self.module_loader is not None:
-            await self.module_loader.start()
+    def startup_order(self) -> list[plugin_loading.LoadedPlugin]:
+        """Plugin order, except that a service's provider starts before the
+        plugins that got its service."""
+        providers: dict[str, set[str]] = {}
+        for provider, consumer in self.services.dependencies:
+            providers.setdefault(consumer, set()).add(provider)
+        by_name = {plugin.name: plugin for plugin in self.plugins}
+        ordered: dict[str, plugin_loading.LoadedPlugin] = {}
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in path:
+                raise StartupError(f"plugins need each other's services in a cycle: {' -> '.join((*path, name))}")
+            if name not in ordered:
+                for provider in sorted(providers.get(name, ()), key=list(by_name).index):
+                    visit(provider, (*path, name))
+                ordered[name] = by_name[name]
+
         for plugin in self.plugins:
+            visit(plugin.name, ())
+        return list(ordered.values())
+
+    async def startup(self, nursery: trio.Nursery) -> None:
+        """Start every plugin in `startup_order`."""
+        self._nursery = nursery
+        for plugin in self.startup_order():
             try:
                 _, result = plugin_loading.call_plugin(self.manager, plugin.instance, "wasmkernel_startup", app=self)
                 if inspect.isawaitable(result):
@@ -229,7 +302,7 @@ class Application:
         log.info("app.started", plugins=[p.name for p in self._started], failed=sorted(self.failed_plugins), routes=len(self.router.routes))
 
     async def shutdown(self) -> None:
-        """Stop plugins in reverse order, then the module loader; never raises."""
+        """Stop started plugins in reverse order; never raises."""
         self.ready = False
         for plugin in reversed(self._started):
             try:
@@ -239,11 +312,6 @@ class Application:
             except Exception:
                 log.exception("plugin.shutdown_failed", plugin=plugin.name)
         self._started.clear()
-        if self.module_loader is not None:
-            try:
-                await self.module_loader.stop()
-            except Exception:
-                log.exception("module_loader.stop_failed")
         self._nursery = None
 
     # -- ASGI --------------------------------------------------------------------
@@ -297,15 +365,9 @@ class Application:
 
     async def _respond(self, request: Request, handler: Handler, send: Send) -> None:
         try:
-            response = await handler(request)
+            response = await handler(request)  # a guarded chain: it raises nothing else
         except ClientDisconnected:
             return
-        except HTTPError as exc:
-            response = JSONResponse(error_body(exc), status=exc.status, headers=exc.headers)
-        except Exception:
-            error_id = request.id
-            log.exception("request.failed", method=request.method, path=request.path, error_id=error_id)
-            response = JSONResponse(error_body(HTTPError("Internal server error"), error_id), status=500)
         try:
             await response.send(send, include_body=request.method != "HEAD")
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):

@@ -11,8 +11,12 @@ driven from the CLI — never per request: the request path is the chain of
 handlers the hooks returned, compiled once at startup.
 
 Unless a hook says otherwise, the kernel calls it on every enabled plugin one
-by one, in the registry's plugin order (``before``/``after``/``order``), and
-knows which plugin returned what. A hook whose result may be awaitable
+by one, in plugin order, and knows which plugin returned what. Plugin order
+comes from what each plugin class declares — ``order`` (int, default 0; lower
+first), ``before`` and ``after`` (plugin names) — which the registry's keys of
+the same names replace; ties go by name, never by the registry's file layout.
+A plugin class may also declare ``requires`` (plugin names): a required plugin
+that is installed but not enabled is brought in with an empty configuration. A hook whose result may be awaitable
 (pluggy has no async hooks) is awaited by the kernel, inside the ASGI lifespan,
 under trio. Every ``app`` argument is the `kernel.app.Application` being built.
 
@@ -22,7 +26,7 @@ results.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -31,11 +35,13 @@ if TYPE_CHECKING:
     from kernel.app import Application
     from kernel.auth import AccessPolicy, Authenticator
     from kernel.commands import Command
+    from kernel.errors import HTTPError
+    from kernel.http import Request
     from kernel.metrics import MetricSource
     from kernel.middleware import Middleware
-    from kernel.readiness import ReadinessCheck
+    from kernel.responses import Response
     from kernel.routing import Route, Router
-    from kernel.wasm import ModuleLoader
+    from kernel.services import ServiceKey
 
 PROJECT = "wasmkernel"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -44,6 +50,17 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # -- configuration ---------------------------------------------------------
+
+
+@hookspec(historic=True)
+def wasmkernel_addhooks(pluginmanager: pluggy.PluginManager) -> None:
+    """Add a plugin's own hookspecs (``pluginmanager.add_hookspecs(module)``).
+
+    Called when the plugin is registered, before any other hook (historic:
+    plugins registered later still see every spec). Implementations of another
+    plugin's hooks that may be absent are marked ``@hookimpl(optionalhook=True)``;
+    any other hook without a spec is a startup error.
+    """
 
 
 @hookspec
@@ -70,6 +87,18 @@ def wasmkernel_configure_logging(app: Application) -> bool | None:
     """
 
 
+@hookspec
+def wasmkernel_services(app: Application) -> Iterable[tuple[ServiceKey[Any], Any]] | None:
+    """Offer services to other plugins: ``(key, object)`` pairs.
+
+    Called once per plugin after every plugin is configured. Consumers ask with
+    ``app.services.get(key, needed_by=name)`` in any later hook (a missing
+    service is a startup error naming the consumer and ``key.hint``) or
+    ``app.services.find(key)``. Two providers of one key stop startup. A
+    provider starts before, and stops after, the plugins that got its service.
+    """
+
+
 # -- what the application serves -------------------------------------------
 
 
@@ -86,7 +115,7 @@ def wasmkernel_routes(app: Application) -> Iterable[Route] | None:
 def wasmkernel_router(routes: Sequence[Route], app: Application) -> Router | None:
     """Compile every plugin's routes into a `Router`.
 
-    Called once after `wasmkernel_routes`; the first plugin (in registry order)
+    Called once after `wasmkernel_routes`; the first plugin (in plugin order)
     returning a router provides it. Raise `kernel.StartupError` for duplicate or
     conflicting routes, naming both owners. Without a router plugin the
     application answers every request with 404.
@@ -97,9 +126,22 @@ def wasmkernel_router(routes: Sequence[Route], app: Application) -> Router | Non
 def wasmkernel_middleware(app: Application) -> Iterable[Middleware] | None:
     """Contribute middleware to the request chain.
 
-    Called once per enabled plugin, in registry order; the chain runs them in
+    Called once per enabled plugin, in plugin order; the chain runs them in
     that order (first = outermost). Each `Middleware.wrap` is then called once
     per route to build that route's precompiled handler.
+    """
+
+
+@hookspec(firstresult=True)
+def wasmkernel_error_renderer(app: Application) -> Callable[[Request, HTTPError, Exception | None], Response] | None:
+    """Provide the function that renders errors as responses.
+
+    Called once at assembly; the first plugin (in plugin order) returning one
+    provides it (firstresult: one format for the whole application). It gets
+    the request, the `HTTPError` (for a crash: a 500 one) and, for a crash,
+    the exception — already logged with the request id as error id. Every
+    error a handler or middleware raises goes through it, once, at the
+    boundary where it was raised. Default: ``{"status", "message", ...}`` JSON.
     """
 
 
@@ -110,7 +152,7 @@ def wasmkernel_middleware(app: Application) -> Iterable[Middleware] | None:
 def wasmkernel_authenticators(app: Application) -> Iterable[Authenticator] | None:
     """Contribute authentication schemes (JWT, API keys, ...).
 
-    Called once per enabled plugin; the schemes are tried in registry order
+    Called once per enabled plugin; the schemes are tried in plugin order
     for routes that carry an `AuthRequirement`. They are available as
     ``app.authenticators`` to the plugin that enforces requirements.
     """
@@ -127,20 +169,6 @@ def wasmkernel_access_policies(app: Application) -> Iterable[AccessPolicy] | Non
     """
 
 
-# -- WebAssembly ------------------------------------------------------------
-
-
-@hookspec(firstresult=True)
-def wasmkernel_module_loader(app: Application) -> ModuleLoader | None:
-    """Provide the WebAssembly module loader (wasmer, wasmtime, ...).
-
-    Called once after configuration; the first plugin in registry order that
-    returns a loader provides ``app.module_loader``. The kernel starts it
-    before any ``wasmkernel_startup`` hook and stops it after every
-    ``wasmkernel_shutdown`` hook.
-    """
-
-
 # -- lifecycle ----------------------------------------------------------------
 
 
@@ -148,8 +176,8 @@ def wasmkernel_module_loader(app: Application) -> ModuleLoader | None:
 def wasmkernel_startup(app: Application) -> Awaitable[None] | None:
     """Start the plugin's resources.
 
-    Called in registry order inside the ASGI lifespan startup, under trio,
-    after the module loader started; may return an awaitable (the kernel
+    Called in plugin order (service providers before their consumers) inside
+    the ASGI lifespan startup, under trio; may return an awaitable (the kernel
     awaits it before calling the next plugin). Long-running tasks go to
     ``app.nursery``. An exception stops startup and names the plugin, unless
     the plugin is marked ``optional = true`` in the registry: then it is
@@ -161,7 +189,7 @@ def wasmkernel_startup(app: Application) -> Awaitable[None] | None:
 def wasmkernel_shutdown(app: Application) -> Awaitable[None] | None:
     """Release what `wasmkernel_startup` acquired.
 
-    Called in reverse registry order at lifespan shutdown, for plugins whose
+    Called in reverse startup order at lifespan shutdown, for plugins whose
     startup succeeded; awaitables are awaited; exceptions are logged and do not
     stop the other plugins' shutdown.
     """
@@ -179,12 +207,12 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
 
 
 @hookspec
-def wasmkernel_readiness_checks(app: Application) -> Iterable[ReadinessCheck] | None:
-    """Contribute readiness checks (a backend the plugin depends on).
+def wasmkernel_check(app: Application) -> Iterable[str] | None:
+    """Check what startup would, without serving (``wasmkernel check``).
 
-    Called once per enabled plugin, after metric sources. They are available
-    as ``app.readiness_checks``; the health plugin's ``/readyz`` reports each
-    one and answers 503 while a required one has a problem.
+    Called once per plugin on an assembled application. Return lines saying
+    what was verified; raise `kernel.StartupError` for a problem. Every
+    plugin is checked even after one fails.
     """
 
 

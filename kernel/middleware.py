@@ -18,24 +18,35 @@ Handler = Callable[[Request], Awaitable[Response]]
 #: `next_handler` unchanged keeps a route free of the middleware's cost.
 Wrapper = Callable[[Handler, "Route | None"], Handler]
 
+#: Turns what a link raised into the response (see `Application.error_response`).
+Guard = Callable[[Handler], Handler]
+
 
 @attrs.frozen
 class Middleware:
     """A middleware contributed by a plugin.
 
-    The chain is ordered by the registry's plugin order, then by the order a
-    plugin lists its middleware: the first is outermost (sees the request
-    first and the response last). `owner` is filled in by the kernel.
+    The chain is in plugin order, then in the order a plugin lists its
+    middleware: the first is outermost (sees the request first and the
+    response last). The `next_handler` a middleware wraps never raises an
+    `HTTPError` or any other error: the kernel has already turned it into a
+    response (``response.error`` says which), so headers are added to error
+    and normal responses alike. `enforces` names the route protections the
+    middleware is responsible for ("auth", "schema"): a route declaring one
+    that no middleware enforces stops startup. `owner` is filled in by the kernel.
     """
 
     name: str
     wrap: Wrapper
     owner: str = ""
+    enforces: frozenset[str] = frozenset()
 
 
-def build_chain(endpoint: Handler, route: Route | None, middleware: tuple[Middleware, ...]) -> Handler:
-    """Wrap `endpoint` in `middleware`, outermost first."""
-    handler = endpoint
+def build_chain(endpoint: Handler, route: Route | None, middleware: tuple[Middleware, ...], guard: Guard) -> Handler:
+    """Wrap `endpoint` in `middleware`, outermost first, with `guard` at every
+    boundary a link adds (elided links add none)."""
+    handler = guard(endpoint)
     for link in reversed(middleware):
-        handler = link.wrap(handler, route)
+        wrapped = link.wrap(handler, route)
+        handler = handler if wrapped is handler else guard(wrapped)
     return handler

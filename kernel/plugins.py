@@ -16,7 +16,7 @@ import structlog
 
 from kernel import hookspecs
 from kernel.errors import PluginLoadError
-from kernel.registry import PluginEntry, Registry
+from kernel.registry import Placement, PluginEntry, Registry, order_plugins
 
 ENTRY_POINT_GROUP = "wasmkernel.plugins"
 TRACE_ENV = "WASMKERNEL_TRACE_HOOKS"
@@ -41,6 +41,7 @@ class LoadedPlugin:
     entry: PluginEntry
     installed: InstalledPlugin | None
     instance: Any
+    placement: Placement | None = None
 
     @property
     def name(self) -> str:
@@ -78,35 +79,64 @@ def new_manager() -> pluggy.PluginManager:
     return manager
 
 
+def _instantiate(entry: PluginEntry, installed: InstalledPlugin) -> Any:
+    try:
+        target = installed.entry_point.load()
+        return target() if inspect.isclass(target) else target
+    except Exception as exc:
+        raise PluginLoadError(f"plugin '{entry.name}' ({installed.distribution} {installed.version}) failed to load: {type(exc).__name__}: {exc}") from exc
+
+
+def _required_entry(name: str, needed_by: str, registry: Registry, available: Mapping[str, Any]) -> PluginEntry:
+    """The entry of a plugin that `needed_by` requires and the registry does not enable."""
+    disabled = next((entry for entry in registry.plugins if entry.name == name), None)
+    if disabled is not None:
+        raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which {registry.where(name)} disables: enable it or disable '{needed_by}'")
+    if name not in available:
+        raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which is not installed; install it with: {install_hint(name, registry)}")
+    log.info("plugin.required", plugin=name, required_by=needed_by)
+    return PluginEntry(name=name, position=len(registry.plugins))
+
+
 def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
-    """Import, instantiate and register every enabled plugin, in order.
+    """Import, instantiate and register every enabled plugin and the plugins
+    they `require`, in plugin order (see `kernel.hookspecs`).
 
     `extra` maps registry names to plugin objects used instead of installed
     ones (in-memory plugins for tests and embedding). A plugin that is not
-    installed or fails to import stops everything with a `PluginLoadError`
-    naming it (and, if missing, the fix).
+    installed, fails to import or implements an unknown hook stops everything
+    with a `PluginLoadError` naming it (and, if missing, the fix).
     """
-    available = installed_plugins()
-    extra = extra or {}
-    loaded: list[LoadedPlugin] = []
-    for entry in registry.enabled():
-        if entry.name in extra:
-            manager.register(extra[entry.name], name=entry.name)
-            loaded.append(LoadedPlugin(entry=entry, installed=None, instance=extra[entry.name]))
-            continue
+    available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
+    pending = [entry for entry in registry.plugins if entry.enabled]
+    loaded: dict[str, LoadedPlugin] = {}
+    while pending:
+        entry = pending.pop(0)
         installed = available.get(entry.name)
         if installed is None:
             raise PluginLoadError(
                 f"plugin '{entry.name}' is enabled in {registry.path} but not installed; install it with: {install_hint(entry.name, registry)}"
             )
+        if isinstance(installed, InstalledPlugin):
+            loaded[entry.name] = LoadedPlugin(entry, installed, _instantiate(entry, installed))
+        else:
+            loaded[entry.name] = LoadedPlugin(entry, None, installed)
+        for name in getattr(loaded[entry.name].instance, "requires", ()):
+            if name not in loaded and all(other.name != name for other in pending):
+                pending.append(_required_entry(name, entry.name, registry, available))
+    placements = order_plugins([p.entry.placement(p.instance) for p in loaded.values()], registry.path)
+    ordered = [attrs.evolve(loaded[placement.name], placement=placement) for placement in placements]
+    manager.hook.wasmkernel_addhooks.call_historic(kwargs={"pluginmanager": manager})
+    for plugin in ordered:
         try:
-            target = installed.entry_point.load()
-            instance = target() if inspect.isclass(target) else target
-            manager.register(instance, name=entry.name)
+            manager.register(plugin.instance, name=plugin.name)
         except Exception as exc:
-            raise PluginLoadError(f"plugin '{entry.name}' ({installed.distribution} {installed.version}) failed to load: {type(exc).__name__}: {exc}") from exc
-        loaded.append(LoadedPlugin(entry=entry, installed=installed, instance=instance))
-    return loaded
+            raise PluginLoadError(f"plugin '{plugin.name}' failed to register: {type(exc).__name__}: {exc}") from exc
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"plugin '{manager.get_name(exc.plugin)}' implements an unknown hook: {exc}") from None
+    return ordered
 
 
 def implemented_hooks(manager: pluggy.PluginManager, instance: Any) -> list[str]:

@@ -6,9 +6,9 @@ with which configuration.
 
     [plugins.router]
     enabled = true
-    order = -100              # optional; lower runs first (default 0)
-    before = ["health"]       # optional; names of other plugins
-    after = []
+    order = -100              # optional: replaces the plugin's own `order` (lower runs first)
+    before = ["health"]       # optional: replaces the plugin's own `before` (plugin names)
+    after = []                # optional: replaces the plugin's own `after`
     optional = false          # a failing optional plugin is skipped, not fatal
 
     [plugins.auth-jwt.config]
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +41,20 @@ else:  # pragma: no cover - exercised on 3.10
 REGISTRY_ENV = "WASMKERNEL_REGISTRY"
 DEFAULT_REGISTRY = "plugin_registry.toml"
 _PLUGIN_KEYS = {"enabled", "order", "before", "after", "optional", "config"}
-_KERNEL_KEYS = {"title", "version"}
+_KERNEL_KEYS = {"title", "version", "allow_unenforced"}
+
+
+@attrs.frozen
+class Placement:
+    """Where a plugin goes in plugin order, and who said so (for `wasmkernel plugins`)."""
+
+    name: str
+    order: int = 0
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    position: int = 0
+    #: key ("order", "before", "after") -> "registry" or "plugin"
+    sources: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -55,6 +69,28 @@ class PluginEntry:
     optional: bool = False
     config: Mapping[str, Any] = attrs.field(factory=dict)
     position: int = 0
+    #: The ordering keys the table sets (they replace the plugin's own).
+    declared: frozenset[str] = frozenset()
+
+    def placement(self, declared_by_plugin: Any = None) -> Placement:
+        """This entry's placement: each of order/before/after from the
+        registry when the table sets it, else from `declared_by_plugin` (the
+        plugin class's attributes of the same names), else the default."""
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for key in ("order", "before", "after"):
+            if key in self.declared:
+                values[key], sources[key] = getattr(self, key), "registry"
+            elif declared_by_plugin is not None and hasattr(declared_by_plugin, key):
+                values[key], sources[key] = getattr(declared_by_plugin, key), "plugin"
+        return Placement(
+            name=self.name,
+            order=int(values.get("order", 0)),
+            before=tuple(values.get("before", ())),
+            after=tuple(values.get("after", ())),
+            position=self.position,
+            sources=sources,
+        )
 
 
 @attrs.frozen
@@ -65,6 +101,8 @@ class Registry:
     plugins: tuple[PluginEntry, ...]
     title: str = "WasmKernel"
     version: str = "0.1.0"
+    #: Serve routes whose auth or schema checks no plugin enforces (warned once per route).
+    allow_unenforced: bool = False
 
     def entry(self, name: str) -> PluginEntry:
         for plugin in self.plugins:
@@ -73,8 +111,10 @@ class Registry:
         raise KeyError(name)
 
     def enabled(self) -> list[PluginEntry]:
-        """Enabled plugins in their effective order (see `order_plugins`)."""
-        return order_plugins([p for p in self.plugins if p.enabled], self.path)
+        """Enabled plugins in the order the registry alone gives (the
+        application also applies what plugins declare; see `order_plugins`)."""
+        by_name = {p.name: p for p in self.plugins if p.enabled}
+        return [by_name[p.name] for p in order_plugins([p.placement() for p in by_name.values()], self.path)]
 
     def where(self, name: str, key: str = "") -> str:
         """`file: [plugins.name] key` for error messages."""
@@ -115,6 +155,7 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
         plugins=entries,
         title=str(kernel.get("title", "WasmKernel")),
         version=str(kernel.get("version", "0.1.0")),
+        allow_unenforced=kernel.get("allow_unenforced", False) is True,
     )
 
 
@@ -148,13 +189,15 @@ def _parse_entry(name: str, table: Any, path: Path, position: int) -> PluginEntr
         optional=typed("optional", bool, False),
         config=config,
         position=position,
+        declared=frozenset(key for key in ("order", "before", "after") if key in table),
     )
 
 
-def order_plugins(entries: list[PluginEntry], path: Path) -> list[PluginEntry]:
+def order_plugins(entries: list[Placement], path: Path) -> list[Placement]:
     """Topological order honouring `before`/`after`; ties by (`order`, position
     in the file). Names of plugins that are not enabled are ignored, so
-    disabling a plugin never breaks another's ordering. A cycle is an error."""
+    disabling a plugin never breaks another's ordering. A cycle is an error
+    naming the plugins and where their constraints come from."""
     by_name = {entry.name: entry for entry in entries}
     successors: dict[str, set[str]] = {name: set() for name in by_name}
     for entry in entries:
@@ -170,7 +213,7 @@ def order_plugins(entries: list[PluginEntry], path: Path) -> list[PluginEntry]:
             indegree[target] += 1
     ready = [(by_name[n].order, by_name[n].position, n) for n, d in indegree.items() if d == 0]
     heapq.heapify(ready)
-    ordered: list[PluginEntry] = []
+    ordered: list[Placement] = []
     while ready:
         _, _, name = heapq.heappop(ready)
         ordered.append(by_name[name])
@@ -180,19 +223,45 @@ def order_plugins(entries: list[PluginEntry], path: Path) -> list[PluginEntry]:
                 heapq.heappush(ready, (by_name[target].order, by_name[target].position, target))
     if len(ordered) != len(entries):
         stuck = sorted(name for name, degree in indegree.items() if degree > 0)
-        raise RegistryError(f"{path}: plugin ordering has a cycle between: {', '.join(stuck)} (check their before/after)")
+        said = "; ".join(f"{n}: before={list(by_name[n].before)} after={list(by_name[n].after)} ({_said_by(by_name[n])})" for n in stuck)
+        raise RegistryError(f"{path}: plugin ordering has a cycle between: {', '.join(stuck)} — {said}; set before/after in the registry to break it")
     return ordered
 
 
-def resolve_secrets(value: Any, base: Path, where: str) -> Any:
-    """Replace `{ env = ... }` / `{ file = ... }` references, recursively."""
+def _said_by(placement: Placement) -> str:
+    return ", ".join(f"{key} from {source}" for key, source in placement.sources.items()) or "defaults"
+
+
+class UnsetSecret(str):
+    """Stands for a secret that is not set, when the CLI lists or checks an
+    application without serving it: a random value nothing can match."""
+
+    def __new__(cls, reference: str) -> UnsetSecret:
+        secret = super().__new__(cls, secrets.token_urlsafe(48))
+        secret.reference = reference
+        return secret
+
+    reference: str
+
+
+def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None = None) -> Any:
+    """Replace `{ env = ... }` / `{ file = ... }` references, recursively. A
+    reference that cannot be resolved is a `RegistryError`, unless `unset` is
+    given: then it becomes an `UnsetSecret` and its description is appended."""
+
+    def missing(reference: str, message: str) -> Any:
+        if unset is None:
+            raise RegistryError(f"{where}: {message}")
+        unset.append(f"{where} ({reference})")
+        return UnsetSecret(reference)
+
     if isinstance(value, dict):
         if set(value) and set(value) <= {"env", "default"} and "env" in value:
             resolved = os.environ.get(str(value["env"]))
             if resolved is None:
                 if "default" in value:
                     return value["default"]
-                raise RegistryError(f"{where}: environment variable {value['env']} is not set")
+                return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
             return resolved
         if set(value) and set(value) <= {"file", "default"} and "file" in value:
             file = Path(str(value["file"])).expanduser()
@@ -202,8 +271,8 @@ def resolve_secrets(value: Any, base: Path, where: str) -> Any:
             except OSError as exc:
                 if "default" in value:
                     return value["default"]
-                raise RegistryError(f"{where}: cannot read secret file {file}: {exc.strerror}") from None
-        return {key: resolve_secrets(item, base, f"{where}.{key}") for key, item in value.items()}
+                return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
+        return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}
     if isinstance(value, list):
-        return [resolve_secrets(item, base, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
     return value

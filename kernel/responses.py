@@ -14,9 +14,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class Response:
-    """A complete response held in memory."""
+    """A complete response held in memory. `error` is the exception the
+    kernel turned into this response, if any."""
 
     media_type: str | None = None
+    error: Exception | None = None
 
     def __init__(
         self,

@@ -19,20 +19,23 @@ from kernel.app import Application
 from kernel.registry import Registry, parse_registry
 
 
-def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "test-registry.toml") -> Registry:
+def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "test-registry.toml", kernel: Mapping[str, Any] | None = None) -> Registry:
     """A registry from a dict shaped like the TOML ``plugins`` table:
-    ``{"router": {}, "health": {"config": {...}}}`` (each enabled by default)."""
-    return parse_registry({"plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
+    ``{"router": {}, "health": {"config": {...}}}`` (each enabled by default),
+    and optionally the ``[kernel]`` table."""
+    return parse_registry({"kernel": dict(kernel or {}), "plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
 
 
-def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None) -> Application:
-    """Assemble an application from `registry_from(plugins)`.
+def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None) -> Application:
+    """Assemble an application from `registry_from(plugins, kernel=kernel)`.
 
     `extra_plugins` maps names to in-memory plugin objects (e.g. a test
     plugin contributing routes); list them in `plugins` too, to place them in
     the order: ``app_from({"router": {}, "t": {}}, extra_plugins={"t": TestRoutes()})``.
+    A test of a plugin that only reads routes' auth or schemas without
+    enforcing them passes ``kernel={"allow_unenforced": True}``.
     """
-    return Application.assemble(registry_from(plugins), extra_plugins)
+    return Application.assemble(registry_from(plugins, kernel=kernel), extra_plugins)
 
 
 @asynccontextmanager

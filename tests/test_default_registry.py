@@ -1,20 +1,34 @@
-"""The default plugin_registry.toml: it assembles, and every plugin in it can
-be disabled without stopping the server."""
+"""The default plugin_registry.toml: it assembles; every plugin in it can be
+disabled, or startup says in one line what the others need; its plugin
+tables in any order build the same application."""
 
 from __future__ import annotations
 
+import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kernel import Application
+from kernel import Application, StartupError
 from kernel.registry import load_registry, parse_registry
 from kernel.testing import running
 from tests.conftest import ROOT
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
 DEFAULT = ROOT / "plugin_registry.toml"
 NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled]
+#: What disabling a plugin breaks, and the startup error that says so.
+NEEDED = {
+    "authz": "declares auth checks no enabled plugin enforces: enable authz",
+    "validation": "declares schema checks no enabled plugin enforces: enable validation",
+    "wasmer-loader": "plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -22,34 +36,71 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WASMKERNEL_JWT_SECRET", "test-secret-" + "x" * 40)
 
 
+def default_tables() -> dict[str, Any]:
+    data: dict[str, Any] = tomllib.loads(DEFAULT.read_text(encoding="utf-8"))
+    return data
+
+
+def assemble(data: dict[str, Any]) -> Application:
+    return Application.assemble(parse_registry(data, Path(DEFAULT)))
+
+
 def without(name: str) -> Application:
-    registry = load_registry(DEFAULT)
-    tables: dict[str, dict[str, Any]] = {
-        entry.name: {
-            "enabled": entry.enabled and entry.name != name,
-            "order": entry.order,
-            "before": list(entry.before),
-            "after": list(entry.after),
-            "config": dict(entry.config),
-        }
-        for entry in registry.plugins
+    data = default_tables()
+    data["plugins"][name]["enabled"] = False
+    return assemble(data)
+
+
+def shuffled(seed: int) -> dict[str, Any]:
+    data = default_tables()
+    names = list(data["plugins"])
+    random.Random(seed).shuffle(names)
+    data["plugins"] = {name: data["plugins"][name] for name in names}
+    return data
+
+
+def shape(app: Application) -> dict[str, Any]:
+    return {
+        "plugins": [plugin.name for plugin in app.plugins],
+        "startup": [plugin.name for plugin in app.startup_order()],
+        "chain": [(link.name, link.owner) for link in app.middleware],
+        "routes": [(route.methods, route.path, route.owner) for route in app.router.routes],
+        "authenticators": [type(authenticator).__name__ for authenticator in app.authenticators],
     }
-    return Application.assemble(parse_registry({"plugins": tables}, Path(DEFAULT)))
 
 
 def test_the_default_registry_assembles() -> None:
     app = Application.assemble(load_registry(DEFAULT))
     assert {route.path for route in app.routes} >= {"/health", "/matmul", "/api/matmul", "/hello/{name}", "/metrics", "/openapi.json"}
+    assert "wasm" in {plugin.name for plugin in app.plugins}  # brought in by wasmer-loader and matmul
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in NEEDED])
 def test_any_plugin_can_be_disabled(name: str) -> None:
     app = without(name)
     assert name not in {plugin.name for plugin in app.plugins}
     assert all(route.owner != name for route in app.routes)
 
 
-async def test_the_server_starts_without_the_module_loader() -> None:
-    async with running(without("wasmer-loader")) as client:
-        assert (await client.get("/health")).status_code == 200
-        assert (await client.get("/matmul?n=2")).status_code == 503
+@pytest.mark.parametrize("name", sorted(NEEDED))
+def test_disabling_what_others_need_is_one_clear_line(name: str) -> None:
+    with pytest.raises(StartupError, match=NEEDED[name]):
+        without(name)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_plugin_tables_in_any_order_build_the_same_application(seed: int) -> None:
+    original = shape(assemble(default_tables()))
+    reordered = shuffled(seed)
+    assert list(reordered["plugins"]) != list(default_tables()["plugins"])
+    assert shape(assemble(reordered)) == original
+
+
+async def test_a_shuffled_registry_serves_the_same_answers() -> None:
+    answers = []
+    for data in (default_tables(), shuffled(7)):
+        async with running(assemble(data)) as client:
+            responses = [await client.get(path) for path in ("/health", "/hello", "/nope", "/api/matmul")]
+            answers.append([(r.status_code, r.headers.get("content-type"), sorted(k for k in r.headers if k != "x-request-id")) for r in responses])
+    assert answers[0] == answers[1]
+    assert [status for status, _, _ in answers[0]] == [200, 200, 404, 405]

@@ -134,7 +134,7 @@ async def test_head_sends_no_body_bytes() -> None:
     assert [(line["method"], line["bytes"]) for line in access_lines(logs)] == [("HEAD", 0), ("HEAD", 0)]
 
 
-async def test_errors_are_logged_with_their_status_and_reraised() -> None:
+async def test_errors_are_logged_with_their_final_status_and_size() -> None:
     with capture_logs() as logs:
         async with running(make_app()) as client:
             bad = await client.get("/bad")
@@ -142,7 +142,12 @@ async def test_errors_are_logged_with_their_status_and_reraised() -> None:
             missing = await client.get("/missing")
     assert (bad.status_code, crash.status_code, missing.status_code) == (400, 500, 404)
     lines = access_lines(logs)
-    assert [(line["path"], line["status"], line["bytes"]) for line in lines] == [("/bad", 400, None), ("/crash", 500, None), ("/missing", 404, None)]
+    # The kernel has turned each error into its response before access-log sees it.
+    assert [(line["path"], line["status"], line["bytes"]) for line in lines] == [
+        ("/bad", 400, len(bad.content)),
+        ("/crash", 500, len(crash.content)),
+        ("/missing", 404, len(missing.content)),
+    ]
     assert lines[2]["route"] is None
 
 

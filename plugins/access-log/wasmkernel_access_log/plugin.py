@@ -28,8 +28,7 @@ from typing import Literal
 import attrs
 import structlog
 
-from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, StreamingResponse, hookimpl
-from kernel.http import ClientDisconnected
+from kernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl
 
 CLIENT_CLOSED_REQUEST = 499
 
@@ -54,6 +53,7 @@ async def _counted(chunks: AsyncIterator[bytes], done: Callable[[int], None]) ->
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -70
     config_class = Config
 
     @hookimpl
@@ -84,14 +84,8 @@ class Plugin(ConfiguredPlugin[Config]):
             started = time.perf_counter()
             try:
                 response = await next_handler(request)
-            except HTTPError as exc:
-                self.record(request, route_name, exc.status, started, None)
-                raise
             except ClientDisconnected:
                 self.record(request, route_name, CLIENT_CLOSED_REQUEST, started, None)
-                raise
-            except Exception:
-                self.record(request, route_name, 500, started, None)
                 raise
             if request.method == "HEAD":
                 self.record(request, route_name, response.status, started, 0)

@@ -145,6 +145,8 @@ class ApiKeyAuthenticator:
 
 
 class Plugin:
+    order = 20
+
     def __init__(self) -> None:
         self.authenticator = ApiKeyAuthenticator(keys=())
 

@@ -51,7 +51,7 @@ def make_app(config: dict[str, Any], *, authz: bool = False) -> Application:
     plugins: dict[str, Any] = {"router": {}, "auth-jwt": {"config": config}}
     if authz:
         plugins["authz"] = {}
-    return app_from({**plugins, "t": {}}, extra_plugins={"t": Routes()})
+    return app_from({**plugins, "t": {}}, extra_plugins={"t": Routes()}, kernel={"allow_unenforced": not authz})
 
 
 def token(claims: dict[str, Any] | None = None, key: Any = SECRET, algorithm: str = "HS256", **headers: Any) -> str:

@@ -34,8 +34,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from kernel import Application, Command, ConfigError, RegistryError, StartupError, hookimpl
-from kernel.registry import load_registry, resolve_secrets
+from kernel import Application, Command, ConfigError, RegistryError, StartupError, hookimpl, load_registry, resolve_secrets
 from wasmkernel_auth_jwt.authenticator import JWTAuthenticator, mint
 from wasmkernel_auth_jwt.keys import Config, Keys, load
 
@@ -86,6 +85,8 @@ def run_token(args: argparse.Namespace) -> int:
 
 
 class Plugin:
+    order = 10
+
     def __init__(self) -> None:
         self.authenticator: JWTAuthenticator | None = None
 

@@ -124,6 +124,7 @@ class Enforcer:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -20
     config_class = Config
 
     @hookimpl
@@ -132,4 +133,4 @@ class Plugin(ConfiguredPlugin[Config]):
         unknown = sorted(set(self.config.routes) - known)
         if unknown:
             raise StartupError(f"{app.registry.where(NAME, 'config.routes')}: unknown route name(s): {', '.join(unknown)} (see `wasmkernel routes`)")
-        return [Middleware("authz", Enforcer(self.config, app).wrap)]
+        return [Middleware("authz", Enforcer(self.config, app).wrap, enforces=frozenset({"auth"}))]

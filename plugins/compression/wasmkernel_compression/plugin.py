@@ -161,6 +161,7 @@ async def compress_stream(compressor: Compressor, chunks: AsyncIterator[bytes]) 
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -50
     config_class = Config
 
     @hookimpl

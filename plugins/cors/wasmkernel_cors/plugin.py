@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from kernel import Application, BadRequest, ConfigError, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, BadRequest, ConfigError, Handler, Middleware, Request, Response, Route, hookimpl, parse_config
 
 SAFELISTED_HEADERS = ("accept", "accept-language", "content-language", "content-type")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
@@ -121,6 +121,8 @@ class Policy:
 
 
 class Plugin:
+    order = -40
+
     def __init__(self) -> None:
         self.policy = Policy.compile(Config())
 
@@ -146,13 +148,7 @@ class Plugin:
                     response.headers.add_vary("Origin")
                 return response
             added = [("Access-Control-Allow-Origin", policy.allow_origin(origin)), *policy.simple_headers]
-            try:
-                response = await next_handler(request)
-            except HTTPError as exc:
-                exc.headers.update(added)
-                if policy.varies:
-                    exc.headers["Vary"] = ", ".join(filter(None, (exc.headers.get("Vary"), "Origin")))
-                raise
+            response = await next_handler(request)
             for name, value in added:
                 response.headers.set(name, value)
             if policy.varies:

@@ -7,35 +7,30 @@ Config (`[plugins.errors.config]`):
 - `debug`: include the exception's type and message in the `detail` of 500s
   (default false; a traceback is never sent)
 
-An `HTTPError` raised inside the chain (by an endpoint, middleware or the
-kernel's 404/405) is answered with its status and headers and a body
+The plugin is the application's error renderer (`wasmkernel_error_renderer`),
+not a middleware: the kernel turns every `HTTPError` raised inside the chain
+(by an endpoint, a middleware or the kernel's 404/405) into a response at the
+boundary where it was raised, through this renderer, with the error's status
+and headers and a body
 ``{"type", "title", "status", "detail", "instance", "error_id", **extra}``
 (`instance` is the request path, `error_id` the request id). Any other
-exception is logged once, with its traceback, as ``request.failed`` (logger
-"wasmkernel.errors") and answered 500 with a generic detail.
-
-Order: right after `request-id`, `logging` and `access-log`, before every
-other middleware, so it renders what every inner layer raises and the outer
-ones see a response.
+exception has been logged once by the kernel, with its traceback, as
+``request.failed``, and is answered 500 with a generic detail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-import structlog
 
-from kernel import Application, ConfiguredPlugin, Handler, HTTPError, JSONResponse, Middleware, Request, Response, Route, hookimpl
-from kernel.http import ClientDisconnected
+from kernel import Application, ConfiguredPlugin, HTTPError, JSONResponse, Request, Response, hookimpl
 
 PROBLEM_JSON = "application/problem+json"
 GENERIC_DETAIL = "The server failed to handle this request; quote the error_id when reporting it."
-
-log = structlog.get_logger("wasmkernel.errors")
 
 
 def _type_base(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
@@ -58,10 +53,17 @@ def _title(status: int) -> str:
 
 class Plugin(ConfiguredPlugin[Config]):
     config_class = Config
+    order = -60
 
     @hookimpl
-    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("errors", self.wrap)]
+    def wasmkernel_error_renderer(self, app: Application) -> Callable[[Request, HTTPError, Exception | None], Response]:
+        return self.render
+
+    def render(self, request: Request, error: HTTPError, cause: Exception | None) -> Response:
+        detail = error.detail
+        if cause is not None:
+            detail = f"{GENERIC_DETAIL} ({type(cause).__name__}: {cause})" if self.config.debug else GENERIC_DETAIL
+        return self.problem(request, error.status, detail, error.headers, error.extra)
 
     def problem(
         self, request: Request, status: int, detail: str, headers: Iterable[tuple[str, str]] = (), extra: Mapping[str, Any] | None = None
@@ -79,20 +81,3 @@ class Plugin(ConfiguredPlugin[Config]):
         for key, value in (extra or {}).items():
             body.setdefault(key, value)
         return JSONResponse(body, status=status, headers=headers, media_type=PROBLEM_JSON)
-
-    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
-        route_name = route.name if route is not None else None
-
-        async def handler(request: Request) -> Response:
-            try:
-                return await next_handler(request)
-            except ClientDisconnected:
-                raise
-            except HTTPError as exc:
-                return self.problem(request, exc.status, exc.detail, exc.headers, exc.extra)
-            except Exception as exc:
-                log.exception("request.failed", error_id=request.id, route=route_name, method=request.method, path=request.path)
-                detail = f"{GENERIC_DETAIL} ({type(exc).__name__}: {exc})" if self.config.debug else GENERIC_DETAIL
-                return self.problem(request, 500, detail)
-
-        return handler

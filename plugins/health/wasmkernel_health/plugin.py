@@ -2,22 +2,25 @@
 
 - `GET /health` → `200 {"status": "ok"}`
 - `GET /healthz` → liveness: `200 {"status": "alive"}` while the process serves
-- `GET /readyz` → readiness: `200` once every plugin started and WASM modules
-  are loaded and no required readiness check (`app.readiness_checks`, e.g.
-  Redis) reports a problem, otherwise `503` with what is missing (for load
-  balancers and Kubernetes probes). Every check is listed under `checks`:
-  `"ok"` or its problem.
+- `GET /readyz` → readiness: `200` once every plugin started and every
+  readiness probe other plugins contribute (`wasmkernel_readiness`, a hook
+  this plugin adds) is ready, otherwise `503` with what is missing (for load
+  balancers and Kubernetes probes). Each probe's detail is in the body under
+  its name (e.g. the WebAssembly host's loaded modules).
 
 Config: none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+import pluggy
 
 from kernel import Application, ConfiguredPlugin, JSONResponse, Request, Route, hookimpl
+from wasmkernel_health import hookspecs
 
 
 @attrs.frozen
@@ -27,6 +30,20 @@ class Config:
 
 class Plugin(ConfiguredPlugin[Config]):
     config_class = Config
+    order = 31
+    probes: dict[str, Callable[[], tuple[bool, Any]]]
+
+    @hookimpl
+    def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        pluginmanager.add_hookspecs(hookspecs)
+
+    def configured(self) -> None:
+        self.probes = {}
+
+    @hookimpl
+    def wasmkernel_startup(self, app: Application) -> None:
+        for found in app.manager.hook.wasmkernel_readiness(app=app):
+            self.probes.update(found or {})
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
@@ -43,14 +60,12 @@ class Plugin(ConfiguredPlugin[Config]):
         return {"status": "alive"}
 
     async def ready(self, request: Request) -> JSONResponse:
-        problems = {check.name: (check.problem(), check.required) for check in self.app.readiness_checks}
-        blocked = any(problem is not None and required for problem, required in problems.values())
-        ready = self.app.ready and not blocked
-        body: dict[str, Any] = {"status": "ready" if ready else "starting" if not self.app.ready else "degraded"}
-        if problems:
-            body["checks"] = {name: problem or "ok" for name, (problem, _) in problems.items()}
+        ready = self.app.ready
+        body: dict[str, Any] = {}
         if self.app.failed_plugins:
             body["failed_plugins"] = dict(self.app.failed_plugins)
-        if self.app.module_loader is not None:
-            body["wasm_modules"] = [module.name for module in self.app.module_loader.modules()]
+        for name, probe in self.probes.items():
+            ok, body[name] = probe()
+            ready = ready and ok
+        body = {"status": "ready" if ready else ("not ready" if self.app.ready else "starting"), **body}
         return JSONResponse(body, status=200 if ready else 503)

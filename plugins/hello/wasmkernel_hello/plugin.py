@@ -25,6 +25,8 @@ class Config:
 
 
 class Plugin:
+    order = 50
+
     @hookimpl
     def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
         parse_config(Config, config)

@@ -38,7 +38,6 @@ from kernel import (
     ConfiguredPlugin,
     GatewayTimeout,
     Handler,
-    HTTPError,
     Middleware,
     PayloadTooLarge,
     Request,
@@ -87,6 +86,7 @@ def subject_key(request: Request) -> str:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -30
     config_class = Config
 
     def __init__(self) -> None:
@@ -130,11 +130,7 @@ class Plugin(ConfiguredPlugin[Config]):
                     )
             response: Response | None = None
             with trio.move_on_after(timeout):
-                try:
-                    response = await next_handler(request)
-                except HTTPError as exc:
-                    exc.headers.update(rate_headers)
-                    raise
+                response = await next_handler(request)
             if response is None:
                 log.warning("request.timeout", route=route_name, method=request.method, path=request.path, timeout_seconds=timeout)
                 raise GatewayTimeout(f"The request was not handled within {timeout:g} s", headers=rate_headers)

@@ -68,6 +68,7 @@ def configure(config: Config) -> None:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -80
     config_class = Config
 
     @hookimpl

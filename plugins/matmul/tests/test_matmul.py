@@ -14,7 +14,7 @@ from wasmkernel_matmul.command import find_repository, forwarded
 from wasmkernel_matmul.matrices import parse_operands
 from wasmkernel_matmul.plugin import Plugin, row_ranges
 
-from kernel import PluginLoadError, RegistryError, UnprocessableEntity
+from kernel import PluginLoadError, RegistryError, StartupError, UnprocessableEntity
 from kernel.testing import running
 
 CHECKSUMS = {1: 0.0, 2: 2.75, 100: 749850.0, 200: 5999750.0}
@@ -134,10 +134,9 @@ async def test_malformed_json_is_400(fake_loader: Any, make_app: Any) -> None:
     assert response.status_code == 400
 
 
-async def test_without_a_loader_the_routes_answer_503(make_app: Any) -> None:
-    async with running(make_app(None)) as client:
-        response = await client.get("/matmul?n=2")
-    assert response.status_code == 503
+def test_without_a_loader_startup_says_what_to_enable(make_app: Any) -> None:
+    with pytest.raises(StartupError, match="plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader"):
+        make_app(None)
 
 
 async def test_startup_needs_the_module_and_its_exports(make_app: Any, loader_class: Any) -> None:
@@ -156,8 +155,8 @@ def test_config_is_strict(make_app: Any) -> None:
         make_app(None, bogus=1)
 
 
-def test_routes_declare_schemas_and_auth(make_app: Any) -> None:
-    routes = {route.name: route for route in make_app(None).routes}
+def test_routes_declare_schemas_and_auth(make_app: Any, loader_class: Any) -> None:
+    routes = {route.name: route for route in make_app(loader_class()).routes}
     assert routes["matmul"].query_schema is not None
     assert routes["matmul"].query_schema["properties"]["n"]["maximum"] == 5000
     api = routes["api.matmul"]

@@ -36,7 +36,8 @@ def wasm_app(tmp_path: Path, **matmul: Any) -> Application:
             "authz": {},
             "router": {},
             "matmul": {"config": matmul},
-        }
+        },
+        kernel={"allow_unenforced": True},  # matmul checks its own query
     )
 
 

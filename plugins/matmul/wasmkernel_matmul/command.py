@@ -14,8 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import Command
-from kernel.registry import default_registry_path
+from kernel import Command, default_registry_path
 
 #: (option, argparse keyword arguments), forwarded as given.
 _VALUE_OPTIONS: tuple[tuple[str, str], ...] = (

@@ -35,26 +35,24 @@ import itertools
 import math
 import re
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import structlog
 import trio
+from wasmkernel_wasm import MODULE_LOADER, ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
 
 from kernel import (
     Application,
     AuthRequirement,
     Command,
+    ConfiguredPlugin,
     Request,
     Route,
-    ServiceUnavailable,
     StartupError,
     UnprocessableEntity,
     hookimpl,
-    parse_config,
 )
-from kernel.wasm import ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
 from wasmkernel_matmul import command
 from wasmkernel_matmul.matrices import body_schema, check_finite, parse_operands
 
@@ -99,18 +97,15 @@ def row_ranges(n: int, parts: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
-class Plugin:
-    def __init__(self) -> None:
-        self.config = Config()
-        self.app: Application | None = None
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(Config, config)
-        self.app = app
+class Plugin(ConfiguredPlugin[Config]):
+    config_class = Config
+    requires = ("wasm",)
+    order = 52
+    loader: ModuleLoader
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
+        self.loader = app.services.get(MODULE_LOADER, needed_by="matmul")
         cfg = self.config
         return [
             Route(
@@ -139,12 +134,8 @@ class Plugin:
     @hookimpl
     def wasmkernel_startup(self, app: Application) -> None:
         """Refuse to start when the configured module is not loaded or lacks an
-        export. Without any loader the plugin starts and its routes answer 503
-        (disabling the loader must not stop the server)."""
-        loader = app.module_loader
-        if loader is None:
-            log.warning("matmul.no_loader", hint="enable a module loader plugin, e.g. wasmer-loader; /matmul answers 503 meanwhile")
-            return
+        export (the loader, a service, started before this plugin)."""
+        loader = self.loader
         found = {info.name: info for info in loader.modules()}
         info = found.get(self.config.module)
         if info is None:
@@ -158,12 +149,6 @@ class Plugin:
         return [command.bench_command()]
 
     # -- endpoints --------------------------------------------------------------
-
-    def _loader(self) -> ModuleLoader:
-        loader = self.app.module_loader if self.app is not None else None
-        if loader is None:
-            raise ServiceUnavailable("no WebAssembly module loader is configured")
-        return loader
 
     def _parse_query(self, request: Request) -> tuple[int, str]:
         """The handler's own check (the validation plugin may be disabled)."""
@@ -183,7 +168,7 @@ class Plugin:
 
     async def benchmark(self, request: Request) -> dict[str, Any]:
         n, kernel = self._parse_query(request)
-        loader = self._loader()
+        loader = self.loader
         module = self.config.module
         ranges = row_ranges(n, self.config.split_rows if kernel == "fast" and n >= self.config.split_min_n else 1)
         fast = int(kernel == "fast")
@@ -213,7 +198,7 @@ class Plugin:
 
     async def multiply(self, request: Request) -> dict[str, Any]:
         a, b = parse_operands(await request.json(), self.config.api_max_dim)
-        result = await self._loader().call(
+        result = await self.loader.call(
             self.config.module,
             "matmul_fast",
             ArrayIn.of(a.values),

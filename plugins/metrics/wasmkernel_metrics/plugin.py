@@ -39,9 +39,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl
-from kernel.http import ClientDisconnected
-from kernel.routing import HTTP_METHODS
+from kernel import HTTP_METHODS, Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
 from wasmkernel_metrics.sources import SourceCollector, produced_names
 
 #: Request duration buckets, in seconds: 0.5 ms to 10 s.
@@ -107,9 +105,6 @@ class RequestMetrics:
                 response = await next_handler(request)
                 status = response.status
                 return response
-            except HTTPError as exc:
-                status = exc.status
-                raise
             except ClientDisconnected:
                 status = 499
                 raise
@@ -122,6 +117,7 @@ class RequestMetrics:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -100
     config_class = Config
 
     def __init__(self) -> None:

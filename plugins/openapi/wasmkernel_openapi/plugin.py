@@ -32,8 +32,7 @@ from typing import Any
 import attrs
 import trio
 
-from kernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, hookimpl
-from kernel.responses import dump_json
+from kernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, dump_json, hookimpl
 from wasmkernel_openapi.document import build_document
 
 #: Content types of the assets, fixed so they do not depend on the platform's
@@ -142,6 +141,7 @@ class Assets:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = 32
     config_class = Config
 
     def __init__(self) -> None:

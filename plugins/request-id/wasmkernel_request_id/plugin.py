@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import structlog
 
-from kernel import Application, ConfiguredPlugin, Handler, HTTPError, Middleware, Request, Response, Route, hookimpl
+from kernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
 
 VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -40,6 +40,7 @@ class Config:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -90
     config_class = Config
 
     @hookimpl
@@ -57,11 +58,7 @@ class Plugin(ConfiguredPlugin[Config]):
                     # The kernel bound its own id for this request's log lines.
                     request.id = incoming
                     structlog.contextvars.bind_contextvars(request_id=incoming)
-            try:
-                response = await next_handler(request)
-            except HTTPError as exc:
-                exc.headers[header] = request.id
-                raise
+            response = await next_handler(request)
             response.headers.set(header, request.id)
             return response
 

@@ -19,6 +19,7 @@ class Config:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = 30
     config_class = Config
 
     @hookimpl

@@ -113,11 +113,12 @@ class RouteValidator:
 
 
 class Plugin(ConfiguredPlugin[Config]):
+    order = -10
     config_class = Config
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware(NAME, self.wrap)]
+        return [Middleware(NAME, self.wrap, enforces=frozenset({"schema"}))]
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         validator = RouteValidator.for_route(route, self.config.max_errors) if route is not None else None

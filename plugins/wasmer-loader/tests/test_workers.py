@@ -20,12 +20,12 @@ from kernel.testing import running
 # take them as arguments, hence the file-wide F811 exemption.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.wasm.fixtures import config, dist, make_app, use_loader  # noqa: F401  (fixtures)
+from wasmkernel_wasm.testing import config, dist, make_app, use_loader  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
 def loader_name() -> str:
-    return use_loader("wasmer-loader")
+    return str(use_loader("wasmer-loader"))
 
 
 def _children(pid: int) -> list[int]:

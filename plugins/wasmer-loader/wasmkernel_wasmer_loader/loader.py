@@ -20,23 +20,23 @@ import structlog
 import trio
 import trio_parallel
 import wasmer
-
-from kernel.errors import StartupError
-from kernel.wasm import (
+from wasmkernel_wasm import (
     ModuleInfo,
     WasmUnavailable,
 )
-from kernel.wasm.calls import Outcome, outcome_error, timeout_error
-from kernel.wasm.commands import module_info
-from kernel.wasm.config import LoaderConfig
-from kernel.wasm.loader import LoaderBase
-from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
-from kernel.wasm.watch import watch_files
+from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
+from wasmkernel_wasm.commands import module_info
+from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.loader import LoaderBase
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
+from wasmkernel_wasm.watch import watch_files
+
+from kernel import StartupError
 from wasmkernel_wasmer_loader import worker
 from wasmkernel_wasmer_loader.worker import ModuleRef
 
 if TYPE_CHECKING:
-    from kernel.app import Application
+    from kernel import Application
 
 log = structlog.get_logger("wasmkernel.wasmer_loader")
 
@@ -53,7 +53,7 @@ class Loaded:
 
 
 class WasmerLoader(LoaderBase[Loaded]):
-    """The `kernel.wasm.ModuleLoader` backed by wasmer 1.1 (see docs/wasm-abi.md)."""
+    """The `wasmkernel_wasm.ModuleLoader` backed by wasmer 1.1 (see docs/wasm-abi.md)."""
 
     jobs = worker
     runtime = "wasmer"

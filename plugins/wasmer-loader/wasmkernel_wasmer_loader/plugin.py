@@ -1,4 +1,4 @@
-"""The wasmer-loader plugin: provides `app.module_loader` backed by wasmer 1.1.
+"""The wasmer-loader plugin: offers the WebAssembly host a module loader backed by wasmer 1.1.
 
 Config (``[plugins.wasmer-loader.config]``, see docs/wasm-abi.md):
 
@@ -13,16 +13,17 @@ Config (``[plugins.wasmer-loader.config]``, see docs/wasm-abi.md):
   timeout, memory_limit_mb, stateful, env, dirs (WASI only)
 - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name
 
-Commands: ``wasmkernel wasm list | reload NAME | build``.
+Commands (from the `wasm` plugin): ``wasmkernel wasm list | reload NAME | build``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.plugin import LoaderPlugin
+
 from kernel import Application
-from kernel.wasm.config import LoaderConfig
-from kernel.wasm.plugin import LoaderPlugin
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerLoader
 
 

@@ -19,10 +19,9 @@ from typing import Any
 import attrs
 import wasmer
 from wasmer import wasi
-
-from kernel.wasm import ArrayIn, ArrayOut
-from kernel.wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
-from kernel.wasm.modules import first_line, read_cached
+from wasmkernel_wasm import ArrayIn, ArrayOut
+from wasmkernel_wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
 
@@ -42,7 +41,7 @@ class ModuleRef:
 
 @attrs.frozen
 class _Guest:
-    """A wasmer instance as `kernel.wasm`'s call code sees it."""
+    """A wasmer instance as `wasmkernel_wasm`'s call code sees it."""
 
     instance: wasmer.Instance
 

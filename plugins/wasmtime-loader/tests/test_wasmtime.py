@@ -12,21 +12,21 @@ from typing import Any
 
 import pytest
 import trio
+from wasmkernel_wasm import WasmMemoryLimit, WasmTimeout
 
 from kernel.testing import running
-from kernel.wasm import WasmMemoryLimit, WasmTimeout
 
 # The shared fixtures (config, dist, make_app) live in the repository's
 # tests/wasm: make it importable when this directory is run on its own. Tests
 # take them as arguments, hence the file-wide F811 exemption.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.wasm.fixtures import config, dist, make_app, use_loader  # noqa: F401  (fixtures)
+from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
 def loader_name() -> str:
-    return use_loader("wasmtime-loader")
+    return str(use_loader("wasmtime-loader"))
 
 
 def _child_processes() -> set[str]:
@@ -38,7 +38,7 @@ async def test_timeout_interrupts_the_call_in_its_thread(make_app: Any, config: 
     app = make_app(config)
     children = _child_processes()
     async with running(app):
-        loader = app.module_loader
+        loader = loader_of(app)
         start = time.perf_counter()
         with pytest.raises(WasmTimeout, match=r"function .spin. exceeded its time limit of 0\.3 s"):
             await loader.call("faults", "spin", timeout=0.3)
@@ -55,7 +55,7 @@ async def test_stop_interrupts_calls_in_flight(make_app: Any, config: dict[str, 
 
         async def spin() -> None:
             with pytest.raises(trio.Cancelled):
-                await app.module_loader.call("faults", "spin", timeout=30.0)
+                await loader_of(app).call("faults", "spin", timeout=30.0)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
@@ -63,14 +63,14 @@ async def test_stop_interrupts_calls_in_flight(make_app: Any, config: dict[str, 
             nursery.cancel_scope.cancel()
         start = time.perf_counter()
     assert time.perf_counter() - start < 0.5  # the abandoned thread was interrupted, not waited for
-    assert app.module_loader._limiter.borrowed_tokens == 0  # and it has returned
+    assert loader_of(app)._limiter.borrowed_tokens == 0  # and it has returned
 
 
 async def test_memory_limit_drops_the_kept_instance(make_app: Any, config: dict[str, Any]) -> None:
     config["modules"][2] |= {"stateful": True, "memory_limit_mb": 8}
     app = make_app(config)
     async with running(app):
-        loader = app.module_loader
+        loader = loader_of(app)
         assert [(await loader.call("faults", "counter")).value for _ in range(2)] == [1, 2]
         with pytest.raises(WasmMemoryLimit, match="module 'faults' function 'grow' exceeded its memory limit of 8 MiB"):
             await loader.call("faults", "grow", 100)
@@ -92,7 +92,7 @@ async def test_wasi_read_only_dir_is_enforced(make_app: Any, config: dict[str, A
 async def test_two_calls_run_in_parallel(make_app: Any, config: dict[str, Any]) -> None:
     app = make_app(config)
     async with running(app):
-        loader = app.module_loader
+        loader = loader_of(app)
         n = 300
         await loader.call("matmul", "bench_checksum", n, 0, n, 0)  # warm up
         durations: list[float] = []
@@ -112,7 +112,7 @@ async def test_uninterruptible_code_times_out_but_runs_to_its_end(make_app: Any,
     config["modules"][0]["compiler"] = "cranelift-uninterruptible"
     app = make_app(config)
     async with running(app):
-        loader = app.module_loader
+        loader = loader_of(app)
         start = time.perf_counter()
         with pytest.raises(WasmTimeout, match="function 'bench_checksum' exceeded its time limit"):
             await loader.call("matmul", "bench_checksum", 600, 0, 600, 0, timeout=0.02)

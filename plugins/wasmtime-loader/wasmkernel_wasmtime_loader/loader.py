@@ -21,20 +21,20 @@ import attrs
 import structlog
 import trio
 import wasmtime
+from wasmkernel_wasm import ModuleInfo, WasmUnavailable
+from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
+from wasmkernel_wasm.commands import module_info
+from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.loader import LoaderBase
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
+from wasmkernel_wasm.watch import watch_files
 
-from kernel.errors import StartupError
-from kernel.wasm import ModuleInfo, WasmUnavailable
-from kernel.wasm.calls import Outcome, outcome_error, timeout_error
-from kernel.wasm.commands import module_info
-from kernel.wasm.config import LoaderConfig
-from kernel.wasm.loader import LoaderBase
-from kernel.wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
-from kernel.wasm.watch import watch_files
+from kernel import StartupError
 from wasmkernel_wasmtime_loader import runtime
 from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Runtime
 
 if TYPE_CHECKING:
-    from kernel.app import Application
+    from kernel import Application
 
 log = structlog.get_logger("wasmkernel.wasmtime_loader")
 
@@ -54,7 +54,7 @@ class Loaded:
 
 
 class WasmtimeLoader(LoaderBase[Loaded]):
-    """The `kernel.wasm.ModuleLoader` backed by wasmtime (see docs/wasm-abi.md)."""
+    """The `wasmkernel_wasm.ModuleLoader` backed by wasmtime (see docs/wasm-abi.md)."""
 
     jobs = runtime
     runtime = "wasmtime"

@@ -1,4 +1,4 @@
-"""The wasmtime-loader plugin: provides `app.module_loader` backed by wasmtime.
+"""The wasmtime-loader plugin: offers the WebAssembly host a module loader backed by wasmtime.
 
 Same config as wasmer-loader (``[plugins.wasmtime-loader.config]``, see
 docs/wasm-abi.md), so the loader is swapped by renaming the registry section:
@@ -14,16 +14,17 @@ docs/wasm-abi.md), so the loader is swapped by renaming the registry section:
   timeout, memory_limit_mb, stateful, env, dirs (WASI only)
 - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name
 
-Commands: ``wasmkernel wasm list | reload NAME | build``.
+Commands (from the `wasm` plugin): ``wasmkernel wasm list | reload NAME | build``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.plugin import LoaderPlugin
+
 from kernel import Application
-from kernel.wasm.config import LoaderConfig
-from kernel.wasm.plugin import LoaderPlugin
 from wasmkernel_wasmtime_loader.loader import COMPILERS, WasmtimeLoader
 
 

@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import wasmtime
+from wasmkernel_wasm import ArrayIn, ArrayOut
+from wasmkernel_wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
-
-from kernel.wasm import ArrayIn, ArrayOut
-from kernel.wasm.calls import STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
-from kernel.wasm.modules import first_line
 
 if TYPE_CHECKING:
     from wasmtime._instance import InstanceExports
@@ -90,7 +89,7 @@ class Runtime:
 
 @attrs.frozen
 class Guest:
-    """A wasmtime instance in its store, as `kernel.wasm`'s call code sees it."""
+    """A wasmtime instance in its store, as `wasmkernel_wasm`'s call code sees it."""
 
     store: wasmtime.Store
     exports: InstanceExports

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from kernel.commands import Command
-from kernel.errors import StartupError
-from kernel.wasm import (
-    ModuleInfo,
-    ModuleLoader,
-)
-from kernel.wasm.config import MIB, LoaderConfig
-from kernel.wasm.modules import PreparedModule
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+from kernel import Application, Command, StartupError, load_registry
+from wasmkernel_wasm import MODULE_LOADER, ModuleInfo, ModuleLoader
+from wasmkernel_wasm.config import MIB, LoaderConfig
+from wasmkernel_wasm.modules import PreparedModule
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
-    from kernel.app import load_application
-
-    app = load_application(args.registry)
-    if app.module_loader is None:
-        raise StartupError("no module loader plugin is enabled in the registry")
-    return app.module_loader
+    app = Application.assemble(load_registry(args.registry), secrets="placeholder")
+    return app.services.get(MODULE_LOADER, needed_by="wasm")
 
 
 def _wasm_list(args: argparse.Namespace) -> int:
@@ -57,7 +46,7 @@ def _wasm_reload(args: argparse.Namespace) -> int:
 
 
 def _wasm_build(args: argparse.Namespace) -> int:
-    from kernel.registry import default_registry_path
+    from kernel import default_registry_path
 
     base = Path(args.registry or default_registry_path()).resolve().parent
     script = Path(args.script) if args.script else base / "wasm_modules" / "build.sh"

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import attrs
 
-from kernel.metrics import Sample
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+from kernel import Sample
 
 
 @attrs.define

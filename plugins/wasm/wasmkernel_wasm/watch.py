@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,6 @@ import structlog
 import trio
 
 log = structlog.get_logger("wasmkernel.wasm")
-
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _stat(path: Path) -> tuple[float, int] | None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import struct
 
-from kernel.wasm import (
+from wasmkernel_wasm import (
     WasmError,
     WasmRequest,
     WasmResponse,
 )
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
 
 _U32 = struct.Struct("<I")
 

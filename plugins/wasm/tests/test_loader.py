@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from wasmkernel_wasm import ArrayIn, ArrayOut, WasmTrap
+from wasmkernel_wasm.testing import base_config, loader_of
 
 from kernel.errors import RegistryError, StartupError
 from kernel.testing import running
-from kernel.wasm import ArrayIn, ArrayOut, WasmTrap
-from tests.wasm.fixtures import base_config
 
 
 async def test_matmul_matches_numpy(make_app: Any, config: dict[str, Any]) -> None:
@@ -24,7 +24,7 @@ async def test_matmul_matches_numpy(make_app: Any, config: dict[str, Any]) -> No
     a, b = rng.random((n, k)), rng.random((k, m))
     app = make_app(config)
     async with running(app):
-        loader = app.module_loader
+        loader = loader_of(app)
         for function in ("matmul_naive", "matmul_fast"):
             result = await loader.call("matmul", function, ArrayIn.of(a), ArrayIn.of(b), ArrayOut(n * m), n, k, m)
             np.testing.assert_allclose(np.frombuffer(result.outputs[0]).reshape(n, m), a @ b, rtol=1e-12)
@@ -77,8 +77,8 @@ async def test_trap_is_500_then_next_call_succeeds(make_app: Any, config: dict[s
         assert response.json()["message"] == "module 'faults' function 'handle' trapped: unreachable"
         assert (await client.get("/faults/ok")).status_code == 200
         with pytest.raises(WasmTrap, match="module 'faults' function 'trap' trapped"):
-            await app.module_loader.call("faults", "trap")
-        assert (await app.module_loader.call("faults", "ok", 41)).value == 42
+            await loader_of(app).call("faults", "trap")
+        assert (await loader_of(app).call("faults", "ok", 41)).value == 42
 
 
 async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, config: dict[str, Any]) -> None:
@@ -121,9 +121,9 @@ async def test_configured_memory_limit_caps_growth(make_app: Any, config: dict[s
     config["modules"][2]["memory_limit_mb"] = 4
     app = make_app(config)
     async with running(app):
-        pages = (await app.module_loader.call("faults", "grow_pages")).value
+        pages = (await loader_of(app).call("faults", "grow_pages")).value
         assert pages == 4 * 16 - 17  # grown from the initial 17 pages up to the 4 MiB cap
-        assert app.module_loader.modules()[2].memory_limit_mb == 4
+        assert loader_of(app).modules()[2].memory_limit_mb == 4
 
 
 async def test_state_does_not_leak_between_calls_unless_stateful(make_app: Any, config: dict[str, Any]) -> None:
@@ -145,7 +145,7 @@ async def test_second_start_hits_the_compile_cache(make_app: Any, config: dict[s
         start = time.perf_counter()
         async with running(app) as client:
             durations.append(time.perf_counter() - start)
-            assert {info.cache for info in app.module_loader.modules()} == {expected}
+            assert {info.cache for info in loader_of(app).modules()} == {expected}
             assert (await client.get("/hello/x")).status_code == 200
     assert durations[1] < durations[0]
 
@@ -158,7 +158,7 @@ async def test_corrupt_cache_file_is_recompiled(make_app: Any, config: dict[str,
         artifact.write_bytes(artifact.read_bytes()[:100])
     app = make_app(config)
     async with running(app) as client:
-        assert {info.cache for info in app.module_loader.modules()} == {"compiled"}
+        assert {info.cache for info in loader_of(app).modules()} == {"compiled"}
         assert (await client.get("/hello/x")).status_code == 200
 
 
@@ -191,11 +191,11 @@ async def test_hot_reload_survives_garbage_and_picks_up_new_module(make_app: Any
         module.write_bytes(b"\0asm garbage")
         await trio.sleep(0.3)
         assert (await client.get("/hello/x")).status_code == 200
-        assert app.module_loader.modules()[1].generation == 1
+        assert loader_of(app).modules()[1].generation == 1
         shutil.copy(dist / "faults.wasm", module)  # a different valid http module
         for _ in range(50):
             await trio.sleep(0.05)
-            if app.module_loader.modules()[1].generation == 2:
+            if loader_of(app).modules()[1].generation == 2:
                 break
         assert (await client.get("/hello/x")).status_code == 404  # faults answers unknown paths with 404
 

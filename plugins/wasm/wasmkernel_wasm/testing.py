@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from kernel.app import Application
+from kernel import Application
 from kernel.testing import app_from
+from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DIST = ROOT / "wasm_modules" / "dist"
 MODULES = ("matmul", "hello", "wagi_echo", "faults")
 LOADERS = ["wasmer-loader", "wasmtime-loader"]
@@ -90,3 +91,8 @@ def make_app(loader_name: str) -> Any:
         return app_from({"router": {}, loader_name: {"config": dict(config)}})
 
     return make
+
+
+def loader_of(app: Application) -> ModuleLoader:
+    """The application's module loader (the `MODULE_LOADER` service)."""
+    return app.services.get(MODULE_LOADER, needed_by="tests")

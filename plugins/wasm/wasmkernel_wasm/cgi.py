@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-from kernel.wasm import (
+from wasmkernel_wasm import (
     WasmError,
     WasmRequest,
     WasmResponse,
 )
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
 
 _SKIPPED_HEADERS = {"content-type", "content-length", "connection", "proxy", "authorization", "cookie"}
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
-from kernel.http import Request
-from kernel.responses import Response
-from kernel.routing import Route
-from kernel.wasm import (
+from kernel import Request, Response, Route
+from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,
     WasmResponse,
 )
-from kernel.wasm.cgi import cgi_env
-from kernel.wasm.config import LoaderConfig
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+from wasmkernel_wasm.cgi import cgi_env
+from wasmkernel_wasm.config import LoaderConfig
 
 
 async def wasm_request(request: Request) -> WasmRequest:

@@ -1,8 +1,9 @@
-"""The WebAssembly module-loader contract.
+"""The WebAssembly host's public API: the module-loader contract.
 
-The kernel never imports a WebAssembly runtime: a loader plugin (wasmer,
+The host never imports a WebAssembly runtime: a loader plugin (wasmer,
 wasmtime) implements `ModuleLoader` and hands it out through the
-`wasmkernel_module_loader` hook. Everything that crosses a loader's API is
+`wasmkernel_module_loader` hook; other plugins get it as the `MODULE_LOADER`
+service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
 """
 
@@ -14,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from kernel.errors import HTTPError
+from kernel import HTTPError, ServiceKey
 
 DType = Literal["f64", "i32", "u8"]
 _TYPECODES: dict[str, str] = {"f64": "d", "i32": "i", "u8": "B"}
@@ -173,3 +174,6 @@ class ModuleLoader(Protocol):
 
     async def reload(self, module: str) -> ModuleInfo:
         """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""
+
+
+MODULE_LOADER: ServiceKey[ModuleLoader] = ServiceKey("module loader", hint="enable wasmer-loader or wasmtime-loader")

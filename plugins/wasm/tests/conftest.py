@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.wasm.fixtures import LOADERS, config, dist, make_app, use_loader
+from wasmkernel_wasm.testing import LOADERS, config, dist, make_app, use_loader
 
 __all__ = ["config", "dist", "make_app"]
 
 
 @pytest.fixture(params=LOADERS)
 def loader_name(request: pytest.FixtureRequest) -> str:
-    return use_loader(str(request.param))
+    return str(use_loader(str(request.param)))

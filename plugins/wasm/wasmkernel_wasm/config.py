@@ -8,9 +8,8 @@ from typing import Any
 
 import attrs
 
-from kernel.errors import ConfigError, StartupError
-from kernel.routing import AuthRequirement
-from kernel.wasm import (
+from kernel import AuthRequirement, ConfigError, StartupError
+from wasmkernel_wasm import (
     ModuleKind,
 )
 

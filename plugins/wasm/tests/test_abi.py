@@ -1,4 +1,4 @@
-"""The runtime-independent pieces in kernel.wasm."""
+"""The runtime-independent pieces in wasmkernel_wasm."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wasmkernel_wasm import WasmError, WasmRequest
+from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
+from wasmkernel_wasm.config import PAGE
+from wasmkernel_wasm.modules import cap_memory, inspect_wasm
+from wasmkernel_wasm.wire import decode_response, encode_request
 
 from kernel.cli import main
-from kernel.wasm import WasmError, WasmRequest
-from kernel.wasm.cgi import cgi_env, parse_cgi_output
-from kernel.wasm.config import PAGE
-from kernel.wasm.modules import cap_memory, inspect_wasm
-from kernel.wasm.wire import decode_response, encode_request
 
 
 def test_request_encoding_layout() -> None:

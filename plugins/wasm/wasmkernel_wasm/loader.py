@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from kernel.wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
-from kernel.wasm.calls import Outcome
-from kernel.wasm.cgi import parse_cgi_output
-from kernel.wasm.config import LoaderConfig, ModuleSpec
-from kernel.wasm.metrics import CallMetrics
-from kernel.wasm.modules import PreparedModule, prepare_module
-from kernel.wasm.wire import decode_response, encode_request
+from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmRequest, WasmResponse, WasmUnavailable
+from wasmkernel_wasm.calls import Outcome
+from wasmkernel_wasm.cgi import parse_cgi_output
+from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
+from wasmkernel_wasm.metrics import CallMetrics
+from wasmkernel_wasm.modules import PreparedModule, prepare_module
+from wasmkernel_wasm.wire import decode_response, encode_request
 
 if TYPE_CHECKING:
-    from kernel.app import Application
+    from kernel import Application
 
 log = structlog.get_logger("wasmkernel.wasm")
 

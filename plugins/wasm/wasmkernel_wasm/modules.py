@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +13,10 @@ from typing import TypeVar
 import attrs
 import structlog
 
-from kernel.errors import StartupError
-from kernel.wasm.config import MIB, PAGE, LoaderConfig, ModuleSpec
+from kernel import StartupError
+from wasmkernel_wasm.config import MIB, PAGE, LoaderConfig, ModuleSpec
 
 log = structlog.get_logger("wasmkernel.wasm")
-
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _leb(data: bytes, pos: int) -> tuple[int, int]:

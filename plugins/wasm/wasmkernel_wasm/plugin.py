@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kernel.commands import Command
-from kernel.config import ConfiguredPlugin
-from kernel.hookspecs import hookimpl
-from kernel.metrics import MetricSource
-from kernel.routing import Route
-from kernel.wasm import (
+from kernel import ConfiguredPlugin, MetricSource, Route, hookimpl
+from wasmkernel_wasm import (
     ModuleLoader,
 )
-from kernel.wasm.commands import wasm_commands
-from kernel.wasm.config import LoaderConfig
-from kernel.wasm.metrics import CallMetrics
-from kernel.wasm.routes import bind_routes
+from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.metrics import CallMetrics
+from wasmkernel_wasm.routes import bind_routes
 
 if TYPE_CHECKING:
-    from kernel.app import Application
-
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+    from kernel import Application
 
 
 class ConfiguredLoader(ModuleLoader, Protocol):
@@ -36,10 +27,12 @@ class ConfiguredLoader(ModuleLoader, Protocol):
 
 class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
     """Base of a loader plugin: parses and checks its `LoaderConfig`, provides
-    the loader, its routes, its metrics and the ``wasmkernel wasm`` command.
-    Subclasses set `compilers` and implement `create`."""
+    the loader (to the host, which starts and stops it), its routes and its
+    metrics. Subclasses set `compilers` and implement `create`."""
 
     config_class = LoaderConfig
+    requires = ("wasm",)
+    order = 41
     compilers: tuple[str, ...]
     loader: ConfiguredLoader | None = None
 
@@ -61,7 +54,3 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
     @hookimpl
     def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
         return [self.loader.metrics] if self.loader is not None else []
-
-    @hookimpl
-    def wasmkernel_commands(self) -> list[Command]:
-        return wasm_commands()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
 
-from kernel.wasm import (
+from wasmkernel_wasm import (
     ITEMSIZE,
     ArrayIn,
     ArrayOut,
@@ -18,10 +17,7 @@ from kernel.wasm import (
     WasmTimeout,
     WasmTrap,
 )
-from kernel.wasm.config import MIB
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
+from wasmkernel_wasm.config import MIB
 
 ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout"]
 

@@ -1,0 +1,23 @@
+"""The hooks the WebAssembly host adds to an application's plugin manager."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kernel import hookspec
+
+if TYPE_CHECKING:
+    from kernel import Application
+    from wasmkernel_wasm import ModuleLoader
+
+
+@hookspec
+def wasmkernel_module_loader(app: Application) -> ModuleLoader | None:
+    """Provide the WebAssembly module loader (wasmer, wasmtime, ...).
+
+    Called by the host once, after every plugin is configured, on every
+    plugin: not ``firstresult``, because two loaders enabled at once is a
+    startup error naming both, never a silent choice. The host offers the
+    loader as the `MODULE_LOADER` service, starts it before any plugin that
+    uses the service and stops it after them.
+    """
