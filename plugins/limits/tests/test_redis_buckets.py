@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import coredis
 import trio
+from wasmkernel_limits.redis_store import RedisBuckets
 
 from tests.redis_server import RedisServer
-from wasmkernel_limits.redis_store import RedisBuckets
 
 
 async def test_two_stores_share_one_budget(redis_server: RedisServer) -> None:
@@ -30,7 +30,7 @@ async def test_concurrent_takes_never_overspend(redis_server: RedisServer) -> No
     client = coredis.Redis.from_url(redis_server.url)
     allowed: list[bool] = []
     async with client:
-        store = RedisBuckets(client, rate=0.01, burst=20)
+        store = RedisBuckets(client, rate=0.01, burst=20, timeout=10.0)
 
         async def take() -> None:
             allowed.append((await store.take("k")).allowed)

@@ -9,14 +9,13 @@ be full again, so idle clients cost no memory.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+from typing import Any
 
+import coredis
 import trio
 
 from wasmkernel_limits.ratelimit import Decision
-
-if TYPE_CHECKING:
-    import coredis
 
 TAKE = """
 local rate = tonumber(ARGV[1])
@@ -52,9 +51,23 @@ class RedisBuckets:
         self.burst = burst
         self.prefix = prefix
         self.timeout = timeout
-        self._script = client.register_script(TAKE)
+        self._client = client
+        self._sha: str | None = None
 
     async def take(self, key: str) -> Decision:
         with trio.fail_after(self.timeout):
-            allowed, tokens = await self._script(keys=[self.prefix + key], args=[repr(self.rate), str(self.burst)])
+            answer = await self._run([self.prefix + key], [repr(self.rate), str(self.burst)])
+        allowed, tokens = answer
         return Decision.of(allowed == 1, float(tokens), self.rate, self.burst)
+
+    async def _run(self, keys: list[str], args: list[str]) -> Any:
+        """EVALSHA, or EVAL when Redis does not hold the script (first use, a
+        restarted server). The script answers {allowed (0/1), tokens left}."""
+        if self._sha is not None:
+            try:
+                return await self._client.evalsha(self._sha, keys, args)
+            except coredis.exceptions.NoScriptError:
+                pass
+        answer = await self._client.eval(TAKE, keys, args)
+        self._sha = hashlib.sha1(TAKE.encode()).hexdigest()
+        return answer

@@ -16,16 +16,42 @@ the first successful ping logs `redis.connected`);
 from __future__ import annotations
 
 import math
+import sys
 
+import anyio
 import coredis
 import structlog
 import trio
 
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 log = structlog.get_logger("wasmkernel.redis")
 
 #: What a failing Redis command raises: connection refused/reset, timeouts,
-#: a server that answers with an error (e.g. while it loads its data set).
-REDIS_ERRORS: tuple[type[BaseException], ...] = (coredis.exceptions.RedisError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+#: a server that answers with an error (e.g. while it loads its data set),
+#: a connection coredis (anyio) already closed.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    coredis.exceptions.RedisError,
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)
+
+
+def redis_failure(exc: BaseException) -> BaseException | None:
+    """The Redis error `exc` is, or that every exception of the group `exc`
+    is (coredis's pub/sub raises from inside anyio task groups); None when
+    `exc` is something else (a bug, a cancellation)."""
+    if isinstance(exc, REDIS_ERRORS):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        failures = [redis_failure(inner) for inner in exc.exceptions]
+        if all(failures):
+            return failures[0]
+    return None
 
 
 class RedisLink:
