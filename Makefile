@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 
 # System packages the test suite uses beyond the Rust toolchain: headless
 # Chromium (docs page test), wrk (load), Go + Gin (benchmark peer), nginx
-# (multi-instance test).
-TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx \
+# (multi-instance test), redis-server (shared rate limits, Redis broker),
+# Spring Framework + Tomcat (benchmark peer).
+TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx redis-server \
              libspring-web-servlet-java libspring-context-java libtomcat9-java libjackson2-databind-java
 
 # mypy sees every plugin's package under its own name (plugins/<name>/ is a root);

@@ -32,16 +32,25 @@ Config (`[plugins.limits.config]`):
 On WebSocket routes the handshake takes a token from the rate limit (so
 connection attempts are rate limited), `max_body_bytes` caps each message
 (close 1009) and `timeout_seconds` does not apply.
+- `redis_unavailable`: what the shared rate limit does while Redis cannot be
+  asked: "open" (no limit, default), "local" (this process's buckets) or
+  "closed" (503); one warning is logged per outage
+- `redis_prefix`: key prefix of the buckets in Redis (default
+  "wasmkernel:ratelimit:"); `redis_timeout`: seconds to wait for Redis per
+  request (default 0.5) before treating it as unavailable
 
-Rate limits are kept in memory per process: with N worker processes a
-client may make up to N times `rate` requests per second.
+Where the buckets live: when the redis plugin offers a Redis link (its `url`
+is set), in Redis, shared by every instance using it (one atomic Lua script
+per request, on Redis's clock; see `wasmkernel_limits.shared`); otherwise in
+memory per process (with N worker processes a client may make up to N times
+`rate` requests per second).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import structlog
@@ -62,6 +71,9 @@ from kernel import (
 )
 from wasmkernel_limits.connections import ConnectionLimits
 from wasmkernel_limits.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from wasmkernel_limits.shared import SharedLimiter
 
 log = structlog.get_logger("wasmkernel.limits")
 
@@ -88,6 +100,9 @@ class Config:
     websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     websocket_queue: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    redis_unavailable: Literal["open", "local", "closed"] = "open"
+    redis_prefix: str = attrs.field(default="wasmkernel:ratelimit:", validator=attrs.validators.min_len(1))
+    redis_timeout: float = attrs.field(default=0.5, validator=positive)
 
 
 def matches(key: str, route: Route) -> bool:
@@ -104,6 +119,24 @@ def subject_key(request: Request) -> str:
     return "subject:" + identity.subject if identity is not None else client_key(request)
 
 
+def shared_limiter(app: Application, local: RateLimiter, config: Config) -> SharedLimiter | None:
+    """A Redis-backed limiter when the redis plugin is installed and offers
+    its link; None otherwise (in-process buckets)."""
+    try:
+        from wasmkernel_redis import REDIS_LINK
+    except ImportError:
+        return None
+    link = app.services.find(REDIS_LINK)
+    if link is None:
+        return None
+    from wasmkernel_limits.redis_store import RedisBuckets
+    from wasmkernel_limits.shared import SharedLimiter
+
+    log.info("limits.shared_store", address=link.address, when_unavailable=config.redis_unavailable)
+    buckets = RedisBuckets(link.client, local.rate, local.burst, prefix=config.redis_prefix, timeout=config.redis_timeout)
+    return SharedLimiter(link, buckets, local, config.redis_unavailable)
+
+
 class Plugin(ConfiguredPlugin[Config]):
     order = -30
     config_class = Config
@@ -111,6 +144,7 @@ class Plugin(ConfiguredPlugin[Config]):
     def __init__(self) -> None:
         super().__init__()
         self.limiter: RateLimiter | None = None
+        self.shared: SharedLimiter | None = None
 
     def configured(self) -> None:
         config = self.config
@@ -120,6 +154,8 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        if self.limiter is not None:
+            self.shared = shared_limiter(app, self.limiter, self.config)
         # A key matching no route is a typo or a route whose plugin is disabled
         # (which must not stop the server): say so loudly, do not refuse.
         for key in self.config.routes:
@@ -132,7 +168,9 @@ class Plugin(ConfiguredPlugin[Config]):
         declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
         body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
         timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
-        limiter = None if route is not None and route.path in self.config.exempt_paths else self.limiter
+        exempt = route is not None and route.path in self.config.exempt_paths
+        limiter = None if exempt else self.limiter
+        shared = None if exempt else self.shared
         key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
         route_name = route.name if route is not None else None
         if route is not None and route.websocket:
@@ -145,8 +183,12 @@ class Plugin(ConfiguredPlugin[Config]):
             if declared is not None and declared.isdigit() and int(declared) > body_limit:
                 raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
             rate_headers: dict[str, str] = {}
-            if limiter is not None:
+            decision = None
+            if shared is not None:
+                decision = await shared.take(key_of(request))
+            elif limiter is not None:
                 decision = limiter.take(key_of(request), trio.current_time())
+            if decision is not None:
                 rate_headers = decision.headers()
                 if not decision.allowed:
                     raise TooManyRequests(

@@ -30,6 +30,17 @@ class Decision:
     def headers(self) -> dict[str, str]:
         return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining), "RateLimit-Reset": str(self.reset)}
 
+    @classmethod
+    def of(cls, allowed: bool, tokens: float, rate: float, burst: int) -> Decision:
+        """The decision for a bucket left with `tokens` after the request."""
+        return cls(
+            allowed=allowed,
+            limit=burst,
+            remaining=math.floor(tokens),
+            reset=math.ceil((burst - tokens) / rate),
+            retry_after=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate)),
+        )
+
 
 class RateLimiter:
     """`rate` tokens per second, at most `burst` saved up, per key; at most
@@ -59,10 +70,4 @@ class RateLimiter:
         allowed = bucket.tokens >= 1.0
         if allowed:
             bucket.tokens -= 1.0
-        return Decision(
-            allowed=allowed,
-            limit=self.burst,
-            remaining=math.floor(bucket.tokens),
-            reset=math.ceil((self.burst - bucket.tokens) / self.rate),
-            retry_after=0 if allowed else max(1, math.ceil((1.0 - bucket.tokens) / self.rate)),
-        )
+        return Decision.of(allowed, bucket.tokens, self.rate, self.burst)
