@@ -6,6 +6,7 @@ each instance's access-log lines.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -154,7 +155,7 @@ async def test_rate_limit_is_shared_through_redis(tmp_path: Path, redis_server: 
         proxy.stop()
         for instance in instances:
             instance.stop()
-    served_by = [settled(lambda instance=instance: instance.access_count("/hello")) for instance in instances]
+    served_by = [settled(functools.partial(instance.access_count, "/hello")) for instance in instances]
     print(f"\nburst 5, 30 requests through nginx to two instances sharing Redis: {dict(statuses)}, answered by {served_by}")
     assert statuses == {200: 5, 429: 25}, statuses
     assert min(served_by) >= 5, served_by  # both instances answered
