@@ -106,12 +106,19 @@ def wasm_config(cache_dir: Path, *, dist: Path = DIST, faults_timeout: float = 1
 
 
 def full_plugins(
-    workdir: Path, *, limits: Mapping[str, Any] | None = None, wasm: Mapping[str, Any] | None = None, with_wasm: bool = True
+    workdir: Path,
+    *,
+    limits: Mapping[str, Any] | None = None,
+    wasm: Mapping[str, Any] | None = None,
+    with_wasm: bool = True,
+    redis: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every installed feature plugin, in the recommended middleware order,
     configured for the reliability runs (JWT + API keys from `ENV`); the WASM
-    plugins only when `with_wasm` and the guest modules are built."""
+    plugins only when `with_wasm` and the guest modules are built; the redis
+    plugin with the config `redis` (e.g. ``{"url": server.url}``) when given."""
     wanted: dict[str, dict[str, Any]] = {
+        **({"redis": dict(redis)} if redis is not None else {}),
         "request-id": {},
         "logging": {"format": "json", "level": "info"},
         "access-log": {"skip_paths": []},

@@ -6,15 +6,18 @@ each instance's access-log lines.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
 
+from tests.redis_server import RedisServer
 from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("access-log", "hello", "limits"), reason="feature plugins not installed")]
@@ -130,3 +133,79 @@ async def test_rate_limit_is_per_instance(tmp_path: Path) -> None:
     print(f"\nburst 5, 30 requests: one instance {dict(alone)}; two instances behind nginx {dict(balanced)}")
     assert alone[200] == 5 and alone[429] == 25, alone
     assert balanced[200] == 10 and balanced[429] == 20, balanced
+
+
+FAST_REDIS = {"health_interval": 0.2, "min_backoff": 0.05, "max_backoff": 0.5, "connect_timeout": 0.5, "command_timeout": 0.5}
+
+
+def redis_registry(workdir: Path, redis_url: str, **limits: Any) -> str:
+    return registry_toml(full_plugins(workdir, limits=limits, with_wasm=False, redis={"url": redis_url, **FAST_REDIS}))
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+@pytest.mark.skipif(not installed("redis"), reason="the redis plugin is not installed")
+async def test_rate_limit_is_shared_through_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+    """With Redis, two instances behind nginx spend one budget: 5 of 30."""
+    instances = [spawn(redis_registry(tmp_path / name, redis_server.url, rate=0.1, burst=5), tmp_path / name) for name in "ab"]
+    proxy = spawn_nginx([f"127.0.0.1:{instance.port}" for instance in instances], tmp_path / "nginx")
+    try:
+        async with httpx.AsyncClient() as client:
+            statuses = Counter([(await client.get(proxy.base + "/hello")).status_code for _ in range(30)])
+    finally:
+        proxy.stop()
+        for instance in instances:
+            instance.stop()
+    served_by = [settled(functools.partial(instance.access_count, "/hello")) for instance in instances]
+    print(f"\nburst 5, 30 requests through nginx to two instances sharing Redis: {dict(statuses)}, answered by {served_by}")
+    assert statuses == {200: 5, 429: 25}, statuses
+    assert min(served_by) >= 5, served_by  # both instances answered
+
+
+def readiness(base: str) -> tuple[int, dict[str, Any]]:
+    response = httpx.get(base + "/readyz", timeout=5)
+    return response.status_code, response.json()
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+@pytest.mark.skipif(not installed("redis"), reason="the redis plugin is not installed")
+async def test_redis_killed_and_restarted_under_load(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Redis SIGKILLed under load, restarted 2 s later: every request is
+    answered (the limit fails open), /readyz and the metrics show the outage,
+    at most one rate-limit warning per instance, no request fails."""
+    instances = [spawn(redis_registry(tmp_path / name, redis_server.url, rate=2000.0, burst=4000), tmp_path / name) for name in "ab"]
+    proxy = spawn_nginx([f"127.0.0.1:{instance.port}" for instance in instances], tmp_path / "nginx")
+    statuses: Counter[str] = Counter()
+    seen_down: list[tuple[int, dict[str, Any]]] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(load, proxy.base, 6.0, 8, statuses)
+            await trio.sleep(1.5)
+            redis_server.kill()
+            with trio.fail_after(5):
+                while (answer := await trio.to_thread.run_sync(readiness, instances[0].base))[0] != 503:
+                    await trio.sleep(0.1)
+            seen_down.append(answer)
+            await trio.sleep(1.0)
+            redis_server.start()
+        with trio.fail_after(10):
+            for instance in instances:
+                while (await trio.to_thread.run_sync(readiness, instance.base))[0] != 200:
+                    await trio.sleep(0.1)
+        metrics = httpx.get(instances[0].base + "/metrics").text
+        assert all(instance.process.poll() is None for instance in instances)
+    finally:
+        proxy.stop()
+        for instance in instances:
+            instance.stop()
+    served = sum(statuses.values())
+    print(f"\nGET through nginx, Redis SIGKILLed at 1.5 s and restarted ~2 s later: {served} requests: {dict(statuses)}")
+    answers_failed = sum(count for status, count in statuses.items() if status != "200" and status.isdigit())
+    assert answers_failed == 0, statuses
+    assert served - statuses["200"] <= 1 + served // 1000, statuses  # keep-alive races only, as above
+    assert seen_down[0][1]["redis"]["status"] == "down", seen_down
+    assert "wasmkernel_redis_outages_total" in metrics and 'wasmkernel_redis_up{address="127.0.0.1:' in metrics
+    for instance in instances:
+        events = [record["event"] for record in instance.log_lines()]
+        assert events.count("redis.down") == 1 and events.count("redis.up") == 1, instance.log_path
+        assert events.count("limits.shared_store_unavailable") <= 1, instance.log_path
+        assert "request.failed" not in events
