@@ -87,7 +87,7 @@ def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("wasmkernel: Lifespan failure in startup.") and "wasm module 'gone': cannot read" in last, result.stderr[-1000:]
+    assert last.startswith("wasmkernel: startup failed: plugin 'wasm' failed to start:") and "wasm module 'gone': cannot read" in last, result.stderr[-1000:]
     assert "Traceback" not in result.stderr
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 from wasmkernel_wasm import WasmTimeout, WasmUnavailable
-from wasmkernel_wasm.testing import LOADERS, base_config, dist, use_loader
+from wasmkernel_wasm.testing import LOADERS, base_config, dist, loader_of, use_loader
 
 from kernel.testing import app_from, running
 from tests.reliability.harness import Instance, full_plugins, installed, registry_toml, spawn, wasm_built, wasm_config
@@ -42,7 +42,7 @@ async def test_time_limit_starts_when_the_call_starts(loader_name: str, dist: Pa
     application = app(loader_name, dist, tmp_path, workers=1)
     finished: list[float] = []
     async with running(application):
-        loader = application.module_loader
+        loader = loader_of(application)
         start = time.monotonic()
 
         async def spin() -> None:
@@ -61,7 +61,7 @@ async def test_full_queue_is_503_with_retry_after(loader_name: str, dist: Path, 
     application = app(loader_name, dist, tmp_path, workers=1, max_queued=2)
     refused: list[WasmUnavailable] = []
     async with running(application):
-        loader = application.module_loader
+        loader = loader_of(application)
 
         async def spin() -> None:
             try:

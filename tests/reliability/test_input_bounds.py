@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import base_config, dist, use_loader
 
 from kernel import Application, AuthRequirement, Request, Route, hookimpl
-from kernel.errors import PluginLoadError
+from kernel.errors import StartupError
 from kernel.testing import app_from, running
 
 __all__ = ["dist"]
@@ -141,6 +141,5 @@ async def test_metrics_can_be_restricted_to_networks() -> None:
 
 
 async def test_metrics_auth_needs_an_enforcer() -> None:
-    with pytest.raises(PluginLoadError, match="enable the authz plugin"):
-        async with running(app_from({"metrics": {"config": {"require_auth": True}}, "router": {}})):
-            pass
+    with pytest.raises(StartupError, match="route 'metrics' of plugin 'metrics' declares auth checks no enabled plugin enforces: enable authz"):
+        app_from({"metrics": {"config": {"require_auth": True}}, "router": {}})
