@@ -189,9 +189,12 @@ class Application:
                 raise
             except Exception as exc:
                 raise PluginLoadError(f"plugin '{plugin.name}' failed to configure: {type(exc).__name__}: {exc}") from exc
-        for _plugin, configured in self._each("wasmkernel_configure_logging", app=self):
-            if configured:
-                break
+        configured = any(done for _, done in self._each("wasmkernel_configure_logging", app=self))
+        if not configured and not structlog.is_configured():
+            # structlog's default console renderer prints frame locals with rich: never do.
+            structlog.configure(
+                processors=[*structlog.get_config()["processors"][:-1], structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+            )
 
     def _collect(self) -> None:
         for plugin, routes in self._each("wasmkernel_routes", app=self):

@@ -5,8 +5,7 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, Request, Route, hookimpl
-from kernel.errors import RegistryError
+from kernel import Application, RegistryError, Request, Route, hookimpl
 from kernel.testing import app_from, running
 
 CI_KEY = "ci-0123456789abcdef"

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
-from kernel import Application, ConfigError, Identity, Request, Unauthorized, hookimpl, parse_config
+from kernel import Application, ConfigError, ConfiguredPlugin, Identity, Request, Unauthorized, hookimpl
 
 SCHEME = "apikey"
 
@@ -148,16 +146,16 @@ class ApiKeyAuthenticator:
         return Identity(subject=key.name, scheme=SCHEME, scopes=key.scopes, roles=key.roles, claims={"key_name": key.name})
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
     order = 20
+    config_class = Config
 
     def __init__(self) -> None:
+        super().__init__()
         self.authenticator = ApiKeyAuthenticator(keys=())
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        parsed = parse_config(Config, config)
-        self.authenticator = ApiKeyAuthenticator(keys=stored_keys(parsed), header=parsed.header)
+    def configured(self) -> None:
+        self.authenticator = ApiKeyAuthenticator(keys=stored_keys(self.config), header=self.config.header)
 
     @hookimpl
     def wasmkernel_authenticators(self, app: Application) -> list[ApiKeyAuthenticator]:

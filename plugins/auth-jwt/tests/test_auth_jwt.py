@@ -15,9 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from kernel import Application, AuthRequirement, Request, Route, hookimpl
+from kernel import Application, AuthRequirement, RegistryError, Request, Route, hookimpl
 from kernel.cli import main
-from kernel.errors import RegistryError
 from kernel.testing import app_from, running
 
 SECRET = "s" * 48

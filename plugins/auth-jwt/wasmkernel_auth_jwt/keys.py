@@ -14,7 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
-from kernel import ConfigError, parse_config
+from kernel import ConfigError
 
 #: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
 HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -72,20 +72,19 @@ class Keys:
         return self.by_kid[kid]
 
 
-def load(raw: Mapping[str, Any], base: Path) -> tuple[Config, Keys]:
-    """Parse and check the config table; `base` anchors a relative `jwks_file`."""
-    config = parse_config(Config, raw)
+def load(config: Config, base: Path) -> Keys:
+    """Check the parsed config and load its keys; `base` anchors a relative `jwks_file`."""
     check_algorithms(config.algorithms)
     if config.uses_hmac:
-        return config, Keys(static=hmac_secret(config))
+        return Keys(static=hmac_secret(config))
     if config.secret is not None:
         raise ConfigError("secret", "a shared secret cannot be used with public-key algorithms (key confusion); use public_key or jwks_file")
     if (config.public_key is None) == (config.jwks_file is None):
         raise ConfigError("public_key", f"{'/'.join(config.algorithms)} needs exactly one of public_key or jwks_file")
     if config.public_key is not None:
-        return config, Keys(static=public_key(config.public_key, config.algorithms))
+        return Keys(static=public_key(config.public_key, config.algorithms))
     assert config.jwks_file is not None
-    return config, Keys(by_kid=jwks(base / Path(config.jwks_file).expanduser(), config.algorithms))
+    return Keys(by_kid=jwks(base / Path(config.jwks_file).expanduser(), config.algorithms))
 
 
 def check_algorithms(algorithms: tuple[str, ...]) -> None:

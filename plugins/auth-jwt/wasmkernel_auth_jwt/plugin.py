@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from typing import Any
 
-from kernel import Application, Command, ConfigError, RegistryError, StartupError, hookimpl, load_registry, resolve_secrets
+from kernel import Application, Command, ConfigError, ConfiguredPlugin, RegistryError, StartupError, hookimpl, load_registry, parse_config, resolve_secrets
 from wasmkernel_auth_jwt.authenticator import JWTAuthenticator, mint
 from wasmkernel_auth_jwt.keys import Config, Keys, load
 
@@ -51,7 +49,8 @@ def registry_config(path: str | None) -> tuple[Config, Keys]:
         raise RegistryError(f"{registry.path}: no [plugins.{NAME}] table") from None
     raw = resolve_secrets(dict(entry.config), registry.path.parent, registry.where(NAME, "config"))
     try:
-        return load(raw, registry.path.parent)
+        config = parse_config(Config, raw)
+        return config, load(config, registry.path.parent)
     except ConfigError as exc:
         raise RegistryError(f"{registry.where(NAME, f'config.{exc.key}'.rstrip('.'))}: {exc.message}") from None
 
@@ -84,15 +83,16 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
     order = 10
+    config_class = Config
 
     def __init__(self) -> None:
+        super().__init__()
         self.authenticator: JWTAuthenticator | None = None
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.authenticator = JWTAuthenticator(*load(config, app.registry.path.parent))
+    def configured(self) -> None:
+        self.authenticator = JWTAuthenticator(self.config, load(self.config, self.app.registry.path.parent))
 
     @hookimpl
     def wasmkernel_authenticators(self, app: Application) -> list[JWTAuthenticator]:

@@ -5,8 +5,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kernel import Application, AuthRequirement, Identity, Request, Route, StartupError, Unauthorized, hookimpl
-from kernel.errors import RegistryError
+from kernel import Application, AuthRequirement, Identity, RegistryError, Request, Route, StartupError, Unauthorized, hookimpl
 from kernel.testing import app_from, running
 
 

@@ -37,13 +37,12 @@ Behaviour (the same as Starlette's `CORSMiddleware`):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
-from kernel import Application, BadRequest, ConfigError, Forbidden, Handler, Middleware, Request, Response, Route, hookimpl, parse_config
+from kernel import Application, BadRequest, ConfigError, ConfiguredPlugin, Forbidden, Handler, Middleware, Request, Response, Route, hookimpl
 
 SAFELISTED_HEADERS = ("accept", "accept-language", "content-language", "content-type")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
@@ -127,15 +126,16 @@ class Policy:
         return "*" if self.any_origin else origin
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
     order = -40
+    config_class = Config
 
     def __init__(self) -> None:
-        self.policy = Policy.compile(Config())
+        super().__init__()
+        self.policy = Policy.compile(self.config)
 
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.policy = Policy.compile(parse_config(Config, config))
+    def configured(self) -> None:
+        self.policy = Policy.compile(self.config)
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:

@@ -9,12 +9,9 @@ Config: none (unknown keys are refused).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import attrs
 
-from kernel import Application, Request, Response, Route, TextResponse, hookimpl, parse_config
+from kernel import Application, ConfiguredPlugin, Request, Response, Route, TextResponse, hookimpl
 
 BODY = "Hello, world!"
 
@@ -24,12 +21,9 @@ class Config:
     """No options."""
 
 
-class Plugin:
+class Plugin(ConfiguredPlugin[Config]):
     order = 50
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        parse_config(Config, config)
+    config_class = Config
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:

@@ -43,7 +43,8 @@ def configure(config: Config) -> None:
         # Structured tracebacks without frame locals: locals may hold secrets.
         shared.append(structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)))
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: rich's would print frame locals (tokens, keys, bodies).
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     structlog.configure(
         # Drop filtered-out lines before any other processor runs.
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

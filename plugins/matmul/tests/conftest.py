@@ -11,8 +11,7 @@ import pytest
 from numpy.typing import NDArray
 from wasmkernel_wasm import ArrayIn, ArrayOut, CallResult, ModuleInfo, WasmRequest, WasmResponse
 
-from kernel import hookimpl
-from kernel.app import Application
+from kernel import Application, hookimpl
 from kernel.testing import app_from
 
 

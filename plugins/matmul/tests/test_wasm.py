@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kernel.app import Application
+from kernel import Application
 from kernel.testing import app_from, running
 
 MATMUL_WASM = Path(__file__).resolve().parents[3] / "wasm_modules" / "dist" / "matmul.wasm"

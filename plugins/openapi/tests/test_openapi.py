@@ -5,8 +5,7 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, AuthRequirement, Identity, Request, Route, hookimpl
-from kernel.errors import ConfigError, RegistryError
+from kernel import Application, AuthRequirement, ConfigError, Identity, RegistryError, Request, Route, hookimpl
 from kernel.testing import app_from, running
 
 ITEM_BODY = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}

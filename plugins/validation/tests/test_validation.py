@@ -5,8 +5,7 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, Request, Route, StartupError, hookimpl
-from kernel.errors import RegistryError
+from kernel import Application, RegistryError, Request, Route, StartupError, hookimpl
 from kernel.testing import app_from, running
 
 BODY = {

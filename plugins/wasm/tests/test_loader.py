@@ -14,7 +14,7 @@ import trio
 from wasmkernel_wasm import ArrayIn, ArrayOut, WasmTrap
 from wasmkernel_wasm.testing import base_config, loader_of
 
-from kernel.errors import RegistryError, StartupError
+from kernel import RegistryError, StartupError
 from kernel.testing import running
 
 

@@ -1,0 +1,95 @@
+"""The public API is the contract between plugins and the kernel.
+
+A plugin's product code (plugins/<name>/wasmkernel_<name>/) imports the
+kernel only as `kernel`, its own package freely, and another plugin only
+through that plugin's public API: its top-level package, plus the
+submodules it documents as public (`PUBLIC_SUBMODULES`). Test-support
+modules (`testing.py`) may use `kernel.testing`; plugins' tests may also use
+`kernel.cli`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+#: Plugins whose submodules are public API too (documented in the package docstring).
+PUBLIC_SUBMODULES = {"wasmkernel_wasm"}
+TEST_SUPPORT = {"kernel", "kernel.testing"}
+IN_TESTS = {"kernel", "kernel.testing", "kernel.cli"}
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) of every absolute import in `path`."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def _violation(module: str, own_package: str | None, kernel_allowed: set[str]) -> str | None:
+    """Why importing `module` breaks the contract, or None; `own_package`
+    None: any plugin module may be imported (tests)."""
+    top = module.split(".", maxsplit=1)[0]
+    if top == "kernel":
+        return None if module in kernel_allowed else "imports a kernel submodule: use `from kernel import ...`"
+    if own_package is None or not top.startswith("wasmkernel_") or top in (own_package, module) or top in PUBLIC_SUBMODULES:
+        return None
+    return f"imports the private module {module} of another plugin: use its package {top}"
+
+
+def _violations(files: list[Path], package_of: dict[Path, str], kernel_allowed: dict[Path, set[str]]) -> list[str]:
+    found = []
+    for path in files:
+        for line, module in _imports(path):
+            reason = _violation(module, package_of.get(path), kernel_allowed[path])
+            if reason is not None:
+                found.append(f"{path.relative_to(PLUGINS)}:{line}: {reason}")
+    return found
+
+
+def _product_files() -> list[Path]:
+    return sorted(p for p in PLUGINS.glob("*/wasmkernel_*/**/*.py") if ".egg-info" not in str(p))
+
+
+def test_there_is_product_code_to_check() -> None:
+    files = _product_files()
+    assert len({path.parts[len(PLUGINS.parts)] for path in files}) >= 20
+    assert any(module == "kernel" for path in files for _, module in _imports(path))
+
+
+def test_plugins_product_code_imports_only_public_apis() -> None:
+    files = _product_files()
+    package_of = {path: path.parts[len(PLUGINS.parts) + 1] for path in files}
+    kernel_allowed = {path: TEST_SUPPORT if path.name == "testing.py" else {"kernel"} for path in files}
+    assert _violations(files, package_of, kernel_allowed) == []
+
+
+def test_plugins_tests_import_only_the_kernels_public_api() -> None:
+    files = sorted(PLUGINS.glob("*/tests/**/*.py"))
+    assert files
+    assert _violations(files, {}, dict.fromkeys(files, IN_TESTS)) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "own", "expected"),
+    [
+        ("kernel", "wasmkernel_a", None),
+        ("kernel.app", "wasmkernel_a", "kernel submodule"),
+        ("wasmkernel_a.table", "wasmkernel_a", None),
+        ("wasmkernel_b", "wasmkernel_a", None),
+        ("wasmkernel_b.table", "wasmkernel_a", "private module wasmkernel_b.table"),
+        ("wasmkernel_wasm.config", "wasmkernel_a", None),
+        ("attrs", "wasmkernel_a", None),
+        ("wasmkernel_b.table", None, None),
+    ],
+)
+def test_the_rule(module: str, own: str | None, expected: str | None) -> None:
+    reason = _violation(module, own, {"kernel"})
+    assert reason is None if expected is None else expected in (reason or "")
