@@ -30,6 +30,21 @@ STDERR_LIMIT = 4096
 
 
 @attrs.frozen
+class ExportNames:
+    """The exports the host uses: allocator, deallocator and memory (the
+    registry's `alloc`, `dealloc`, `memory`). The allocator is called with
+    (size) or (size, align) and the deallocator with (ptr), (ptr, size) or
+    (ptr, size, align), by their arity (malloc/free, __wbindgen_malloc/free)."""
+
+    alloc: str = "alloc"
+    dealloc: str = "dealloc"
+    memory: str = "memory"
+
+
+DEFAULT_EXPORTS = ExportNames()
+
+
+@attrs.frozen
 class Outcome:
     """A call's result as a runtime reports it: `error` is None on success."""
 
@@ -40,6 +55,8 @@ class Outcome:
     message: str = ""
     #: What a WASI command wrote to stderr (at most `STDERR_LIMIT` bytes).
     stderr: bytes = b""
+    #: A WASI command's exit status.
+    exit_status: int = 0
 
 
 class Guest(Protocol):
@@ -47,6 +64,9 @@ class Guest(Protocol):
 
     def function(self, name: str) -> Callable[..., Any] | None:
         """The exported function `name` (called with plain numbers), or None."""
+
+    def arity(self, name: str) -> int:
+        """How many parameters the exported function `name` takes."""
 
     def read(self, ptr: int, size: int) -> bytes: ...
 
@@ -66,20 +86,47 @@ def memory_outcome(guest: Guest | None, memory_limit: int, message: str) -> Outc
     return Outcome(error="memory", message=f"{message} with {size // MIB} MiB in use")
 
 
-def call_export(guest: Guest, function: str, args: Sequence[int | float | ArrayIn | ArrayOut], memory_limit: int) -> Outcome:
+def initialize(guest: Guest) -> None:
+    """Run a reactor's `_initialize` (once per instance, before any other export)."""
+    init = guest.function("_initialize")
+    if init is not None:
+        init()
+
+
+def _allocator(guest: Guest, names: ExportNames) -> tuple[Callable[[int], int], Callable[[int, int], None]] | None:
+    """alloc(size) and dealloc(ptr, size) over the module's own allocator exports."""
+    alloc, dealloc = guest.function(names.alloc), guest.function(names.dealloc)
+    if alloc is None or dealloc is None:
+        return None
+    alloc_align, dealloc_arity = guest.arity(names.alloc) > 1, guest.arity(names.dealloc)
+
+    def allocate(size: int) -> int:
+        return int(alloc(size, 8) if alloc_align else alloc(size))
+
+    def free(ptr: int, size: int) -> None:
+        dealloc(*(ptr, size, 8)[:dealloc_arity])
+
+    return allocate, free
+
+
+def call_export(
+    guest: Guest, function: str, args: Sequence[int | float | ArrayIn | ArrayOut], memory_limit: int, names: ExportNames = DEFAULT_EXPORTS
+) -> Outcome:
     """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out
-    (through the module's `alloc`/`dealloc`). Runtime errors propagate."""
-    target = guest.function(function) if function not in ("alloc", "dealloc") else None
-    alloc, dealloc = guest.function("alloc"), guest.function("dealloc")
-    if target is None or alloc is None or dealloc is None:
+    (through the module's allocator). Runtime errors propagate."""
+    target = guest.function(function) if function not in (names.alloc, names.dealloc, "_initialize") else None
+    if target is None:
         return Outcome(error="abi", message=f"no exported function '{function}'")
+    allocator = _allocator(guest, names)
     buffers: list[tuple[int, int]] = []
     outputs: list[tuple[int, int]] = []
     values: list[int | float] = []
     for arg in args:
         if isinstance(arg, (ArrayIn, ArrayOut)):
+            if allocator is None:
+                return Outcome(error="abi", message=f"arrays need the allocator exports '{names.alloc}' and '{names.dealloc}'")
             size = len(arg.data) if isinstance(arg, ArrayIn) else arg.length * ITEMSIZE[arg.dtype]
-            ptr = alloc(size)
+            ptr = allocator[0](size)
             if ptr == 0:
                 return Outcome(error="memory", message=f"alloc({size}) failed: the module's memory limit is {memory_limit // MIB} MiB")
             buffers.append((ptr, size))
@@ -95,15 +142,17 @@ def call_export(guest: Guest, function: str, args: Sequence[int | float | ArrayI
     duration = (time.perf_counter() - start) * 1000
     out = tuple(guest.read(ptr, size) for ptr, size in outputs)
     for ptr, size in buffers:
-        dealloc(ptr, size)
+        assert allocator is not None
+        allocator[1](ptr, size)
     return Outcome(value=value, outputs=out, duration_ms=duration)
 
 
-def handle_export(guest: Guest, request: bytes) -> Outcome:
+def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXPORTS) -> Outcome:
     """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    alloc, dealloc, handle = guest.function("alloc"), guest.function("dealloc"), guest.function("handle")
-    if alloc is None or dealloc is None or handle is None:
+    allocator, handle = _allocator(guest, names), guest.function("handle")
+    if allocator is None or handle is None:
         return Outcome(error="abi", message="no exported function 'handle'")
+    alloc, dealloc = allocator
     ptr = alloc(len(request))
     if ptr == 0:
         return Outcome(error="memory", message="alloc failed for the request")

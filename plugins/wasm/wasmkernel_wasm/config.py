@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from kernel import AuthRequirement, ConfigError, StartupError
+from kernel import AuthRequirement, ConfigError, StartupError, header_problem
 from wasmkernel_wasm import (
     ModuleKind,
 )
@@ -27,6 +27,25 @@ def _check_name(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
 def _check_sha256(_: Any, __: Any, value: str | None) -> None:
     if value is not None and not _SHA256.match(value):
         raise ValueError(f"sha256 {value!r}: expected 64 lower-case hex digits")
+
+
+#: `{name}` in a WASI module's `args`: replaced by the route parameter `name`.
+ARG_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+
+
+def _exit_statuses(_: Any, __: Any, value: dict[str, int]) -> None:
+    for code, status in value.items():
+        if not code.isdigit() or int(code) > 255:
+            raise ValueError(f"exit_status key {code!r}: expected an exit code 0-255")
+        if not isinstance(status, int) or not 200 <= status <= 599:
+            raise ValueError(f"exit_status[{code!r}] = {status!r}: expected a final HTTP status 200-599")
+
+
+def _header_value(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    problem = header_problem("content-type", value)
+    if problem is not None:
+        raise ValueError(f"{attribute.name} {value!r}: {problem}")
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -50,13 +69,18 @@ class ModuleSpec:
     `path` is relative to the registry file's directory; `sha256` pins the
     file's content; `compiler`, `timeout` (seconds) and `memory_limit_mb`
     default to the loader's settings; `stateful` keeps one instance per worker
-    across calls (default: a fresh instance per call). `max_concurrency`: at
-    most this many calls of the module run at once (default: as many as there
-    are workers), so one module cannot take every worker. `grant_headers`:
-    request headers carrying credentials that this module may still see
-    (by default no module sees any: see `LoaderConfig.secret_headers`).
-    `env` and `dirs` are granted to WASI modules only (nothing is granted by
-    default).
+    across calls (default: a fresh instance per call). `env` and `dirs` are
+    granted to WASI modules only (nothing is granted by default).
+
+    WASI commands also take `args` (argv after the program name; `{param}` is
+    replaced by that route parameter, one argv element each, never a shell),
+    `output` ("cgi": stdout is CGI headers + body; "raw": stdout is the body,
+    served as `content_type`), `exit_status` (exit code -> HTTP status; an
+    unlisted non-zero exit is a 500) and `scratch` (a guest path where each
+    call gets a fresh writable directory, removed afterwards).
+    `alloc`, `dealloc` and `memory` name the exports the host uses (e.g.
+    "malloc", "free", "mem"); a module exporting `_initialize` (a reactor)
+    has it run once per instance.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -71,6 +95,19 @@ class ModuleSpec:
     grant_headers: list[str] = attrs.field(factory=list)
     env: dict[str, str] = attrs.field(factory=dict)
     dirs: list[DirSpec] = attrs.field(factory=list)
+    args: list[str] = attrs.field(factory=list)
+    output: Literal["cgi", "raw"] = "cgi"
+    content_type: str = attrs.field(default="application/octet-stream", validator=_header_value)
+    exit_status: dict[str, int] = attrs.field(factory=dict, validator=_exit_statuses)
+    scratch: str | None = None
+    alloc: str = "alloc"
+    dealloc: str = "dealloc"
+    memory: str = "memory"
+
+    def argv(self, params: Iterable[tuple[str, str]]) -> list[str]:
+        """The program name and `args` with `{param}` replaced by route parameters."""
+        values = dict(params)
+        return [self.name, *(ARG_PARAM.sub(lambda m: values.get(m.group(1), ""), arg) for arg in self.args)]
 
 
 @attrs.frozen
@@ -126,14 +163,26 @@ class LoaderConfig:
             seen.add(spec.name)
             if spec.compiler is not None and spec.compiler not in allowed:
                 raise ConfigError(f"modules[{index}].compiler", f"unknown compiler {spec.compiler!r}; expected one of {', '.join(allowed)}")
-            if (spec.env or spec.dirs) and spec.kind != "wasi":
-                raise ConfigError(f"modules[{index}]", "env and dirs are only granted to kind = 'wasi' modules")
+            wasi_only = [key for key in ("env", "dirs", "args", "exit_status", "scratch") if getattr(spec, key)]
+            defaults = attrs.fields(ModuleSpec)
+            wasi_only += [key for key in ("output", "content_type") if getattr(spec, key) != getattr(defaults, key).default]
+            if wasi_only and spec.kind != "wasi":
+                raise ConfigError(f"modules[{index}]", f"{', '.join(wasi_only)}: only for kind = 'wasi' modules")
+            if spec.scratch is not None and not spec.scratch.startswith("/"):
+                raise ConfigError(f"modules[{index}].scratch", f"expected an absolute guest path, got {spec.scratch!r}")
         kinds = {spec.name: spec.kind for spec in self.modules}
         for index, route in enumerate(self.routes):
             if route.module not in kinds:
                 raise ConfigError(f"routes[{index}].module", f"no module named {route.module!r} is declared")
             if kinds[route.module] == "compute":
                 raise ConfigError(f"routes[{index}].module", f"module {route.module!r} is a compute module; only http and wasi modules serve routes")
+            params = set(_ROUTE_PARAM.findall(route.path))
+            for arg in self.spec(route.module).args:
+                unknown = [name for name in ARG_PARAM.findall(arg) if name not in params]
+                if unknown:
+                    raise ConfigError(
+                        f"routes[{index}].path", f"module {route.module!r} has args using {{{unknown[0]}}}, which route {route.path!r} does not have"
+                    )
 
     def spec(self, name: str) -> ModuleSpec:
         for spec in self.modules:

@@ -4,8 +4,10 @@ WASI command)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -13,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmRequest, WasmResponse, WasmUnavailable
-from wasmkernel_wasm.calls import Outcome
+from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmError, WasmRequest, WasmResponse, WasmUnavailable
+from wasmkernel_wasm.calls import ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
+from wasmkernel_wasm.imports import check_imports
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
 from wasmkernel_wasm.wire import decode_response, encode_request
@@ -46,6 +49,7 @@ class LoaderBase(Generic[L]):
     so worker processes can receive them) under the module's limits."""
 
     jobs: Any
+    runtime: str
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
         self.config = config
@@ -70,12 +74,29 @@ class LoaderBase(Generic[L]):
             "wasm.module_loaded", module=spec.name, cache=state, compiler=compiler, generation=generation, ms=round((time.perf_counter() - start) * 1000, 2)
         )
 
+    @staticmethod
+    def _exports(spec: ModuleSpec) -> ExportNames:
+        return ExportNames(alloc=spec.alloc, dealloc=spec.dealloc, memory=spec.memory)
+
+    #: (module, name) functions the loader links besides WASI (e.g. the host API).
+    host_functions: Iterable[tuple[str, str]] = ()
+
+    def _refuse_unsupported(self, prepared: PreparedModule) -> None:
+        """`StartupError` if the runtime cannot run a feature `prepared` uses."""
+
+    def _prepare(self, spec: ModuleSpec) -> PreparedModule:
+        """Read and check `spec`'s module: file, pin, memory, exports, imports, features."""
+        prepared = prepare_module(spec, self.base, self.config)
+        self._refuse_unsupported(prepared)
+        check_imports(prepared, self.host_functions, self.runtime)
+        return prepared
+
     def _compile(self, prepared: PreparedModule, generation: int) -> L:
         """Compile `prepared` (or take it from the cache) in this process."""
         raise NotImplementedError
 
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        return [self._compile(prepare_module(spec, self.base, self.config), 1).info for spec in self.config.selected(module)]
+        return [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
 
     def modules(self) -> Sequence[ModuleInfo]:
         return [loaded.info for loaded in self._loaded.values()]
@@ -126,11 +147,26 @@ class LoaderBase(Generic[L]):
         return _logged(decode_response, outcome.value, module)
 
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
-        outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()))
+        """Run the command with its argv, a scratch directory of its own (removed
+        afterwards, even when the call was killed), stdout as CGI or raw body,
+        stderr into the log and the exit status mapped by `exit_status`."""
+        spec = self.config.spec(module)
+        scratch = tempfile.mkdtemp(prefix="wasmkernel-wasi-")
+        try:
+            outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()), tuple(spec.argv(request.params)), scratch)
+        finally:
+            with trio.CancelScope(shield=True):  # also when the client left
+                await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
         if outcome.stderr:
             # A field of one log line, never raw text: a guest cannot forge log lines.
-            log.info("wasm.stderr", module=module, stderr=outcome.stderr.decode("utf-8", "replace"))
-        return _logged(parse_cgi_output, outcome.value, module)
+            log.info("wasm.stderr", module=module, exit_status=outcome.exit_status, stderr=outcome.stderr.decode("utf-8", "replace"))
+        status = spec.exit_status.get(str(outcome.exit_status))
+        if status is None and outcome.exit_status != 0:
+            raise WasmError(f"module '{module}' function '_start' failed: exited with status {outcome.exit_status}")
+        if spec.output == "raw":
+            return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value)
+        response = _logged(parse_cgi_output, outcome.value, module)
+        return response if status is None else WasmResponse(status, response.headers, response.body)
 
 
 def _logged(parse: Callable[[bytes, str], WasmResponse], output: bytes, module: str) -> WasmResponse:

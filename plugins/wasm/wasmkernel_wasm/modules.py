@@ -59,24 +59,34 @@ def _name(data: bytes, pos: int) -> tuple[str, int]:
     return data[pos : pos + length].decode("utf-8", "replace"), pos + length
 
 
+IMPORT_KINDS = ("function", "table", "memory", "global", "tag")
+
+
 @attrs.frozen
 class WasmShape:
-    """What a module binary declares: its exports and its memory (in pages)."""
+    """What a module binary declares: its imports (module, name, kind), exports,
+    memory (in pages) and the features a runtime may lack."""
 
     exports: tuple[str, ...]
     memory_min: int | None
     memory_max: int | None
     memory_imported: bool
+    imports: tuple[tuple[str, str, str], ...] = ()
+    #: A shared memory (the threads proposal).
+    shared_memory: bool = False
+    #: A tag section or tag import (the exception-handling proposal).
+    tags: bool = False
 
 
 def inspect_wasm(data: bytes) -> WasmShape:
-    """Read exports and memory limits from a module binary; `ValueError` if it
-    is not one. (Full validation is the runtime's job.)"""
+    """Read imports, exports and memory limits from a module binary; `ValueError`
+    if it is not one. (Full validation is the runtime's job.)"""
     if data[:4] != b"\0asm" or len(data) < 8:
         raise ValueError("not a WebAssembly module (bad magic number)")
     exports: list[str] = []
+    imports: list[tuple[str, str, str]] = []
     memory: tuple[int, int | None] | None = None
-    imported = False
+    imported = shared = tags = False
     pos = 8
     try:
         while pos < len(data):
@@ -88,22 +98,28 @@ def inspect_wasm(data: bytes) -> WasmShape:
             if section == 2:  # imports
                 count, p = _leb(data, body)
                 for _ in range(count):
-                    _, p = _name(data, p)
-                    _, p = _name(data, p)
+                    module, p = _name(data, p)
+                    field, p = _name(data, p)
                     kind = data[p]
                     p += 1
+                    imports.append((module, field, IMPORT_KINDS[kind] if kind < len(IMPORT_KINDS) else f"kind {kind}"))
                     if kind == 0:
                         _, p = _leb(data, p)
                     elif kind == 1:
                         _, _, p = _limits(data, p + 1)
                     elif kind == 2:
+                        shared = shared or bool(data[p] & 2)
                         minimum, maximum, p = _limits(data, p)
                         memory, imported = (minimum, maximum), True
+                    elif kind == 4:
+                        tags = True
+                        _, p = _leb(data, p + 1)
                     else:
                         p += 2
             elif section == 5:  # memories
                 count, p = _leb(data, body)
                 if count:
+                    shared = shared or bool(data[p] & 2)
                     minimum, maximum, _ = _limits(data, p)
                     memory = (minimum, maximum)
             elif section == 7:  # exports
@@ -112,10 +128,12 @@ def inspect_wasm(data: bytes) -> WasmShape:
                     name, p = _name(data, p)
                     _, p = _leb(data, p + 1)
                     exports.append(name)
+            elif section == 13:  # tags
+                tags = True
             pos = end
     except IndexError:
         raise ValueError("truncated module") from None
-    return WasmShape(tuple(exports), memory[0] if memory else None, memory[1] if memory else None, imported)
+    return WasmShape(tuple(exports), memory[0] if memory else None, memory[1] if memory else None, imported, tuple(imports), shared, tags)
 
 
 def cap_memory(data: bytes, max_pages: int) -> bytes:
@@ -184,7 +202,7 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
             log.info("wasm.memory_capped", module=spec.name, declared=declared, limit_mb=limit // MIB)
         else:
             limit = shape.memory_max * PAGE
-    kind_exports = {"http": ("memory", "alloc", "dealloc", "handle"), "wasi": ("_start",), "compute": ("memory", "alloc", "dealloc")}
+    kind_exports = {"http": (spec.memory, spec.alloc, spec.dealloc, "handle"), "wasi": ("_start",), "compute": ()}
     missing = [name for name in kind_exports[spec.kind] if name not in shape.exports]
     if missing:
         raise StartupError(f"wasm module '{spec.name}' (kind {spec.kind}) does not export {', '.join(missing)}")
@@ -202,11 +220,12 @@ def _cpu_flags() -> str:
     return platform.processor() or "unknown"
 
 
-def cache_path(cache_dir: Path, name: str, wasm: bytes, runtime: str, runtime_version: str, compiler: str) -> Path:
-    """Where the compiled artifact of `wasm` lives: keyed by the (capped)
-    module's sha256, the runtime and its version, the compiler and the platform."""
+def cache_path(cache_dir: Path, wasm: bytes, runtime: str, runtime_version: str, compiler: str) -> Path:
+    """Where the compiled artifact of `wasm` lives: keyed by content only (the
+    capped module's sha256, the runtime and its version, the compiler and the
+    platform), so one binary declared under two names compiles once."""
     key = "|".join((hashlib.sha256(wasm).hexdigest(), runtime, runtime_version, compiler, sys.platform, platform.machine(), _cpu_flags()))
-    return cache_dir / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.{runtime}"
+    return cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{runtime}"
 
 
 _CACHE_MAGIC = b"WKWASM1\n"

@@ -27,12 +27,14 @@ from wasmkernel_wasm import (
 from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
 from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.imports import WASI, refuse_unsupported
 from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, prepare_module
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
 from wasmkernel_wasm.watch import watch_files
 
 from kernel import StartupError
 from wasmkernel_wasmer_loader import worker
+from wasmkernel_wasmer_loader.compile import compile_artifact
 from wasmkernel_wasmer_loader.worker import ModuleRef
 
 if TYPE_CHECKING:
@@ -66,13 +68,25 @@ class WasmerLoader(LoaderBase[Loaded]):
 
     # -- compiling -----------------------------------------------------------
 
+    def _refuse_unsupported(self, prepared: PreparedModule) -> None:
+        shape = prepared.shape
+        refuse_unsupported(
+            prepared,
+            f"wasmer {wasmer.__version__}",
+            [
+                ("exception handling", shape.tags),
+                ("threads (a shared memory)", shape.shared_memory),
+                (f"{WASI}.sock_accept", (WASI, "sock_accept", "function") in shape.imports),
+            ],
+        )
+
     def _compile(self, prepared: PreparedModule, generation: int) -> Loaded:
-        """Compile `prepared` (or take it from the cache) in this process."""
+        """Compile `prepared` (in a child process if it is large) or take it from the cache."""
         spec = prepared.spec
         compiler = spec.compiler or self.config.compiler
-        path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, wasmer.__version__, compiler)
+        path = cache_path(self.cache_dir, prepared.wasm, self.runtime, wasmer.__version__, compiler)
         start = time.perf_counter()
-        _, state = compile_cached(prepared, path, worker.check_artifact, lambda wasm: worker.compile_module(wasm, compiler), (RuntimeError,))
+        _, state = compile_cached(prepared, path, worker.check_artifact, lambda wasm: compile_artifact(spec.name, wasm, compiler), (RuntimeError,))
         self._log_loaded(spec, state, compiler, generation, start)
         ref = ModuleRef(
             name=spec.name,
@@ -82,6 +96,9 @@ class WasmerLoader(LoaderBase[Loaded]):
             memory_limit=prepared.memory_limit,
             env=tuple(spec.env.items()),
             dirs=self._granted_dirs(spec),
+            exports=self._exports(spec),
+            wasi=any(module == WASI for module, _, _ in prepared.shape.imports),
+            scratch=spec.scratch,
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 
@@ -89,7 +106,7 @@ class WasmerLoader(LoaderBase[Loaded]):
 
     async def start(self) -> None:
         for spec in self.config.modules:
-            self._loaded[spec.name] = self._compile(prepare_module(spec, self.base, self.config), 1)
+            self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
         this = multiprocessing.current_process()
         if this.daemon:
             # hypercorn's workers are daemonic, and multiprocessing refuses to start
@@ -159,7 +176,7 @@ class WasmerLoader(LoaderBase[Loaded]):
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
-        prepared = prepare_module(self.config.spec(module), self.base, self.config)
+        prepared = self._prepare(self.config.spec(module))
         loaded = self._compile(prepared, current.info.generation + 1)
         self._loaded[module] = loaded
         log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])

@@ -11,7 +11,6 @@ import functools
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import attrs
 import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
@@ -37,6 +36,11 @@ class ModuleRef:
     memory_limit: int
     env: tuple[tuple[str, str], ...] = ()
     dirs: tuple[tuple[str, str, bool], ...] = ()
+    exports: ExportNames = DEFAULT_EXPORTS
+    #: The module imports WASI (linked, granting nothing, for http and compute modules too).
+    wasi: bool = False
+    #: A fresh writable directory per call at this guest path.
+    scratch: str | None = None
 
 
 @attrs.frozen
@@ -44,6 +48,7 @@ class _Guest:
     """A wasmer instance as `wasmkernel_wasm`'s call code sees it."""
 
     instance: wasmer.Instance
+    memory: str = "memory"
 
     def function(self, name: str) -> Callable[..., Any] | None:
         try:
@@ -52,14 +57,24 @@ class _Guest:
             return None
         return target if isinstance(target, wasmer.Function) else None
 
+    def arity(self, name: str) -> int:
+        target = self.function(name)
+        return len(target.type.params) if isinstance(target, wasmer.Function) else 0
+
+    def _buffer(self) -> memoryview:
+        memory = getattr(self.instance.exports, self.memory, None)
+        if not isinstance(memory, wasmer.Memory):
+            raise RuntimeError(f"the module exports no memory '{self.memory}'")
+        return memoryview(memory.buffer)
+
     def read(self, ptr: int, size: int) -> bytes:
-        return bytes(memoryview(self.instance.exports.memory.buffer)[ptr : ptr + size])
+        return bytes(self._buffer()[ptr : ptr + size])
 
     def write(self, ptr: int, data: bytes) -> None:
-        memoryview(self.instance.exports.memory.buffer)[ptr : ptr + len(data)] = data
+        self._buffer()[ptr : ptr + len(data)] = data
 
     def memory_size(self) -> int:
-        memory = getattr(self.instance.exports, "memory", None)
+        memory = getattr(self.instance.exports, self.memory, None)
         return memory.data_size if isinstance(memory, wasmer.Memory) else 0
 
 
@@ -83,13 +98,26 @@ def _module(ref: ModuleRef) -> wasmer.Module:
     return module
 
 
+def _new_instance(ref: ModuleRef) -> wasmer.Instance:
+    """An instance linked like wasmtime links it (WASI granting nothing if the
+    module imports it), its `_initialize` run if it is a reactor."""
+    module = _module(ref)
+    if ref.wasi:
+        imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=True))
+        instance = wasmer.Instance(module, imports)
+    else:
+        instance = wasmer.Instance(module)
+    initialize(_Guest(instance, ref.exports.memory))
+    return instance
+
+
 def _instance(ref: ModuleRef) -> wasmer.Instance:
     """A fresh instance (stateless modules, ~25 µs) or this worker's kept one."""
     if not ref.stateful:
-        return wasmer.Instance(_module(ref))
+        return _new_instance(ref)
     cached = _INSTANCES.get(ref.name)
     if cached is None or cached[0] != ref.generation:
-        cached = (ref.generation, wasmer.Instance(_module(ref)))
+        cached = (ref.generation, _new_instance(ref))
         _INSTANCES[ref.name] = cached
     return cached[1]
 
@@ -107,7 +135,7 @@ def _fault(ref: ModuleRef, instance: wasmer.Instance | None, exc: BaseException)
     exited = _EXIT.search(str(exc))
     if exited:
         return Outcome(error="exit", message=f"exited with status {exited.group(1)}", value=int(exited.group(1)))
-    memory = memory_outcome(_Guest(instance) if instance is not None else None, ref.memory_limit, message)
+    memory = memory_outcome(_Guest(instance, ref.exports.memory) if instance is not None else None, ref.memory_limit, message)
     if memory is not None:
         _INSTANCES.pop(ref.name, None)
         return memory
@@ -119,7 +147,7 @@ def call(ref: ModuleRef, function: str, args: Sequence[int | float | ArrayIn | A
     instance = None
     try:
         instance = _instance(ref)
-        return call_export(_Guest(instance), function, args, ref.memory_limit)
+        return call_export(_Guest(instance, ref.exports.memory), function, args, ref.memory_limit, ref.exports)
     except (RuntimeError, TypeError) as exc:
         return _fault(ref, instance, exc)
 
@@ -129,60 +157,67 @@ def handle(ref: ModuleRef, request: bytes) -> Outcome:
     instance = None
     try:
         instance = _instance(ref)
-        return handle_export(_Guest(instance), request)
+        return handle_export(_Guest(instance, ref.exports.memory), request, ref.exports)
     except RuntimeError as exc:
         return _fault(ref, instance, exc)
 
 
-def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]]) -> Outcome:
-    """Run a WASI command's `_start` with `stdin` on fd 0 and fd 1 captured
-    (wasmer-python has no capture API: the guest writes to the real fds).
-    Read-only directories are granted as a fresh copy per call."""
+def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
+    """Run a WASI command's `_start` with `argv`, `stdin` on fd 0 and fds 1
+    and 2 captured (wasmer-python has no capture API: the guest writes to the
+    real fds). `scratch` is the call's own directory (the loader removes it):
+    it holds the captured streams, the per-call `scratch` grant and a copy
+    of each read-only directory (wasmer-python cannot map one read-only)."""
     instance = None
-    with tempfile.TemporaryDirectory(prefix="wasmkernel-wasi-") as scratch:
-        try:
-            module = _module(ref)
-            builder = wasi.StateBuilder(ref.name)
-            for name, value in (*ref.env, *env):
-                builder.environment(name, value)
-            for index, (host, guest, writable) in enumerate(ref.dirs):
-                source = host
-                if not writable:
-                    source = os.path.join(scratch, str(index))
-                    shutil.copytree(host, source, symlinks=False)
-                builder.map_directory(guest, source)
-            wasi_env = builder.finalize()
-            imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
-            instance = wasmer.Instance(module, imports)
-            stdout, stderr = _run_start(instance, stdin, scratch)
-            return Outcome(value=stdout, stderr=stderr)
-        except RuntimeError as exc:
-            return _fault(ref, instance, exc)
+    try:
+        module = _module(ref)
+        builder = wasi.StateBuilder(argv[0]).arguments(list(argv[1:]))
+        for name, value in (*ref.env, *env):
+            builder.environment(name, value)
+        for index, (host, guest, writable) in enumerate(ref.dirs):
+            source = host
+            if not writable:
+                source = os.path.join(scratch, f"ro{index}")
+                shutil.copytree(host, source, symlinks=False)
+            builder.map_directory(guest, source)
+        if ref.scratch is not None:
+            os.mkdir(os.path.join(scratch, "tmp"))
+            builder.map_directory(ref.scratch, os.path.join(scratch, "tmp"))
+        wasi_env = builder.finalize()
+        imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
+        instance = wasmer.Instance(module, imports)
+        stdout, stderr, status = _run_start(instance, stdin, scratch)
+        return Outcome(value=stdout, stderr=stderr, exit_status=status)
+    except RuntimeError as exc:
+        return _fault(ref, instance, exc)
 
 
-def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[bytes, bytes]:
-    """Run `_start` with fds 0, 1 and 2 pointed at files in `scratch`: the
-    guest never writes to the worker's own stdout or stderr (the server's log)."""
+def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[bytes, bytes, int]:
+    """Run `_start` with fds 0, 1 and 2 pointed at files in `scratch` (the
+    guest never writes to the worker's own stdout or stderr); returns stdout,
+    stderr and the exit status."""
     paths = [os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")]
     with open(paths[0], "wb") as body:
         body.write(stdin)
     saved = os.dup(0), os.dup(1), os.dup(2)
     fds = (os.open(paths[0], os.O_RDONLY), *(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for path in paths[1:]))
+    status = 0
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         instance.exports._start()
     except RuntimeError as exc:
         exited = _EXIT.search(str(exc))
-        if exited is None or exited.group(1) != "0":
+        if exited is None:
             raise
+        status = int(exited.group(1))
     finally:
         for target, fd in enumerate(saved):
             os.dup2(fd, target)
         for fd in (*saved, *fds):
             os.close(fd)
     with open(paths[1], "rb") as out, open(paths[2], "rb") as err:
-        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT)
+        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT), status
 
 
 def compile_module(wasm: bytes, compiler: str) -> bytes:

@@ -27,7 +27,7 @@ from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
 from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, first_line, prepare_module
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, first_line
 from wasmkernel_wasm.watch import watch_files
 
 from kernel import StartupError
@@ -73,7 +73,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         """Compile `prepared` (or take it from the cache) and link it."""
         spec = prepared.spec
         compiler = spec.compiler or self.config.compiler
-        path = cache_path(self.cache_dir, spec.name, prepared.wasm, self.runtime, VERSION, compiler)
+        path = cache_path(self.cache_dir, prepared.wasm, self.runtime, VERSION, compiler)
         start = time.perf_counter()
         module, state = compile_cached(
             prepared,
@@ -97,6 +97,8 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             imports=bool(module.imports),
             env=tuple(spec.env.items()),
             dirs=self._granted_dirs(spec),
+            exports=self._exports(spec),
+            scratch=spec.scratch,
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), compiled, prepared.path)
 
@@ -104,7 +106,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
 
     async def start(self) -> None:
         for spec in self.config.modules:
-            loaded = self._compile(prepare_module(spec, self.base, self.config), 1)
+            loaded = self._compile(self._prepare(spec), 1)
             if self.config.prewarm and spec.kind != "wasi":
                 try:
                     loaded.compiled.instantiate()
@@ -152,7 +154,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         spec = self.config.spec(module)
 
         def compile_new() -> Loaded:
-            return self._compile(prepare_module(spec, self.base, self.config), current.info.generation + 1)
+            return self._compile(self._prepare(spec), current.info.generation + 1)
 
         loaded = await trio.to_thread.run_sync(compile_new)
         self._loaded[module] = loaded

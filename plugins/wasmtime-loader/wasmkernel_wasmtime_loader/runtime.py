@@ -13,7 +13,6 @@ import contextlib
 import functools
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
+from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
 
@@ -93,6 +92,7 @@ class Guest:
 
     store: wasmtime.Store
     exports: InstanceExports
+    memory: str = "memory"
 
     def export(self, name: str) -> Any:
         try:
@@ -104,10 +104,14 @@ class Guest:
         target = self.export(name)
         return functools.partial(target, self.store) if isinstance(target, wasmtime.Func) else None
 
+    def arity(self, name: str) -> int:
+        target = self.export(name)
+        return len(target.type(self.store).params) if isinstance(target, wasmtime.Func) else 0
+
     def _memory(self) -> wasmtime.Memory:
-        memory = self.export("memory")
+        memory = self.export(self.memory)
         if not isinstance(memory, wasmtime.Memory):
-            raise wasmtime.WasmtimeError("the module exports no memory")
+            raise wasmtime.WasmtimeError(f"the module exports no memory '{self.memory}'")
         return memory
 
     def read(self, ptr: int, size: int) -> bytes:
@@ -117,7 +121,7 @@ class Guest:
         self._memory().write(self.store, data, ptr)
 
     def memory_size(self) -> int:
-        memory = self.export("memory")
+        memory = self.export(self.memory)
         return memory.data_len(self.store) if isinstance(memory, wasmtime.Memory) else 0
 
 
@@ -137,19 +141,24 @@ class Compiled:
     imports: bool
     env: tuple[tuple[str, str], ...] = ()
     dirs: tuple[tuple[str, str, bool], ...] = ()
+    exports: ExportNames = DEFAULT_EXPORTS
+    scratch: str | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
     kept: Guest | None = None
 
     def instantiate(self, wasi: wasmtime.WasiConfig | None = None) -> Guest:
-        """A new store (memory-limited) and instance. Modules with imports get
-        WASI: `wasi`, or one that grants nothing."""
+        """A new store (memory-limited) and instance, its `_initialize` run if
+        it is a reactor. Modules with imports get WASI: `wasi`, or one that
+        grants nothing."""
         store = wasmtime.Store(self.engine)
         store.set_limits(memory_size=self.memory_limit)
         if wasi is not None or self.imports:
             store.set_wasi(wasi if wasi is not None else wasmtime.WasiConfig())
         if self.interruptible:
             store.set_epoch_deadline(1 << 62)
-        return Guest(store, self.pre.instantiate(store).exports(store))
+        guest = Guest(store, self.pre.instantiate(store).exports(store), self.exports.memory)
+        initialize(guest)
+        return guest
 
 
 @attrs.define(eq=False)
@@ -224,43 +233,47 @@ def _guarded(compiled: Compiled, deadline: Deadline, body: Callable[[Guest], Out
 
 def call(compiled: Compiled, deadline: Deadline, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
     """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out."""
-    return _guarded(compiled, deadline, lambda guest: call_export(guest, function, args, compiled.memory_limit))
+    return _guarded(compiled, deadline, lambda guest: call_export(guest, function, args, compiled.memory_limit, compiled.exports))
 
 
 def handle(compiled: Compiled, deadline: Deadline, request: bytes) -> Outcome:
     """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    return _guarded(compiled, deadline, lambda guest: handle_export(guest, request))
+    return _guarded(compiled, deadline, lambda guest: handle_export(guest, request, compiled.exports))
 
 
-def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]]) -> Outcome:
-    """Run a WASI command's `_start` with `stdin` and the CGI `env` (plus the
-    module's own), stdout captured in a file, granted directories preopened
-    (read-only unless writable). Always a fresh instance."""
-    with tempfile.TemporaryDirectory(prefix="wasmkernel-wasi-") as scratch:
-        stdin_path, stdout_path, stderr_path = (os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr"))
-        with open(stdin_path, "wb") as body:
-            body.write(stdin)
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = [compiled.name]
-        wasi.env = [*compiled.env, *env]
-        wasi.stdin_file = stdin_path
-        wasi.stdout_file = stdout_path
-        wasi.stderr_file = stderr_path
-        for host, guest_path, writable in compiled.dirs:
-            wasi.preopen_dir(host, guest_path, writable)
+def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
+    """Run a WASI command's `_start` with `argv`, `stdin` and the CGI `env`
+    (plus the module's own); stdout and stderr captured in files in
+    `scratch` (the call's own directory, which the loader removes), granted
+    directories preopened (read-only unless writable), the `scratch` grant a
+    fresh directory. Always a fresh instance."""
+    stdin_path, stdout_path, stderr_path = (os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr"))
+    with open(stdin_path, "wb") as body:
+        body.write(stdin)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = list(argv)
+    wasi.env = [*compiled.env, *env]
+    wasi.stdin_file = stdin_path
+    wasi.stdout_file = stdout_path
+    wasi.stderr_file = stderr_path
+    for host, guest_path, writable in compiled.dirs:
+        wasi.preopen_dir(host, guest_path, writable)
+    if compiled.scratch is not None:
+        os.mkdir(os.path.join(scratch, "tmp"))
+        wasi.preopen_dir(os.path.join(scratch, "tmp"), compiled.scratch, True)
 
-        def start(guest: Guest) -> Outcome:
-            entry = guest.function("_start")
-            if entry is None:
-                return Outcome(error="abi", message="no exported function '_start'")
-            began = time.perf_counter()
-            try:
-                entry()
-            except wasmtime.ExitTrap as exc:
-                if exc.code != 0:
-                    return Outcome(error="exit", message=f"exited with status {exc.code}", value=exc.code)
-            duration = (time.perf_counter() - began) * 1000
-            with open(stdout_path, "rb") as out, open(stderr_path, "rb") as err:
-                return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration, stderr=err.read(STDERR_LIMIT))
+    def start(guest: Guest) -> Outcome:
+        entry = guest.function("_start")
+        if entry is None:
+            return Outcome(error="abi", message="no exported function '_start'")
+        began = time.perf_counter()
+        status = 0
+        try:
+            entry()
+        except wasmtime.ExitTrap as exc:
+            status = exc.code
+        duration = (time.perf_counter() - began) * 1000
+        with open(stdout_path, "rb") as out, open(stderr_path, "rb") as err:
+            return Outcome(value=out.read(STDOUT_LIMIT), duration_ms=duration, stderr=err.read(STDERR_LIMIT), exit_status=status)
 
-        return _guarded(compiled, deadline, start, wasi)
+    return _guarded(compiled, deadline, start, wasi)

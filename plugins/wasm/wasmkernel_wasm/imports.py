@@ -1,0 +1,91 @@
+"""What a module may import, the same on every loader and for every kind, and
+what a runtime cannot run: both are checked before a module is compiled, so a
+module that could not be linked or run is refused at startup (and by
+``wasmkernel check``) with the import or feature named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kernel import StartupError
+from wasmkernel_wasm.modules import PreparedModule
+
+WASI = "wasi_snapshot_preview1"
+
+#: WASI preview 1 (wasm32-wasi / wasm32-wasip1): every kind may import it. Nothing
+#: is granted unless the registry says so (no args, env, directories or sockets).
+WASI_FUNCTIONS = frozenset(
+    (
+        "args_get",
+        "args_sizes_get",
+        "environ_get",
+        "environ_sizes_get",
+        "clock_res_get",
+        "clock_time_get",
+        "fd_advise",
+        "fd_allocate",
+        "fd_close",
+        "fd_datasync",
+        "fd_fdstat_get",
+        "fd_fdstat_set_flags",
+        "fd_fdstat_set_rights",
+        "fd_filestat_get",
+        "fd_filestat_set_size",
+        "fd_filestat_set_times",
+        "fd_pread",
+        "fd_prestat_get",
+        "fd_prestat_dir_name",
+        "fd_pwrite",
+        "fd_read",
+        "fd_readdir",
+        "fd_renumber",
+        "fd_seek",
+        "fd_sync",
+        "fd_tell",
+        "fd_write",
+        "path_create_directory",
+        "path_filestat_get",
+        "path_filestat_set_times",
+        "path_link",
+        "path_open",
+        "path_readlink",
+        "path_remove_directory",
+        "path_rename",
+        "path_symlink",
+        "path_unlink_file",
+        "poll_oneoff",
+        "proc_exit",
+        "proc_raise",
+        "sched_yield",
+        "random_get",
+        "sock_accept",
+        "sock_recv",
+        "sock_send",
+        "sock_shutdown",
+    )
+)
+
+_HINTS = {
+    ("env", "abort"): "AssemblyScript's default abort: build with `--use abort=` (wasm_modules/build.sh does)",
+}
+
+
+def check_imports(prepared: PreparedModule, provided: Iterable[tuple[str, str]], runtime: str) -> None:
+    """`StartupError` naming the first import of `prepared` that is neither WASI
+    nor in `provided` (the runtime's extra (module, name) functions)."""
+    extra = set(provided)
+    for module, name, kind in prepared.shape.imports:
+        if kind == "function" and ((module == WASI and name in WASI_FUNCTIONS) or (module, name) in extra):
+            continue
+        if kind == "memory":
+            continue  # refused with its own message by prepare_module
+        hint = _HINTS.get((module, name), f"{runtime} provides only {WASI} functions to kind '{prepared.spec.kind}' modules")
+        raise StartupError(f"wasm module '{prepared.spec.name}' imports {kind} '{module}.{name}', which the host does not provide: {hint}")
+
+
+def refuse_unsupported(prepared: PreparedModule, runtime: str, missing: Iterable[tuple[str, bool]]) -> None:
+    """`StartupError` naming the first feature in `missing` ((feature, the module
+    uses it)) that the module needs and `runtime` cannot run."""
+    for feature, used in missing:
+        if used:
+            raise StartupError(f"wasm module '{prepared.spec.name}' uses {feature}, which {runtime} cannot run: serve it with wasmtime-loader instead")
