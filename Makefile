@@ -23,7 +23,7 @@ PLUGIN_ROOTS    := $(subst $(eval) ,:,$(wildcard plugins/*/))
 PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 
 PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
-WASM_SOURCES  := $(shell find wasm_modules -path wasm_modules/target -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' \) -print 2>/dev/null) wasm_modules/build.sh
+WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path wasm_modules/node_modules \) -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.c' -o -name '*.h' -o -name '*.ts' -o -name 'asconfig.json' \) -print 2>/dev/null) wasm_modules/build.sh wasm_modules/package.json
 
 .PHONY: run test install lint types unit wasm bench clean
 
@@ -55,6 +55,8 @@ wasm: wasm_modules/dist/.built
 
 wasm_modules/dist/.built: $(WASM_SOURCES)
 	bash scripts/bootstrap.sh rust
+	bash scripts/bootstrap.sh c
+	bash scripts/bootstrap.sh npm
 	bash wasm_modules/build.sh
 	@touch $@
 

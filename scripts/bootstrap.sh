@@ -4,6 +4,8 @@
 #   scripts/bootstrap.sh python        find Python 3.10, create .venv, install everything
 #   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
+#   scripts/bootstrap.sh c             make sure clang-14 + wasi-libc (C guests) are installed
+#   scripts/bootstrap.sh npm           install AssemblyScript (wasm_modules/package.json) into wasm_modules/node_modules
 #   scripts/bootstrap.sh dev-secret    print a development JWT secret (created once, git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +82,18 @@ step_rust() {
     has_wasm_target || die "no Rust toolchain with the wasm32 target; install it with: apt-get install -y rustc cargo libstd-rust-dev-wasm32 lld"
 }
 
+step_c() {
+    command -v clang-14 >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] && [ -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi ] && return 0
+    step_apt clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32
+}
+
+step_npm() {
+    [ -x wasm_modules/node_modules/.bin/asc ] && [ wasm_modules/node_modules/.bin/asc -nt wasm_modules/package.json ] && return 0
+    command -v npm >/dev/null 2>&1 || step_apt npm
+    (cd wasm_modules && npm install --no-audit --no-fund --silent)
+    touch wasm_modules/node_modules/.bin/asc
+}
+
 step_dev_secret() {
     local file=.dev-secrets/jwt-secret
     if [ ! -s "$file" ]; then
@@ -94,6 +108,8 @@ case "${1:-}" in
     python) step_python ;;
     apt) shift; step_apt "$@" ;;
     rust) step_rust ;;
+    c) step_c ;;
+    npm) step_npm ;;
     dev-secret) step_dev_secret ;;
-    *) die "usage: $0 python|apt PKG...|rust|dev-secret" ;;
+    *) die "usage: $0 python|apt PKG...|rust|c|npm|dev-secret" ;;
 esac

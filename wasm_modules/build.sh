@@ -15,6 +15,13 @@
 #   rustflags  = "<extra rustc flags>"                      (optional)
 #   wasm-opt   = true | false                               (optional, default true)
 #
+# Other languages, recognised by what a folder holds (dist/<folder>.wasm):
+#   *.c files (no Cargo.toml)        C: clang-14 --target=wasm32-wasi with sdk-c/wasmkernel.h;
+#                                    a folder whose code defines main() is a WASI command,
+#                                    any other a reactor (-mexec-model=reactor)
+#   asconfig.json or assembly/index.ts   AssemblyScript: asc (npm assemblyscript, installed in
+#                                    node_modules/ here) -O3 --runtime stub --use abort=
+#
 # Requirements: a Rust toolchain with the wasm32 standard library (rustup's or
 # Debian's rustc/cargo + libstd-rust-dev-wasm32 + lld); wasm-opt (binaryen) is
 # optional. No crates registry is needed: the crates have no external deps.
@@ -63,38 +70,108 @@ is_module_crate() { # dir
     [[ -f "$1/Cargo.toml" ]] && grep -q '^\[package\.metadata\.wasmkernel\]' "$1/Cargo.toml"
 }
 
+lang_of() { # dir -> rust | c | assemblyscript | (nothing)
+    if [[ -f "$1/Cargo.toml" ]]; then is_module_crate "$1" && echo rust
+    elif [[ -f "$1/asconfig.json" || -f "$1/assembly/index.ts" ]]; then echo assemblyscript
+    elif compgen -G "$1/*.c" >/dev/null; then echo c
+    fi
+}
+
 all_crates=()
+others=()
 for d in */; do
     d=${d%/}
-    case "$d" in target|dist) continue ;; esac
-    is_module_crate "$d" && all_crates+=("$d")
+    case "$d" in target|dist|node_modules|sdk|sdk-c|sdk-as) continue ;; esac
+    case "$(lang_of "$d")" in
+        rust) all_crates+=("$d") ;;
+        c|assemblyscript) others+=("$d") ;;
+    esac
 done
 
-if ((${#selected[@]} == 0)); then
+named=${#selected[@]}
+if ((clean && named == 0)); then
+    rm -rf "$TARGET_ROOT" "$DIST"
+    echo "removed target/ and dist/"
+    ((clean_only)) && exit 0
+    clean=0
+fi
+if ((named > 0)); then
+    picked=()
+    others=()
+    for c in "${selected[@]}"; do
+        case "$(lang_of "$c")" in
+            c|assemblyscript) others+=("$c") ;;
+            *) picked+=("$c") ;;
+        esac
+    done
+    selected=("${picked[@]}")
+fi
+
+mkdir -p "$DIST" "$STAMPS"
+declare -A OTHER_STATUS=() OTHER_TARGET=()
+other_failed=0
+ASC="$ROOT/node_modules/.bin/asc"
+[[ -x "$ASC" ]] || ASC=$(command -v asc 2>/dev/null || true)
+
+build_other() { # dir
+    local d=$1 name out stamp tmp
+    name=$(basename "$d")
+    out="$DIST/$name.wasm"
+    tmp="$DIST/.$name.wasm.tmp"
+    case "$(lang_of "$d")" in
+        c)
+            command -v clang-14 >/dev/null && [[ -f /usr/lib/wasm32-wasi/libc.a ]] \
+                || { echo "error: $d is C: install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 (apt-get install -y clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)" >&2; return 1; }
+            local model=reactor
+            grep -qE '\bint[[:space:]]+main[[:space:]]*\(' "$d"/*.c && model=command
+            OTHER_TARGET[$d]="wasm32-wasi (C $model)"
+            stamp="$(cat "$d"/*.c "$d"/*.h "$ROOT/sdk-c/wasmkernel.h" 2>/dev/null | sha256sum | cut -c1-64) $model $(clang-14 --version | head -n 1)"
+            [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
+            echo "==> $d (C, clang-14, $model)"
+            clang-14 --target=wasm32-wasi -O2 -mexec-model="$model" -Wl,--strip-all -I "$ROOT/sdk-c" -I "$d" "$d"/*.c -o "$tmp" || return 1
+            ;;
+        assemblyscript)
+            [[ -n "$ASC" ]] || { echo "error: $d is AssemblyScript: install it with: (cd $ROOT && npm install)  # npm assemblyscript" >&2; return 1; }
+            OTHER_TARGET[$d]="wasm32 (AssemblyScript)"
+            stamp="$(find "$d/assembly" "$ROOT/sdk-as" -name '*.ts' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-64) $("$ASC" --version 2>/dev/null)"
+            [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
+            echo "==> $d (AssemblyScript, $ASC)"
+            "$ASC" "$d/assembly/index.ts" -O3 --runtime stub --use abort= -o "$tmp" 2> >(grep -v -E '^(WARNING|$| +[:│└~])' >&2) || return 1
+            ;;
+    esac
+    mv -f "$tmp" "$out"
+    echo "$stamp" >"$STAMPS/$name.stamp"
+    OTHER_STATUS[$d]=built
+}
+
+for d in "${others[@]}"; do
+    if ! build_other "$d"; then
+        OTHER_STATUS[$d]=FAILED
+        other_failed=1
+    fi
+done
+
+crates=()
+if ((named == 0)); then
     crates=("${all_crates[@]}")
-else
+elif ((${#selected[@]} > 0)); then
     crates=()
     for c in "${selected[@]}"; do
-        [[ -f "$c/Cargo.toml" ]] || die "no crate '$c' in $ROOT"
+        [[ -f "$c/Cargo.toml" ]] || die "no module '$c' in $ROOT"
         is_module_crate "$c" || die "'$c' has no [package.metadata.wasmkernel] section (library crate?)"
         crates+=("$c")
     done
 fi
 
 if ((clean)); then
-    if ((${#selected[@]} == 0)); then
-        rm -rf "$TARGET_ROOT" "$DIST"
-        echo "removed target/ and dist/"
-    else
-        for c in "${crates[@]}"; do
-            rm -rf "${TARGET_ROOT:?}/$c" "$DIST/$c.wasm" "$STAMPS/$c.stamp"
-            echo "removed build outputs of $c"
-        done
-    fi
+    for c in "${crates[@]}"; do
+        rm -rf "${TARGET_ROOT:?}/$c" "$DIST/$c.wasm" "$STAMPS/$c.stamp"
+        echo "removed build outputs of $c"
+    done
     ((clean_only)) && exit 0
 fi
 
-((${#crates[@]} > 0)) || die "no module crates found in $ROOT"
+((${#crates[@]} > 0 || ${#others[@]} > 0)) || die "no modules found in $ROOT"
 
 # --- toolchain selection ----------------------------------------------------
 
@@ -242,6 +319,16 @@ done
 
 echo
 printf '%-12s %-24s %10s  %-12s  %s\n' module target bytes sha256 status
+for c in "${others[@]}"; do
+    f="$DIST/$(basename "$c").wasm"
+    if [[ "${OTHER_STATUS[$c]}" != FAILED && -f "$f" ]]; then
+        size=$(wc -c <"$f" | tr -d ' ')
+        sha=$(sha256sum "$f" | cut -c1-12)
+    else
+        size=- sha=-
+    fi
+    printf '%-12s %-24s %10s  %-12s  %s\n' "$(basename "$c")" "${OTHER_TARGET[$c]:-?}" "$size" "$sha" "${OTHER_STATUS[$c]}"
+done
 for c in "${crates[@]}"; do
     f="$DIST/$c.wasm"
     if [[ "${STATUS[$c]}" != FAILED && -f "$f" ]]; then
@@ -253,4 +340,5 @@ for c in "${crates[@]}"; do
     printf '%-12s %-24s %10s  %-12s  %s\n' "$c" "${META_TARGET[$c]}" "$size" "$sha" "${STATUS[$c]}"
 done
 
-exit "$failed"
+((failed || other_failed)) && exit 1
+exit 0
