@@ -5,6 +5,7 @@
 #   ./build.sh hello faults    build only the named crates
 #   ./build.sh --clean [...]   remove build outputs (all, or the named crates), then build
 #   ./build.sh --clean-only    remove build outputs and stop
+#   ./build.sh PATH --out DIR  build the module folder PATH (anywhere) into DIR/<folder>.wasm
 #
 # A module crate is a subfolder with a Cargo.toml that has a
 # [package.metadata.wasmkernel] section (the SDK library has none and is
@@ -27,16 +28,29 @@
 # optional. No crates registry is needed: the crates have no external deps.
 set -uo pipefail
 
+# Module folders given as paths (anywhere) are made absolute before the cd below.
+args=()
+out_dir=""
+while (($#)); do
+    case "$1" in
+        --out) out_dir=$(mkdir -p "$2" && cd "$2" && pwd) || { echo "error: cannot use --out $2" >&2; exit 1; }; shift ;;
+        *) if [[ "$1" == */* && -d "$1" ]]; then args+=("$(cd "$1" && pwd)"); else args+=("$1"); fi ;;
+    esac
+    shift
+done
+set -- "${args[@]+"${args[@]}"}"
+
 cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
 ROOT=$(pwd)
-TARGET_ROOT="$ROOT/target"
-DIST="$ROOT/dist"
+DIST="${out_dir:-$ROOT/dist}"
+TARGET_ROOT="${out_dir:+$out_dir/.target}"
+TARGET_ROOT="${TARGET_ROOT:-$ROOT/target}"
 STAMPS="$DIST/.stamps"
 
 die() { echo "error: $*" >&2; exit 1; }
 warn() { echo "warning: $*" >&2; }
 
-usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 clean=0
 clean_only=0
@@ -252,6 +266,7 @@ artifact_name() { # crate-dir -> file stem cargo writes (lib name / bin name)
 }
 
 for c in "${crates[@]}"; do
+    n=$(basename "$c")
     find_toolchain "${META_TARGET[$c]}"
     flags="-C strip=symbols -C debuginfo=0"
     [[ -n "${META_MAXMEM[$c]}" ]] && flags="-C link-arg=--max-memory=${META_MAXMEM[$c]} $flags"
@@ -259,7 +274,7 @@ for c in "${crates[@]}"; do
     [[ -n "${META_FLAGS[$c]}" ]] && flags="$flags ${META_FLAGS[$c]}"
 
     echo "==> $c (${TC_TARGET}, $TC_CARGO)"
-    if ! RUSTC="$TC_RUSTC" RUSTFLAGS="$flags" CARGO_TARGET_DIR="$TARGET_ROOT/$c" \
+    if ! RUSTC="$TC_RUSTC" RUSTFLAGS="$flags" CARGO_TARGET_DIR="$TARGET_ROOT/$n" \
         "$TC_CARGO" build --quiet --offline --release --target "$TC_TARGET" \
         --manifest-path "$c/Cargo.toml"; then
         echo "error: cargo build failed for $c" >&2
@@ -268,7 +283,7 @@ for c in "${crates[@]}"; do
         continue
     fi
 
-    out="$TARGET_ROOT/$c/$TC_TARGET/release/$(artifact_name "$c").wasm"
+    out="$TARGET_ROOT/$n/$TC_TARGET/release/$(artifact_name "$c").wasm"
     if [[ ! -f "$out" ]]; then
         echo "error: cargo output not found: $out" >&2
         STATUS[$c]=FAILED
@@ -289,12 +304,12 @@ for c in "${crates[@]}"; do
     optflags="${optsets[*]:-}"
 
     stamp="$(sha256sum "$out" | cut -d' ' -f1) ${optflags:-no-wasm-opt} $WASM_OPT_VERSION"
-    if [[ -f "$DIST/$c.wasm" && -f "$STAMPS/$c.stamp" && "$(cat "$STAMPS/$c.stamp")" == "$stamp" ]]; then
+    if [[ -f "$DIST/$n.wasm" && -f "$STAMPS/$n.stamp" && "$(cat "$STAMPS/$n.stamp")" == "$stamp" ]]; then
         STATUS[$c]="up to date"
         continue
     fi
 
-    tmp="$DIST/.$c.wasm.tmp"
+    tmp="$DIST/.$n.wasm.tmp"
     optimized=0
     for set in "${optsets[@]}"; do
         # shellcheck disable=SC2086
@@ -310,8 +325,8 @@ for c in "${crates[@]}"; do
         cp "$out" "$tmp"
     fi
     rm -f "$tmp.log"
-    mv -f "$tmp" "$DIST/$c.wasm"
-    echo "$stamp" >"$STAMPS/$c.stamp"
+    mv -f "$tmp" "$DIST/$n.wasm"
+    echo "$stamp" >"$STAMPS/$n.stamp"
     STATUS[$c]=built
 done
 
@@ -330,14 +345,14 @@ for c in "${others[@]}"; do
     printf '%-12s %-24s %10s  %-12s  %s\n' "$(basename "$c")" "${OTHER_TARGET[$c]:-?}" "$size" "$sha" "${OTHER_STATUS[$c]}"
 done
 for c in "${crates[@]}"; do
-    f="$DIST/$c.wasm"
+    f="$DIST/$(basename "$c").wasm"
     if [[ "${STATUS[$c]}" != FAILED && -f "$f" ]]; then
         size=$(wc -c <"$f" | tr -d ' ')
         sha=$(sha256sum "$f" | cut -c1-12)
     else
         size=- sha=-
     fi
-    printf '%-12s %-24s %10s  %-12s  %s\n' "$c" "${META_TARGET[$c]}" "$size" "$sha" "${STATUS[$c]}"
+    printf '%-12s %-24s %10s  %-12s  %s\n' "$(basename "$c")" "${META_TARGET[$c]}" "$size" "$sha" "${STATUS[$c]}"
 done
 
 ((failed || other_failed)) && exit 1

@@ -53,7 +53,8 @@ def _wasm_build(args: argparse.Namespace) -> int:
     if not script.is_file():
         print(f"wasmkernel: build script not found: {script}", file=sys.stderr)
         return 1
-    return subprocess.call(["bash", str(script), *args.crates])
+    out = ["--out", args.out] if args.out else []
+    return subprocess.call(["bash", str(script), *args.crates, *out])
 
 
 def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +63,9 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     reload = actions.add_parser("reload", help="recompile NAME into the cache and touch its file (a running server reloads it)")
     reload.add_argument("name")
     reload.set_defaults(wasm_handler=_wasm_reload)
-    build = actions.add_parser("build", help="build the guest modules (wasm_modules/build.sh)")
-    build.add_argument("crates", nargs="*", help="only these crates")
+    build = actions.add_parser("build", help="build guest modules (Rust, C, AssemblyScript) with wasm_modules/build.sh")
+    build.add_argument("crates", nargs="*", metavar="MODULE", help="only these modules: names in wasm_modules/ or module folders anywhere (PATH)")
+    build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist)")
     build.add_argument("--script", default=None, help="build script (default: wasm_modules/build.sh next to the registry)")
     build.set_defaults(wasm_handler=_wasm_build)
 
