@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
+import structlog
 
 from wasmkernel_wasm import (
     ITEMSIZE,
@@ -19,7 +20,9 @@ from wasmkernel_wasm import (
 )
 from wasmkernel_wasm.config import MIB
 
-ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout"]
+log = structlog.get_logger("wasmkernel.wasm")
+
+ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout", "denied"]
 
 #: A trap counts as a memory-limit failure when less than this is left below the cap.
 MEMORY_SLACK = 2 * MIB
@@ -57,6 +60,8 @@ class Outcome:
     stderr: bytes = b""
     #: A WASI command's exit status.
     exit_status: int = 0
+    #: Log lines (level, event, message, fields) of the module and its host calls, emitted by the main process.
+    logs: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 class Guest(Protocol):
@@ -176,8 +181,23 @@ def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
 def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
     """The `WasmError` for a failed `Outcome` (naming module and function)."""
     where = f"module '{module}' function '{function}'"
+    if outcome.error == "denied":
+        log.error("wasm.host_call_denied", module=module, function=function, reason=outcome.message)
+        return WasmError(f"{where} failed: a host call was refused (the server log says why)")
+    if outcome.error == "trap" and outcome.message.startswith("host call "):
+        log.warning("wasm.host_call_fault", module=module, function=function, reason=outcome.message)
     if outcome.error == "memory":
         return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
     if outcome.error == "trap":
         return WasmTrap(f"{where} trapped: {outcome.message}")
     return WasmError(f"{where} failed: {outcome.message}")
+
+
+def emit_logs(module: str, outcome: Outcome) -> None:
+    """Emit the module's log lines in the calling task (so they carry the request id)."""
+    for level, event, message, fields in outcome.logs:
+        extra = {f"field_{name}" if name in _RESERVED_FIELDS else name: value for name, value in fields}
+        getattr(log, level)(event, module=module, message=message, **extra)
+
+
+_RESERVED_FIELDS = frozenset({"event", "module", "message", "level", "timestamp", "logger", "request_id"})

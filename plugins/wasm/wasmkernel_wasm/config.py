@@ -12,6 +12,7 @@ from kernel import AuthRequirement, ConfigError, StartupError, header_problem
 from wasmkernel_wasm import (
     ModuleKind,
 )
+from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
 
 PAGE = 65536
 MIB = 1024 * 1024
@@ -81,6 +82,9 @@ class ModuleSpec:
     `alloc`, `dealloc` and `memory` name the exports the host uses (e.g.
     "malloc", "free", "mem"); a module exporting `_initialize` (a reactor)
     has it run once per instance.
+    The host API (non-WASI modules; docs/wasm-abi.md) is denied unless
+    granted: `log`, `vars` (a table of strings, secret references allowed),
+    `kv`, `http`.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -108,6 +112,10 @@ class ModuleSpec:
         """The program name and `args` with `{param}` replaced by route parameters."""
         values = dict(params)
         return [self.name, *(ARG_PARAM.sub(lambda m: values.get(m.group(1), ""), arg) for arg in self.args)]
+    log: bool = False
+    vars: dict[str, str] | None = None
+    kv: KvGrant | None = None
+    http: HttpGrant | None = None
 
 
 @attrs.frozen
@@ -170,6 +178,8 @@ class LoaderConfig:
                 raise ConfigError(f"modules[{index}]", f"{', '.join(wasi_only)}: only for kind = 'wasi' modules")
             if spec.scratch is not None and not spec.scratch.startswith("/"):
                 raise ConfigError(f"modules[{index}].scratch", f"expected an absolute guest path, got {spec.scratch!r}")
+            if (spec.log or spec.vars is not None or spec.kv or spec.http) and spec.kind == "wasi":
+                raise ConfigError(f"modules[{index}]", "the host API (log, vars, kv, http) is not offered to kind = 'wasi' modules")
         kinds = {spec.name: spec.kind for spec in self.modules}
         for index, route in enumerate(self.routes):
             if route.module not in kinds:

@@ -20,6 +20,7 @@ from wasmkernel_wasm.calls import ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.imports import check_imports
+from wasmkernel_wasm.hostapi.host import HostAPI
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
 from wasmkernel_wasm.wire import decode_response, encode_request
@@ -63,6 +64,8 @@ class LoaderBase(Generic[L]):
         self._queued = 0
         self._tasks: trio.Nursery | None = None
         self._app = app
+        #: Key-value stores and outbound HTTP of the host API (see `wasmkernel_wasm.hostapi`).
+        self.host = HostAPI(config, base, f"{self.runtime}-loader")
 
     def _granted_dirs(self, spec: ModuleSpec) -> tuple[tuple[str, str, bool], ...]:
         """A WASI module's granted directories: (host path, guest path, writable)."""

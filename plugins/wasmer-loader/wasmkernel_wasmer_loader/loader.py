@@ -24,10 +24,11 @@ from wasmkernel_wasm import (
     ModuleInfo,
     WasmUnavailable,
 )
-from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
+from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
 from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.imports import WASI, refuse_unsupported
+from wasmkernel_wasm.hostapi.rpc import Server
 from wasmkernel_wasm.loader import LoaderBase
 from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
 from wasmkernel_wasm.watch import watch_files
@@ -65,6 +66,8 @@ class WasmerLoader(LoaderBase[Loaded]):
         self._context: trio_parallel.WorkerContext | None = None
         self._unlimited = trio.CapacityLimiter(math.inf)
         self._stack = contextlib.AsyncExitStack()
+        #: Workers reach the host API's shared state (key-value, HTTP) through this socket.
+        self._rpc = Server(self.host)
 
     # -- compiling -----------------------------------------------------------
 
@@ -99,12 +102,15 @@ class WasmerLoader(LoaderBase[Loaded]):
             exports=self._exports(spec),
             wasi=any(module == WASI for module, _, _ in prepared.shape.imports),
             scratch=spec.scratch,
+            grants=self.host.grants[spec.name],
+            host_socket=self._rpc.path if self.host.needed else "",
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        self.host.start()
         for spec in self.config.modules:
             self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
         this = multiprocessing.current_process()
@@ -130,6 +136,8 @@ class WasmerLoader(LoaderBase[Loaded]):
     async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
+            if self.host.needed:
+                await tasks.start(self._rpc.serve)
             if self.config.watch:
                 tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
             task_status.started()
@@ -142,6 +150,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         with trio.CancelScope(shield=True):
             await self._stack.aclose()
         self._context = None
+        self.host.stop()
 
     async def _warm(self, count: int) -> None:
         """Spawn `count` workers at once (concurrent calls each take their own)
@@ -205,6 +214,7 @@ class WasmerLoader(LoaderBase[Loaded]):
                         error = "crash"
                         raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
                     error = outcome.error
+                    emit_logs(module, outcome)
                 if scope.cancelled_caught:
                     error = "timeout"
                     raise timeout_error(module, function, limit)

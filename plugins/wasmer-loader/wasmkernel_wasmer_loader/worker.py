@@ -20,6 +20,9 @@ import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.hostapi import NAMESPACE, abi
+from wasmkernel_wasm.hostapi.grants import Grants
+from wasmkernel_wasm.hostapi.rpc import Client
 from wasmkernel_wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
@@ -41,6 +44,9 @@ class ModuleRef:
     wasi: bool = False
     #: A fresh writable directory per call at this guest path.
     scratch: str | None = None
+    grants: Grants | None = None
+    #: The main process's host-API socket ("" when no module is granted shared state).
+    host_socket: str = ""
 
 
 @attrs.frozen
@@ -78,6 +84,46 @@ class _Guest:
         return memory.data_size if isinstance(memory, wasmer.Memory) else 0
 
 
+@attrs.frozen
+class _Memory:
+    """The instance's memory as the host functions see it."""
+
+    guest: _Guest
+
+    def size(self) -> int:
+        return self.guest.memory_size()
+
+    def read(self, ptr: int, length: int) -> bytes:
+        return self.guest.read(ptr, length)
+
+    def write(self, ptr: int, data: bytes) -> None:
+        self.guest.write(ptr, data)
+
+
+def _host_function(name: str, arity: int) -> wasmer.Function:
+    def host(*args: int) -> int:
+        return abi.dispatch(name, args)
+
+    return wasmer.Function(_store(), host, wasmer.FunctionType([wasmer.Type.I32] * arity, [wasmer.Type.I64]))
+
+
+@functools.cache
+def _host_functions() -> dict[str, wasmer.Function]:
+    """The `wasmkernel` host functions, linked into every instance of a module that imports them."""
+    return {name: _host_function(name, arity) for name, arity in abi.FUNCTIONS.items()}
+
+
+@functools.cache
+def _client(path: str) -> Client:
+    return Client(path)
+
+
+def _host_call(ref: ModuleRef) -> abi.HostCall | None:
+    if ref.grants is None:
+        return None
+    return abi.HostCall(ref.grants, _client(ref.host_socket) if ref.host_socket else None)
+
+
 _MODULES: dict[str, tuple[int, wasmer.Module]] = {}
 _INSTANCES: dict[str, tuple[int, wasmer.Instance]] = {}
 
@@ -104,9 +150,11 @@ def _new_instance(ref: ModuleRef) -> wasmer.Instance:
     module = _module(ref)
     if ref.wasi:
         imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=True))
-        instance = wasmer.Instance(module, imports)
     else:
-        instance = wasmer.Instance(module)
+        imports = wasmer.ImportObject()
+    if any(entry.module == NAMESPACE for entry in module.imports):
+        imports.register(NAMESPACE, _host_functions())
+    instance = wasmer.Instance(module, imports)
     initialize(_Guest(instance, ref.exports.memory))
     return instance
 
@@ -142,24 +190,30 @@ def _fault(ref: ModuleRef, instance: wasmer.Instance | None, exc: BaseException)
     return Outcome(error="trap", message=message)
 
 
+def _with_host(ref: ModuleRef, body: Callable[[_Guest], Outcome]) -> Outcome:
+    """Run `body` on an instance with this call's host state bound (see `abi.bind`)."""
+    instance = None
+    host = _host_call(ref)
+    with abi.bind(host):
+        try:
+            instance = _instance(ref)
+            guest = _Guest(instance, ref.exports.memory)
+            if host is not None:
+                host.memory = _Memory(guest)
+            outcome = body(guest)
+        except (RuntimeError, TypeError, abi.Trap) as exc:
+            outcome = _fault(ref, instance, exc)
+    return host.finish(outcome) if host is not None else outcome
+
+
 def call(ref: ModuleRef, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
     """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out."""
-    instance = None
-    try:
-        instance = _instance(ref)
-        return call_export(_Guest(instance, ref.exports.memory), function, args, ref.memory_limit, ref.exports)
-    except (RuntimeError, TypeError) as exc:
-        return _fault(ref, instance, exc)
+    return _with_host(ref, lambda guest: call_export(guest, function, args, ref.memory_limit, ref.exports))
 
 
 def handle(ref: ModuleRef, request: bytes) -> Outcome:
     """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    instance = None
-    try:
-        instance = _instance(ref)
-        return handle_export(_Guest(instance, ref.exports.memory), request, ref.exports)
-    except RuntimeError as exc:
-        return _fault(ref, instance, exc)
+    return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports))
 
 
 def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:

@@ -23,7 +23,7 @@ import structlog
 import trio
 import wasmtime
 from wasmkernel_wasm import ModuleInfo, WasmUnavailable
-from wasmkernel_wasm.calls import Outcome, outcome_error, timeout_error
+from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
 from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.loader import LoaderBase
@@ -99,12 +99,15 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             dirs=self._granted_dirs(spec),
             exports=self._exports(spec),
             scratch=spec.scratch,
+            grants=self.host.grants[spec.name],
+            services=self.host if self.host.needed else None,
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), compiled, prepared.path)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        self.host.start()
         for spec in self.config.modules:
             loaded = self._compile(self._prepare(spec), 1)
             if self.config.prewarm and spec.kind != "wasi":
@@ -148,6 +151,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 await trio.sleep(TICK)
         if waiting.cancelled_caught:
             log.warning("wasm.calls_abandoned", calls=self._threads.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
+        self.host.stop()
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
@@ -178,6 +182,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                     # Abandoned at the timeout (its thread stops at its epoch deadline) or
                     # when cancelled (the client went away: `deadline.stop()` below).
                     outcome = await trio.to_thread.run_sync(job, loaded.compiled, deadline, *args, limiter=self._threads, abandon_on_cancel=True)
+                    emit_logs(module, outcome)
                     error = outcome.error
                     if outcome.error != "timeout":
                         if outcome.error is not None:

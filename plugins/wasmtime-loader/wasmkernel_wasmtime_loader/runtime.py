@@ -22,6 +22,8 @@ import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.hostapi import NAMESPACE, abi
+from wasmkernel_wasm.hostapi.grants import Grants
 from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
 
@@ -65,6 +67,8 @@ class Runtime:
             engine = wasmtime.Engine(config)
             linker = wasmtime.Linker(engine)
             linker.define_wasi()
+            for name, arity in abi.FUNCTIONS.items():
+                linker.define_func(NAMESPACE, name, wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i64()]), _host_function(name))
             self._engines[compiler] = (engine, linker)
         return self._engines[compiler][1]
 
@@ -84,6 +88,13 @@ class Runtime:
         """Advance the epoch of the interruptible engine."""
         if "cranelift" in self._engines:
             self._engines["cranelift"][0].increment_epoch()
+
+
+def _host_function(name: str) -> Callable[..., int]:
+    def host(*args: int) -> int:
+        return abi.dispatch(name, args)
+
+    return host
 
 
 @attrs.frozen
@@ -124,6 +135,10 @@ class Guest:
         memory = self.export(self.memory)
         return memory.data_len(self.store) if isinstance(memory, wasmtime.Memory) else 0
 
+    # The host functions' view of the memory (`abi.Memory`).
+    def size(self) -> int:
+        return self.memory_size()
+
 
 @attrs.define(eq=False)
 class Compiled:
@@ -143,6 +158,9 @@ class Compiled:
     dirs: tuple[tuple[str, str, bool], ...] = ()
     exports: ExportNames = DEFAULT_EXPORTS
     scratch: str | None = None
+    grants: Grants | None = None
+    #: The loader's `HostAPI` (None when no module is granted key-value or HTTP).
+    services: abi.Services | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
     kept: Guest | None = None
 
@@ -215,7 +233,8 @@ def _guarded(compiled: Compiled, deadline: Deadline, body: Callable[[Guest], Out
     """Run `body` on an instance with its epoch deadline set: a fresh one, or
     the stateful module's kept one (calls to it take turns)."""
     keep = compiled.stateful and wasi is None
-    with compiled.lock if keep else contextlib.nullcontext():
+    host = abi.HostCall(compiled.grants, compiled.services) if compiled.grants is not None and wasi is None else None
+    with compiled.lock if keep else contextlib.nullcontext(), abi.bind(host):
         guest: Guest | None = None
         try:
             if keep:
@@ -226,9 +245,12 @@ def _guarded(compiled: Compiled, deadline: Deadline, body: Callable[[Guest], Out
                 guest = compiled.instantiate(wasi)
             if not deadline.arm(guest, compiled.interruptible):
                 return Outcome(error="timeout", message="its deadline passed before it started")
-            return body(guest)
-        except (wasmtime.WasmtimeError, wasmtime.Trap, TypeError, IndexError) as exc:
-            return _fault(compiled, guest, exc)
+            if host is not None:
+                host.memory = guest
+            outcome = body(guest)
+        except (wasmtime.WasmtimeError, wasmtime.Trap, TypeError, IndexError, abi.Trap) as exc:
+            outcome = _fault(compiled, guest, exc)
+    return host.finish(outcome) if host is not None else outcome
 
 
 def call(compiled: Compiled, deadline: Deadline, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:

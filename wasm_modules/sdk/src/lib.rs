@@ -5,6 +5,7 @@
 //!   [`export_alloc!`].
 //! * [`Request`] / [`Response`] and [`export_handler!`] — the HTTP handler ABI
 //!   (`handle(req_ptr: i32, req_len: i32) -> i64`).
+//! * [`host`] — the host API (log, variables, key-value, outbound HTTP).
 //! * [`json`], [`url`] — tiny helpers (JSON string escaping, percent-decoding).
 //!
 //! Wire format (all integers u32 little-endian, `field(x)` = u32 length + bytes):
@@ -25,6 +26,8 @@
 //! request buffer (`dealloc(req_ptr, req_len)`) after `handle` returns, and
 //! frees the response buffer with `dealloc(ptr, len)` after reading it. The
 //! guest never frees either. Malformed request bytes produce a 400 response.
+
+pub mod host;
 
 pub mod abi {
     //! Allocation ABI: 8-byte aligned buffers from the Rust global allocator.
@@ -165,19 +168,19 @@ impl core::fmt::Display for DecodeError {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let end = self.pos.checked_add(4).ok_or(DecodeError("truncated"))?;
         let b = self.buf.get(self.pos..end).ok_or(DecodeError("truncated integer"))?;
         self.pos = end;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
         let end = self.pos.checked_add(len).ok_or(DecodeError("truncated"))?;
         let b = self.buf.get(self.pos..end).ok_or(DecodeError("truncated field"))?;
@@ -190,7 +193,7 @@ impl<'a> Reader<'a> {
             .map(|s| s.to_string())
             .map_err(|_| DecodeError("field is not valid UTF-8"))
     }
-    fn pairs(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
+    pub(crate) fn pairs(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
         let n = self.u32()? as usize;
         // Every pair needs at least 8 bytes: reject absurd counts up front.
         if n > (self.buf.len() - self.pos) / 8 {
