@@ -112,6 +112,7 @@ class ModuleSpec:
         """The program name and `args` with `{param}` replaced by route parameters."""
         values = dict(params)
         return [self.name, *(ARG_PARAM.sub(lambda m: values.get(m.group(1), ""), arg) for arg in self.args)]
+
     log: bool = False
     vars: dict[str, str] | None = None
     kv: KvGrant | None = None

@@ -79,7 +79,8 @@ def check_imports(prepared: PreparedModule, provided: Iterable[tuple[str, str]],
             continue
         if kind == "memory":
             continue  # refused with its own message by prepare_module
-        hint = _HINTS.get((module, name), f"{runtime} provides only {WASI} functions to kind '{prepared.spec.kind}' modules")
+        offered = f"{WASI} functions" + (" and the wasmkernel host API" if prepared.spec.kind != "wasi" else "")
+        hint = _HINTS.get((module, name), f"{runtime} provides only {offered} to kind '{prepared.spec.kind}' modules")
         raise StartupError(f"wasm module '{prepared.spec.name}' imports {kind} '{module}.{name}', which the host does not provide: {hint}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -19,8 +19,9 @@ from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmEr
 from wasmkernel_wasm.calls import ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
-from wasmkernel_wasm.imports import check_imports
+from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.host import HostAPI
+from wasmkernel_wasm.imports import check_imports
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
 from wasmkernel_wasm.wire import decode_response, encode_request
@@ -81,8 +82,9 @@ class LoaderBase(Generic[L]):
     def _exports(spec: ModuleSpec) -> ExportNames:
         return ExportNames(alloc=spec.alloc, dealloc=spec.dealloc, memory=spec.memory)
 
-    #: (module, name) functions the loader links besides WASI (e.g. the host API).
-    host_functions: Iterable[tuple[str, str]] = ()
+    #: (module, name) functions every loader links besides WASI: the host API,
+    #: offered to every kind but WASI commands.
+    host_functions: tuple[tuple[str, str], ...] = tuple((NAMESPACE, name) for name in abi.FUNCTIONS)
 
     def _refuse_unsupported(self, prepared: PreparedModule) -> None:
         """`StartupError` if the runtime cannot run a feature `prepared` uses."""
@@ -91,7 +93,7 @@ class LoaderBase(Generic[L]):
         """Read and check `spec`'s module: file, pin, memory, exports, imports, features."""
         prepared = prepare_module(spec, self.base, self.config)
         self._refuse_unsupported(prepared)
-        check_imports(prepared, self.host_functions, self.runtime)
+        check_imports(prepared, self.host_functions if spec.kind != "wasi" else (), self.runtime)
         return prepared
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:

@@ -68,9 +68,9 @@ class Grants:
 #: Per capability: its name in messages and the registry key that grants it.
 CAPABILITIES = {
     "log": ("logging", "log = true"),
-    "vars": ("variables", "vars = { NAME = \"value\" }"),
-    "kv": ("key-value", "kv = { backend = \"memory\" }"),
-    "http": ("outbound HTTP", "http = { allow = [\"https://host\"] }"),
+    "vars": ("variables", 'vars = { NAME = "value" }'),
+    "kv": ("key-value", 'kv = { backend = "memory" }'),
+    "http": ("outbound HTTP", 'http = { allow = ["https://host"] }'),
 }
 
 

@@ -82,7 +82,7 @@ class Server:
         self._dir = Path(tempfile.gettempdir()) / f"wasmkernel-host-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = str(self._dir / "host.sock")
 
-    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED) -> None:
         self._dir.mkdir(mode=0o700)
         sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
         try:
