@@ -7,6 +7,7 @@ its message instead of a traceback.
 
 from __future__ import annotations
 
+from kernel import expect_continue
 from kernel.app import Application, load_application
 from kernel.errors import StartupError
 
@@ -18,4 +19,5 @@ def _load() -> Application:
         raise SystemExit(f"wasmkernel: {exc}") from None
 
 
+expect_continue.install()  # hypercorn's worker processes serve this module
 app = _load()

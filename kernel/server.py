@@ -27,6 +27,7 @@ from hypercorn.trio import serve as serve_trio
 from hypercorn.typing import Framework
 from hypercorn.utils import LifespanFailureError
 
+from kernel import expect_continue
 from kernel.registry import REGISTRY_ENV
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class ServerOptions:
 
 
 def hypercorn_config(options: ServerOptions) -> Config:
+    expect_continue.install()
     config = Config()
     config.application_path = APPLICATION_PATH
     config.worker_class = "trio"

@@ -237,3 +237,28 @@ async def test_malformed_requests_get_4xx(server: Instance, request_bytes: bytes
     assert b"Traceback" not in response
     async with httpx.AsyncClient() as client:
         assert (await client.get(server.base + "/hello")).status_code == 200
+
+
+async def test_declared_oversized_body_gets_413_without_100_continue(server: Instance) -> None:
+    head = b"POST /api/matmul HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n"
+    response = await raw(server.port, head, timeout=5.0)
+    assert response.startswith(b"HTTP/1.1 413 "), response[:200]
+    assert b"100 Continue" not in response
+
+
+async def test_100_continue_comes_when_the_application_reads_the_body(server: Instance) -> None:
+    body = b'{"a": [[1, 2], [3, 4]], "b": [[5, 6], [7, 8]]}'
+    head = f"POST /api/matmul HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token()}\r\nContent-Type: application/json\r\n"
+    head += f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    async with stream:
+        await stream.send_all(head.encode())
+        with trio.fail_after(5):
+            interim = await stream.receive_some(4096)
+        assert interim.startswith(b"HTTP/1.1 100 "), interim
+        await stream.send_all(body)
+        response = b""
+        with trio.move_on_after(10):
+            while chunk := await stream.receive_some(65536):
+                response += chunk
+    assert response.startswith(b"HTTP/1.1 200 "), response[:300]

@@ -131,7 +131,7 @@ def test_client_that_disconnects_cancels_its_call(server: Instance) -> None:
         sock.close()
     time.sleep(0.3)
     # Without cancellation both workers would spin for 20 s.
-    assert hello_time(server) < 2.0
+    assert hello_time(server) < 8.0  # a spinning call would hold its worker for 20 s
     assert server.process.poll() is None
 
 
@@ -152,5 +152,5 @@ def test_http2_stream_reset_cancels_its_call(server: Instance) -> None:
         sock.sendall(connection.data_to_send())
         time.sleep(0.3)
         # The connection stays open: only the streams were reset.
-        assert hello_time(server) < 2.0
+        assert hello_time(server) < 8.0  # a spinning call would hold its worker for 20 s
     assert server.process.poll() is None
