@@ -19,7 +19,7 @@ async def next_data(subscription: Subscription) -> Any:
 
 def epoch(channels: Channels) -> str:
     assert isinstance(channels.broker, MemoryBroker)
-    return channels.broker.epoch
+    return str(channels.broker.epoch)
 
 
 @pytest.fixture
