@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from kernel import Application, StartupError
-from kernel.errors import RegistryError
+from kernel import Application, RegistryError, StartupError
 from kernel.testing import app_from, running
 
 KEY = "filter-test-key"
