@@ -220,7 +220,7 @@ class RedisBackend:
     call cleanly (`HostFailure(UNAVAILABLE)`) and marks the link down."""
 
     def __init__(self, link: Any, prefix: str = "wasmkernel:kv:") -> None:
-        from wasmkernel_redis import REDIS_ERRORS, Script
+        from wasmkernel_redis import REDIS_ERRORS, Script  # installed whenever a grant says "redis"
 
         self.link = link
         self.prefix = prefix
@@ -257,8 +257,10 @@ class RedisBackend:
         return bool(await self._run(self._delete(self.link.client, self._keys(namespace), [key])) == 1)
 
     async def list(self, namespace: str, prefix: bytes, limit: int) -> list[bytes]:
+        from coredis.tokens import PureToken
+
         start = b"[" + prefix if prefix else b"-"
-        keys = await self._run(self.link.client.zrangebylex(self._keys(namespace)[1], start, b"+", offset=0, count=limit))
+        keys = await self._run(self.link.client.zrange(self._keys(namespace)[1], start, b"+", sortby=PureToken.BYLEX, offset=0, count=limit))
         return [bytes(key) for key in keys if bytes(key).startswith(prefix)]
 
     def close(self) -> None:
