@@ -59,7 +59,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
                 name=spec.name or f"wasm:{spec.module}:{spec.path}",
                 auth=spec.requirement(),
                 summary=f"WebAssembly module '{spec.module}' ({kind})",
-                tags=("wasm",),
+                tags=("wasm", *spec.tags),
             )
         )
     return routes

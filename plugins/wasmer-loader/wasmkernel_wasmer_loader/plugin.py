@@ -11,7 +11,9 @@ Config (``[plugins.wasmer-loader.config]``, see docs/wasm-abi.md):
 - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
 - `[[...modules]]`: name, path, sha256, kind (compute | http | wasi), compiler,
   timeout, memory_limit_mb, stateful, env, dirs (WASI only)
-- `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name
+- `[[...modules]]` host-API grants (denied unless set): log, vars, kv, http
+- `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name, tags
+- `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
 
 Commands (from the `wasm` plugin): ``wasmkernel wasm list | reload NAME | build``.
 """
