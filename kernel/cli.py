@@ -11,7 +11,6 @@ from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import default_registry_path, load_registry
-from kernel.scaffold import scaffold_plugin
 from kernel.server import ServerOptions, serve
 
 
@@ -116,31 +115,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return serve(str(args.registry or default_registry_path()), options, app)
 
 
-def cmd_new_plugin(args: argparse.Namespace) -> int:
-    try:
-        target = scaffold_plugin(args.name, args.directory)
-    except (ValueError, FileExistsError) as exc:
-        return _fail(exc)
-    print(f"created {target}\nnext: pip install -e {target} && enable it in plugin_registry.toml under [plugins.{args.name}]")
-    return 0
-
-
 def _kernel_commands() -> list[Command]:
     def run_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
         parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
         parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
 
-    def new_plugin_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("name", help="plugin name, e.g. hello-world")
-        parser.add_argument("--directory", default=None, help="where to create it (default: ./plugins/<name>)")
-
     return [
         Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),
         Command("check", "validate the registry: plugins installed, configs valid, routes consistent", cmd_check),
         Command("plugins", "installed and enabled plugins, their hooks and the middleware chain", cmd_plugins),
         Command("routes", "every route: methods, path, owning plugin, auth requirement", cmd_routes),
-        Command("new-plugin", "scaffold a third-party plugin package", cmd_new_plugin, new_plugin_arguments),
     ]
 
 
