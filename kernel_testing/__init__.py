@@ -22,7 +22,6 @@ import trio
 from kernel import Application, Registry, WebSocketDisconnect
 from kernel.registry import parse_registry
 
-
 __all__ = ["WebSocketClient", "WebSocketDenied", "app_from", "registry_from", "running", "websocket_connect"]
 
 

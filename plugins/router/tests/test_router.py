@@ -4,10 +4,10 @@ import uuid
 from typing import Any
 
 import pytest
+from wasmkernel_router.table import RouteTable
 
 from kernel import MatchKind, Request, Route, StartupError, WebSocket, hookimpl
 from kernel.testing import app_from, running
-from wasmkernel_router.table import RouteTable
 
 
 async def endpoint(request: Request) -> dict[str, Any]:
