@@ -42,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for plugin in app.plugins:
         try:
-            _, lines = plugin_loading.call_plugin(app.manager, plugin.instance, "wasmkernel_check", app=app)
+            _, lines = plugin.call("wasmkernel_check", app=app)
         except Exception as exc:
             failed += 1
             print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)
@@ -56,11 +56,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _placement(plugin: plugin_loading.LoadedPlugin) -> str:
-    placement = plugin.placement
-    if placement is None:
-        return ""
-    parts = [f"order={placement.order}"] + [f"{key}={','.join(getattr(placement, key))}" for key in ("before", "after") if getattr(placement, key)]
-    sources = sorted(set(placement.sources.values()))
+    entry = plugin.entry
+    parts = [f"order={entry.order}"] + [f"{key}={','.join(getattr(entry, key))}" for key in ("before", "after") if getattr(entry, key)]
+    sources = sorted(set(entry.sources.values()))
     return " ".join(parts) + (f" ({'/'.join(sources)})" if sources else "")
 
 
@@ -76,10 +74,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if name in enabled:
             index, plugin = enabled[name]
             state = "yes" if name in {entry.name for entry in app.registry.plugins if entry.enabled} else "required"  # type: ignore[union-attr]
-            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin_loading.implemented_hooks(app.manager, plugin.instance))  # type: ignore[union-attr]
-            rows.append([name, installed.version, state, str(index), _placement(plugin), hooks])
+            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin.hooks())
+            rows.append([name, plugin_loading.version(installed), state, str(index), _placement(plugin), hooks])
         else:
-            rows.append([name, installed.version, "no", "-", "", ""])
+            rows.append([name, plugin_loading.version(installed), "no", "-", "", ""])
     _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
     if app is None:
         return 1
@@ -140,7 +138,7 @@ def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
         return [], f"plugins' commands are missing: {exc}"
     commands: list[Command] = []
     for plugin in loaded:
-        _, found = plugin_loading.call_plugin(manager, plugin.instance, "wasmkernel_commands")
+        _, found = plugin.call("wasmkernel_commands")
         commands += found or ()
     return commands, f"plugins' commands from {registry.path}"
 
