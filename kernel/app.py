@@ -340,13 +340,10 @@ class Application:
     async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The chain runs around the whole connection; the session's reader and
         sender tasks live in this nursery (see `kernel.websocket`)."""
-        ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send)
-        match = self.router.match(WEBSOCKET, ws.path)
-        if match.kind is MatchKind.METHOD_NOT_ALLOWED:
-            match = RouteMatch(MatchKind.NOT_FOUND)
         async with trio.open_nursery() as nursery:
-            ws.nursery = nursery
-            await self._handle(ws, match, send)
+            ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send, nursery=nursery)
+            match = self.router.match(WEBSOCKET, ws.path)
+            await self._handle(ws, match if match.kind is not MatchKind.METHOD_NOT_ALLOWED else RouteMatch(MatchKind.NOT_FOUND), send)
 
     async def _handle(self, request: Request, match: RouteMatch, send: Send) -> None:
         if match.kind is MatchKind.FOUND and match.route is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -57,10 +58,6 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
-def _names(values: Iterable[str]) -> frozenset[str]:
-    return frozenset(values)
-
-
 @attrs.frozen
 class Identity:
     """Who made a request, as established by an authenticator.
@@ -72,8 +69,8 @@ class Identity:
 
     subject: str
     scheme: str
-    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     claims: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
 
@@ -129,8 +126,7 @@ class Request:
 
     @property
     def client_host(self) -> str:
-        client = self.client
-        return client[0] if client else ""
+        return self.client[0] if self.client else ""
 
     @property
     def headers(self) -> Headers:
@@ -149,10 +145,8 @@ class Request:
         if self._cookies is None:
             jar: SimpleCookie = SimpleCookie()
             for header in self.headers.getall("cookie"):
-                try:
+                with contextlib.suppress(CookieError):
                     jar.load(header)
-                except CookieError:
-                    continue
             self._cookies = {key: morsel.value for key, morsel in jar.items()}
         return self._cookies
 
@@ -168,20 +162,17 @@ class Request:
         declared = self.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
             raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
+        body = bytearray()
+        more = True
+        while more:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_size:
+            body += message.get("body", b"")
+            if len(body) > self.max_body_size:
                 raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        self._body = b"".join(chunks)
+            more = message.get("more_body", False)
+        self._body = bytes(body)
         return self._body
 
     @asynccontextmanager
