@@ -11,18 +11,13 @@ from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import default_registry_path, load_registry
-from kernel.server import ServerOptions, serve
+from kernel.server import hypercorn_config, serve
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     for row in (headers, ["-" * w for w in widths], *rows):
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def _fail(exc: Exception) -> int:
-    print(f"wasmkernel: {exc}", file=sys.stderr)
-    return 1
 
 
 def _assemble(args: argparse.Namespace) -> Application:
@@ -34,11 +29,13 @@ def _assemble(args: argparse.Namespace) -> Application:
     return app
 
 
+def _print_chain(app: Application, owners: bool = False) -> None:
+    chain = " -> ".join(f"{m.name} ({m.owner})" if owners else m.name for m in app.middleware) or "(none)"
+    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        app = _assemble(args)
-    except StartupError as exc:
-        return _fail(exc)
+    app = _assemble(args)
     failed = 0
     for plugin in app.plugins:
         try:
@@ -81,36 +78,28 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
     if app is None:
         return 1
-    chain = " -> ".join(f"{m.name} ({m.owner})" for m in app.middleware) or "(none)"
-    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    _print_chain(app, owners=True)
     print("startup order: " + ", ".join(plugin.name for plugin in app.startup_order()))
     return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    try:
-        app = _assemble(args)
-    except StartupError as exc:
-        return _fail(exc)
+    app = _assemble(args)
     rows = [
         [",".join(route.methods), route.path, route.name, route.owner, route.auth.describe() if route.auth else "public"]
         for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
     ]
     _print_table(["methods", "path", "name", "plugin", "auth"], rows)
-    chain = " -> ".join(m.name for m in app.middleware) or "(none)"
-    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    _print_chain(app)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
-    except StartupError as exc:
-        return _fail(exc)
-    options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
-    layout = f"{options.workers} worker process(es)" if options.workers or options.reload else "in this process"
-    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({layout})", file=sys.stderr)
-    return serve(str(args.registry or default_registry_path()), options, app)
+    app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
+    config = hypercorn_config(args.bind, args.workers, args.reload)
+    layout = f"{config.workers} worker process(es)" if config.workers else "in this process"
+    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(config.bind)} ({layout})", file=sys.stderr)
+    return serve(str(args.registry or default_registry_path()), config, app)
 
 
 def _kernel_commands() -> list[Command]:
@@ -170,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "bind", ()) is None:
         args.bind = ["127.0.0.1:8000"]
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except StartupError as exc:  # one clear line, no traceback
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
