@@ -3,7 +3,7 @@ multi-value query parameters, both ordered lists of (name, value) pairs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl
 
 #: What headers may be given as (a response's, an error's).
@@ -16,15 +16,18 @@ class _Pairs:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items = [(self._key(k), v) for k, v in items]
+        key = self._key
+        self._items = [(key(k), v) for k, v in items]
 
-    @staticmethod
-    def _key(name: str) -> str:
-        return name
+    #: What names are compared as (`Headers`: lower-case).
+    _key: Callable[[str], str] = staticmethod(str.__str__)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         name = self._key(name)
-        return next((value for key, value in self._items if key == name), default)
+        for key, value in self._items:
+            if key == name:
+                return value
+        return default
 
     def getall(self, name: str) -> list[str]:
         name = self._key(name)
@@ -64,9 +67,7 @@ class Headers(_Pairs):
     def __init__(self, items: HeadersInit = ()) -> None:
         super().__init__(items.items() if isinstance(items, Mapping) else items or ())
 
-    @staticmethod
-    def _key(name: str) -> str:
-        return name.lower()
+    _key = staticmethod(str.lower)
 
     @classmethod
     def from_asgi(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
@@ -81,8 +82,10 @@ class Headers(_Pairs):
         return isinstance(other, Headers) and other._items == self._items
 
     def set(self, name: str, value: str) -> None:
-        self.remove(name)
-        self._items.append((name.lower(), value))
+        name = name.lower()
+        if any(key == name for key, _ in self._items):
+            self.remove(name)
+        self._items.append((name, value))
 
     __setitem__ = set
 
