@@ -8,7 +8,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -58,6 +58,10 @@ def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
+def _names(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
 @attrs.frozen
 class Identity:
     """Who made a request, as established by an authenticator.
@@ -69,8 +73,8 @@ class Identity:
 
     subject: str
     scheme: str
-    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    roles: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    scopes: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
+    roles: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     claims: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -34,6 +34,10 @@ CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "path": (r".*", str),
 }
 _PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _methods(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -99,8 +103,8 @@ class AuthRequirement:
 
     required: bool = True
     identify: bool = False
-    scopes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    roles: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    scopes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    roles: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     def describe(self) -> str:
         if not self.required:
@@ -142,7 +146,7 @@ class Route:
     query_schema: Mapping[str, Any] | None = None
     path_schema: Mapping[str, Any] | None = None
     summary: str = ""
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     responses: Mapping[int, str] = attrs.field(factory=dict)
     include_in_schema: bool = True
     max_body_size: int | None = None
