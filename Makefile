@@ -38,7 +38,7 @@ run: install
 test: install $(VENV)/.test-apt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=$(PLUGIN_ROOTS) $(BIN)/mypy kernel tests benchmarks stress $(PLUGIN_PACKAGES)
+	MYPYPATH=$(PLUGIN_ROOTS) $(BIN)/mypy kernel kernel_testing tests benchmarks stress $(PLUGIN_PACKAGES)
 	$(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 

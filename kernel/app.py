@@ -8,9 +8,11 @@ path is then: router lookup → that route's precompiled chain → endpoint.
 
 from __future__ import annotations
 
+import contextlib
+import graphlib
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal
 
 import attrs
@@ -20,20 +22,11 @@ import trio
 
 from kernel import plugins as plugin_loading
 from kernel.auth import AccessPolicy, Authenticator
-from kernel.errors import (
-    ConfigError,
-    HTTPError,
-    MethodNotAllowed,
-    NotFound,
-    PluginLoadError,
-    RegistryError,
-    ServiceUnavailable,
-    StartupError,
-)
+from kernel.errors import ConfigError, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, RegistryError, ServiceUnavailable, StartupError
 from kernel.http import ClientDisconnected, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
-from kernel.registry import Registry, load_registry, resolve_secrets
+from kernel.registry import Registry, load_registry, resolve_secrets, topological
 from kernel.responses import InvalidResponse, JSONResponse, Response, Send, to_response
 from kernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
 from kernel.services import Services
@@ -41,10 +34,13 @@ from kernel.websocket import WebSocket, websocket_handler
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+LoadedPlugin = plugin_loading.LoadedPlugin
 
 log = structlog.get_logger("wasmkernel")
 
 ROUTING_ERROR = "kernel.routing_error"
+#: Send failures that mean the connection is gone (or the server already answers on it).
+_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
 
 
 class _NoRouter:
@@ -57,10 +53,8 @@ class _NoRouter:
 
 
 def endpoint_handler(endpoint: Endpoint) -> Handler:
-    """Adapt an endpoint (sync or async, any return type) into a `Handler`.
-
-    Sync endpoints run in a worker thread so they never block the event loop.
-    """
+    """Adapt an endpoint (sync or async, any return type) into a `Handler`;
+    sync endpoints run in a worker thread so they never block the event loop."""
     if inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(type(endpoint).__call__):
 
         async def call_async(request: Request) -> Response:
@@ -105,9 +99,21 @@ def protections(route: Route) -> set[str]:
     return needed
 
 
+@contextlib.contextmanager
+def blamed(plugin: LoadedPlugin, failed: str) -> Iterator[None]:
+    """Turn what `plugin` raises into a `StartupError` naming it (`failed`
+    says where: "in wasmkernel_routes", "to start")."""
+    try:
+        yield
+    except StartupError:
+        raise
+    except Exception as exc:
+        raise PluginLoadError(f"plugin '{plugin.name}' failed {failed}: {type(exc).__name__}: {exc}") from exc
+
+
 @attrs.define(eq=False)
 class Application:
-    """One assembled application; an ASGI 3 callable (HTTP and lifespan).
+    """One assembled application; an ASGI 3 callable (HTTP, WebSocket and lifespan).
 
     Build it with `Application.assemble(registry)` or `load_application`.
     Everything a plugin may need at startup is an attribute here.
@@ -115,7 +121,7 @@ class Application:
 
     registry: Registry
     manager: pluggy.PluginManager
-    plugins: list[plugin_loading.LoadedPlugin]
+    plugins: list[LoadedPlugin]
     routes: list[Route] = attrs.field(factory=list)
     router: Router = attrs.field(factory=_NoRouter)
     middleware: tuple[Middleware, ...] = ()
@@ -137,7 +143,7 @@ class Application:
     render_error: ErrorRenderer = render_error
     _chains: dict[Route, Handler] = attrs.field(factory=dict)
     _fallback: Handler = _unrouted
-    _started: list[plugin_loading.LoadedPlugin] = attrs.field(factory=list)
+    _started: list[LoadedPlugin] = attrs.field(factory=list)
 
     # -- assembly ------------------------------------------------------------
 
@@ -154,66 +160,54 @@ class Application:
         app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager, extra_plugins))
         app.unset_secrets = [] if secrets == "placeholder" else None
         app._configure()
-        for plugin, offered in app._each("wasmkernel_services", app=app):
-            for key, service in offered or ():
-                app.services.offer(key, service, provider=plugin.name)
+        for plugin, (key, service) in app._gather("wasmkernel_services"):
+            app.services.offer(key, service, provider=plugin.name)
         app._collect()
         app._compile()
         return app
 
-    def _each(self, hook: str, **kwargs: Any) -> list[tuple[plugin_loading.LoadedPlugin, Any]]:
-        """Call `hook` plugin by plugin in registry order; (plugin, result)
-        pairs. An exception stops assembly with the plugin's name."""
+    def _each(self, hook: str, **kwargs: Any) -> list[tuple[LoadedPlugin, Any]]:
+        """Call `hook` plugin by plugin in plugin order: (plugin, result) for
+        each implementer. An exception stops assembly with the plugin's name."""
         results = []
         for plugin in self.plugins:
-            try:
-                implemented, result = plugin_loading.call_plugin(self.manager, plugin.instance, hook, **kwargs)
-            except StartupError:
-                raise
-            except Exception as exc:
-                raise PluginLoadError(f"plugin '{plugin.name}' failed in {hook}: {type(exc).__name__}: {exc}") from exc
+            with blamed(plugin, f"in {hook}"):
+                implemented, result = plugin.call(hook, **kwargs, app=self)
             if implemented:
                 results.append((plugin, result))
         return results
 
+    def _gather(self, hook: str, **kwargs: Any) -> list[tuple[LoadedPlugin, Any]]:
+        """Every item of every plugin's returned iterable, with its plugin."""
+        return [(plugin, item) for plugin, items in self._each(hook, **kwargs) for item in items or ()]
+
+    def _first(self, hook: str, **kwargs: Any) -> Any:
+        """The first result that is not None, in plugin order (pluggy's
+        firstresult would call the last registered plugin first)."""
+        return next((result for _, result in self._each(hook, **kwargs) if result is not None), None)
+
     def _configure(self) -> None:
         for plugin in self.plugins:
-            where = self.registry.where(plugin.name, "config")
-            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, where, self.unset_secrets)
+            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, self.registry.where(plugin.name, "config"), self.unset_secrets)
             try:
-                plugin_loading.call_plugin(self.manager, plugin.instance, "wasmkernel_configure", config=config, app=self)
+                with blamed(plugin, "to configure"):
+                    plugin.call("wasmkernel_configure", config=config, app=self)
             except ConfigError as exc:
-                key = f"config.{exc.key}" if exc.key else "config"
-                raise RegistryError(f"{self.registry.where(plugin.name, key)}: {exc.message}") from None
-            except StartupError:
-                raise
-            except Exception as exc:
-                raise PluginLoadError(f"plugin '{plugin.name}' failed to configure: {type(exc).__name__}: {exc}") from exc
-        configured = any(done for _, done in self._each("wasmkernel_configure_logging", app=self))
-        if not configured and not structlog.is_configured():
+                raise RegistryError(f"{self.registry.where(plugin.name, f'config.{exc.key}' if exc.key else 'config')}: {exc.message}") from None
+        if not self._first("wasmkernel_configure_logging") and not structlog.is_configured():
             # structlog's default console renderer prints frame locals with rich: never do.
             structlog.configure(
                 processors=[*structlog.get_config()["processors"][:-1], structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
             )
 
     def _collect(self) -> None:
-        for plugin, routes in self._each("wasmkernel_routes", app=self):
-            self.routes += [attrs.evolve(route, owner=plugin.name) for route in routes or ()]
-        for _, router in self._each("wasmkernel_router", routes=tuple(self.routes), app=self):
-            if router is not None:
-                self.router = router
-                break
-        chain: list[Middleware] = []
-        for plugin, links in self._each("wasmkernel_middleware", app=self):
-            chain += [attrs.evolve(link, owner=plugin.name) for link in links or ()]
-        self.middleware = tuple(chain)
-        self.authenticators = tuple(a for _, found in self._each("wasmkernel_authenticators", app=self) for a in found or ())
-        self.access_policies = tuple(p for _, found in self._each("wasmkernel_access_policies", app=self) for p in found or ())
-        self.metric_sources = tuple(s for _, found in self._each("wasmkernel_metric_sources", app=self) for s in found or ())
-        for _, renderer in self._each("wasmkernel_error_renderer", app=self):
-            if renderer is not None:
-                self.render_error = renderer
-                break
+        self.routes = [attrs.evolve(route, owner=plugin.name) for plugin, route in self._gather("wasmkernel_routes")]
+        self.router = self._first("wasmkernel_router", routes=tuple(self.routes)) or self.router
+        self.middleware = tuple(attrs.evolve(link, owner=plugin.name) for plugin, link in self._gather("wasmkernel_middleware"))
+        self.authenticators = tuple(found for _, found in self._gather("wasmkernel_authenticators"))
+        self.access_policies = tuple(found for _, found in self._gather("wasmkernel_access_policies"))
+        self.metric_sources = tuple(found for _, found in self._gather("wasmkernel_metric_sources"))
+        self.render_error = self._first("wasmkernel_error_renderer") or self.render_error
 
     def _compile(self) -> None:
         enforced = {protection for link in self.middleware for protection in link.enforces}
@@ -267,33 +261,21 @@ class Application:
             raise RuntimeError("the application is not running (no lifespan started)")
         return self._nursery
 
-    def startup_order(self) -> list[plugin_loading.LoadedPlugin]:
-        """Plugin order, except that a service's provider starts before the
-        plugins that got its service."""
-        providers: dict[str, set[str]] = {}
-        for provider, consumer in self.services.dependencies:
-            providers.setdefault(consumer, set()).add(provider)
+    def startup_order(self) -> list[LoadedPlugin]:
+        """Plugin order, except that a plugin that got a service starts after
+        its provider."""
         by_name = {plugin.name: plugin for plugin in self.plugins}
-        ordered: dict[str, plugin_loading.LoadedPlugin] = {}
-
-        def visit(name: str, path: tuple[str, ...]) -> None:
-            if name in path:
-                raise StartupError(f"plugins need each other's services in a cycle: {' -> '.join((*path, name))}")
-            if name not in ordered:
-                for provider in sorted(providers.get(name, ()), key=list(by_name).index):
-                    visit(provider, (*path, name))
-                ordered[name] = by_name[name]
-
-        for plugin in self.plugins:
-            visit(plugin.name, ())
-        return list(ordered.values())
+        try:
+            return [by_name[name] for name in topological(by_name, sorted(self.services.dependencies))]
+        except graphlib.CycleError as exc:
+            raise StartupError(f"plugins need each other's services in a cycle: {' -> '.join(exc.args[1])}") from None
 
     async def startup(self, nursery: trio.Nursery) -> None:
         """Start every plugin in `startup_order`."""
         self._nursery = nursery
         for plugin in self.startup_order():
             try:
-                _, result = plugin_loading.call_plugin(self.manager, plugin.instance, "wasmkernel_startup", app=self)
+                _, result = plugin.call("wasmkernel_startup", app=self)
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:
@@ -313,7 +295,7 @@ class Application:
         self.ready = False
         for plugin in reversed(self._started):
             try:
-                _, result = plugin_loading.call_plugin(self.manager, plugin.instance, "wasmkernel_shutdown", app=self)
+                _, result = plugin.call("wasmkernel_shutdown", app=self)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
@@ -324,12 +306,12 @@ class Application:
     # -- ASGI --------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self.handle_http(scope, receive, send)
-        elif kind == "websocket":
+        if scope["type"] == "http":
+            request = Request(scope, receive, id=secrets.token_hex(8))
+            await self._handle(request, self.router.match(request.method, request.path), send)
+        elif scope["type"] == "websocket":
             await self.handle_websocket(scope, receive, send)
-        elif kind == "lifespan":
+        elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -355,20 +337,13 @@ class Application:
             nursery.cancel_scope.cancel()
         await send({"type": "lifespan.shutdown.complete"})
 
-    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, id=secrets.token_hex(8))
-        await self._handle(request, self.router.match(request.method, request.path), send)
-
     async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The chain runs around the whole connection; the session's reader and
         sender tasks live in this nursery (see `kernel.websocket`)."""
-        ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send)
-        match = self.router.match(WEBSOCKET, ws.path)
-        if match.kind is MatchKind.METHOD_NOT_ALLOWED:
-            match = RouteMatch(MatchKind.NOT_FOUND)
         async with trio.open_nursery() as nursery:
-            ws.nursery = nursery
-            await self._handle(ws, match, send)
+            ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send, nursery=nursery)
+            match = self.router.match(WEBSOCKET, ws.path)
+            await self._handle(ws, match if match.kind is not MatchKind.METHOD_NOT_ALLOWED else RouteMatch(MatchKind.NOT_FOUND), send)
 
     async def _handle(self, request: Request, match: RouteMatch, send: Send) -> None:
         if match.kind is MatchKind.FOUND and match.route is not None:
@@ -378,7 +353,8 @@ class Application:
                 request.max_body_size = match.route.max_body_size
             handler = self._chains[match.route]
         else:
-            request.state[ROUTING_ERROR] = self._routing_error(match)
+            not_found = match.kind is not MatchKind.METHOD_NOT_ALLOWED
+            request.state[ROUTING_ERROR] = NotFound("No route matches this path") if not_found else MethodNotAllowed(match.allowed)
             handler = self._fallback
         # Every log line of this request carries its id (rebound by the
         # request-id plugin when the client sent one).
@@ -389,6 +365,8 @@ class Application:
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _respond(self, request: Request, handler: Handler, send: Send) -> None:
+        """Send the chain's response. No send failure reaches the server (which
+        would answer again on a broken stream): each is logged once, here."""
         try:
             response = await handler(request)  # a guarded chain: it raises nothing else
         except ClientDisconnected:
@@ -399,42 +377,19 @@ class Application:
                 return  # the session is over: its 101 placeholder is not sent
         include_body = request.method != "HEAD"
         try:
-            await response.send(send, include_body=include_body)
-        except InvalidResponse as exc:
-            # Refused before anything went out: the server's protocol layer
-            # never sees it, so it has no error of its own to trip on.
-            log.error("response.invalid", error_id=request.id, path=request.path, reason=str(exc))
-            await self._send_safely(request, self._internal_error(request), send, include_body)
-        except Exception as exc:
-            self._log_send_failure(request, exc)
-
-    def _internal_error(self, request: Request) -> Response:
-        return self.render_error(request, HTTPError("Internal server error"), None)
-
-    async def _send_safely(self, request: Request, response: Response, send: Send, include_body: bool) -> None:
-        try:
-            await response.send(send, include_body=include_body)
-        except Exception as exc:
-            self._log_send_failure(request, exc)
-
-    @staticmethod
-    def _log_send_failure(request: Request, exc: Exception) -> None:
-        """Log a failed send once (called while handling it); the error is
-        swallowed: none may reach the server, which would answer again on a
-        broken stream."""
-        if isinstance(exc, (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)):
+            try:
+                await response.send(send, include_body=include_body)
+            except InvalidResponse as exc:
+                # Refused before anything went out: the server never sees it.
+                log.error("response.invalid", error_id=request.id, path=request.path, reason=str(exc))
+                await self.render_error(request, HTTPError("Internal server error"), None).send(send, include_body=include_body)
+        except _GONE as exc:
             # The connection went away, or the server is already answering a
             # malformed request on it (hypercorn's own 400): nothing to send.
             log.info("response.not_sent", reason=type(exc).__name__)
-        else:
+        except Exception:
             # E.g. a streaming body failed after its headers went out.
             log.exception("response.send_failed", error_id=request.id, path=request.path)
-
-    @staticmethod
-    def _routing_error(match: RouteMatch) -> HTTPError:
-        if match.kind is MatchKind.METHOD_NOT_ALLOWED:
-            return MethodNotAllowed(match.allowed)
-        return NotFound("No route matches this path")
 
 
 def load_application(registry_path: str | None = None) -> Application:

@@ -11,19 +11,13 @@ from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import default_registry_path, load_registry
-from kernel.scaffold import scaffold_plugin
-from kernel.server import ServerOptions, serve
+from kernel.server import hypercorn_config, serve
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     for row in (headers, ["-" * w for w in widths], *rows):
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def _fail(exc: Exception) -> int:
-    print(f"wasmkernel: {exc}", file=sys.stderr)
-    return 1
 
 
 def _assemble(args: argparse.Namespace) -> Application:
@@ -35,15 +29,17 @@ def _assemble(args: argparse.Namespace) -> Application:
     return app
 
 
+def _print_chain(app: Application, owners: bool = False) -> None:
+    chain = " -> ".join(f"{m.name} ({m.owner})" if owners else m.name for m in app.middleware) or "(none)"
+    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        app = _assemble(args)
-    except StartupError as exc:
-        return _fail(exc)
+    app = _assemble(args)
     failed = 0
     for plugin in app.plugins:
         try:
-            _, lines = plugin_loading.call_plugin(app.manager, plugin.instance, "wasmkernel_check", app=app)
+            _, lines = plugin.call("wasmkernel_check", app=app)
         except Exception as exc:
             failed += 1
             print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)
@@ -57,11 +53,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _placement(plugin: plugin_loading.LoadedPlugin) -> str:
-    placement = plugin.placement
-    if placement is None:
-        return ""
-    parts = [f"order={placement.order}"] + [f"{key}={','.join(getattr(placement, key))}" for key in ("before", "after") if getattr(placement, key)]
-    sources = sorted(set(placement.sources.values()))
+    entry = plugin.entry
+    parts = [f"order={entry.order}"] + [f"{key}={','.join(getattr(entry, key))}" for key in ("before", "after") if getattr(entry, key)]
+    sources = sorted(set(entry.sources.values()))
     return " ".join(parts) + (f" ({'/'.join(sources)})" if sources else "")
 
 
@@ -77,52 +71,35 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if name in enabled:
             index, plugin = enabled[name]
             state = "yes" if name in {entry.name for entry in app.registry.plugins if entry.enabled} else "required"  # type: ignore[union-attr]
-            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin_loading.implemented_hooks(app.manager, plugin.instance))  # type: ignore[union-attr]
-            rows.append([name, installed.version, state, str(index), _placement(plugin), hooks])
+            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin.hooks())
+            rows.append([name, plugin_loading.version(installed), state, str(index), _placement(plugin), hooks])
         else:
-            rows.append([name, installed.version, "no", "-", "", ""])
+            rows.append([name, plugin_loading.version(installed), "no", "-", "", ""])
     _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
     if app is None:
         return 1
-    chain = " -> ".join(f"{m.name} ({m.owner})" for m in app.middleware) or "(none)"
-    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    _print_chain(app, owners=True)
     print("startup order: " + ", ".join(plugin.name for plugin in app.startup_order()))
     return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    try:
-        app = _assemble(args)
-    except StartupError as exc:
-        return _fail(exc)
+    app = _assemble(args)
     rows = [
         [",".join(route.methods), route.path, route.name, route.owner, route.auth.describe() if route.auth else "public"]
         for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
     ]
     _print_table(["methods", "path", "name", "plugin", "auth"], rows)
-    chain = " -> ".join(m.name for m in app.middleware) or "(none)"
-    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
+    _print_chain(app)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
-    except StartupError as exc:
-        return _fail(exc)
-    options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
-    layout = f"{options.workers} worker process(es)" if options.workers or options.reload else "in this process"
-    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({layout})", file=sys.stderr)
-    return serve(str(args.registry or default_registry_path()), options, app)
-
-
-def cmd_new_plugin(args: argparse.Namespace) -> int:
-    try:
-        target = scaffold_plugin(args.name, args.directory)
-    except (ValueError, FileExistsError) as exc:
-        return _fail(exc)
-    print(f"created {target}\nnext: pip install -e {target} && enable it in plugin_registry.toml under [plugins.{args.name}]")
-    return 0
+    app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
+    config = hypercorn_config(args.bind, args.workers, args.reload)
+    layout = f"{config.workers} worker process(es)" if config.workers else "in this process"
+    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(config.bind)} ({layout})", file=sys.stderr)
+    return serve(str(args.registry or default_registry_path()), config, app)
 
 
 def _kernel_commands() -> list[Command]:
@@ -131,16 +108,11 @@ def _kernel_commands() -> list[Command]:
         parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
         parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
 
-    def new_plugin_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("name", help="plugin name, e.g. hello-world")
-        parser.add_argument("--directory", default=None, help="where to create it (default: ./plugins/<name>)")
-
     return [
         Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),
         Command("check", "validate the registry: plugins installed, configs valid, routes consistent", cmd_check),
         Command("plugins", "installed and enabled plugins, their hooks and the middleware chain", cmd_plugins),
         Command("routes", "every route: methods, path, owning plugin, auth requirement", cmd_routes),
-        Command("new-plugin", "scaffold a third-party plugin package", cmd_new_plugin, new_plugin_arguments),
     ]
 
 
@@ -155,7 +127,7 @@ def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
         return [], f"plugins' commands are missing: {exc}"
     commands: list[Command] = []
     for plugin in loaded:
-        _, found = plugin_loading.call_plugin(manager, plugin.instance, "wasmkernel_commands")
+        _, found = plugin.call("wasmkernel_commands")
         commands += found or ()
     return commands, f"plugins' commands from {registry.path}"
 
@@ -187,7 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "bind", ()) is None:
         args.bind = ["127.0.0.1:8000"]
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except StartupError as exc:  # one clear line, no traceback
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ the server before it serves anything, with a message meant for a human.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from kernel.datastructures import Headers
+from kernel.datastructures import Headers, HeadersInit
 
 
 class HTTPError(Exception):
@@ -26,14 +26,7 @@ class HTTPError(Exception):
 
     status: int = 500
 
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        status: int | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, detail: str | None = None, *, status: int | None = None, headers: HeadersInit = None, extra: Mapping[str, Any] | None = None) -> None:
         if status is not None:
             self.status = status
         self.detail = detail or HTTPStatus(self.status).phrase
@@ -66,10 +59,7 @@ class MethodNotAllowed(HTTPError):
     status = 405
 
     def __init__(self, allowed: Sequence[str]) -> None:
-        super().__init__(
-            "Method not allowed; allowed: " + ", ".join(allowed),
-            headers={"Allow": ", ".join(allowed)},
-        )
+        super().__init__("Method not allowed; allowed: " + ", ".join(allowed), headers={"Allow": ", ".join(allowed)})
         self.allowed = tuple(allowed)
 
 

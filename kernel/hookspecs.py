@@ -14,11 +14,13 @@ Unless a hook says otherwise, the kernel calls it on every enabled plugin one
 by one, in plugin order, and knows which plugin returned what. Plugin order
 comes from what each plugin class declares — ``order`` (int, default 0; lower
 first), ``before`` and ``after`` (plugin names) — which the registry's keys of
-the same names replace; ties go by name, never by the registry's file layout.
-A plugin class may also declare ``requires`` (plugin names): a required plugin
-that is installed but not enabled is brought in with an empty configuration. A hook whose result may be awaitable
-(pluggy has no async hooks) is awaited by the kernel, inside the ASGI lifespan,
-under trio. Every ``app`` argument is the `kernel.app.Application` being built.
+the same names replace; ties go by the registry's file order (so plugins
+that declare distinct orders build the same application from any file
+layout). A plugin class may also declare ``requires`` (plugin names): a
+required plugin that is installed but not enabled is brought in with an empty
+configuration. A hook whose result may be awaitable (pluggy has no async
+hooks) is awaited by the kernel, inside the ASGI lifespan, under trio. Every
+``app`` argument is the `kernel.app.Application` being built.
 
 Set ``WASMKERNEL_TRACE_HOOKS=1`` to log every hook call with its arguments and
 results.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -129,8 +130,7 @@ class Request:
 
     @property
     def client_host(self) -> str:
-        client = self.client
-        return client[0] if client else ""
+        return self.client[0] if self.client else ""
 
     @property
     def headers(self) -> Headers:
@@ -149,10 +149,8 @@ class Request:
         if self._cookies is None:
             jar: SimpleCookie = SimpleCookie()
             for header in self.headers.getall("cookie"):
-                try:
+                with contextlib.suppress(CookieError):
                     jar.load(header)
-                except CookieError:
-                    continue
             self._cookies = {key: morsel.value for key, morsel in jar.items()}
         return self._cookies
 
@@ -168,20 +166,17 @@ class Request:
         declared = self.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
             raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
+        body = bytearray()
+        more = True
+        while more:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_size:
+            body += message.get("body", b"")
+            if len(body) > self.max_body_size:
                 raise PayloadTooLarge(f"Request body exceeds {self.max_body_size} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        self._body = b"".join(chunks)
+            more = message.get("more_body", False)
+        self._body = bytes(body)
         return self._body
 
     @asynccontextmanager

@@ -16,7 +16,7 @@ import structlog
 
 from kernel import hookspecs
 from kernel.errors import PluginLoadError
-from kernel.registry import Placement, PluginEntry, Registry, order_plugins
+from kernel.registry import PluginEntry, Registry, order_plugins
 
 ENTRY_POINT_GROUP = "wasmkernel.plugins"
 TRACE_ENV = "WASMKERNEL_TRACE_HOOKS"
@@ -24,42 +24,46 @@ TRACE_ENV = "WASMKERNEL_TRACE_HOOKS"
 log = structlog.get_logger("wasmkernel.plugins")
 
 
-@attrs.frozen
-class InstalledPlugin:
-    """A plugin some installed distribution offers."""
-
-    name: str
-    entry_point: importlib.metadata.EntryPoint
-    distribution: str
-    version: str
-
-
-@attrs.frozen
+@attrs.frozen(eq=False)
 class LoadedPlugin:
-    """An enabled plugin registered in an application's plugin manager."""
+    """An enabled plugin registered in an application's plugin manager;
+    `entry` is its registry entry, placed (see `PluginEntry.placed`)."""
 
     entry: PluginEntry
-    installed: InstalledPlugin | None
     instance: Any
-    placement: Placement | None = None
+    manager: pluggy.PluginManager = attrs.field(repr=False)
 
     @property
     def name(self) -> str:
         return self.entry.name
 
+    @property
+    def placement(self) -> PluginEntry:
+        return self.entry
 
-def installed_plugins() -> dict[str, InstalledPlugin]:
+    def call(self, hook: str, **kwargs: Any) -> tuple[bool, Any]:
+        """Call `hook` on this plugin only: (implemented?, result). Goes
+        through pluggy (a subset caller), so argument checking and tracing apply."""
+        caller = getattr(self.manager.hook, hook)
+        if not any(impl.plugin is self.instance for impl in caller.get_hookimpls()):
+            return False, None
+        others = [plugin for plugin in self.manager.get_plugins() if plugin is not self.instance]
+        result = self.manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        if not (caller.spec and caller.spec.opts.get("firstresult")):
+            result = result[0] if result else None
+        return True, result
+
+    def hooks(self) -> list[str]:
+        return sorted(caller.name for caller in self.manager.get_hookcallers(self.instance) or ())
+
+
+def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     """Every plugin advertised in the `wasmkernel.plugins` entry-point group."""
-    found: dict[str, InstalledPlugin] = {}
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry_point.dist
-        found[entry_point.name] = InstalledPlugin(
-            name=entry_point.name,
-            entry_point=entry_point,
-            distribution=dist.metadata["Name"] if dist else "?",
-            version=dist.version if dist else "?",
-        )
-    return found
+    return {entry_point.name: entry_point for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def version(entry_point: importlib.metadata.EntryPoint) -> str:
+    return entry_point.dist.version if entry_point.dist else "?"
 
 
 def install_hint(name: str, registry: Registry) -> str:
@@ -79,18 +83,20 @@ def new_manager() -> pluggy.PluginManager:
     return manager
 
 
-def _instantiate(entry: PluginEntry, installed: InstalledPlugin) -> Any:
+def _instantiate(name: str, available: Any) -> Any:
+    if not isinstance(available, importlib.metadata.EntryPoint):
+        return available  # an in-memory plugin object
     try:
-        target = installed.entry_point.load()
+        target = available.load()
         return target() if inspect.isclass(target) else target
     except Exception as exc:
-        raise PluginLoadError(f"plugin '{entry.name}' ({installed.distribution} {installed.version}) failed to load: {type(exc).__name__}: {exc}") from exc
+        where = f"{available.dist.name} {available.dist.version}" if available.dist else available.value
+        raise PluginLoadError(f"plugin '{name}' ({where}) failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def _required_entry(name: str, needed_by: str, registry: Registry, available: Mapping[str, Any]) -> PluginEntry:
     """The entry of a plugin that `needed_by` requires and the registry does not enable."""
-    disabled = next((entry for entry in registry.plugins if entry.name == name), None)
-    if disabled is not None:
+    if any(entry.name == name for entry in registry.plugins):
         raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which {registry.where(name)} disables: enable it or disable '{needed_by}'")
     if name not in available:
         raise PluginLoadError(f"plugin '{needed_by}' requires plugin '{name}', which is not installed; install it with: {install_hint(name, registry)}")
@@ -98,8 +104,8 @@ def _required_entry(name: str, needed_by: str, registry: Registry, available: Ma
 
 
 def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
-    """Import, instantiate and register every enabled plugin and the plugins
-    they `require`, in plugin order (see `kernel.hookspecs`).
+    """Import, instantiate and register in `manager` every enabled plugin and
+    the plugins they `require`, in plugin order (see `kernel.hookspecs`).
 
     `extra` maps registry names to plugin objects used instead of installed
     ones (in-memory plugins for tests and embedding). A plugin that is not
@@ -108,23 +114,20 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     """
     available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
     pending = [entry for entry in registry.plugins if entry.enabled]
-    loaded: dict[str, LoadedPlugin] = {}
+    instances: dict[str, tuple[PluginEntry, Any]] = {}
     while pending:
         entry = pending.pop(0)
-        installed = available.get(entry.name)
-        if installed is None:
+        if entry.name not in available:
             raise PluginLoadError(
                 f"plugin '{entry.name}' is enabled in {registry.path} but not installed; install it with: {install_hint(entry.name, registry)}"
             )
-        if isinstance(installed, InstalledPlugin):
-            loaded[entry.name] = LoadedPlugin(entry, installed, _instantiate(entry, installed))
-        else:
-            loaded[entry.name] = LoadedPlugin(entry, None, installed)
-        for name in getattr(loaded[entry.name].instance, "requires", ()):
-            if name not in loaded and all(other.name != name for other in pending):
+        instance = _instantiate(entry.name, available[entry.name])
+        instances[entry.name] = (entry, instance)
+        for name in getattr(instance, "requires", ()):
+            if name not in instances and all(other.name != name for other in pending):
                 pending.append(_required_entry(name, entry.name, registry, available))
-    placements = order_plugins([p.entry.placement(p.instance) for p in loaded.values()], registry.path)
-    ordered = [attrs.evolve(loaded[placement.name], placement=placement) for placement in placements]
+    placed = order_plugins([entry.placed(instance) for entry, instance in instances.values()], registry.path)
+    ordered = [LoadedPlugin(entry, instances[entry.name][1], manager) for entry in placed]
     manager.hook.wasmkernel_addhooks.call_historic(kwargs={"pluginmanager": manager})
     for plugin in ordered:
         try:
@@ -136,22 +139,3 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(f"plugin '{manager.get_name(exc.plugin)}' implements an unknown hook: {exc}") from None
     return ordered
-
-
-def implemented_hooks(manager: pluggy.PluginManager, instance: Any) -> list[str]:
-    return sorted(caller.name for caller in manager.get_hookcallers(instance) or ())
-
-
-def call_plugin(manager: pluggy.PluginManager, instance: Any, hook: str, **kwargs: Any) -> tuple[bool, Any]:
-    """Call `hook` on one registered plugin only: (implemented?, result).
-
-    Goes through pluggy (a subset caller), so argument checking and tracing
-    apply."""
-    caller = getattr(manager.hook, hook)
-    if not any(impl.plugin is instance for impl in caller.get_hookimpls()):
-        return False, None
-    others = [plugin for plugin in manager.get_plugins() if plugin is not instance]
-    result = manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
-    if not (caller.spec and caller.spec.opts.get("firstresult")):
-        result = result[0] if result else None
-    return True, result

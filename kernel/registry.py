@@ -21,11 +21,12 @@ relative files are read from the registry's directory.
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +43,7 @@ REGISTRY_ENV = "WASMKERNEL_REGISTRY"
 DEFAULT_REGISTRY = "plugin_registry.toml"
 _PLUGIN_KEYS = {"enabled", "order", "before", "after", "optional", "config"}
 _KERNEL_KEYS = {"title", "version", "allow_unenforced"}
-
-
-@attrs.frozen
-class Placement:
-    """Where a plugin goes in plugin order, and who said so (for `wasmkernel plugins`)."""
-
-    name: str
-    order: int = 0
-    before: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
-    position: int = 0
-    #: key ("order", "before", "after") -> "registry" or "plugin"
-    sources: Mapping[str, str] = attrs.field(factory=dict)
+PLACEMENT_KEYS = ("order", "before", "after")
 
 
 @attrs.frozen
@@ -71,26 +60,22 @@ class PluginEntry:
     position: int = 0
     #: The ordering keys the table sets (they replace the plugin's own).
     declared: frozenset[str] = frozenset()
+    #: Where each of order/before/after came from: "registry" or "plugin" (see `placed`).
+    sources: Mapping[str, str] = attrs.field(factory=dict)
 
-    def placement(self, declared_by_plugin: Any = None) -> Placement:
-        """This entry's placement: each of order/before/after from the
-        registry when the table sets it, else from `declared_by_plugin` (the
-        plugin class's attributes of the same names), else the default."""
+    def placed(self, declared_by_plugin: Any = None) -> PluginEntry:
+        """This entry with each of order/before/after from the registry when
+        the table sets it, else from `declared_by_plugin` (the plugin class's
+        attributes of the same names), else the default."""
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
-        for key in ("order", "before", "after"):
+        for key in PLACEMENT_KEYS:
             if key in self.declared:
                 values[key], sources[key] = getattr(self, key), "registry"
-            elif declared_by_plugin is not None and hasattr(declared_by_plugin, key):
+            elif hasattr(declared_by_plugin, key):
                 values[key], sources[key] = getattr(declared_by_plugin, key), "plugin"
-        return Placement(
-            name=self.name,
-            order=int(values.get("order", 0)),
-            before=tuple(values.get("before", ())),
-            after=tuple(values.get("after", ())),
-            position=self.position,
-            sources=sources,
-        )
+        before, after = (tuple(values.get(key, getattr(self, key))) for key in ("before", "after"))
+        return attrs.evolve(self, order=int(values.get("order", self.order)), before=before, after=after, sources=sources)
 
 
 @attrs.frozen
@@ -113,8 +98,7 @@ class Registry:
     def enabled(self) -> list[PluginEntry]:
         """Enabled plugins in the order the registry alone gives (the
         application also applies what plugins declare; see `order_plugins`)."""
-        by_name = {p.name: p for p in self.plugins if p.enabled}
-        return [by_name[p.name] for p in order_plugins([p.placement() for p in by_name.values()], self.path)]
+        return order_plugins([p for p in self.plugins if p.enabled], self.path)
 
     def where(self, name: str, key: str = "") -> str:
         """`file: [plugins.name] key` for error messages."""
@@ -189,47 +173,47 @@ def _parse_entry(name: str, table: Any, path: Path, position: int) -> PluginEntr
         optional=typed("optional", bool, False),
         config=config,
         position=position,
-        declared=frozenset(key for key in ("order", "before", "after") if key in table),
+        declared=frozenset(key for key in PLACEMENT_KEYS if key in table),
     )
 
 
-def order_plugins(entries: list[Placement], path: Path) -> list[Placement]:
+def topological(names: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
+    """`names` ordered so that in every (first, then) pair of `edges` first
+    comes first; among the names free to go, the earliest in `names`. Pairs
+    naming something absent are ignored; a cycle raises `graphlib.CycleError`."""
+    rank = {name: index for index, name in enumerate(names)}
+    graph = graphlib.TopologicalSorter({name: set() for name in rank})
+    for first, then in edges:
+        if first in rank and then in rank:
+            graph.add(then, first)
+    graph.prepare()
+    ready: list[tuple[int, str]] = []
+    ordered: list[str] = []
+    while graph.is_active():
+        for name in graph.get_ready():
+            heapq.heappush(ready, (rank[name], name))
+        ordered.append(heapq.heappop(ready)[1])
+        graph.done(ordered[-1])
+    return ordered
+
+
+def order_plugins(entries: list[PluginEntry], path: Path) -> list[PluginEntry]:
     """Topological order honouring `before`/`after`; ties by (`order`, position
     in the file). Names of plugins that are not enabled are ignored, so
     disabling a plugin never breaks another's ordering. A cycle is an error
     naming the plugins and where their constraints come from."""
-    by_name = {entry.name: entry for entry in entries}
-    successors: dict[str, set[str]] = {name: set() for name in by_name}
-    for entry in entries:
-        for other in entry.before:
-            if other in by_name:
-                successors[entry.name].add(other)
-        for other in entry.after:
-            if other in by_name:
-                successors[other].add(entry.name)
-    indegree = dict.fromkeys(by_name, 0)
-    for targets in successors.values():
-        for target in targets:
-            indegree[target] += 1
-    ready = [(by_name[n].order, by_name[n].position, n) for n, d in indegree.items() if d == 0]
-    heapq.heapify(ready)
-    ordered: list[Placement] = []
-    while ready:
-        _, _, name = heapq.heappop(ready)
-        ordered.append(by_name[name])
-        for target in successors[name]:
-            indegree[target] -= 1
-            if indegree[target] == 0:
-                heapq.heappush(ready, (by_name[target].order, by_name[target].position, target))
-    if len(ordered) != len(entries):
-        stuck = sorted(name for name, degree in indegree.items() if degree > 0)
+    by_name = {entry.name: entry for entry in sorted(entries, key=lambda entry: (entry.order, entry.position))}
+    edges = [(e.name, other) for e in entries for other in e.before] + [(other, e.name) for e in entries for other in e.after]
+    try:
+        return [by_name[name] for name in topological(by_name, edges)]
+    except graphlib.CycleError as exc:
+        stuck = sorted(set(exc.args[1]))
         said = "; ".join(f"{n}: before={list(by_name[n].before)} after={list(by_name[n].after)} ({_said_by(by_name[n])})" for n in stuck)
-        raise RegistryError(f"{path}: plugin ordering has a cycle between: {', '.join(stuck)} — {said}; set before/after in the registry to break it")
-    return ordered
+        raise RegistryError(f"{path}: plugin ordering has a cycle between: {', '.join(stuck)} — {said}; set before/after in the registry to break it") from None
 
 
-def _said_by(placement: Placement) -> str:
-    return ", ".join(f"{key} from {source}" for key, source in placement.sources.items()) or "defaults"
+def _said_by(entry: PluginEntry) -> str:
+    return ", ".join(f"{key} from {source}" for key, source in entry.sources.items()) or "defaults"
 
 
 class UnsetSecret(str):

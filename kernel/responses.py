@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import trio
 
-from kernel.datastructures import Headers
+from kernel.datastructures import Headers, HeadersInit
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -22,19 +22,8 @@ _VALUE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
 #: Connection-specific ("hop-by-hop") fields: the server, not the
 #: application, speaks for the connection (HTTP/2 forbids them outright).
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "http2-settings",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-authentication-info",
-    }
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "http2-settings"}
+    | {"proxy-connection", "proxy-authenticate", "proxy-authorization", "proxy-authentication-info"}
 )
 
 
@@ -87,13 +76,7 @@ class Response:
     media_type: str | None = None
     error: Exception | None = None
 
-    def __init__(
-        self,
-        body: bytes | str = b"",
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        media_type: str | None = None,
-    ) -> None:
+    def __init__(self, body: bytes | str = b"", status: int = 200, headers: HeadersInit = None, media_type: str | None = None) -> None:
         self.status = status
         self.body = body.encode("utf-8") if isinstance(body, str) else body
         self.headers = Headers(headers or ())
@@ -136,13 +119,7 @@ def dump_json(data: Any) -> bytes:
 class JSONResponse(Response):
     media_type = "application/json"
 
-    def __init__(
-        self,
-        data: Any,
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        media_type: str | None = None,
-    ) -> None:
+    def __init__(self, data: Any, status: int = 200, headers: HeadersInit = None, media_type: str | None = None) -> None:
         super().__init__(dump_json(data), status, headers, media_type)
         self.data = data
 
@@ -150,13 +127,7 @@ class JSONResponse(Response):
 class StreamingResponse(Response):
     """A response whose body comes from an (async) iterable of byte chunks."""
 
-    def __init__(
-        self,
-        content: AsyncIterable[bytes] | Iterable[bytes],
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-        media_type: str | None = None,
-    ) -> None:
+    def __init__(self, content: AsyncIterable[bytes] | Iterable[bytes], status: int = 200, headers: HeadersInit = None, media_type: str | None = None) -> None:
         super().__init__(b"", status, headers, media_type)
         self.content = content
 

@@ -66,32 +66,19 @@ class PathPattern:
     def parse(cls, path: str) -> PathPattern:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
-        regex: list[str] = []
-        template: list[str] = []
-        shape: list[str] = []
-        params: list[tuple[str, str]] = []
-        position = 0
-        for placeholder in [*_PLACEHOLDER.finditer(path), None]:  # None: the tail after the last one
-            literal = path[position : placeholder.start() if placeholder else None]
-            if "{" in literal or "}" in literal:
-                raise ValueError(f"route path {path!r}: malformed placeholder")
-            regex.append(re.escape(literal))
-            template.append(literal)
-            shape.append(literal)
-            if placeholder is None:
-                break
-            name, kind = placeholder.group(1), placeholder.group(2) or "str"
+        literals = _PLACEHOLDER.split(path)[::3]  # the text around the placeholders
+        if any("{" in literal or "}" in literal for literal in literals):
+            raise ValueError(f"route path {path!r}: malformed placeholder")
+        params = tuple((found[1], found[2] or "str") for found in _PLACEHOLDER.finditer(path))
+        for index, (name, kind) in enumerate(params):
             if kind not in CONVERTERS:
                 raise ValueError(f"route path {path!r}: unknown converter {kind!r} (known: {', '.join(CONVERTERS)})")
-            if any(name == seen for seen, _ in params):
+            if any(name == seen for seen, _ in params[:index]):
                 raise ValueError(f"route path {path!r}: parameter {name!r} appears twice")
-            regex.append(f"(?P<{name}>{CONVERTERS[kind][0]})")
-            template.append("{" + name + "}")
-            shape.append("{" + kind + "}")
-            params.append((name, kind))
-            position = placeholder.end()
-        compiled = re.compile("".join(regex)) if params else None
-        return cls(path, tuple(params), "".join(template), "".join(shape), compiled)
+        regex = re.escape(literals[0]) + "".join(f"(?P<{name}>{CONVERTERS[kind][0]}){re.escape(text)}" for (name, kind), text in zip(params, literals[1:]))
+        template = _PLACEHOLDER.sub(lambda found: "{" + found[1] + "}", path)
+        shape = _PLACEHOLDER.sub(lambda found: "{" + (found[2] or "str") + "}", path)
+        return cls(path, params, template, shape, re.compile(regex) if params else None)
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The converted parameters if `path` matches, else None."""

@@ -1,6 +1,5 @@
-"""Scaffolding from template folders: `wasmkernel new-plugin NAME` (the
-templates are ``kernel/templates/plugin``); plugins scaffold their own things
-(e.g. modules) with `render_templates`."""
+"""Rendering template folders, for plugins that scaffold things (the scaffold
+plugin's `wasmkernel new-plugin`, a host's modules)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 def render_templates(source: Path, target: Path, values: Mapping[str, str]) -> Path:
@@ -33,10 +31,3 @@ def check_name(name: str, what: str) -> None:
     """Package-style names: lower-case letters, digits and dashes."""
     if not _NAME.match(name):
         raise ValueError(f"invalid {what} name {name!r}: use lower-case letters, digits and dashes, e.g. 'hello-world'")
-
-
-def scaffold_plugin(name: str, directory: str | Path | None = None) -> Path:
-    """Create the package for plugin `name`; returns its directory."""
-    check_name(name, "plugin")
-    target = Path(directory) if directory else Path("plugins") / name
-    return render_templates(TEMPLATES / "plugin", target, {"name": name, "package": "wasmkernel_" + name.replace("-", "_")})

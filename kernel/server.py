@@ -16,10 +16,10 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-import attrs
 import trio
 from hypercorn.config import Config
 from hypercorn.run import run
@@ -33,38 +33,25 @@ from kernel.registry import REGISTRY_ENV
 if TYPE_CHECKING:
     from kernel.app import Application
 
-APPLICATION_PATH = "kernel.asgi:app"
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 
 
-@attrs.frozen
-class ServerOptions:
+def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False) -> Config:
     """How `wasmkernel run` serves (`--bind`, `--workers`, `--reload`)."""
-
-    bind: tuple[str, ...] = ("127.0.0.1:8000",)
-    workers: int = 0
-    reload: bool = False
-    keep_alive_timeout: float = 5.0
-    read_timeout: int = 30
-    graceful_timeout: float = 5.0
-    #: WebSocket keep-alive: hypercorn pings every connection this often; a
-    #: peer that sends nothing (not even the pong) for `read_timeout` is dropped.
-    websocket_ping_interval: float = 20.0
-
-
-def hypercorn_config(options: ServerOptions) -> Config:
     expect_continue.install()
     config = Config()
-    config.application_path = APPLICATION_PATH
+    config.application_path = "kernel.asgi:app"
     config.worker_class = "trio"
-    config.bind = list(options.bind)
-    config.workers = max(options.workers, 1) if options.reload else options.workers
-    config.use_reloader = options.reload
-    config.keep_alive_timeout = options.keep_alive_timeout
-    config.read_timeout = options.read_timeout
-    config.graceful_timeout = options.graceful_timeout
-    config.websocket_ping_interval = options.websocket_ping_interval
+    config.bind = list(bind)
+    config.workers = max(workers, 1) if reload else workers
+    config.use_reloader = reload
+    config.keep_alive_timeout = 5.0
+    config.read_timeout = 30
+    config.graceful_timeout = 5.0
+    # WebSocket keep-alive: a ping every 20 s; a peer that sends nothing (not
+    # even the pong) for `read_timeout` is dropped.
+    config.websocket_ping_interval = 20.0
     # Access lines come from the access-log plugin; errors go through the
     # standard library's logging, which the logging plugin routes to structlog.
     config.accesslog = None
@@ -83,11 +70,10 @@ def report_startup_failure(reason: str) -> None:
         os._exit(3)
 
 
-def serve(registry_path: str, options: ServerOptions, app: Application) -> int:
+def serve(registry_path: str, config: Config, app: Application) -> int:
     """Serve until interrupted; returns the exit code. `app` is the application
     assembled from `registry_path`, served directly when no worker process is asked for."""
     os.environ[REGISTRY_ENV] = os.path.abspath(registry_path)
-    config = hypercorn_config(options)
     if config.workers == 0:
         return serve_in_process(app, config)
     with tempfile.TemporaryDirectory(prefix="wasmkernel-") as folder:
@@ -122,19 +108,12 @@ def serve_in_process(app: Application, config: Config) -> int:
     try:
         trio.run(_serve_until_signalled, app, config)
     except Exception as exc:  # trio hands the failure over inside exception groups
-        failure = _lifespan_failure(exc)
-        if failure is None:
+        if not _is_lifespan_failure(exc):
             raise
-        print(f"wasmkernel: startup failed: {app.startup_error or failure}", file=sys.stderr)
+        print(f"wasmkernel: startup failed: {app.startup_error or exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _lifespan_failure(exc: BaseException) -> LifespanFailureError | None:
-    if isinstance(exc, LifespanFailureError):
-        return exc
-    for inner in getattr(exc, "exceptions", ()):
-        found = _lifespan_failure(inner)
-        if found is not None:
-            return found
-    return None
+def _is_lifespan_failure(exc: BaseException) -> bool:
+    return isinstance(exc, LifespanFailureError) or any(_is_lifespan_failure(inner) for inner in getattr(exc, "exceptions", ()))

@@ -69,7 +69,7 @@ class WebSocket(Request):
     and `close_reason` are for access logs and metrics.
     """
 
-    asgi_send: Send | None = attrs.field(default=None, repr=False)
+    asgi_send: Send = attrs.field(kw_only=True, repr=False)
     idle_timeout: float | None = None
     queue_size: int = QUEUE_SIZE
     phase: Phase = Phase.CONNECTING
@@ -79,8 +79,8 @@ class WebSocket(Request):
     messages_out: int = 0
     close_code: int | None = None
     close_reason: str = ""
-    #: Where the session's tasks run; set by the kernel.
-    nursery: trio.Nursery | None = attrs.field(default=None, repr=False)
+    #: Where the session's tasks run (the kernel's, around the connection).
+    nursery: trio.Nursery = attrs.field(kw_only=True, repr=False)
     _outbox: trio.MemorySendChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
     _unsent: trio.MemoryReceiveChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
     _inbox: trio.MemoryReceiveChannel[str | bytes] | None = attrs.field(default=None, repr=False)
@@ -108,7 +108,6 @@ class WebSocket(Request):
         if message["type"] != "websocket.connect":
             self._end(int(message.get("code", 1006)), "")
             raise WebSocketDisconnect(self.close_code or 1006)
-        assert self.asgi_send is not None
         raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         await self.asgi_send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw_headers})
         self.subprotocol, self.accepted, self.phase = subprotocol, True, Phase.OPEN
@@ -145,10 +144,7 @@ class WebSocket(Request):
             await self.close(POLICY, "malformed JSON")
             raise WebSocketDisconnect(POLICY, "malformed JSON") from None
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._messages()
-
-    async def _messages(self) -> AsyncIterator[str | bytes]:
+    async def __aiter__(self) -> AsyncIterator[str | bytes]:
         while True:
             try:
                 yield await self.receive_message()
@@ -201,7 +197,6 @@ class WebSocket(Request):
         """Close after the queued messages are sent; before `accept` it
         refuses the handshake (hypercorn answers 403)."""
         if self.phase is Phase.CONNECTING:
-            assert self.asgi_send is not None
             self._end(code, reason)
             await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
         self._close_soon(code, reason)
@@ -248,7 +243,6 @@ class WebSocket(Request):
 
     def _start_session(self) -> None:
         """Start the reader and the sender tasks in the kernel's nursery."""
-        assert self.nursery is not None, "the kernel sets the session nursery"
         self._outbox, self._unsent = trio.open_memory_channel[dict[str, Any]](self.queue_size)
         inbox, self._inbox = trio.open_memory_channel[str | bytes](self.queue_size)
         self.nursery.start_soon(self._send_loop, self._unsent)
@@ -268,11 +262,9 @@ class WebSocket(Request):
         return _discard
 
     async def _send_denial(self, message: MutableMapping[str, Any]) -> None:
-        assert self.asgi_send is not None
         await self.asgi_send({**message, "type": "websocket." + message["type"]})
 
     async def _send_loop(self, outbox: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
-        assert self.asgi_send is not None
         try:
             async for message in outbox:
                 await self.asgi_send(message)

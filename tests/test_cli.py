@@ -57,12 +57,3 @@ def test_plugins_shows_installed_enabled_and_hooks(tmp_path: Path, capsys: pytes
     assert "no" in lines["health"].split()
     assert "configure_logging" in lines["logging"]
     assert "middleware chain (outermost first): (none)" in out
-
-
-def test_new_plugin_scaffold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "greeter"
-    assert main(["new-plugin", "greeter", "--directory", str(target)]) == 0
-    assert (target / "wasmkernel_greeter" / "plugin.py").is_file()
-    assert 'greeter = "wasmkernel_greeter.plugin:Plugin"' in (target / "pyproject.toml").read_text()
-    assert main(["new-plugin", "Bad_Name", "--directory", str(tmp_path / "x")]) == 1
-    assert main(["new-plugin", "greeter", "--directory", str(target)]) == 1

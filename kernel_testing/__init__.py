@@ -1,0 +1,176 @@
+"""The test kit: applications assembled in-process, an httpx client talking
+to them and in-process WebSocket connections (needs httpx: ``pip install
+wasmkernel[test]``). Plugins' tests import it as `kernel.testing`."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+import attrs
+import httpx
+import trio
+
+from kernel import Application, Registry, WebSocketDisconnect
+from kernel.registry import parse_registry
+
+__all__ = ["WebSocketClient", "WebSocketDenied", "app_from", "registry_from", "running", "websocket_connect"]
+
+
+def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "test-registry.toml", kernel: Mapping[str, Any] | None = None) -> Registry:
+    """A registry from a dict shaped like the TOML ``plugins`` table:
+    ``{"router": {}, "health": {"config": {...}}}`` (each enabled by default),
+    and optionally the ``[kernel]`` table."""
+    return parse_registry({"kernel": dict(kernel or {}), "plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
+
+
+def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None) -> Application:
+    """Assemble an application from `registry_from(plugins, kernel=kernel)`.
+
+    `extra_plugins` maps names to in-memory plugin objects (e.g. a test
+    plugin contributing routes); list them in `plugins` too, to place them in
+    the order: ``app_from({"router": {}, "t": {}}, extra_plugins={"t": TestRoutes()})``.
+    A test of a plugin that only reads routes' auth or schemas without
+    enforcing them passes ``kernel={"allow_unenforced": True}``.
+    """
+    return Application.assemble(registry_from(plugins, kernel=kernel), extra_plugins)
+
+
+@contextmanager
+def _lone_errors_unwrapped() -> Iterator[None]:
+    """Re-raise a nursery's lone error as itself, so tests can match on it."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+@asynccontextmanager
+async def running(app: Application, client: tuple[str, int] = ("127.0.0.1", 50000)) -> AsyncIterator[httpx.AsyncClient]:
+    """Start `app` (lifespan startup), yield an httpx client talking to it
+    in-process, then shut it down."""
+    with _lone_errors_unwrapped():
+        async with trio.open_nursery() as nursery:
+            try:
+                await app.startup(nursery)
+                transport = httpx.ASGITransport(app=app, client=client)
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                    yield http
+            finally:
+                with trio.CancelScope(shield=True):
+                    await app.shutdown()
+                nursery.cancel_scope.cancel()
+
+
+class WebSocketDenied(Exception):
+    """The application refused an in-process WebSocket handshake."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"handshake refused with {status}: {body[:200]!r}")
+        self.status, self.headers, self.body = status, headers, body
+
+
+@attrs.define
+class WebSocketClient:
+    """The client side of an in-process WebSocket (see `websocket_connect`)."""
+
+    to_app: trio.MemorySendChannel[dict[str, Any]]
+    from_app: trio.MemoryReceiveChannel[MutableMapping[str, Any]]
+    subprotocol: str | None = None
+    headers: list[tuple[bytes, bytes]] = attrs.field(factory=list)
+    close_code: int | None = None
+
+    async def send(self, data: str | bytes) -> None:
+        await self.to_app.send({"type": "websocket.receive", "text": data} if isinstance(data, str) else {"type": "websocket.receive", "bytes": data})
+
+    async def receive(self) -> str | bytes:
+        """The next message; `kernel.WebSocketDisconnect` when the app closed."""
+        try:
+            message = await self.from_app.receive()
+        except trio.EndOfChannel:
+            raise WebSocketDisconnect(self.close_code or 1006) from None
+        if message["type"] == "websocket.close":
+            self.close_code = int(message.get("code", 1000))
+            raise WebSocketDisconnect(self.close_code, str(message.get("reason") or ""))
+        text = message.get("text")
+        return str(text) if text is not None else bytes(message["bytes"])
+
+    async def receive_json(self) -> Any:
+        return json.loads(await self.receive())
+
+    async def close(self, code: int = 1000) -> None:
+        await self.to_app.send({"type": "websocket.disconnect", "code": code})
+
+
+@asynccontextmanager
+async def websocket_connect(
+    app: Application,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    subprotocols: list[str] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
+    buffer: float = math.inf,
+    denial_extension: bool = True,
+) -> AsyncIterator[WebSocketClient]:
+    """Open a WebSocket to `app` in-process (start it with `running` first).
+
+    `buffer` bounds the messages the app may send before the client reads
+    (a small one imitates a client that stops reading). A refused handshake
+    raises `WebSocketDenied` with the HTTP answer (status 403 and no body for a
+    close before accept, or without `denial_extension`)."""
+    path_part, _, query = path.partition("?")
+    all_headers = {"host": "testserver", **(headers or {})}
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "scheme": "ws",
+        "http_version": "1.1",
+        "path": path_part,
+        "raw_path": path_part.encode(),
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in all_headers.items()],
+        "client": client,
+        "server": ("testserver", 80),
+        "subprotocols": subprotocols or [],
+        "extensions": {"websocket.http.response": {}} if denial_extension else {},
+    }
+    to_app, app_receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+    app_send, from_app = trio.open_memory_channel[MutableMapping[str, Any]](buffer)
+
+    async def run() -> None:
+        async with app_send:
+            await app(scope, app_receive.receive, app_send.send)
+
+    denied: WebSocketDenied | None = None
+    with _lone_errors_unwrapped():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            await to_app.send({"type": "websocket.connect"})
+            first = await from_app.receive()
+            if first["type"] == "websocket.close":
+                denied = WebSocketDenied(403, [], b"")
+            elif first["type"] == "websocket.http.response.start":
+                body = b""
+                async for part in from_app:
+                    body += part.get("body", b"")
+                    if not part.get("more_body"):
+                        break
+                denied = WebSocketDenied(int(first["status"]), list(first.get("headers", [])), body)
+            else:
+                session = WebSocketClient(to_app, from_app, first.get("subprotocol"), list(first.get("headers", [])))
+                try:
+                    yield session
+                finally:
+                    await to_app.send({"type": "websocket.disconnect", "code": session.close_code or 1000})
+    if denied is not None:
+        raise denied

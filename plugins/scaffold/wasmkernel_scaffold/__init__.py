@@ -1,0 +1,1 @@
+"""WasmKernel plugin `scaffold`: the `wasmkernel new-plugin` command."""
