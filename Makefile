@@ -32,6 +32,7 @@ run: install
 		echo "warning: WASMKERNEL_JWT_SECRET is not set; using a development secret from .dev-secrets/ (never in production)" >&2; \
 	fi; \
 	WASMKERNEL_JWT_SECRET="$${WASMKERNEL_JWT_SECRET:-$$(bash scripts/bootstrap.sh dev-secret)}" \
+	WASMKERNEL_LINKS_KEY="$${WASMKERNEL_LINKS_KEY:-$$(bash scripts/bootstrap.sh dev-secret links-key)}" \
 		$(BIN)/wasmkernel run --registry $(REGISTRY) --bind $(HOST):$(PORT)
 
 test: install $(VENV)/.test-apt

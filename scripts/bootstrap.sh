@@ -6,7 +6,7 @@
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
 #   scripts/bootstrap.sh c             make sure clang-14 + wasi-libc (C guests) are installed
 #   scripts/bootstrap.sh npm           install AssemblyScript (wasm_modules/package.json) into wasm_modules/node_modules
-#   scripts/bootstrap.sh dev-secret    print a development JWT secret (created once, git-ignored)
+#   scripts/bootstrap.sh dev-secret [NAME]   print a development secret (default jwt-secret; created once, git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,7 +95,8 @@ step_npm() {
 }
 
 step_dev_secret() {
-    local file=.dev-secrets/jwt-secret
+    local file=".dev-secrets/${1:-jwt-secret}"
+    case "${1:-jwt-secret}" in *[!a-z0-9-]*) die "dev-secret: NAME must be lower-case letters, digits and '-'" ;; esac
     if [ ! -s "$file" ]; then
         mkdir -p .dev-secrets
         "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$file"
@@ -110,6 +111,6 @@ case "${1:-}" in
     rust) step_rust ;;
     c) step_c ;;
     npm) step_npm ;;
-    dev-secret) step_dev_secret ;;
+    dev-secret) shift; step_dev_secret "$@" ;;
     *) die "usage: $0 python|apt PKG...|rust|c|npm|dev-secret" ;;
 esac

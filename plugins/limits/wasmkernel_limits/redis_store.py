@@ -9,11 +9,9 @@ be full again, so idle clients cost no memory.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 import coredis
 import trio
+from wasmkernel_redis import Script
 
 from wasmkernel_limits.ratelimit import Decision
 
@@ -52,22 +50,11 @@ class RedisBuckets:
         self.prefix = prefix
         self.timeout = timeout
         self._client = client
-        self._sha: str | None = None
+        self._script = Script(TAKE)
 
     async def take(self, key: str) -> Decision:
         with trio.fail_after(self.timeout):
-            answer = await self._run([self.prefix + key], [repr(self.rate), str(self.burst)])
+            # EVALSHA (EVAL when Redis lacks the script); it answers {allowed (0/1), tokens left}.
+            answer = await self._script(self._client, [self.prefix + key], [repr(self.rate), str(self.burst)])
         allowed, tokens = answer
         return Decision.of(allowed == 1, float(tokens), self.rate, self.burst)
-
-    async def _run(self, keys: list[str], args: list[str]) -> Any:
-        """EVALSHA, or EVAL when Redis does not hold the script (first use, a
-        restarted server). The script answers {allowed (0/1), tokens left}."""
-        if self._sha is not None:
-            try:
-                return await self._client.evalsha(self._sha, keys, args)
-            except coredis.exceptions.NoScriptError:
-                pass
-        answer = await self._client.eval(TAKE, keys, args)
-        self._sha = hashlib.sha1(TAKE.encode()).hexdigest()
-        return answer

@@ -98,7 +98,55 @@ class WasmResponse:
     body: bytes = b""
 
 
-ModuleKind = Literal["compute", "http", "wasi"]
+@attrs.frozen
+class FilterRequest:
+    """What a filter module's `on_request` sees: the request line, the route's
+    name, the headers (credential headers withheld) and, when the filter is
+    configured with `body = true`, the body (else None)."""
+
+    method: str
+    path: str
+    query: str = ""
+    route: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+
+@attrs.frozen
+class HeaderEdits:
+    """Headers a filter removes (names, any case) and then adds (appended)."""
+
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.remove)
+
+
+NO_EDITS = HeaderEdits()
+
+
+@attrs.frozen
+class FilterDecision:
+    """A filter's answer: respond now (`respond`), or continue with the
+    request's and the response's headers edited."""
+
+    request: HeaderEdits = NO_EDITS
+    response: HeaderEdits = NO_EDITS
+    respond: WasmResponse | None = None
+
+
+@attrs.frozen
+class FilterResponse:
+    """What a filter module's optional `on_response` sees."""
+
+    method: str
+    path: str
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+ModuleKind = Literal["compute", "http", "wasi", "filter"]
 
 
 @attrs.frozen
@@ -180,6 +228,12 @@ class ModuleLoader(Protocol):
 
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         """Run a WASI command module WAGI-style: body on stdin, CGI `env`, stdout parsed."""
+
+    async def filter_request(self, module: str, request: FilterRequest) -> FilterDecision:
+        """Run a filter module's `on_request` export; its answer is checked like any module output (502 if unsendable)."""
+
+    async def filter_response(self, module: str, response: FilterResponse) -> HeaderEdits:
+        """Run a filter module's `on_response` export (no call, no edits, if it exports none)."""
 
     async def reload(self, module: str) -> ModuleInfo:
         """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""

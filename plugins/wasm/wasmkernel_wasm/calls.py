@@ -152,11 +152,12 @@ def call_export(
     return Outcome(value=value, outputs=out, duration_ms=duration)
 
 
-def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXPORTS) -> Outcome:
-    """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    allocator, handle = _allocator(guest, names), guest.function("handle")
+def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXPORTS, export: str = "handle") -> Outcome:
+    """Run `handle(req_ptr, req_len)` (or a filter's `on_request`/`on_response`,
+    same shape); the outcome's value is the bytes it returned."""
+    allocator, handle = _allocator(guest, names), guest.function(export)
     if allocator is None or handle is None:
-        return Outcome(error="abi", message="no exported function 'handle'")
+        return Outcome(error="abi", message=f"no exported function '{export}'")
     alloc, dealloc = allocator
     ptr = alloc(len(request))
     if ptr == 0:
@@ -168,7 +169,7 @@ def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXP
     dealloc(ptr, len(request))
     resp_ptr, resp_len = packed >> 32, packed & 0xFFFFFFFF
     if resp_ptr + resp_len > guest.memory_size():
-        return Outcome(error="abi", message="handle returned a response outside its memory")
+        return Outcome(error="abi", message=f"{export} returned a buffer outside its memory")
     body = guest.read(resp_ptr, resp_len)
     dealloc(resp_ptr, resp_len)
     return Outcome(value=body, duration_ms=duration)

@@ -138,11 +138,30 @@ class RouteSpec:
     roles: list[str] = attrs.field(factory=list)
     name: str = ""
     function: str = ""
+    #: Tags besides "wasm" (filters select routes by tag; OpenAPI groups by tag).
+    tags: list[str] = attrs.field(factory=list)
 
     def requirement(self) -> AuthRequirement | None:
         if self.auth or self.scopes or self.roles:
             return AuthRequirement(scopes=tuple(self.scopes), roles=tuple(self.roles))
         return None
+
+
+@attrs.frozen
+class FilterSpec:
+    """One ``[[plugins.<loader>.config.filters]]`` entry: a kind = "filter"
+    module in the middleware chain (at the loader plugin's place; entries in
+    file order, the first outermost), guarding the routes it selects by name
+    (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments).
+    With `body = true` it sees the request body (over `max_body_bytes`: 413).
+    """
+
+    module: str
+    routes: list[str] = attrs.field(factory=list)
+    tags: list[str] = attrs.field(factory=list)
+    prefixes: list[str] = attrs.field(factory=list)
+    body: bool = False
+    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
 
 
 @attrs.frozen
@@ -164,6 +183,7 @@ class LoaderConfig:
     watch_interval: float = attrs.field(default=1.0, validator=_positive)
     modules: list[ModuleSpec] = attrs.field(factory=list)
     routes: list[RouteSpec] = attrs.field(factory=list)
+    filters: list[FilterSpec] = attrs.field(factory=list)
 
     def check(self, compilers: Iterable[str]) -> None:
         """Cross-field checks; `ConfigError` names the offending key."""
@@ -190,6 +210,8 @@ class LoaderConfig:
         for index, route in enumerate(self.routes):
             if route.module not in kinds:
                 raise ConfigError(f"routes[{index}].module", f"no module named {route.module!r} is declared")
+            if kinds[route.module] == "filter":
+                raise ConfigError(f"routes[{index}].module", f"module {route.module!r} is a filter module; filters are listed in [[filters]], not routes")
             if kinds[route.module] == "compute" and not route.function:
                 raise ConfigError(f"routes[{index}].function", f"module {route.module!r} is a compute module: name the export the route calls")
             if kinds[route.module] != "compute" and route.function:
@@ -201,6 +223,13 @@ class LoaderConfig:
                     raise ConfigError(
                         f"routes[{index}].path", f"module {route.module!r} has args using {{{unknown[0]}}}, which route {route.path!r} does not have"
                     )
+
+        for index, selection in enumerate(self.filters):
+            if kinds.get(selection.module) != "filter":
+                what = "declared" if selection.module not in kinds else f"of kind {kinds[selection.module]!r}"
+                raise ConfigError(f"filters[{index}].module", f"module {selection.module!r} is not {what}; a filter entry needs a kind = 'filter' module")
+            if not (selection.routes or selection.tags or selection.prefixes):
+                raise ConfigError(f"filters[{index}]", "select the routes the filter guards: routes, tags or prefixes (prefixes = ['/'] for every route)")
 
     def spec(self, name: str) -> ModuleSpec:
         for spec in self.modules:

@@ -15,10 +15,26 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from wasmkernel_wasm import Arg, CallResult, ModuleInfo, WasmBadResponse, WasmError, WasmRequest, WasmResponse, WasmUnavailable
+from kernel import StartupError
+from wasmkernel_wasm import (
+    NO_EDITS,
+    Arg,
+    CallResult,
+    FilterDecision,
+    FilterRequest,
+    FilterResponse,
+    HeaderEdits,
+    ModuleInfo,
+    WasmBadResponse,
+    WasmError,
+    WasmRequest,
+    WasmResponse,
+    WasmUnavailable,
+)
 from wasmkernel_wasm.calls import ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
+from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.host import HostAPI
 from wasmkernel_wasm.imports import check_imports
@@ -67,6 +83,20 @@ class LoaderBase(Generic[L]):
         self._app = app
         #: Key-value stores and outbound HTTP of the host API (see `wasmkernel_wasm.hostapi`).
         self.host = HostAPI(config, base, f"{self.runtime}-loader")
+        #: The redis plugin's `RedisLink`, when a module's key-value store is Redis (see `use_services`).
+        self.redis_link: Any = None
+
+    def use_services(self, app: Application) -> None:
+        """Take the services the host API needs from other plugins (during
+        assembly, so that they start first): Redis for kv.backend = "redis"."""
+        if not self.host.redis_needed:
+            return
+        try:
+            from wasmkernel_redis import REDIS_LINK
+        except ImportError:
+            raise StartupError("a module's kv.backend = 'redis' needs the redis plugin: pip install ./plugins/redis and enable it") from None
+        # needed_by "wasm": the host plugin starts this loader, so Redis starts before it.
+        self.redis_link = app.services.get(REDIS_LINK, needed_by="wasm")
 
     def _granted_dirs(self, spec: ModuleSpec) -> tuple[tuple[str, str, bool], ...]:
         """A WASI module's granted directories: (host path, guest path, writable)."""
@@ -151,6 +181,16 @@ class LoaderBase(Generic[L]):
         outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
         return _logged(decode_response, outcome.value, module)
 
+    async def filter_request(self, module: str, request: FilterRequest) -> FilterDecision:
+        outcome = await self._run(module, "on_request", self.jobs.handle, encode_filter_request(request), "on_request")
+        return _logged(decode_decision, outcome.value, module)
+
+    async def filter_response(self, module: str, response: FilterResponse) -> HeaderEdits:
+        if "on_response" not in self._get(module).info.exports:
+            return NO_EDITS
+        outcome = await self._run(module, "on_response", self.jobs.handle, encode_filter_response(response), "on_response")
+        return _logged(decode_edits, outcome.value, module)
+
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         """Run the command with its argv, a scratch directory of its own (removed
         afterwards, even when the call was killed), stdout as CGI or raw body,
@@ -174,7 +214,10 @@ class LoaderBase(Generic[L]):
         return response if status is None else WasmResponse(status, response.headers, response.body)
 
 
-def _logged(parse: Callable[[bytes, str], WasmResponse], output: bytes, module: str) -> WasmResponse:
+T = TypeVar("T")
+
+
+def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
     """`parse` a module's output; an unsendable one (502) is logged naming the module."""
     try:
         return parse(output, module)

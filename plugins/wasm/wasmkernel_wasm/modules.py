@@ -202,7 +202,12 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
             log.info("wasm.memory_capped", module=spec.name, declared=declared, limit_mb=limit // MIB)
         else:
             limit = shape.memory_max * PAGE
-    kind_exports = {"http": (spec.memory, spec.alloc, spec.dealloc, "handle"), "wasi": ("_start",), "compute": ()}
+    kind_exports = {
+        "http": (spec.memory, spec.alloc, spec.dealloc, "handle"),
+        "wasi": ("_start",),
+        "compute": (),
+        "filter": (spec.memory, spec.alloc, spec.dealloc, "on_request"),
+    }
     missing = [name for name in kind_exports[spec.kind] if name not in shape.exports]
     if missing:
         raise StartupError(f"wasm module '{spec.name}' (kind {spec.kind}) does not export {', '.join(missing)}")

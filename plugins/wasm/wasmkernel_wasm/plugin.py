@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kernel import ConfiguredPlugin, MetricSource, Route, credential_headers, hookimpl
+from kernel import ConfiguredPlugin, MetricSource, Middleware, Route, credential_headers, hookimpl
 from wasmkernel_wasm import (
     ModuleLoader,
 )
 from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.filters import filter_middleware
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.routes import bind_routes
 
@@ -24,11 +26,14 @@ class ConfiguredLoader(ModuleLoader, Protocol):
     config: LoaderConfig
     metrics: CallMetrics
 
+    def use_services(self, app: Application) -> None: ...
+
 
 class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
     """Base of a loader plugin: parses and checks its `LoaderConfig`, provides
-    the loader (to the host, which starts and stops it), its routes and its
-    metrics. Subclasses set `compilers` and implement `create`."""
+    the loader (to the host, which starts and stops it), its routes, its
+    filter modules as middleware (at this plugin's place in the chain: move
+    them with the registry's `order`/`before`/`after`) and its metrics. Subclasses set `compilers` and implement `create`."""
 
     config_class = LoaderConfig
     requires = ("wasm",)
@@ -47,7 +52,21 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         if self.loader is None:
             return []
+        # The first hook after every plugin offered its services.
+        self.loader.use_services(app)
         return bind_routes(self.loader, self.config, lambda: credential_headers(app.authenticators))
+
+    @hookimpl
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        if self.loader is None or not self.config.filters:
+            return []
+        config = self.config
+
+        @functools.cache
+        def withheld(module: str) -> frozenset[str]:  # on first use, once every authenticator is known
+            return config.withheld_headers(config.spec(module), credential_headers(app.authenticators))
+
+        return filter_middleware(self.loader, config, withheld, app.routes)
 
     @hookimpl
     def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:

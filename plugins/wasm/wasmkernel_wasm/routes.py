@@ -67,7 +67,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
                 name=spec.name or f"wasm:{spec.module}:{spec.path}",
                 auth=spec.requirement(),
                 summary=f"WebAssembly module '{spec.module}' ({kind}{', ' + spec.function if spec.function else ''})",
-                tags=("wasm",),
+                tags=("wasm", *spec.tags),
             )
         )
     return routes

@@ -110,7 +110,7 @@ class WasmerLoader(LoaderBase[Loaded]):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.host.start()
+        self.host.start(self.redis_link)
         for spec in self.config.modules:
             self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
         this = multiprocessing.current_process()

@@ -212,9 +212,9 @@ def call(ref: ModuleRef, function: str, args: Sequence[int | float | ArrayIn | A
     return _with_host(ref, lambda guest: call_export(guest, function, args, ref.memory_limit, ref.exports))
 
 
-def handle(ref: ModuleRef, request: bytes) -> Outcome:
-    """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports))
+def handle(ref: ModuleRef, request: bytes, export: str = "handle") -> Outcome:
+    """Run `handle(req_ptr, req_len)` (or a filter's `on_request`/`on_response`); the outcome's value is the bytes returned."""
+    return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports, export))
 
 
 def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:

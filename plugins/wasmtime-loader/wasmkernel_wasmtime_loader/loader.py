@@ -107,7 +107,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.host.start()
+        self.host.start(self.redis_link)
         for spec in self.config.modules:
             loaded = self._compile(self._prepare(spec), 1)
             if self.config.prewarm and spec.kind != "wasi":

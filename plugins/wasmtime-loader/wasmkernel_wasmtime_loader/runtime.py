@@ -258,9 +258,9 @@ def call(compiled: Compiled, deadline: Deadline, function: str, args: Sequence[i
     return _guarded(compiled, deadline, lambda guest: call_export(guest, function, args, compiled.memory_limit, compiled.exports))
 
 
-def handle(compiled: Compiled, deadline: Deadline, request: bytes) -> Outcome:
-    """Run `handle(req_ptr, req_len)`; the outcome's value is the response bytes."""
-    return _guarded(compiled, deadline, lambda guest: handle_export(guest, request, compiled.exports))
+def handle(compiled: Compiled, deadline: Deadline, request: bytes, export: str = "handle") -> Outcome:
+    """Run `handle(req_ptr, req_len)` (or a filter's `on_request`/`on_response`); the outcome's value is the bytes returned."""
+    return _guarded(compiled, deadline, lambda guest: handle_export(guest, request, compiled.exports, export))
 
 
 def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:

@@ -2,9 +2,11 @@
 //!
 //! Routes (`/h/{op}` and `/h/{op}/{arg}`):
 //! * `GET /h/version` → the ABI version
+//! * `GET|POST /h/headers` → the request headers the module sees, one `name: value` line each
 //! * `POST /h/log?k=v` → logs the body at info with the query's fields
 //! * `GET /h/var/{name}` → the variable, 404 if absent
 //! * `GET|PUT|DELETE /h/kv/{key}` → get (404 if absent) / set the body (507 over quota) / delete
+//! * `POST /h/incr/{key}?by=n` → the counter's new value (507 over quota)
 //! * `GET /h/list?prefix=p` → matching keys, one per line
 //! * `GET /h/fetch?url=u&method=m` → the outbound response's status and body (502 on failure)
 //!
@@ -25,6 +27,10 @@ fn failed(e: Error) -> Response {
 fn route(req: Request) -> Response {
     let arg = req.param("arg").unwrap_or("").to_string();
     match (req.method.as_str(), req.param("op").unwrap_or("")) {
+        (_, "headers") => {
+            let lines: Vec<String> = req.headers.iter().map(|(k, v)| format!("{}: {}\n", k, v)).collect();
+            Response::text(200, &lines.concat())
+        }
         ("GET", "version") => Response::text(200, &format!("{}\n", host::version())),
         ("POST", "log") => {
             let pairs = wasmkernel_guest::url::query_pairs(&req.query);
@@ -48,6 +54,10 @@ fn route(req: Request) -> Response {
         ("DELETE", "kv") => match kv::delete(arg.as_bytes()) {
             Ok(true) => Response::text(200, "deleted\n"),
             Ok(false) => Response::text(404, "no such key\n"),
+            Err(e) => failed(e),
+        },
+        ("POST", "incr") => match kv::incr(arg.as_bytes(), req.query_param("by").and_then(|s| s.parse().ok()).unwrap_or(1)) {
+            Ok(v) => Response::text(200, &format!("{}\n", v)),
             Err(e) => failed(e),
         },
         ("GET", "list") => match kv::list(req.query_param("prefix").unwrap_or_default().as_bytes()) {
@@ -102,6 +112,10 @@ pub extern "C" fn raw_kv_list(a: i32, b: i32) -> i64 {
 #[no_mangle]
 pub extern "C" fn raw_http_request(a: i32, b: i32) -> i64 {
     unsafe { raw::http_request(a, b) }
+}
+#[no_mangle]
+pub extern "C" fn raw_kv_incr(a: i32, b: i32, c: i32) -> i64 {
+    unsafe { raw::kv_incr(a, b, c) }
 }
 #[no_mangle]
 pub extern "C" fn raw_result_read(a: i32, b: i32) -> i64 {

@@ -17,6 +17,7 @@ extern "C" {
     fn kv_set(key_ptr: i32, key_len: i32, value_ptr: i32, value_len: i32) -> i64;
     fn kv_delete(key_ptr: i32, key_len: i32) -> i64;
     fn kv_list(prefix_ptr: i32, prefix_len: i32) -> i64;
+    fn kv_incr(key_ptr: i32, key_len: i32, delta: i32) -> i64;
     fn http_request(req_ptr: i32, req_len: i32) -> i64;
     fn result_read(ptr: i32, len: i32) -> i64;
 }
@@ -29,6 +30,7 @@ pub mod raw {
     pub unsafe fn kv_set(a: i32, b: i32, c: i32, d: i32) -> i64 { super::kv_set(a, b, c, d) }
     pub unsafe fn kv_delete(a: i32, b: i32) -> i64 { super::kv_delete(a, b) }
     pub unsafe fn kv_list(a: i32, b: i32) -> i64 { super::kv_list(a, b) }
+    pub unsafe fn kv_incr(a: i32, b: i32, c: i32) -> i64 { super::kv_incr(a, b, c) }
     pub unsafe fn http_request(a: i32, b: i32) -> i64 { super::http_request(a, b) }
     pub unsafe fn result_read(a: i32, b: i32) -> i64 { super::result_read(a, b) }
 }
@@ -44,6 +46,8 @@ pub enum Error {
     Invalid(String),
     /// 4: the outbound request failed (network, timeout, too large, redirect refused).
     Http(String),
+    /// 5: the key-value store is unavailable (Redis down); retry later.
+    Unavailable(String),
     /// Any other code.
     Other(i64, String),
 }
@@ -52,7 +56,7 @@ impl core::fmt::Display for Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Error::NotFound => f.write_str("not found"),
-            Error::Quota(m) | Error::Invalid(m) | Error::Http(m) => f.write_str(m),
+            Error::Quota(m) | Error::Invalid(m) | Error::Http(m) | Error::Unavailable(m) => f.write_str(m),
             Error::Other(c, m) => write!(f, "error {}: {}", c, m),
         }
     }
@@ -84,6 +88,7 @@ fn result(code: i64) -> Result<Vec<u8>, Error> {
         2 => Error::Quota(msg),
         3 => Error::Invalid(msg),
         4 => Error::Http(msg),
+        5 => Error::Unavailable(msg),
         c => Error::Other(c, msg),
     })
 }
@@ -142,6 +147,13 @@ pub mod kv {
     /// Stores `value` under `key` (fails with `Error::Quota` over a quota).
     pub fn set(key: &[u8], value: &[u8]) -> Result<(), Error> {
         result(unsafe { kv_set(ptr(key), key.len() as i32, ptr(value), value.len() as i32) }).map(|_| ())
+    }
+
+    /// Adds `delta` to the counter `key` (absent: 0; stored as a decimal
+    /// string) atomically, whichever worker or instance runs the call; the new value.
+    pub fn incr(key: &[u8], delta: i32) -> Result<i64, Error> {
+        let v = result(unsafe { kv_incr(ptr(key), key.len() as i32, delta) })?;
+        core::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Error::Invalid("bad counter".to_string()))
     }
 
     /// Deletes `key`; true if it existed.

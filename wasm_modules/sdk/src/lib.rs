@@ -6,6 +6,7 @@
 //! * [`Request`] / [`Response`] and [`export_handler!`] — the HTTP handler ABI
 //!   (`handle(req_ptr: i32, req_len: i32) -> i64`).
 //! * [`host`] — the host API (log, variables, key-value, outbound HTTP).
+//! * [`filter`] and [`export_filter!`] — filter modules (`on_request`, `on_response`).
 //! * [`json`], [`url`] — tiny helpers (JSON string escaping, percent-decoding).
 //!
 //! Wire format (all integers u32 little-endian, `field(x)` = u32 length + bytes):
@@ -27,6 +28,7 @@
 //! frees the response buffer with `dealloc(ptr, len)` after reading it. The
 //! guest never frees either. Malformed request bytes produce a 400 response.
 
+pub mod filter;
 pub mod host;
 
 pub mod abi {
@@ -187,7 +189,7 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(b)
     }
-    fn string(&mut self) -> Result<String, DecodeError> {
+    pub(crate) fn string(&mut self) -> Result<String, DecodeError> {
         let b = self.bytes()?;
         core::str::from_utf8(b)
             .map(|s| s.to_string())
@@ -304,12 +306,12 @@ impl Response {
     }
 }
 
-fn put_field(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_field(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
 }
 
-fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+pub(crate) fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
         put_field(out, k.as_bytes());

@@ -16,6 +16,7 @@ NOT_FOUND = 1
 QUOTA = 2
 INVALID = 3
 HTTP_FAILED = 4
+UNAVAILABLE = 5
 
 
 class HostDenied(Exception):

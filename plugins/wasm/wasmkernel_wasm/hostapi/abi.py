@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, int] = {
     "kv_set": 4,
     "kv_delete": 2,
     "kv_list": 2,
+    "kv_incr": 3,
     "http_request": 2,
     "result_read": 2,
 }
@@ -193,6 +194,18 @@ def _kv(op: str, count: int) -> Callable[..., int]:
     return host
 
 
+def _kv_incr(call: HostCall, key_ptr: int, key_len: int, delta: int) -> int:
+    _need(call, "kv", "kv_incr")
+    key = _buffer(call, "kv_incr", key_ptr, key_len)
+    assert call.services is not None
+    unsigned = delta & 0xFFFFFFFF
+    signed = unsigned - (1 << 32) if unsigned & 0x80000000 else unsigned
+    try:
+        return _result(call, call.services.call(call.grants.module, "incr", [key, str(signed).encode()]))
+    except HostFailure as exc:
+        return _fail(call, exc, "kv_incr")
+
+
 def _http_request(call: HostCall, req_ptr: int, req_len: int) -> int:
     _need(call, "http", "http_request")
     request = _buffer(call, "http_request", req_ptr, req_len)
@@ -221,6 +234,7 @@ _IMPLS: dict[str, Callable[..., int]] = {
     "kv_set": _kv("set", 4),
     "kv_delete": _kv("delete", 2),
     "kv_list": _kv("list", 2),
+    "kv_incr": _kv_incr,
     "http_request": _http_request,
     "result_read": _result_read,
 }

@@ -18,8 +18,8 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
 class KvGrant:
     """``kv = { backend = "memory" | "sqlite" | "redis", ... }``: a key-value store.
 
-    `path` is the SQLite file (relative to the registry's directory), `url`
-    the Redis server; `namespace` defaults to the module's name (modules that
+    `path` is the SQLite file (relative to the registry's directory); "redis"
+    uses the redis plugin's client (its `url`, WASMKERNEL_REDIS_URL); `namespace` defaults to the module's name (modules that
     name the same namespace on the same store share it). Quotas fail a write
     cleanly: `max_key_bytes`, `max_value_bytes`, `max_total_bytes` (keys and
     values of the namespace together).
@@ -27,7 +27,6 @@ class KvGrant:
 
     backend: Literal["memory", "sqlite", "redis"] = "memory"
     path: str = ""
-    url: str = ""
     namespace: str = ""
     max_key_bytes: int = attrs.field(default=512, validator=_positive)
     max_value_bytes: int = attrs.field(default=64 * 1024, validator=_positive)

@@ -1,9 +1,11 @@
 """`HostAPI`: the main process's side of the host API — key-value stores and outbound HTTP.
 
-Both loaders reach it the same way, through `call(module, op, args)`:
-wasmtime from its call threads (directly), wasmer from its worker processes
-(through `rpc`, served in threads of the main process). So a write is
-visible to the next request whichever thread or worker process serves it.
+Both loaders reach it: wasmtime from its call threads (`call`; a Redis
+namespace's operation hops into the event loop with `trio.from_thread`),
+wasmer from its worker processes through `rpc`, whose server awaits `acall`
+in the event loop (SQLite and HTTP in a thread, Redis awaited, memory
+inline). So a write is visible to the next request whichever thread or
+worker process serves it — and, with Redis, whichever server instance.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import trio
 
 from kernel import StartupError
-from wasmkernel_wasm.hostapi import INVALID, HostDenied, HostFailure
+from wasmkernel_wasm.hostapi import INVALID, NOT_FOUND, HostDenied, HostFailure
 from wasmkernel_wasm.hostapi.grants import Grants, HttpGrant, KvGrant, denial
-from wasmkernel_wasm.hostapi.kv import Backend, MemoryBackend, Namespace, SqliteBackend
+from wasmkernel_wasm.hostapi.kv import LIST_LIMIT, Backend, MemoryBackend, Namespace, RedisBackend, SqliteBackend
 from wasmkernel_wasm.hostapi.outbound import Origin, allowed_origins, fetch
 
 if TYPE_CHECKING:
@@ -53,34 +56,43 @@ class HostAPI:
                 except ValueError as exc:
                     raise StartupError(f"wasm module '{spec.name}': http.allow: {exc} (plugins.{loader}.config.modules[{index}])") from None
         self._base = base
-        self._backends: dict[tuple[str, str], Backend] = {}
+        self._backends: dict[tuple[str, str], Backend | RedisBackend] = {}
         self._namespaces: dict[str, Namespace] = {}
         self._client: httpx.Client | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
 
     @property
     def needed(self) -> bool:
         """Whether any module is granted key-value or outbound HTTP (the shared state)."""
         return bool(self._kv_grants or self._http)
 
-    def start(self) -> None:
-        """Open the stores (a SQLite file that cannot be opened stops startup) and the HTTP client."""
+    @property
+    def redis_needed(self) -> bool:
+        return any(grant.backend == "redis" for grant in self._kv_grants.values())
+
+    def start(self, redis_link: Any = None) -> None:
+        """Open the stores (a SQLite file that cannot be opened stops startup)
+        and the HTTP client; in the event loop (Redis operations run there)."""
+        self._token = trio.lowlevel.current_trio_token()
         for module, grant in self._kv_grants.items():
-            self._namespaces[module] = Namespace(self._backend(module, grant), grant.namespace or module, grant)
+            self._namespaces[module] = Namespace(self._backend(module, grant, redis_link), grant.namespace or module, grant)
         if self._http:
             self._client = httpx.Client(follow_redirects=False, trust_env=False)
 
-    def _backend(self, module: str, grant: KvGrant) -> Backend:
+    def _backend(self, module: str, grant: KvGrant, redis_link: Any) -> Backend | RedisBackend:
         if grant.backend == "sqlite":
             if not grant.path:
                 raise StartupError(f"wasm module '{module}': kv.backend = 'sqlite' needs kv.path (a file, relative to the registry)")
             key = ("sqlite", str((self._base / grant.path).resolve()))
         elif grant.backend == "redis":
-            raise StartupError(f"wasm module '{module}': kv.backend = 'redis' is not available yet; use 'memory' or 'sqlite'")
+            if redis_link is None:
+                raise StartupError(f"wasm module '{module}': kv.backend = 'redis' needs Redis: enable the redis plugin and set its url (WASMKERNEL_REDIS_URL)")
+            key = ("redis", "")
         else:
             key = ("memory", "")
         if key not in self._backends:
             try:
-                self._backends[key] = SqliteBackend(Path(key[1])) if key[0] == "sqlite" else MemoryBackend()
+                self._backends[key] = SqliteBackend(Path(key[1])) if key[0] == "sqlite" else RedisBackend(redis_link) if key[0] == "redis" else MemoryBackend()
             except Exception as exc:  # sqlite3.Error, OSError
                 raise StartupError(f"wasm module '{module}': cannot open kv.path {grant.path!r}: {exc}") from None
         return self._backends[key]
@@ -94,33 +106,36 @@ class HostAPI:
             self._client.close()
             self._client = None
 
-    def blocking(self, module: str, op: str) -> bool:
-        """Whether `op` may block (SQLite, network): the RPC server runs those in a thread."""
-        namespace = self._namespaces.get(module)
-        return op == "http" or (namespace is not None and not isinstance(namespace.backend, MemoryBackend))
-
-    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
-        """Run one key-value or HTTP operation for `module`. `HostDenied` if
-        it is not granted, `HostFailure` for a clean failure."""
+    def _namespace(self, module: str, op: str) -> tuple[Grants, Namespace | None]:
         grants = self.grants.get(module)
         if grants is None:
             raise HostDenied(f"unknown module '{module}'")
         if op == "http":
-            return self._http_call(grants, args[0])
+            return grants, None
         namespace = self._namespaces.get(module)
         if namespace is None:
             raise HostDenied(denial(grants, "kv", f"kv_{op}"))
-        if op == "get":
-            return namespace.get(args[0])
-        if op == "set":
-            namespace.set(args[0], args[1])
-            return b""
-        if op == "delete":
-            return b"\x01" if namespace.delete(args[0]) else b"\x00"
-        if op == "list":
-            keys = namespace.list(args[0])
-            return _U32.pack(len(keys)) + b"".join(_U32.pack(len(key)) + key for key in keys)
-        raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
+        return grants, namespace
+
+    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
+        """Run one key-value or HTTP operation for `module`, from a thread
+        other than the event loop's. `HostDenied` if it is not granted,
+        `HostFailure` for a clean failure."""
+        grants, namespace = self._namespace(module, op)
+        if namespace is None:
+            return self._http_call(grants, args[0])
+        if isinstance(namespace.backend, RedisBackend):
+            return bytes(trio.from_thread.run(_redis_op, namespace, op, args, trio_token=self._token))
+        return _sync_op(namespace, op, args)
+
+    async def acall(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
+        """`call`, from the event loop: Redis awaited, memory inline, SQLite and HTTP in a thread."""
+        _, namespace = self._namespace(module, op)
+        if namespace is not None and isinstance(namespace.backend, RedisBackend):
+            return await _redis_op(namespace, op, args)
+        if namespace is not None and isinstance(namespace.backend, MemoryBackend):
+            return _sync_op(namespace, op, args)
+        return await trio.to_thread.run_sync(self.call, module, op, args)
 
     def _http_call(self, grants: Grants, request: bytes) -> bytes:
         granted = self._http.get(grants.module)
@@ -140,6 +155,67 @@ class HostAPI:
                 out += _U32.pack(len(part)) + part
         out += _U32.pack(len(reply.body)) + reply.body
         return bytes(out)
+
+
+def _delta(data: bytes) -> int:
+    try:
+        return int(data)
+    except ValueError:
+        raise HostFailure(INVALID, "malformed increment") from None
+
+
+def _keys(keys: Sequence[bytes]) -> bytes:
+    return _U32.pack(len(keys)) + b"".join(_U32.pack(len(key)) + key for key in keys)
+
+
+def _sync_op(namespace: Namespace, op: str, args: Sequence[bytes]) -> bytes:
+    """One key-value operation on a synchronous backend (memory, SQLite)."""
+    backend = namespace.backend
+    assert not isinstance(backend, RedisBackend)
+    if op == "get":
+        value = backend.get(namespace.name, namespace.key(args[0]))
+        if value is None:
+            raise HostFailure(NOT_FOUND, "no such key")
+        return value
+    if op == "set":
+        if not backend.set(namespace.name, namespace.key(args[0]), namespace.value(args[1]), namespace.grant.max_total_bytes):
+            raise namespace.over_total()
+        return b""
+    if op == "incr":
+        result = backend.incr(namespace.name, namespace.key(args[0]), _delta(args[1]), namespace.grant.max_total_bytes)
+        if result is None:
+            raise namespace.over_total()
+        return str(result).encode()
+    if op == "delete":
+        return b"\x01" if backend.delete(namespace.name, namespace.key(args[0])) else b"\x00"
+    if op == "list":
+        return _keys(backend.list(namespace.name, args[0], LIST_LIMIT))
+    raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
+
+
+async def _redis_op(namespace: Namespace, op: str, args: Sequence[bytes]) -> bytes:
+    """One key-value operation on Redis (in the event loop)."""
+    backend = namespace.backend
+    assert isinstance(backend, RedisBackend)
+    if op == "get":
+        value = await backend.get(namespace.name, namespace.key(args[0]))
+        if value is None:
+            raise HostFailure(NOT_FOUND, "no such key")
+        return value
+    if op == "set":
+        if not await backend.set(namespace.name, namespace.key(args[0]), namespace.value(args[1]), namespace.grant.max_total_bytes):
+            raise namespace.over_total()
+        return b""
+    if op == "incr":
+        result = await backend.incr(namespace.name, namespace.key(args[0]), _delta(args[1]), namespace.grant.max_total_bytes)
+        if result is None:
+            raise namespace.over_total()
+        return str(result).encode()
+    if op == "delete":
+        return b"\x01" if await backend.delete(namespace.name, namespace.key(args[0])) else b"\x00"
+    if op == "list":
+        return _keys(await backend.list(namespace.name, args[0], LIST_LIMIT))
+    raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
 
 
 def decode_http_request(data: bytes) -> tuple[str, str, list[tuple[str, str]], bytes, int]:

@@ -8,8 +8,9 @@ with the HTTP wire format's fields (no pickle):
     request : u32 size | field(module) field(op) u32 n x field(arg)
     response: u32 size | u8 status (0 ok, 1 failure, 2 denied) u32 code field(data or message)
 
-Operations that may block (SQLite, outbound HTTP) run in a thread of the main
-process; memory-backend operations run inline in its event loop.
+The server awaits `HostAPI.acall` in the main process's event loop: memory
+operations inline, Redis ones awaited on the redis plugin's client, those
+that may block (SQLite, outbound HTTP) in a thread.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def decode_request(body: bytes) -> tuple[str, str, list[bytes]]:
     return module, op, [field() for _ in range(min(count, 8))]
 
 
-def answer(host: HostAPI, module: str, op: str, args: Sequence[bytes]) -> bytes:
+async def answer(host: HostAPI, module: str, op: str, args: Sequence[bytes]) -> bytes:
     """Run one operation and frame its result (never raises for guest-caused failures)."""
     try:
-        status, code, data = 0, 0, host.call(module, op, args)
+        status, code, data = 0, 0, await host.acall(module, op, args)
     except HostFailure as exc:
         status, code, data = 1, exc.code, exc.message.encode()
     except HostDenied as exc:
@@ -106,10 +107,7 @@ class Server:
                 except (ValueError, struct.error, UnicodeDecodeError):
                     log.error("wasm.host_rpc_malformed", bytes=len(body))
                     return
-                if self.host.blocking(module, op):
-                    reply = await trio.to_thread.run_sync(answer, self.host, module, op, args)
-                else:
-                    reply = answer(self.host, module, op, args)
+                reply = await answer(self.host, module, op, args)
                 try:
                     await stream.send_all(reply)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -1,0 +1,137 @@
+"""The link shortener written as modules, as the default registry ships it, on every loader, over HTTP."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from structlog.testing import capture_logs
+from wasmkernel_wasm.testing import ROOT
+
+from kernel import Application
+from kernel.testing import app_from, running
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+SECRET = "links-test-" + "s" * 40
+KEY = "links-signing-key"
+
+
+def shipped() -> dict[str, Any]:
+    """The link shortener's modules, routes and filter from plugin_registry.toml."""
+    with (ROOT / "plugin_registry.toml").open("rb") as file:
+        loader = tomllib.load(file)["plugins"]["wasmer-loader"]["config"]
+    modules = [spec for spec in loader["modules"] if spec["name"] in ("links", "links_sign")]
+    routes = [route for route in loader["routes"] if route["module"] == "links"]
+    return {"modules": modules, "routes": routes, "filters": loader["filters"]}
+
+
+def links_config(tmp_path: Path, **kv: Any) -> dict[str, Any]:
+    config = copy.deepcopy(shipped())
+    for spec in config["modules"]:
+        spec["path"] = str(ROOT / spec["path"])
+        if "kv" in spec:
+            spec["kv"].update(path=str(tmp_path / "data" / "links.sqlite3"), **kv)
+    return {"cache_dir": str(tmp_path / "cache"), "workers": 2, "watch": False, **config}
+
+
+def make(loader_name: str, config: dict[str, Any]) -> Application:
+    return app_from(
+        {
+            "request-id": {},
+            "errors": {},
+            "authz": {},
+            "auth-jwt": {"config": {"algorithms": ["HS256"], "secret": {"env": "LINKS_TEST_JWT"}, "scope_claim": "scope"}},
+            "router": {},
+            loader_name: {"config": config},
+        }
+    )
+
+
+def token(scope: str = "links:write") -> str:
+    return jwt.encode({"sub": "ada", "scope": scope, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+
+
+def signed(body: bytes, scope: str = "links:write") -> dict[str, str]:
+    signature = hmac.new(KEY.encode(), body, hashlib.sha256).hexdigest()
+    return {"authorization": f"Bearer {token(scope)}", "x-signature": signature, "content-type": "application/json"}
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch: pytest.MonkeyPatch, dist: Path) -> None:
+    monkeypatch.setenv("LINKS_TEST_JWT", SECRET)
+    monkeypatch.setenv("WASMKERNEL_LINKS_KEY", KEY)
+
+
+async def test_shorten_redirect_and_count_across_a_restart(loader_name: str, tmp_path: Path) -> None:
+    config = links_config(tmp_path)
+    body = json.dumps({"url": "https://example.com/a?b=c"}).encode()
+    async with running(make(loader_name, config)) as client:
+        assert (await client.post("/links", content=body)).status_code == 401  # authz: no token
+        assert (await client.post("/links", content=body, headers=signed(body, scope="other"))).status_code == 403
+        unsigned = await client.post("/links", content=body, headers={"authorization": f"Bearer {token()}"})
+        assert unsigned.status_code == 401 and "x-signature" in unsigned.json()["detail"]  # the filter
+        created = await client.post("/links", content=body, headers=signed(body))
+        assert created.status_code == 201, created.text
+        code = created.json()["code"]
+        assert created.json()["url"] == "https://example.com/a?b=c" and len(code) == 7
+        again = await client.post("/links", content=body, headers=signed(body))
+        assert again.json()["code"] == code  # the same URL, the same code
+        with capture_logs() as logs:
+            redirect = await client.get(f"/l/{code}")
+        assert redirect.status_code == 302 and redirect.headers["location"] == "https://example.com/a?b=c"
+        (line,) = [entry for entry in logs if entry["event"] == "wasm.guest_log" and entry["message"] == "redirect"]
+        assert line["module"] == "links" and line["code"] == code
+        assert (await client.get(f"/links/{code}/stats")).json() == {"code": code, "url": "https://example.com/a?b=c", "hits": 1}
+        missing = await client.get("/l/nope123")
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    async with running(make(loader_name, config)) as client:  # a restart: SQLite keeps links and hits
+        assert (await client.get(f"/l/{code}")).status_code == 302
+        assert (await client.get(f"/links/{code}/stats")).json()["hits"] == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "detail"),
+    [
+        ("ftp://example.com/x", 422, 'URL scheme "ftp" is not allowed'),
+        ("javascript://alert(1)", 422, "is not allowed"),
+        ("https://", 422, "has no host"),
+        ("https://exa mple.com", 422, "whitespace"),
+        (5, 400, 'no string field "url"'),
+    ],
+)
+async def test_bad_urls_are_problem_documents(loader_name: str, tmp_path: Path, url: Any, status: int, detail: str) -> None:
+    body = json.dumps({"url": url}).encode()
+    async with running(make(loader_name, links_config(tmp_path))) as client:
+        response = await client.post("/links", content=body, headers=signed(body))
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json" and detail in response.json()["detail"]
+
+
+async def test_a_full_store_and_an_ungranted_store_fail_only_their_request(loader_name: str, tmp_path: Path) -> None:
+    config = links_config(tmp_path, max_total_bytes=60)
+    first, second = (json.dumps({"url": f"https://example.com/{n}"}).encode() for n in ("one", "two-is-longer"))
+    async with running(make(loader_name, config)) as client:
+        assert (await client.post("/links", content=first, headers=signed(first))).status_code == 201
+        with capture_logs() as logs:
+            full = await client.post("/links", content=second, headers=signed(second))
+        assert full.status_code == 507 and "max_total_bytes = 60" in full.json()["detail"]
+        assert any(entry["event"] == "wasm.host_call_failed" and entry["module"] == "links" for entry in logs)
+        assert (await client.get(f"/l/{json.loads((await client.post('/links', content=first, headers=signed(first))).text)['code']}")).status_code == 302
+    del config["modules"][0]["kv"]
+    async with running(make(loader_name, config)) as client:
+        with capture_logs() as logs:
+            denied = await client.get("/links/abc/stats")
+        assert denied.status_code == 500 and "refused" in denied.json()["detail"]
+        (line,) = [entry for entry in logs if entry["event"] == "wasm.host_call_denied"]
+        assert "not granted key-value" in line["reason"] and "kv = {" in line["reason"]
