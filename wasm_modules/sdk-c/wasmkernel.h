@@ -6,8 +6,15 @@
  *     the buffers the host copies requests and arrays into;
  *   - with WASMKERNEL_HTTP defined before the include, it also exports
  *     `handle(req_ptr, req_len) -> i64` which decodes the request and calls
- *         void wk_handle(const wk_request *req, wk_response *resp);
- *     that you write, then returns the encoded response.
+ *         void wk_handle(const wk_request *req, wk_response *resp, const char **body, uint32_t *body_len);
+ *     that you write, then returns the encoded response;
+ *   - with WASMKERNEL_FILTER (kind "filter", WebAssembly middleware), it exports
+ *     `on_request`, which calls
+ *         void wk_on_request(const wk_filter_request *req, wk_decision *decision);
+ *     (leave the decision as it is to continue, add header edits with
+ *     wk_edit_add / wk_edit_remove, or answer at once with wk_respond), and with
+ *     WASMKERNEL_FILTER_RESPONSE also `on_response`, which calls
+ *         void wk_on_response(const wk_filter_response *resp, wk_edits *edits);
  *
  * The HTTP wire format (docs/wasm-abi.md), integers u32 little-endian,
  * field(x) = u32 length + bytes:
@@ -192,11 +199,12 @@ WK_IMPORT("kv_get") int64_t wk__kv_get(const void *key, uint32_t key_len);
 WK_IMPORT("kv_set") int64_t wk__kv_set(const void *key, uint32_t key_len, const void *value, uint32_t value_len);
 WK_IMPORT("kv_delete") int64_t wk__kv_delete(const void *key, uint32_t key_len);
 WK_IMPORT("kv_list") int64_t wk__kv_list(const void *prefix, uint32_t prefix_len);
+WK_IMPORT("kv_incr") int64_t wk__kv_incr(const void *key, uint32_t key_len, int32_t delta);
 WK_IMPORT("http_request") int64_t wk__http_request(const void *req, uint32_t req_len);
 WK_IMPORT("result_read") int64_t wk__result_read(void *ptr, uint32_t len);
 
 /* Error codes of the host API (a host function returns -code). */
-enum { WK_OK = 0, WK_NOT_FOUND = 1, WK_QUOTA = 2, WK_INVALID = 3, WK_HTTP = 4, WK_NO_MEMORY = 100 };
+enum { WK_OK = 0, WK_NOT_FOUND = 1, WK_QUOTA = 2, WK_INVALID = 3, WK_HTTP = 4, WK_UNAVAILABLE = 5, WK_NO_MEMORY = 100 };
 
 /* Log levels of wk_log. */
 typedef enum { WK_DEBUG = 0, WK_INFO = 1, WK_WARNING = 2, WK_ERROR = 3 } wk_level;
@@ -279,6 +287,19 @@ static inline int wk_kv_delete(const void *key, uint32_t key_len, int *existed) 
     if (code == WK_OK) wk_buf_free(&out);
     return code;
 }
+/* Adds `delta` to the counter `key` (absent: 0) atomically across workers; the new value in `*value`. */
+static inline int wk_kv_incr(const void *key, uint32_t key_len, int32_t delta, int64_t *value) {
+    wk_buf out;
+    int code = wk__result(wk__kv_incr(key, key_len, delta), &out);
+    if (code != WK_OK) return code;
+    char *end;
+    long long v = strtoll((const char *)out.ptr, &end, 10);
+    int bad = out.len == 0 || *end != 0;
+    wk_buf_free(&out);
+    if (bad) return WK_INVALID;
+    if (value) *value = v;
+    return WK_OK;
+}
 /* Keys starting with `prefix` (at most 1000, sorted) into `*keys`; walk them with wk_kv_next. */
 static inline int wk_kv_list(const void *prefix, uint32_t prefix_len, wk_buf *keys) { return wk__result(wk__kv_list(prefix, prefix_len), keys); }
 /* The next key of a wk_kv_list result (start with *pos = 0); 0 at the end. */
@@ -329,6 +350,149 @@ static inline int wk_http_request(const char *method, const char *url, const wk_
 
 /* `GET url`. */
 static inline int wk_http_get(const char *url, wk_http_response *resp) { return wk_http_request("GET", url, 0, 0, "", 0, 0, resp); }
+
+/* ---- filters (kind "filter"; wire format in docs/wasm-abi.md) ---------------- */
+
+#define WK_MAX_EDITS 32
+
+/* Header edits: `remove` (names) first, then `add` (appended); remove + add replaces. */
+typedef struct {
+    wk_cpair add[WK_MAX_EDITS];
+    const char *remove[WK_MAX_EDITS];
+    uint32_t nadd, nremove;
+} wk_edits;
+
+/* Appends a header edit; -1 when WK_MAX_EDITS are already there. */
+static inline int wk_edit_add(wk_edits *e, const char *name, const char *value) {
+    if (e->nadd >= WK_MAX_EDITS) return -1;
+    e->add[e->nadd++] = (wk_cpair){name, value};
+    return 0;
+}
+static inline int wk_edit_remove(wk_edits *e, const char *name) {
+    if (e->nremove >= WK_MAX_EDITS) return -1;
+    e->remove[e->nremove++] = name;
+    return 0;
+}
+
+/* The request a filter sees (credential headers withheld unless granted);
+ * `route` is the guarded route's name, `body` set only when has_body. */
+typedef struct {
+    wk_str method, path, query, route, body;
+    uint32_t has_body, nheaders;
+    wk_pair headers[WK_MAX_PAIRS];
+} wk_filter_request;
+
+/* The response as on_response sees it. */
+typedef struct {
+    wk_str method, path;
+    uint32_t status, nheaders;
+    wk_pair headers[WK_MAX_PAIRS];
+} wk_filter_response;
+
+/* What on_request answers: continue (the default) with edits of the request's and
+ * the response's headers, or respond now (the route's handler is not called). */
+typedef struct {
+    int respond;
+    wk_edits request, response;
+    uint32_t status;
+    wk_cpair headers[WK_MAX_EDITS];
+    uint32_t nheaders;
+    const char *body;
+    uint32_t body_len;
+} wk_decision;
+
+/* Answer now with `status`, a content type and `body` (NUL-terminated, alive until wk_on_request returns). */
+static inline void wk_respond(wk_decision *d, uint32_t status, const char *content_type, const char *body) {
+    d->respond = 1;
+    d->status = status;
+    d->nheaders = 0;
+    d->headers[d->nheaders++] = (wk_cpair){"content-type", content_type};
+    d->body = body;
+    d->body_len = (uint32_t)strlen(body);
+}
+
+/* A header of the respond answer besides its content type; -1 when full. */
+static inline int wk_respond_header(wk_decision *d, const char *name, const char *value) {
+    if (d->nheaders >= WK_MAX_EDITS) return -1;
+    d->headers[d->nheaders++] = (wk_cpair){name, value};
+    return 0;
+}
+
+/* The header `name` (lower-case) of a filter's request, or {0, 0}. */
+static inline wk_str wk_filter_header(const wk_filter_request *r, const char *name) { return wk_lookup(r->headers, r->nheaders, name); }
+
+static inline void wk__put_cpairs(wk_response *out, const wk_cpair *pairs, uint32_t n) {
+    wk_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wk_put_field(out, pairs[i].name, (uint32_t)strlen(pairs[i].name));
+        wk_put_field(out, pairs[i].value, (uint32_t)strlen(pairs[i].value));
+    }
+}
+
+static inline void wk__put_edits(wk_response *out, const wk_edits *e) {
+    wk__put_cpairs(out, e->add, e->nadd);
+    wk_put_u32(out, e->nremove);
+    for (uint32_t i = 0; i < e->nremove; i++) wk_put_field(out, e->remove[i], (uint32_t)strlen(e->remove[i]));
+}
+
+static inline uint64_t wk__packed(wk_response *out) {
+    if (out->failed) return 0;
+    return (uint64_t)(uintptr_t)out->buf << 32 | out->len;
+}
+
+static inline int wk_decode_filter_request(const uint8_t *buf, uint32_t len, wk_filter_request *r) {
+    uint32_t pos = 0;
+    if (wk_field(buf, len, &pos, &r->method) || wk_field(buf, len, &pos, &r->path) || wk_field(buf, len, &pos, &r->query) ||
+        wk_field(buf, len, &pos, &r->route))
+        return -1;
+    if (wk_pairs(buf, len, &pos, r->headers, &r->nheaders) || wk_u32(buf, len, &pos, &r->has_body) || wk_field(buf, len, &pos, &r->body)) return -1;
+    return pos == len ? 0 : -1;
+}
+
+static inline int wk_decode_filter_response(const uint8_t *buf, uint32_t len, wk_filter_response *r) {
+    uint32_t pos = 0;
+    if (wk_field(buf, len, &pos, &r->method) || wk_field(buf, len, &pos, &r->path) || wk_u32(buf, len, &pos, &r->status)) return -1;
+    if (wk_pairs(buf, len, &pos, r->headers, &r->nheaders)) return -1;
+    return pos == len ? 0 : -1;
+}
+
+#ifdef WASMKERNEL_FILTER
+void wk_on_request(const wk_filter_request *req, wk_decision *decision);
+
+WK_EXPORT("on_request") uint64_t on_request(const uint8_t *ptr, uint32_t len) {
+    static wk_filter_request req;
+    static wk_decision d;
+    memset(&d, 0, sizeof d);
+    if (wk_decode_filter_request(ptr, len, &req)) wk_respond(&d, 400, "text/plain", "bad request: malformed filter input\n");
+    else wk_on_request(&req, &d);
+    wk_response out = {0};
+    if (d.respond) {
+        wk_put_u32(&out, 1);
+        wk_put_u32(&out, d.status);
+        wk__put_cpairs(&out, d.headers, d.nheaders);
+        wk_put_field(&out, d.body ? d.body : "", d.body ? d.body_len : 0);
+    } else {
+        wk_put_u32(&out, 0);
+        wk__put_edits(&out, &d.request);
+        wk__put_edits(&out, &d.response);
+    }
+    return wk__packed(&out);
+}
+#endif
+
+#ifdef WASMKERNEL_FILTER_RESPONSE
+void wk_on_response(const wk_filter_response *resp, wk_edits *edits);
+
+WK_EXPORT("on_response") uint64_t on_response(const uint8_t *ptr, uint32_t len) {
+    static wk_filter_response resp;
+    static wk_edits edits;
+    memset(&edits, 0, sizeof edits);
+    if (!wk_decode_filter_response(ptr, len, &resp)) wk_on_response(&resp, &edits);
+    wk_response out = {0};
+    wk__put_edits(&out, &edits);
+    return wk__packed(&out);
+}
+#endif
 
 #ifdef WASMKERNEL_HTTP
 /* Write the response: wk_status, wk_add_header..., then set `*body`/`*body_len`
