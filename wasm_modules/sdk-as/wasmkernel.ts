@@ -2,7 +2,11 @@
 // Exports alloc/dealloc for the host; decodes the HTTP wire format (docs/wasm-abi.md)
 // and encodes responses. A module re-exports `alloc`, `dealloc` and defines `handle`:
 //   export { alloc, dealloc } from "../../sdk-as/wasmkernel";
-//   export function handle(ptr: usize, len: u32): u64 { return serve(ptr, len, (req) => ...); }
+//   export function handle(ptr: usize, len: u32): u64 { return encode(respond(decode(ptr, len))); }
+// A filter (kind "filter") defines `on_request` (and optionally `on_response`) instead:
+//   export function on_request(ptr: usize, len: u32): u64 { const req = decodeFilterRequest(ptr, len); ...
+//     return encodeDecision(Decision.pass()) }   // or Decision.respond(new Response(...))
+//   export function on_response(ptr: usize, len: u32): u64 { ... return encodeEdits(new Edits().add(...)) }
 // Build: asc assembly/index.ts -O3 --runtime stub --use abort= -o module.wasm
 //
 // The host API (import module `wasmkernel`, ABI v1, docs/wasm-abi.md) has the shape of the
@@ -120,6 +124,7 @@ export function encode(resp: Response): u64 {
 @external("wasmkernel", "kv_set") declare function wk_kv_set(key: usize, keyLen: u32, value: usize, valueLen: u32): i64;
 @external("wasmkernel", "kv_delete") declare function wk_kv_delete(key: usize, keyLen: u32): i64;
 @external("wasmkernel", "kv_list") declare function wk_kv_list(prefix: usize, prefixLen: u32): i64;
+@external("wasmkernel", "kv_incr") declare function wk_kv_incr(key: usize, keyLen: u32, delta: i32): i64;
 @external("wasmkernel", "http_request") declare function wk_http_request(req: usize, reqLen: u32): i64;
 @external("wasmkernel", "result_read") declare function wk_result_read(ptr: usize, len: u32): i64;
 
@@ -128,6 +133,7 @@ export const NOT_FOUND: i32 = 1;
 export const QUOTA: i32 = 2;
 export const INVALID: i32 = 3;
 export const HTTP: i32 = 4;
+export const UNAVAILABLE: i32 = 5;
 
 export enum Level {
   Debug = 0,
@@ -249,6 +255,14 @@ export namespace kv {
     return lastCode;
   }
 
+  /** Adds `delta` to the counter `key` (absent: 0) atomically across workers; the new value
+   *  (on failure 0, with `host.errorCode()` set). */
+  export function incr(key: string, delta: i32 = 1): i64 {
+    const k = utf8(key);
+    const out = result(wk_kv_incr(changetype<usize>(k), <u32>k.byteLength, delta));
+    return out == null ? 0 : I64.parseInt(String.UTF8.decode(out));
+  }
+
   /** Deletes `key`; true if it existed. */
   export function remove(key: string): bool {
     const k = utf8(key);
@@ -310,4 +324,124 @@ export namespace http {
   export function get(url: string): HttpResponse | null {
     return request("GET", url);
   }
+}
+
+// ---- filters (kind "filter"; wire format in docs/wasm-abi.md) -----------------------
+
+/** The request a filter sees; `route` is the guarded route's name, `body` null unless the entry says body = true. */
+export class FilterRequest {
+  method: string = "";
+  path: string = "";
+  query: string = "";
+  route: string = "";
+  headers: Map<string, string> = new Map();
+  body: ArrayBuffer | null = null;
+
+  header(name: string): string {
+    return this.headers.has(name) ? this.headers.get(name) : "";
+  }
+}
+
+/** The response as on_response sees it. */
+export class FilterResponse {
+  method: string = "";
+  path: string = "";
+  status: u32 = 0;
+  headers: Map<string, string> = new Map();
+}
+
+/** Header edits: `removed` first, then `added` (appended; remove + add replaces). */
+export class Edits {
+  added: Array<string> = [];
+  removed: Array<string> = [];
+  add(name: string, value: string): Edits {
+    this.added.push(name);
+    this.added.push(value);
+    return this;
+  }
+  remove(name: string): Edits {
+    this.removed.push(name);
+    return this;
+  }
+}
+
+/** What on_request answers: continue with edits, or respond now (the route's handler is not called). */
+export class Decision {
+  request: Edits = new Edits();
+  response: Edits = new Edits();
+  answer: Response | null = null;
+
+  static pass(): Decision {
+    return new Decision();
+  }
+  static respond(answer: Response): Decision {
+    const d = new Decision();
+    d.answer = answer;
+    return d;
+  }
+}
+
+export function decodeFilterRequest(ptr: usize, len: u32): FilterRequest {
+  const r = new Reader(ptr, ptr + len);
+  const req = new FilterRequest();
+  req.method = r.str();
+  req.path = r.str();
+  req.query = r.str();
+  req.route = r.str();
+  r.pairs(req.headers);
+  const hasBody = r.u32() == 1;
+  const n = r.u32();
+  if (r.pos + n > r.end) throw new Error("truncated");
+  if (hasBody) {
+    const body = new ArrayBuffer(<i32>n);
+    memory.copy(changetype<usize>(body), r.pos, n);
+    req.body = body;
+  }
+  return req;
+}
+
+export function decodeFilterResponse(ptr: usize, len: u32): FilterResponse {
+  const r = new Reader(ptr, ptr + len);
+  const resp = new FilterResponse();
+  resp.method = r.str();
+  resp.path = r.str();
+  resp.status = r.u32();
+  r.pairs(resp.headers);
+  return resp;
+}
+
+function putEdits(w: Writer, e: Edits): void {
+  w.pairs(e.added);
+  w.u32(<u32>e.removed.length);
+  for (let i = 0; i < e.removed.length; i++) w.str(e.removed[i]);
+}
+
+/** Copies `data` into a buffer of its own and packs (ptr << 32) | len for the host. */
+function handOver(data: ArrayBuffer): u64 {
+  const out = heap.alloc(<usize>data.byteLength);
+  memory.copy(out, changetype<usize>(data), <usize>data.byteLength);
+  return (<u64>out << 32) | <u64>data.byteLength;
+}
+
+export function encodeDecision(d: Decision): u64 {
+  const answer = d.answer;
+  if (answer != null) {
+    const w = new Writer();
+    w.u32(1);
+    w.u32(answer.status);
+    w.pairs(answer.headers);
+    w.str(answer.body);
+    return handOver(w.finish());
+  }
+  const w = new Writer();
+  w.u32(0);
+  putEdits(w, d.request);
+  putEdits(w, d.response);
+  return handOver(w.finish());
+}
+
+export function encodeEdits(e: Edits): u64 {
+  const w = new Writer();
+  putEdits(w, e);
+  return handOver(w.finish());
 }

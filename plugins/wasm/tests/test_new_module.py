@@ -66,14 +66,22 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str],
 
 
 @pytest.mark.parametrize(("lang", "kind"), COMBOS)
-async def test_scaffold_builds_and_serves(lang: str, kind: str, scaffolded: Callable[[str, str], dict[str, Any]], make_app: Any) -> None:
+async def test_scaffold_builds_and_serves(lang: str, kind: str, scaffolded: Callable[[str, str], dict[str, Any]], make_app: Any, dist: Path) -> None:
     config = scaffolded(lang, kind)
     name = config["modules"][0]["name"]
+    if kind == "filter":  # its printed lines guard prefixes = ["/hello"]: the Rust hello module's route
+        config = {**config, "modules": [*config["modules"], {"name": "hello", "path": str(dist / "hello.wasm"), "kind": "http"}]}
+        config["routes"] = [{"path": "/hello/{name}", "module": "hello"}]
     async with running(make_app(config)) as client:
         if kind == "compute":
             response = await client.get(f"/{name}/add/40/2")
             assert (response.status_code, response.json()) == (200, {"value": 42})
             assert (await client.get(f"/{name}/add/-7/2")).json() == {"value": -5}
+        elif kind == "filter":
+            passed = await client.get("/hello/ada", headers={"user-agent": "curl/8"})
+            refused = await client.get("/hello/ada", headers={"user-agent": "badbot/1.0"})
+            assert (passed.status_code, passed.text, passed.headers["x-filtered-by"]) == (200, "Hello, ada!\n", name)
+            assert (refused.status_code, refused.text) == (403, f"refused by {name}\n")
         elif kind == "http":
             response = await client.get(f"/{name}/ada")
             assert (response.status_code, response.text, response.headers["x-module"]) == (200, "Hello, ada!\n", name)

@@ -15,7 +15,7 @@ from kernel import check_name, render_templates
 
 TEMPLATES = Path(__file__).parent / "templates" / "module"
 LANGUAGES = ("rust", "c", "assemblyscript")
-KINDS = ("compute", "http", "wasi")
+KINDS = ("compute", "http", "filter", "wasi")
 LOADERS = ("wasmer-loader", "wasmtime-loader")
 
 
