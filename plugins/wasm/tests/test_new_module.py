@@ -20,6 +20,7 @@ import tomli as tomllib
 from wasmkernel_wasm.scaffold import KINDS
 from wasmkernel_wasm.testing import ROOT
 
+from kernel import StartupError
 from kernel.cli import main
 from kernel.testing import running
 
@@ -107,3 +108,30 @@ def test_new_module_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "taken" / "file").read_text() == "mine"
     with pytest.raises(SystemExit):
         cli("new-module", "ok", "--lang", "cobol", "--kind", "http")
+
+
+async def test_compute_route_takes_numbers_only(scaffolded: Callable[[str, str], dict[str, Any]], make_app: Any) -> None:
+    config = scaffolded("c", "compute")
+    name = config["modules"][0]["name"]
+    config = {**config, "routes": [{"path": f"/{name}/raw/{{a}}/{{b}}", "module": name, "function": "add"}]}
+    async with running(make_app(config)) as client:
+        assert (await client.get(f"/{name}/raw/2/3")).json() == {"value": 5}
+        bad = await client.get(f"/{name}/raw/2/x")
+    assert bad.status_code == 400 and "path parameter 'b' must be a number" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ({"path": "/c", "module": "calc"}, "is a compute module: name the export the route calls"),
+        ({"path": "/h/{name}", "module": "greet", "function": "add"}, "only compute routes call a function"),
+    ],
+)
+def test_compute_route_config_is_checked(route: dict[str, str], message: str, make_app: Any, dist: Path, tmp_path: Path) -> None:
+    config = {
+        "cache_dir": str(tmp_path),
+        "modules": [{"name": "calc", "path": str(dist / "matmul.wasm")}, {"name": "greet", "path": str(dist / "hello.wasm"), "kind": "http"}],
+        "routes": [route],
+    }
+    with pytest.raises(StartupError, match=message):
+        make_app(config)
