@@ -257,12 +257,17 @@ mkdir -p "$DIST" "$STAMPS"
 declare -A STATUS=()
 failed=0
 
-artifact_name() { # crate-dir -> file stem cargo writes (lib name / bin name)
+artifact_name() { # crate-dir -> file stem cargo writes (a lib's name with '_' for '-'; a bin's name as is)
     local name
-    name=$(toml_section "$1/Cargo.toml" lib | toml_get name)
-    [[ -n "$name" ]] || name=$(toml_section "$1/Cargo.toml" '[bin]' | toml_get name)
+    if grep -q '^\[lib\]' "$1/Cargo.toml"; then
+        name=$(toml_section "$1/Cargo.toml" lib | toml_get name)
+        [[ -n "$name" ]] || name=$(toml_section "$1/Cargo.toml" package | toml_get name)
+        echo "${name//-/_}"
+        return
+    fi
+    name=$(toml_section "$1/Cargo.toml" '[bin]' | toml_get name)
     [[ -n "$name" ]] || name=$(toml_section "$1/Cargo.toml" package | toml_get name)
-    echo "${name//-/_}"
+    echo "$name"
 }
 
 for c in "${crates[@]}"; do

@@ -1,6 +1,7 @@
-"""The C and AssemblyScript example modules (wasm_modules/c_hello, c_wagi,
-as_hello, built by wasm_modules/build.sh) served as the default registry
-declares them, on every loader."""
+"""The C and AssemblyScript example modules (wasm_modules/c_hello, c_greet,
+c_filter, c_wagi, as_hello, as_counter, built by wasm_modules/build.sh)
+served as the default registry declares them (grants and filters included),
+on every loader."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 import tomli as tomllib
+from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import ROOT
 
 from kernel.testing import running
 
-EXAMPLES = ("c_hello", "c_wagi", "as_hello")
+EXAMPLES = ("c_hello", "c_greet", "c_filter", "c_wagi", "as_hello", "as_counter")
 
 
 @pytest.fixture
@@ -25,7 +27,8 @@ def examples(config: dict[str, Any], dist: Path) -> dict[str, Any]:
     modules = [dict(m, path=str(ROOT / m["path"])) for m in registry["modules"] if Path(m["path"]).stem in EXAMPLES]
     names = {m["name"] for m in modules}
     routes = [r for r in registry["routes"] if r["module"] in names]
-    return {**config, "modules": [*config["modules"], *modules], "routes": [*config["routes"], *routes]}
+    filters = [f for f in registry["filters"] if f["module"] in names]
+    return {**config, "modules": [*config["modules"], *modules], "routes": [*config["routes"], *routes], "filters": filters}
 
 
 async def test_c_http_handler(make_app: Any, examples: dict[str, Any]) -> None:
@@ -47,3 +50,73 @@ async def test_assemblyscript_http_handler(make_app: Any, examples: dict[str, An
     async with running(make_app(examples)) as client:
         response = await client.get("/as/hello/grace")
     assert (response.status_code, response.text, response.headers["x-guest-language"]) == (200, "Hello, grace!\n", "assemblyscript")
+
+
+async def test_c_host_api_vars_and_log(make_app: Any, examples: dict[str, Any]) -> None:
+    async with running(make_app(examples)) as client:
+        with capture_logs() as logs:
+            response = await client.get("/c/greet/ada")
+    assert (response.status_code, response.text) == (200, "Welcome, ada!\n"), (response.text, logs)  # vars = { greeting = "Welcome" }
+    (line,) = [entry for entry in logs if entry["event"] == "wasm.guest_log"]
+    assert (line["module"], line["message"], line["name"], line["greeting"]) == ("c_greet", "greeted", "ada", "configured")
+
+
+async def test_c_host_api_refused_without_grant(make_app: Any, examples: dict[str, Any]) -> None:
+    for module in examples["modules"]:
+        if module["name"] == "c_greet":
+            module.pop("vars")
+    async with running(make_app(examples)) as client:
+        with capture_logs() as logs:
+            response = await client.get("/c/greet/ada")
+    assert response.status_code == 500
+    assert any(entry["event"] == "wasm.host_call_denied" and "vars = {" in entry["reason"] for entry in logs)
+
+
+async def test_assemblyscript_host_api_kv_and_log(make_app: Any, examples: dict[str, Any]) -> None:
+    async with running(make_app(examples)) as client:
+        with capture_logs() as logs:
+            counts = [(await client.post("/as/count/grace")).text for _ in range(3)]
+        assert counts == ["1\n", "2\n", "3\n"]  # shared by every worker: the store lives in the host
+        assert (await client.get("/as/count/grace")).text == "3\n"
+        assert (await client.get("/as/count/ada")).text == "0\n"
+    lines = [entry for entry in logs if entry["event"] == "wasm.guest_log"]
+    assert [(entry["module"], entry["message"], entry["name"], entry["count"]) for entry in lines] == [
+        ("as_counter", "counted", "grace", str(n)) for n in (1, 2, 3)
+    ]
+
+
+async def test_assemblyscript_kv_quota_fails_cleanly(make_app: Any, examples: dict[str, Any]) -> None:
+    for module in examples["modules"]:
+        if module["name"] == "as_counter":
+            module["kv"] = {"max_total_bytes": 20}
+    async with running(make_app(examples)) as client:
+        with capture_logs() as logs:
+            first = await client.post("/as/count/a")
+            refused = await client.post("/as/count/" + "x" * 30)
+    assert first.text == "1\n"
+    assert refused.status_code == 507 and "max_total_bytes = 20" in refused.text
+    assert any(entry["event"] == "wasm.guest_log" and entry["message"] == "count not stored" for entry in logs)
+
+
+async def test_c_filter_adds_headers_on_its_routes_only(make_app: Any, examples: dict[str, Any]) -> None:
+    async with running(make_app(examples)) as client:
+        guarded = await client.get("/c/greet/ada")
+        other = await client.get("/c/hello/ada")
+    assert (guarded.status_code, guarded.text) == (200, "Welcome, ada!\n")
+    assert guarded.headers["x-content-type-options"] == "nosniff" and guarded.headers["referrer-policy"] == "no-referrer"
+    assert guarded.headers["x-upstream-status"] == "200"
+    assert "x-upstream-status" not in other.headers  # prefixes = ["/c/greet"]
+
+
+async def test_c_filter_refuses_methods_and_edits_the_request(make_app: Any, examples: dict[str, Any]) -> None:
+    examples["filters"] = [{**examples["filters"][0], "prefixes": ["/wagi"]}]  # the WAGI echo (GET, POST) behind it
+    async with running(make_app(examples)) as client:
+        with capture_logs() as logs:
+            refused = await client.post("/wagi/x", content=b"hi")
+        passed = await client.get("/wagi/x", params={"headers": "1"})
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET,HEAD"
+    assert refused.headers["content-type"] == "application/problem+json" and refused.json()["detail"] == "allowed: GET,HEAD"
+    (line,) = [entry for entry in logs if entry["event"] == "wasm.guest_log"]
+    assert (line["module"], line["method"], line["allowed"]) == ("c_filter", "POST", "GET,HEAD")
+    assert passed.status_code == 200 and "header.x-filtered-by=c_filter" in passed.text.splitlines()
+    assert passed.headers["x-upstream-status"] == "200"

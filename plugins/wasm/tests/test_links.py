@@ -33,7 +33,8 @@ def shipped() -> dict[str, Any]:
         loader = tomllib.load(file)["plugins"]["wasmer-loader"]["config"]
     modules = [spec for spec in loader["modules"] if spec["name"] in ("links", "links_sign")]
     routes = [route for route in loader["routes"] if route["module"] == "links"]
-    return {"modules": modules, "routes": routes, "filters": loader["filters"]}
+    filters = [entry for entry in loader["filters"] if entry["module"] == "links_sign"]
+    return {"modules": modules, "routes": routes, "filters": filters}
 
 
 def links_config(tmp_path: Path, **kv: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `wasmkernel wasm` command: list, reload, build."""
+"""The `wasmkernel wasm` command (list, reload, build) and `wasmkernel new-module`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import Application, Command, StartupError, load_registry
+from kernel import Application, Command, StartupError, default_registry_path, load_registry
 from wasmkernel_wasm import MODULE_LOADER, ModuleInfo, ModuleLoader
 from wasmkernel_wasm.config import MIB, LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule
+from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, LOADERS, scaffold_module
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
@@ -46,8 +47,6 @@ def _wasm_reload(args: argparse.Namespace) -> int:
 
 
 def _wasm_build(args: argparse.Namespace) -> int:
-    from kernel import default_registry_path
-
     base = Path(args.registry or default_registry_path()).resolve().parent
     script = Path(args.script) if args.script else base / "wasm_modules" / "build.sh"
     if not script.is_file():
@@ -70,9 +69,35 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     build.set_defaults(wasm_handler=_wasm_build)
 
 
+def _new_module(args: argparse.Namespace) -> int:
+    registry = load_registry(args.registry)
+    enabled = {entry.name for entry in registry.plugins if entry.enabled}
+    loader = next((name for name in LOADERS if name in enabled), LOADERS[0])
+    try:
+        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None, loader)
+    except (ValueError, FileExistsError) as exc:
+        print(f"wasmkernel: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {made.directory} ({args.lang}, kind {args.kind})")
+    print(f"build:  wasmkernel wasm build {made.directory}    # writes {made.wasm}")
+    print(f"enable: add to {registry.path}:\n")
+    print(made.registry_lines)
+    return 0
+
+
+def _new_module_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="module name, e.g. my-module")
+    parser.add_argument("--lang", required=True, choices=LANGUAGES, help="guest language")
+    parser.add_argument("--kind", required=True, choices=KINDS, help="how the module serves (docs/wasm-abi.md)")
+    parser.add_argument("--directory", default=None, help="where to create it (default: wasm_modules/<name> next to the registry)")
+
+
 def wasm_commands() -> list[Command]:
-    """The ``wasmkernel wasm list|reload|build`` command (for loader plugins' `wasmkernel_commands`)."""
-    return [Command("wasm", "WebAssembly modules: list, reload NAME, build", lambda args: int(args.wasm_handler(args)), _wasm_arguments)]
+    """``wasmkernel wasm list|reload|build`` and ``wasmkernel new-module`` (the host's `wasmkernel_commands`)."""
+    return [
+        Command("wasm", "WebAssembly modules: list, reload NAME, build", lambda args: int(args.wasm_handler(args)), _wasm_arguments),
+        Command("new-module", "scaffold a WebAssembly guest module (Rust, C, AssemblyScript) and print its registry lines", _new_module, _new_module_arguments),
+    ]
 
 
 def module_info(prepared: PreparedModule, compiler: str, cache: str, config: LoaderConfig, generation: int) -> ModuleInfo:

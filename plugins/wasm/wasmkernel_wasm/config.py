@@ -121,9 +121,13 @@ class ModuleSpec:
 
 @attrs.frozen
 class RouteSpec:
-    """One ``[[plugins.<loader>.config.routes]]`` entry binding an http or wasi module.
+    """One ``[[plugins.<loader>.config.routes]]`` entry binding a module.
 
-    `auth = true` (or any `scopes`/`roles`) attaches an `AuthRequirement`.
+    An http or wasi module serves the whole request; a compute module's
+    `function` (required for them, refused for the others) is called with
+    the route parameters, in path order, as numbers, and answers
+    ``{"value": result}``. `auth = true` (or any `scopes`/`roles`) attaches
+    an `AuthRequirement`.
     """
 
     path: str
@@ -133,6 +137,7 @@ class RouteSpec:
     scopes: list[str] = attrs.field(factory=list)
     roles: list[str] = attrs.field(factory=list)
     name: str = ""
+    function: str = ""
     #: Tags besides "wasm" (filters select routes by tag; OpenAPI groups by tag).
     tags: list[str] = attrs.field(factory=list)
 
@@ -205,10 +210,12 @@ class LoaderConfig:
         for index, route in enumerate(self.routes):
             if route.module not in kinds:
                 raise ConfigError(f"routes[{index}].module", f"no module named {route.module!r} is declared")
-            if kinds[route.module] in ("compute", "filter"):
-                raise ConfigError(
-                    f"routes[{index}].module", f"module {route.module!r} is a {kinds[route.module]} module; only http and wasi modules serve routes"
-                )
+            if kinds[route.module] == "filter":
+                raise ConfigError(f"routes[{index}].module", f"module {route.module!r} is a filter module; filters are listed in [[filters]], not routes")
+            if kinds[route.module] == "compute" and not route.function:
+                raise ConfigError(f"routes[{index}].function", f"module {route.module!r} is a compute module: name the export the route calls")
+            if kinds[route.module] != "compute" and route.function:
+                raise ConfigError(f"routes[{index}].function", f"module {route.module!r} is kind {kinds[route.module]!r}; only compute routes call a function")
             params = set(_ROUTE_PARAM.findall(route.path))
             for arg in self.spec(route.module).args:
                 unknown = [name for name in ARG_PARAM.findall(arg) if name not in params]

@@ -1,11 +1,13 @@
-"""Routes bound to HTTP-handler and WASI modules from the registry."""
+"""Routes bound to modules from the registry: HTTP handlers, WASI commands
+and compute functions (route parameters as numbers, the result as JSON)."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Iterable
 
-from kernel import CREDENTIAL_HEADERS, Request, Response, Route
+from kernel import CREDENTIAL_HEADERS, BadRequest, JSONResponse, Request, Response, Route
 from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,
@@ -51,14 +53,20 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
     for spec in config.routes:
         kind = config.spec(spec.module).kind
         withheld = _withheld(config, spec.module, credentials)
+        if kind == "compute":
+            endpoint = _compute_endpoint(loader, spec.module, spec.function)
+        elif kind == "http":
+            endpoint = _http_endpoint(loader, spec.module, withheld)
+        else:
+            endpoint = _wasi_endpoint(loader, spec.module, spec.path, withheld)
         routes.append(
             Route(
                 spec.path,
-                _http_endpoint(loader, spec.module, withheld) if kind == "http" else _wasi_endpoint(loader, spec.module, spec.path, withheld),
+                endpoint,
                 methods=tuple(spec.methods),
                 name=spec.name or f"wasm:{spec.module}:{spec.path}",
                 auth=spec.requirement(),
-                summary=f"WebAssembly module '{spec.module}' ({kind})",
+                summary=f"WebAssembly module '{spec.module}' ({kind}{', ' + spec.function if spec.function else ''})",
                 tags=("wasm", *spec.tags),
             )
         )
@@ -84,5 +92,28 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Call
         async with request.cancelled_on_disconnect():
             result = await loader.run_wasi(module, wreq, env)
         return _to_response(result)
+
+    return endpoint
+
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+def _number(name: str, value: object) -> int | float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    match = _NUMBER.fullmatch(text)
+    if match is None or len(text) > 40:
+        raise BadRequest(f"path parameter {name!r} must be a number")
+    return int(text) if match.group(1) is None and match.group(2) is None else float(text)
+
+
+def _compute_endpoint(loader: ModuleLoader, module: str, function: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        args = [_number(name, value) for name, value in request.path_params.items()]
+        async with request.cancelled_on_disconnect():
+            result = await loader.call(module, function, *args)
+        return JSONResponse({"value": result.value})
 
     return endpoint

@@ -149,7 +149,8 @@ def _new_instance(ref: ModuleRef) -> wasmer.Instance:
     module imports it), its `_initialize` run if it is a reactor."""
     module = _module(ref)
     if ref.wasi:
-        imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=True))
+        # not strict: a module may import the host API beside WASI (C guests using wasmkernel.h do)
+        imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=False))
     else:
         imports = wasmer.ImportObject()
     if any(entry.module == NAMESPACE for entry in module.imports):
