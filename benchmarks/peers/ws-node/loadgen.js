@@ -125,6 +125,8 @@ async function connectAll() {
   return now() - started;
 }
 
+let pending = 0; // publish requests without an answer yet
+let whenSettled = null;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
 function publish(seq) {
@@ -137,15 +139,22 @@ function publish(seq) {
     ...(config.publish.headers || {}),
   };
   publishedAt[seq] = now();
+  pending += 1;
+  const settle = () => {
+    pending -= 1;
+    if (pending === 0 && whenSettled !== null) whenSettled();
+  };
   const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers, agent }, (res) => {
     res.resume();
     res.on('end', () => {
       publishStatus[seq] = res.statusCode;
       publishMs[seq] = now() - publishedAt[seq];
+      settle();
     });
   });
   req.on('error', (err) => {
     publishStatus[seq] = `error: ${err.message}`;
+    settle();
   });
   req.end(body);
 }
@@ -197,6 +206,19 @@ function finish() {
   if (finished) return;
   finished = true;
   if (drainTimer !== null) clearTimeout(drainTimer);
+  // Every delivery is in (or the drain time is over); the last publishes'
+  // answers may still be on their way: wait for them (at most the drain time).
+  if (pending === 0) report();
+  else {
+    whenSettled = report;
+    setTimeout(report, config.drain_seconds * 1000);
+  }
+}
+
+let reported = false;
+function report() {
+  if (reported) return;
+  reported = true;
   const wallMs = now() - wallStart;
   const cpu = process.cpuUsage(cpuStart);
   clearInterval(lagTimer);
