@@ -53,7 +53,9 @@ WS_NODE = ROOT / "benchmarks" / "peers" / "ws-node"
 REGISTRY = ROOT / "benchmarks" / "registries" / "realtime.toml"
 SECRET_ENV = "WASMKERNEL_JWT_SECRET"
 REDIS_ENV = "WASMKERNEL_REDIS_URL"
-NODE_SETUP = ProcessSpec("ws-node", "JavaScript (Node.js)", "ws", WS_NODE, "exec node server.js", setup="npm ci --silent --no-audit --no-fund", requires=("node", "npm"))
+NODE_SETUP = ProcessSpec(
+    "ws-node", "JavaScript (Node.js)", "ws", WS_NODE, "exec node server.js", setup="npm ci --silent --no-audit --no-fund", requires=("node", "npm")
+)
 IDLE_SETTLE_S = 2.0
 SAMPLE_S = 0.5
 
@@ -299,7 +301,9 @@ def measure(row: Row, subscribers: int, options: Options, env: dict[str, str]) -
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with row.deploy(options, logs, env) as deployment, (logs / f"loadgen-{row.name}-{subscribers}.log").open("ab") as log:
-        split = [subscribers // len(deployment.subscribe_urls) + (i < subscribers % len(deployment.subscribe_urls)) for i in range(len(deployment.subscribe_urls))]
+        split = [
+            subscribers // len(deployment.subscribe_urls) + (i < subscribers % len(deployment.subscribe_urls)) for i in range(len(deployment.subscribe_urls))
+        ]
         config = {
             "subscribers": [[url, count] for url, count in zip(deployment.subscribe_urls, split)],
             "publish": {"url": deployment.publish_url, "headers": deployment.publish_headers, "json_text": deployment.json_text},

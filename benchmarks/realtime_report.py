@@ -68,12 +68,12 @@ def chart(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(sizes))], [f"S = {s}" for s in sizes])
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("publish → arrival, ms (bar p99, – p50, ▲ max)")
+    axes[0].set_ylabel("publish → arrival, ms (bar p99, dash p50, triangle max)")
     axes[0].set_title("Delivery latency")
     axes[1].axhline(MAX_KIB_PER_CONNECTION, color="red", linestyle="--", linewidth=1, label=f"target ≤ {MAX_KIB_PER_CONNECTION:g} KiB")
     axes[1].set_ylabel("server RSS per idle connection, KiB")
     axes[1].set_title("Memory")
-    axes[2].set_ylabel("% of one core over the run (bar server, × load generator)")
+    axes[2].set_ylabel("% of one core over the run (bar server, x load generator)")
     axes[2].set_title("CPU")
     axes[1].legend(fontsize=8)
     fig.suptitle("WebSocket fan-out: one publisher, S subscribers")
@@ -92,14 +92,20 @@ def targets(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
         return "PASS" if ok else "FAIL"
 
     lossy = [f"{r['server']} S={r['subscribers']}: {r['lost']} lost, {r['publish_errors']} publish errors" for r in results if r["lost"] or r["publish_errors"]]
-    out.append((verdict(not lossy) if results else "NOT CHECKED", "0 messages lost in every configuration", "; ".join(lossy) or f"{len(results)} configurations, 0 lost"))
+    out.append(
+        (
+            verdict(not lossy) if results else "NOT CHECKED",
+            "0 messages lost in every configuration",
+            "; ".join(lossy) or f"{len(results)} configurations, 0 lost",
+        )
+    )
 
     for s in sizes:
         wk, raw = by.get(("wasmkernel", s)), by.get(("raw-asgi", s))
-        name = f"one worker, S={s}: WasmKernel p99 ≤ {RAW_RATIO}× the raw ASGI broadcast's (same run)"
+        name = f"one worker, S={s}: WasmKernel p99 ≤ {RAW_RATIO}x the raw ASGI broadcast's (same run)"
         if wk and raw:
             ratio = wk["p99_ms"] / raw["p99_ms"]
-            out.append((verdict(ratio <= RAW_RATIO), name, f"{wk['p99_ms']:.1f} ms vs {raw['p99_ms']:.1f} ms = {ratio:.2f}×"))
+            out.append((verdict(ratio <= RAW_RATIO), name, f"{wk['p99_ms']:.1f} ms vs {raw['p99_ms']:.1f} ms = {ratio:.2f}x"))
         else:
             out.append(("NOT CHECKED", name, "wasmkernel or raw-asgi not measured"))
 
@@ -109,19 +115,27 @@ def targets(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
 
     nginx = [r for r in results if r["server"] == "wasmkernel-2x-nginx"]
     name = "two instances behind nginx + Redis: 0 lost, p99 reported"
-    evidence = "; ".join(f"S={r['subscribers']}: {r['lost']} lost, p99 {r['p99_ms']:.1f} ms, connections per instance {r['connections_per_process']}" for r in nginx)
+    evidence = "; ".join(
+        f"S={r['subscribers']}: {r['lost']} lost, p99 {r['p99_ms']:.1f} ms, connections per instance {r['connections_per_process']}" for r in nginx
+    )
     out.append((verdict(all(r["lost"] == 0 and r["publish_errors"] == 0 for r in nginx)), name, evidence) if nginx else ("NOT CHECKED", name, "not measured"))
 
     wk_rows = [r for r in results if r["server"] in WASMKERNEL_ROWS]
     name = f"≤ {MAX_KIB_PER_CONNECTION:g} KiB server RSS per idle connection (WasmKernel rows)"
     evidence = "; ".join(f"{r['server']} S={r['subscribers']}: {r['rss_per_connection_kib']:.1f} KiB" for r in wk_rows)
-    out.append((verdict(all(r["rss_per_connection_kib"] <= MAX_KIB_PER_CONNECTION for r in wk_rows)), name, evidence) if wk_rows else ("NOT CHECKED", name, "not measured"))
+    out.append(
+        (verdict(all(r["rss_per_connection_kib"] <= MAX_KIB_PER_CONNECTION for r in wk_rows)), name, evidence)
+        if wk_rows
+        else ("NOT CHECKED", name, "not measured")
+    )
 
     for s in sizes:
         wk, star = by.get(("wasmkernel", s)), by.get(("starlette", s))
         name = f"S={s}: delivery rate (subscribers / median time for a message to reach all) ≥ Starlette's on the same server"
         if wk and star:
-            out.append((verdict(wk["deliveries_per_s"] >= star["deliveries_per_s"]), name, f"{wk['deliveries_per_s']:.0f}/s vs {star['deliveries_per_s']:.0f}/s"))
+            out.append(
+                (verdict(wk["deliveries_per_s"] >= star["deliveries_per_s"]), name, f"{wk['deliveries_per_s']:.0f}/s vs {star['deliveries_per_s']:.0f}/s")
+            )
         else:
             out.append(("NOT CHECKED", name, "wasmkernel or starlette not measured"))
 
@@ -164,6 +178,10 @@ def markdown_table(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _load(moment: Mapping[str, Any]) -> str:
+    return ", ".join(f"{x:.2f}" for x in moment["load_average"])
+
+
 def write(
     out: Path,
     results: Sequence[Mapping[str, Any]],
@@ -185,14 +203,12 @@ def write(
         "# WebSocket fan-out benchmark",
         "",
         f"Command: `{command}` (from the repository root, `.venv/bin/python`).",
-        f"Started {started['time']}, finished {finished['time']}. Options: "
-        + ", ".join(f"{k} = {v}" for k, v in options.items() if k != "out")
-        + ".",
+        f"Started {started['time']}, finished {finished['time']}. Options: " + ", ".join(f"{k} = {v}" for k, v in options.items() if k != "out") + ".",
         "",
         "## Machine and noise",
         "",
         *(f"- {k}: {v}" for k, v in facts.items() if k in ("cpu", "logical cores", "memory", "os", "python", "node", "hypercorn", "trio")),
-        f"- load average (1, 5, 15 min) at start {tuple(round(x, 2) for x in started['load_average'])}, at the end {tuple(round(x, 2) for x in finished['load_average'])}.",
+        f"- load average (1, 5, 15 min) at start {_load(started)}, at the end {_load(finished)}.",
         "- The machine's 2 cores are shared with other sessions running tests: figures vary from run to run (see the load averages); "
         "compare rows within this run, not with other machines.",
         "",
@@ -207,8 +223,8 @@ def write(
         "## Results",
         "",
         "Latency: publish (the publisher's clock, just before its POST) → arrival at a subscriber, over every delivery "
-        "(S × M); *all arrived*: per message, until the last subscriber had it. KiB/conn: (server RSS with S idle "
-        "subscribers − RSS before) / S, over every process of the server (workers included; Redis and nginx not). "
+        "(S x M); *all arrived*: per message, until the last subscriber had it. KiB/conn: (server RSS with S idle "
+        "subscribers - RSS before) / S, over every process of the server (workers included; Redis and nginx not). "
         "CPU: % of one core, mean over the publish phase (peak over 0.5 s windows).",
         "",
         markdown_table(results),

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.server,
-    pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="Node.js and npm are needed (the load generator is Node.js ws clients)"),
+    pytest.mark.skipif(
+        shutil.which("node") is None or shutil.which("npm") is None, reason="Node.js and npm are needed (the load generator is Node.js ws clients)"
+    ),
 ]
 
 

@@ -71,7 +71,7 @@ async def _raw_subscribe(receive: Receive, send: Send) -> None:
 async def raw(scope: Scope, receive: Receive, send: Send) -> None:
     """The bare ASGI broadcast app."""
     if scope["type"] == "lifespan":
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
     elif scope["type"] == "websocket" and scope["path"] == "/ws":
