@@ -300,6 +300,7 @@ def measure(row: Row, subscribers: int, options: Options, env: dict[str, str]) -
     """One configuration: a fresh deployment, S subscribers, M messages. The CSV row and the per-message rows."""
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    env = {**env, "WASMKERNEL_DATA_DIR": str(options.out / "data" / f"{row.name}-{subscribers}")}
     with row.deploy(options, logs, env) as deployment, (logs / f"loadgen-{row.name}-{subscribers}.log").open("ab") as log:
         split = [
             subscribers // len(deployment.subscribe_urls) + (i < subscribers % len(deployment.subscribe_urls)) for i in range(len(deployment.subscribe_urls))
@@ -311,6 +312,7 @@ def measure(row: Row, subscribers: int, options: Options, env: dict[str, str]) -
             "rate": options.rate,
             "drain_seconds": options.drain_s,
             "connect_concurrency": 50,
+            "nonce": secrets.token_hex(4),
         }
         time.sleep(0.5)
         rss_before = deployment.server_rss_mb()
@@ -408,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     options, servers = parse_args(argv)
     options.out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.realtime " + " ".join(sys.argv[1:] if argv is None else argv)
-    env = {SECRET_ENV: os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32), "WASMKERNEL_DATA_DIR": str(options.out / "data")}
+    env = {SECRET_ENV: os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)}
     run_setup(NODE_SETUP)  # the load generator and the Node.js peer need ws
     started = {"load_average": os.getloadavg(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     results: list[dict[str, Any]] = []

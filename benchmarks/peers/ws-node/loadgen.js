@@ -10,7 +10,8 @@
 //   "publish": {"url": "http://127.0.0.1:8001/publish", "headers": {...}, "json_text": false},
 //   "messages": 30, "rate": 1.0,             // M messages, R per second, on a fixed schedule
 //   "drain_seconds": 30,                     // how long to wait for late deliveries after the last publish
-//   "connect_concurrency": 50
+//   "connect_concurrency": 50,
+//   "nonce": "k3j9"                          // this run's tag: frames of other runs never count
 // }
 //
 // Protocol on stdin/stdout (one JSON object per stdout line):
@@ -19,7 +20,7 @@
 //   -> {"event": "done", ...}           every delivery arrived or the drain time is over; the figures
 //   <- "close"                          close every client and exit
 //
-// Message i's payload contains the marker "rtb<i>x" (as the text, or as {"text": ...}
+// Message i's payload contains the marker "rtb<nonce>-<i>x" (as the text, or as {"text": ...}
 // for a JSON publish API); a subscriber counts a message when a frame carrying
 // its marker arrives, whatever else the server wrapped around it.
 const http = require('http');
@@ -29,7 +30,9 @@ const { WebSocket } = require('ws');
 const config = JSON.parse(process.argv[2]);
 const M = config.messages;
 const RATE = config.rate;
-const MARKER = /rtb(\d+)x/;
+const NONCE = String(config.nonce || '');
+if (!/^[A-Za-z0-9]*$/.test(NONCE)) throw new Error('nonce: letters and digits only');
+const MARKER = new RegExp(`rtb${NONCE}-(\\d+)x`);
 const now = () => performance.now();
 
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
@@ -130,7 +133,7 @@ let whenSettled = null;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
 function publish(seq) {
-  const text = `rtb${seq}x fan-out benchmark message ${seq}`;
+  const text = `rtb${NONCE}-${seq}x fan-out benchmark message ${seq}`;
   const body = Buffer.from(config.publish.json_text ? JSON.stringify({ text }) : text);
   const url = new URL(config.publish.url);
   const headers = {
