@@ -300,7 +300,8 @@ def measure(row: Row, subscribers: int, options: Options, env: dict[str, str]) -
     """One configuration: a fresh deployment, S subscribers, M messages. The CSV row and the per-message rows."""
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**env, "WASMKERNEL_DATA_DIR": str(options.out / "data" / f"{row.name}-{subscribers}")}
+    (options.out / "data").mkdir(exist_ok=True)
+    env = {**env, "WASMKERNEL_FEED_DATABASE": str(options.out / "data" / f"feed-{row.name}-{subscribers}.sqlite3")}
     with row.deploy(options, logs, env) as deployment, (logs / f"loadgen-{row.name}-{subscribers}.log").open("ab") as log:
         split = [
             subscribers // len(deployment.subscribe_urls) + (i < subscribers % len(deployment.subscribe_urls)) for i in range(len(deployment.subscribe_urls))
