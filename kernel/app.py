@@ -395,6 +395,8 @@ class Application:
             return
         if isinstance(request, WebSocket):
             send = await request.finish(response)
+            if request.accepted:
+                return  # the session is over: its 101 placeholder is not sent
         include_body = request.method != "HEAD"
         try:
             await response.send(send, include_body=include_body)

@@ -28,6 +28,7 @@ NEEDED = {
     "authz": "declares auth checks no enabled plugin enforces: enable authz",
     "validation": "declares schema checks no enabled plugin enforces: enable validation",
     "wasmer-loader": "plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader",
+    "channels": "requires plugin 'channels', which .* disables: enable it or disable",
 }
 
 

@@ -1,0 +1,171 @@
+"""The channels plugin in an application served by hypercorn (real TCP):
+SSE streams (fields, keep-alives, resume, the end of a stream when the
+client leaves) and WebSocket fan-out, through the default chain's plugins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio_websocket
+from structlog.testing import capture_logs
+from wasmkernel_channels import CHANNELS, Channels, EventStream
+
+from kernel import Application, Request, Route, WebSocket, hookimpl
+from kernel.testing import app_from, running
+from tests.realtime.serving import next_event, serving, sse_events
+
+
+class Live:
+    """Routes publishing to and streaming channel "news"."""
+
+    channels: Channels
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        self.channels = app.services.get(CHANNELS, needed_by="live")
+        return [
+            Route("/publish", self.publish, methods=["POST"]),
+            Route("/events", self.events),
+            Route("/ws", self.ws, websocket=True),
+        ]
+
+    async def publish(self, request: Request) -> dict[str, Any]:
+        event = await self.channels.publish("news", await request.json(), event="news")
+        return {"id": event.id}
+
+    async def events(self, request: Request) -> EventStream:
+        return self.channels.event_stream(request, "news")
+
+    async def ws(self, ws: WebSocket) -> None:
+        await self.channels.serve_websocket(ws, "news")
+
+
+CHAIN: dict[str, dict[str, Any]] = {
+    "metrics": {},
+    "access-log": {},
+    "errors": {},
+    "compression": {"config": {"minimum_size": 0}},
+    "limits": {"config": {"timeout_seconds": 0.3, "max_body_bytes": 64}},
+    "router": {},
+    "health": {},
+}
+
+
+def make_app(**channels_config: Any) -> Application:
+    config = {"keepalive_seconds": 0.2, "retry_ms": 1500, **channels_config}
+    return app_from({**CHAIN, "channels": {"config": config}, "live": {}}, extra_plugins={"live": Live()})
+
+
+async def wait_for_subscribers(app: Application, count: int) -> None:
+    hub = app.services.get(CHANNELS, needed_by="test")
+    with trio.fail_after(5):
+        while hub.subscriber_count != count:
+            await trio.sleep(0.01)
+
+
+async def test_sse_stream_fields_keepalive_and_the_chain() -> None:
+    app = make_app()
+    with capture_logs() as logs:
+        async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
+            async with http.stream("GET", "/events", headers={"accept-encoding": "gzip"}) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["content-type"] == "text/event-stream"
+                assert stream.headers["cache-control"] == "no-cache"
+                assert "content-encoding" not in stream.headers  # compression leaves event streams alone
+                lines = stream.aiter_lines()
+                assert await lines.__anext__() == "retry: 1500"
+                await wait_for_subscribers(app, 1)
+                # Longer than the limits plugin's 0.3 s request timeout: streams are not cut.
+                await trio.sleep(0.5)
+                assert (await http.post("/publish", json={"n": 1})).json() == {"id": "1"}
+                seen = []
+                with trio.fail_after(5):
+                    while (line := await lines.__anext__()) != 'data: {"n":1}':
+                        seen.append(line)
+                assert ": keep-alive" in seen and "id: 1" in seen and "event: news" in seen
+            await wait_for_subscribers(app, 0)
+    streams = [line for line in logs if line.get("event") == "request" and line.get("path") == "/events"]
+    assert len(streams) == 1 and streams[0]["status"] == 200 and streams[0]["duration_ms"] > 500
+
+
+async def test_sse_resumes_after_last_event_id() -> None:
+    app = make_app()
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
+        for n in range(3):
+            await http.post("/publish", json=n)
+        async with http.stream("GET", "/events", headers={"last-event-id": "1"}) as stream:
+            events = sse_events(stream)
+            assert [(await next_event(events)).json() for _ in range(2)] == [1, 2]
+        async with http.stream("GET", "/events?last_event_id=2") as stream:
+            events = sse_events(stream)
+            await wait_for_subscribers(app, 1)
+            replayed = await next_event(events)
+            assert (replayed.id, replayed.json()) == ("3", 2)
+            await http.post("/publish", json="live")
+            event = await next_event(events)
+            assert (event.id, event.json()) == ("4", "live")
+        bad = await http.get("/events", headers={"last-event-id": "x" * 300})
+        assert bad.status_code == 400
+
+
+async def test_websocket_fan_out_and_a_reader_that_stops_is_closed_alone() -> None:
+    app = app_from(
+        {**CHAIN, "limits": {"config": {"websocket_queue": 4}}, "channels": {"config": {"queue_size": 4}}, "live": {}},
+        extra_plugins={"live": Live()},
+    )
+    hub = app.services.get(CHANNELS, needed_by="test")
+    pad = "x" * 262144  # a few of these fill the socket buffers of a client that stopped reading
+    with capture_logs() as logs:
+        async with serving(app) as base:
+            url = base.replace("http", "ws") + "/ws"
+            async with trio_websocket.open_websocket_url(url) as fast, trio_websocket.open_websocket_url(url, message_queue_size=0, disconnect_timeout=0.5):
+                await wait_for_subscribers(app, 2)
+                for n in range(400):
+                    await hub.publish("news", {"n": n, "pad": pad})
+                    message = await fast.get_message()
+                    assert isinstance(message, str) and message.startswith(f'{{"n":{n},')
+                    if hub.subscriber_count == 1:
+                        break
+                assert hub.subscriber_count == 1, "the stalled reader's subscription never overflowed"
+                await hub.publish("news", "after")
+                with trio.fail_after(5):
+                    assert await fast.get_message() == '"after"'
+    closes = [line["close_code"] for line in logs if line.get("event") == "websocket"]
+    assert 1013 in closes
+
+
+async def test_oversized_client_message_closes_only_that_websocket() -> None:
+    app = make_app()
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
+        url = base.replace("http", "ws") + "/ws"
+        async with trio_websocket.open_websocket_url(url) as good, trio_websocket.open_websocket_url(url) as bad:
+            await wait_for_subscribers(app, 2)
+            await bad.send_message("x" * 1000)
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                with trio.fail_after(5):
+                    await bad.get_message()
+            assert closed.value.reason is not None and closed.value.reason.code == 1009
+            await http.post("/publish", json="still here")
+            with trio.fail_after(5):
+                assert await good.get_message() == '"still here"'
+
+
+async def test_readiness_and_metrics_report_the_broker() -> None:
+    app = make_app()
+    async with running(app) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["channels"] == {"status": "up", "broker": "memory"}
+        await http.post("/publish", json=1)
+        metrics = (await http.get("/metrics")).text
+    assert 'wasmkernel_channels_broker_up{broker="memory"} 1.0' in metrics
+    assert 'wasmkernel_channels_published_total{broker="memory"} 1.0' in metrics
+
+
+def test_config_is_strict() -> None:
+    from kernel import RegistryError
+
+    with pytest.raises(RegistryError, match="overflow"):
+        make_app(overflow="block")

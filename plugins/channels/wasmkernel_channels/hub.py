@@ -1,0 +1,238 @@
+"""`Channels`: named channels, their replay history and their subscribers.
+
+Publishing goes through the broker; every event the broker delivers is
+appended to its channel's history (the last `history` events) and queued to
+each subscriber without waiting. Each subscriber has its own bounded queue
+(`queue_size` events), so a slow one never delays the others; when its queue
+is full the `overflow` policy applies to that subscriber alone:
+
+- ``"close"`` (default): the subscription ends after the events already
+  queued (`Subscription.overflowed` is True); an SSE client reconnects with
+  ``Last-Event-ID`` and resumes from the history, a WebSocket is closed 1013.
+- ``"drop"``: the new event is dropped for that subscriber (counted in
+  `Subscription.dropped` and the metrics); the subscription goes on.
+
+A subscription made with a `last_event_id` starts with the history after
+that id; an id the history no longer holds (too old, or from before a
+restart) replays the whole history, so delivery is at least once: clients
+skip ids they have seen.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Literal
+
+import attrs
+import structlog
+import trio
+
+from kernel import Request, WebSocket, dump_json
+from wasmkernel_channels.broker import Broker, Event, check_channel, check_event_type
+from wasmkernel_channels.sse import EventStream, last_event_id
+from wasmkernel_channels.websocket import serve_subscription
+
+log = structlog.get_logger("wasmkernel.channels")
+
+Overflow = Literal["close", "drop"]
+
+
+@attrs.define(eq=False)
+class Counters:
+    """Totals for metrics."""
+
+    published: int = 0
+    publish_failures: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    overflow_closes: int = 0
+
+
+class Subscription:
+    """One subscriber of one channel: iterate it for `Event`s (the replayed
+    ones first); use it as a context manager, or `close()` it, to leave."""
+
+    def __init__(self, channels: Channels, channel: str, replay: list[Event], queue_size: int) -> None:
+        self.channel = channel
+        self.replay = replay
+        self.dropped = 0
+        self.overflowed = False
+        self._channels = channels
+        self._send, self._receive = trio.open_memory_channel[Event](queue_size)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channels._unsubscribe(self)
+        self._send.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        for event in self.replay:
+            yield event
+        self.replay = []
+        async for event in self._receive:
+            yield event
+
+    async def next_event(self, timeout: float = math.inf) -> Event | None:
+        """The next event, or None after `timeout` seconds without one;
+        `trio.EndOfChannel` once the subscription has ended."""
+        if self.replay:
+            return self.replay.pop(0)
+        with trio.move_on_after(timeout):
+            return await self._receive.receive()
+        return None
+
+    def _offer(self, event: Event, policy: Overflow) -> bool:
+        """Queue `event` without waiting; False if the queue was full."""
+        try:
+            self._send.send_nowait(event)
+        except trio.WouldBlock:
+            if policy == "close":
+                self.overflowed = True
+                self._channels._unsubscribe(self)
+                self._send.close()
+                log.warning("channels.subscriber_overflow", channel=self.channel, policy=policy)
+            else:
+                self.dropped += 1
+            return False
+        except trio.ClosedResourceError:
+            return False
+        return True
+
+
+@attrs.define(eq=False)
+class _Channel:
+    history: collections.deque[Event]
+    subscribers: set[Subscription] = attrs.field(factory=set)
+
+
+class Channels:
+    """The channels of one application (the `CHANNELS` service)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        history: int = 100,
+        queue_size: int = 256,
+        overflow: Overflow = "close",
+        max_channels: int = 1000,
+        retry_ms: int = 2000,
+        keepalive: float = 15.0,
+    ) -> None:
+        self.broker = broker
+        self.retry_ms = retry_ms
+        self.keepalive = keepalive
+        self.history_size = history
+        self.queue_size = queue_size
+        self.overflow: Overflow = overflow
+        self.max_channels = max_channels
+        self.counters = Counters()
+        self._channels: dict[str, _Channel] = {}
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(channel.subscribers) for channel in self._channels.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._channels)
+
+    def _channel(self, name: str) -> _Channel:
+        check_channel(name)
+        found = self._channels.get(name)
+        if found is None:
+            if len(self._channels) >= self.max_channels:
+                raise ValueError(f"too many channels (max_channels = {self.max_channels})")
+            found = self._channels[name] = _Channel(collections.deque(maxlen=self.history_size))
+        return found
+
+    async def publish(self, channel: str, data: Any, event: str = "message") -> Event:
+        """Publish `data` (JSON-serialisable; a `str` is sent as the JSON
+        string it is) as an event of type `event`; returns it with its id.
+        `BrokerUnavailable` when the broker cannot deliver it (to nobody:
+        never half-sent, never silently lost)."""
+        self._channel(channel)
+        check_event_type(event)
+        text = dump_json(data).decode()
+        try:
+            published = await self.broker.publish(channel, event, text)
+        except BaseException:
+            self.counters.publish_failures += 1
+            raise
+        self.counters.published += 1
+        return published
+
+    def deliver(self, event: Event) -> None:
+        """Record `event` and queue it to every subscriber of its channel
+        (the broker's `Deliver` callback)."""
+        try:
+            channel = self._channel(event.channel)
+        except ValueError as exc:
+            log.warning("channels.event_dropped", channel=event.channel[:128], reason=str(exc))
+            return
+        channel.history.append(event)
+        for subscriber in list(channel.subscribers):
+            if subscriber._offer(event, self.overflow):
+                self.counters.delivered += 1
+            elif subscriber.overflowed:
+                self.counters.overflow_closes += 1
+            else:
+                self.counters.dropped += 1
+
+    def history(self, channel: str, after: str | None = None) -> list[Event]:
+        """The channel's recent events (after the event with id `after`, when
+        the history holds it)."""
+        events = list(self._channel(channel).history)
+        if after is not None:
+            for index, event in enumerate(events):
+                if event.id == after:
+                    return events[index + 1 :]
+        return events
+
+    def subscribe(self, channel: str, last_event_id: str | None = None) -> Subscription:
+        """A new subscription; with `last_event_id` it first replays the
+        history after it (see the module docstring). Replay and live events
+        are taken at one instant: nothing is missed or repeated between them."""
+        found = self._channel(channel)
+        replay = self.history(channel, last_event_id) if last_event_id is not None else []
+        subscription = Subscription(self, channel, replay, self.queue_size)
+        found.subscribers.add(subscription)
+        return subscription
+
+    def event_stream(self, request: Request, channel: str) -> EventStream:
+        """An SSE response of `channel` for `request`, resuming after its
+        ``Last-Event-ID`` (see `wasmkernel_channels.sse`)."""
+        subscription = self.subscribe(channel, last_event_id(request))
+        return EventStream(request, subscription, retry_ms=self.retry_ms, keepalive=self.keepalive)
+
+    async def serve_websocket(self, ws: WebSocket, channel: str, subprotocol: str | None = None) -> None:
+        """Accept `ws` and send it `channel`'s events (resuming after its
+        ``last_event_id`` query parameter) until either side ends."""
+        subscription = self.subscribe(channel, last_event_id(ws))
+        try:
+            await ws.accept(subprotocol)
+        except BaseException:
+            subscription.close()
+            raise
+        await serve_subscription(ws, subscription)
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        channel = self._channels.get(subscription.channel)
+        if channel is not None:
+            channel.subscribers.discard(subscription)
+
+
+def event_data(event: Event) -> Any:
+    """The event's data, parsed."""
+    return json.loads(event.data)
