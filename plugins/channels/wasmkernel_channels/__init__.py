@@ -1,19 +1,18 @@
 """WasmKernel plugin `channels`: named publish/subscribe channels with SSE
 and WebSocket fan-out.
 
-Public API: the service keys `CHANNELS` (a `Channels`) and `BROKER` (what a
-broker plugin offers: a `Broker`), `Event`, `Subscription`, `EventStream`,
+Public API: the service key `CHANNELS` (a `Channels`), the `Broker`
+protocol (a broker plugin installs one with `Channels.use_broker`), `Event`, `Subscription`, `EventStream`,
 `MemoryBroker`, `BrokerUnavailable` (what a publish that cannot be delivered
 raises: a 503), `Deliver`, `format_event`, `check_channel` and `event_data`.
 """
 
-from wasmkernel_channels.broker import BROKER, Broker, BrokerUnavailable, Deliver, Event, MemoryBroker, check_channel
+from wasmkernel_channels.broker import Broker, BrokerUnavailable, Deliver, Event, MemoryBroker, check_channel
 from wasmkernel_channels.hub import Channels, Subscription, event_data
 from wasmkernel_channels.plugin import CHANNELS
 from wasmkernel_channels.sse import EventStream, format_event
 
 __all__ = [
-    "BROKER",
     "CHANNELS",
     "Broker",
     "BrokerUnavailable",

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from kernel import ServiceKey, ServiceUnavailable
+from kernel import ServiceUnavailable
 
 #: A channel name: letters, digits and ``_.:-``, 1 to 128 characters.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -60,8 +60,8 @@ class BrokerUnavailable(ServiceUnavailable):
 
 
 class Broker(Protocol):
-    """The transport under `Channels`; offered as the `BROKER` service by a
-    broker plugin, or the `MemoryBroker` when none is enabled."""
+    """The transport under `Channels`: the `MemoryBroker`, unless a broker
+    plugin installs its own with `Channels.use_broker`."""
 
     #: Short name for metrics, logs and /readyz ("memory", "redis").
     name: str
@@ -80,10 +80,6 @@ class Broker(Protocol):
     async def run(self, deliver: Deliver, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hand every event received to `deliver` until cancelled; call
         ``task_status.started()`` once publishing may begin (up or not)."""
-
-
-#: The broker service (offered by a broker plugin; absent: in-process).
-BROKER: ServiceKey[Broker] = ServiceKey("message broker", hint="enable broker-redis (with the redis plugin's url) or none for the in-process broker")
 
 
 class MemoryBroker:

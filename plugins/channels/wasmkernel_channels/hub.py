@@ -31,8 +31,8 @@ import attrs
 import structlog
 import trio
 
-from kernel import Request, WebSocket, dump_json
-from wasmkernel_channels.broker import Broker, Event, check_channel, check_event_type
+from kernel import Request, StartupError, WebSocket, dump_json
+from wasmkernel_channels.broker import Broker, Event, MemoryBroker, check_channel, check_event_type
 from wasmkernel_channels.sse import EventStream, last_event_id
 from wasmkernel_channels.websocket import serve_subscription
 
@@ -140,6 +140,13 @@ class Channels:
         self.max_channels = max_channels
         self.counters = Counters()
         self._channels: dict[str, _Channel] = {}
+
+    def use_broker(self, broker: Broker, provider: str) -> None:
+        """Replace the in-process broker with `broker` (from plugin
+        `provider`; before startup, e.g. in its `wasmkernel_routes` hook)."""
+        if not isinstance(self.broker, MemoryBroker):
+            raise StartupError(f"plugin '{provider}' and another plugin both provide the channels' broker ({self.broker.name}): enable only one")
+        self.broker = broker
 
     @property
     def subscriber_count(self) -> int:

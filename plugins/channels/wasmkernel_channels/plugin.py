@@ -3,9 +3,10 @@
 It offers the `CHANNELS` service (a `Channels`): ``await
 channels.publish(name, data, event=...)`` from any plugin, and for routes
 ``channels.event_stream(request, name)`` (Server-Sent Events) and ``await
-channels.serve_websocket(ws, name)``. Events travel through the broker
-another plugin offers as the `BROKER` service (e.g. `broker-redis`, across
-instances); when none does, through the in-process `MemoryBroker` (no setup).
+channels.serve_websocket(ws, name)``. Events travel through the in-process
+`MemoryBroker` (no setup), unless a broker plugin installs another one with
+``channels.use_broker`` (e.g. `broker-redis`, across instances); the broker
+runs from this plugin's startup.
 
 Config (`[plugins.channels.config]`):
 - `history`: events kept per channel for resuming (SSE ``Last-Event-ID``,
@@ -35,8 +36,8 @@ from typing import Any, Literal
 
 import attrs
 
-from kernel import Application, ConfiguredPlugin, Route, Sample, ServiceKey, hookimpl
-from wasmkernel_channels.broker import BROKER, Broker, MemoryBroker
+from kernel import Application, ConfiguredPlugin, Sample, ServiceKey, hookimpl
+from wasmkernel_channels.broker import MemoryBroker
 from wasmkernel_channels.hub import Channels
 
 NAME = "channels"
@@ -98,15 +99,6 @@ class Plugin(ConfiguredPlugin[Config]):
     @hookimpl
     def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
         return [(CHANNELS, self.hub)]
-
-    @hookimpl
-    def wasmkernel_routes(self, app: Application) -> list[Route]:
-        # The first hook after every plugin offered its services: take a
-        # broker plugin's broker (it then starts before this plugin).
-        if app.services.find(BROKER) is not None:
-            broker: Broker = app.services.get(BROKER, needed_by=NAME)
-            self.hub.broker = broker
-        return []
 
     @hookimpl
     async def wasmkernel_startup(self, app: Application) -> None:
