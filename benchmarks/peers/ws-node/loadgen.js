@@ -52,6 +52,9 @@ let received = 0;
 let duplicates = 0;
 let foreign = 0; // frames without a marker (e.g. a server's greeting)
 let closedDuringRun = 0;
+let closedBeforeRun = 0; // opened, then closed by the server or the network before the first publish
+let openCount = 0;
+let connectStarted = 0;
 let measuring = false;
 let finished = false;
 
@@ -91,6 +94,8 @@ function connectOne(index, attempt) {
     ws.on('open', () => {
       opened = true;
       sockets[index] = ws;
+      openCount += 1;
+      if (openCount % 500 === 0) process.stderr.write(`${openCount} subscribers open after ${((now() - connectStarted) / 1000).toFixed(1)} s\n`);
       resolve(true);
     });
     ws.on('message', (data) => onMessage(index, data));
@@ -110,6 +115,8 @@ function connectOne(index, attempt) {
         }
       } else if (measuring) {
         closedDuringRun += 1;
+      } else if (!finished) {
+        closedBeforeRun += 1;
       }
     });
   });
@@ -117,6 +124,7 @@ function connectOne(index, attempt) {
 
 async function connectAll() {
   const started = now();
+  connectStarted = started;
   let next = 0;
   const worker = async () => {
     while (next < S) {
@@ -241,6 +249,7 @@ function report() {
     duplicates,
     foreign,
     closed_during_run: closedDuringRun,
+    closed_before_run: closedBeforeRun,
     open_at_end: open,
     latency_ms: { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: received ? sorted[received - 1] : NaN, mean: received ? sum / received : NaN },
     per_message: Array.from({ length: M }, (_, i) => ({
@@ -264,7 +273,7 @@ function report() {
 
 async function main() {
   const connectMs = await connectAll();
-  emit({ event: 'connected', subscribers: S, open: sockets.filter(Boolean).length, connect_failures: connectFailures, connect_errors: connectErrors, connect_ms: connectMs });
+  emit({ event: 'connected', subscribers: S, open: sockets.filter(Boolean).length, connect_failures: connectFailures, closed_before_run: closedBeforeRun, connect_errors: connectErrors, connect_ms: connectMs });
   const lines = readline.createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const command = line.trim();
