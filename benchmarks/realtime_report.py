@@ -82,7 +82,7 @@ def chart(path: Path, results: Sequence[Mapping[str, Any]]) -> None:
     plt.close(fig)
 
 
-def targets(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def targets(results: Sequence[Mapping[str, Any]], failures: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(PASS | FAIL | NOT CHECKED, target, evidence) for each of issue 13's targets."""
     by = {(r["server"], int(r["subscribers"])): r for r in results}
     sizes = sorted({int(r["subscribers"]) for r in results})
@@ -92,6 +92,7 @@ def targets(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
         return "PASS" if ok else "FAIL"
 
     lossy = [f"{r['server']} S={r['subscribers']}: {r['lost']} lost, {r['publish_errors']} publish errors" for r in results if r["lost"] or r["publish_errors"]]
+    lossy += [f"{label}: not measured to the end ({reason})" for label, reason in failures.items()]
     out.append(
         (
             verdict(not lossy) if results else "NOT CHECKED",
@@ -214,7 +215,7 @@ def write(
         "",
         "## Targets (issue 13)",
         "",
-        *(f"- **{v}** {name}: {evidence}" for v, name, evidence in targets(results)),
+        *(f"- **{v}** {name}: {evidence}" for v, name, evidence in targets(results, failures)),
         "",
     ]
     if failures:
