@@ -400,7 +400,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, list[str]]:
     parser.add_argument("--loadgen-cpus", default="1", help="taskset cpu list of the load generator beside them (default 1)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results/<date>-realtime)")
     parser.add_argument("--smoke", action="store_true", help="CI size: 50 subscribers, 5 messages at 5/s, 10 s drain")
+    parser.add_argument("--render", metavar="DIR", default=None, help="only rewrite DIR's chart and REPORT.md from its realtime.csv and run.json")
     args = parser.parse_args(argv)
+    if args.render:
+        realtime_report.render(Path(args.render))
+        raise SystemExit(0)
     if args.smoke:
         args.subscribers, args.messages, args.rate, args.drain = "50", 5, 5.0, 10.0
     subscribers = tuple(int(s) for s in args.subscribers.split(",") if s.strip())

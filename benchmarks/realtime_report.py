@@ -7,6 +7,7 @@ tests); a target whose rows were not measured is reported as not checked.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -157,6 +158,8 @@ _TABLE = (
     ("lost", "lost", "{}"),
     ("KiB/conn", "rss_per_connection_kib", "{:.1f}"),
     ("server CPU % (peak)", None, ""),
+    ("server CPU ms per delivery", None, ""),
+    ("connect s", "connect_s", "{:.1f}"),
     ("Redis+nginx CPU %", "infra_cpu_pct", "{:.0f}"),
     ("load gen CPU % (peak)", None, ""),
     ("load gen loop delay p99 ms", "loadgen_loop_delay_p99_ms", "{:.1f}"),
@@ -165,12 +168,20 @@ _TABLE = (
 
 
 def _cell(row: Mapping[str, Any], header: str, key: str | None, fmt: str) -> str:
+    if header == "server CPU ms per delivery":
+        return f"{cpu_ms_per_delivery(row):.3f}"
     if header.startswith("server CPU"):
         return f"{row['server_cpu_pct']:.0f} ({row['server_cpu_peak_pct']:.0f})"
     if header.startswith("load gen CPU"):
         return f"{row['loadgen_cpu_pct']:.0f} ({row['loadgen_cpu_peak_pct']:.0f})"
     assert key is not None
     return fmt.format(row[key])
+
+
+def cpu_ms_per_delivery(row: Mapping[str, Any]) -> float:
+    """Server CPU time over the publish phase divided by the deliveries made (every process of the server)."""
+    deliveries = int(row["deliveries"])
+    return float(row["server_cpu_pct"]) * float(row["wall_s"]) * 10 / deliveries if deliveries else float("nan")
 
 
 def markdown_table(results: Sequence[Mapping[str, Any]]) -> str:
@@ -194,9 +205,31 @@ def write(
     started: Mapping[str, Any],
     finished: Mapping[str, Any],
 ) -> None:
+    """The CSVs, `run.json` (what `render` needs besides the CSV), the chart and REPORT.md."""
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "realtime.csv", results)
     _write_csv(out / "messages.csv", messages)
+    run = {"command": command, "options": dict(options), "started": dict(started), "finished": dict(finished), "failures": dict(failures)}
+    (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
+    render(out)
+
+
+def _value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return {"True": True, "False": False}.get(text, text)
+
+
+def render(out: Path) -> None:
+    """The chart and REPORT.md from `out`'s realtime.csv and run.json (re-run after changing this module:
+    `python -m benchmarks.realtime --render DIR`)."""
+    run = json.loads((out / "run.json").read_text())
+    with (out / "realtime.csv").open() as handle:
+        results = [{key: _value(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+    command, options, started, finished, failures = run["command"], run["options"], run["started"], run["finished"], run["failures"]
     if results:
         chart(out / "fanout.png", results)
     facts = machine.facts()
