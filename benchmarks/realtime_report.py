@@ -259,7 +259,10 @@ def render(out: Path) -> None:
         "Latency: publish (the publisher's clock, just before its POST) → arrival at a subscriber, over every delivery "
         "(S x M); *all arrived*: per message, until the last subscriber had it. KiB/conn: (server RSS with S idle "
         "subscribers - RSS before) / S, over every process of the server (workers included; Redis and nginx not). "
-        "CPU: % of one core, mean over the publish phase (peak over 0.5 s windows).",
+        "CPU: % of one core, mean over the publish phase (peak over 0.5 s windows). Lost: deliveries that had not "
+        "arrived when the drain time (`--drain` seconds after the last publish) ran out: later than that, never sent "
+        "(a publish answered non-2xx, counted in `publish_errors` of realtime.csv) or gone with a closed connection "
+        "(`closed_during_run`).",
         "",
         markdown_table(results),
         "",
@@ -281,4 +284,7 @@ def render(out: Path) -> None:
         "publish time, arrivals, time until all arrived, publish status and latency), `logs/`.",
         "",
     ]
+    notes = out / "NOTES.md"  # hand-written reading of a run, kept beside it
+    if notes.exists():
+        lines += ["## Notes on this run (written after it)", "", notes.read_text().strip(), ""]
     (out / "REPORT.md").write_text("\n".join(lines))
