@@ -17,6 +17,11 @@ async def next_data(subscription: Subscription) -> Any:
     return event_data(event)
 
 
+def epoch(channels: Channels) -> str:
+    assert isinstance(channels.broker, MemoryBroker)
+    return str(channels.broker.epoch)
+
+
 @pytest.fixture
 async def channels() -> AsyncIterator[Channels]:
     hub = Channels(MemoryBroker(), history=3, queue_size=4)
@@ -29,7 +34,7 @@ async def channels() -> AsyncIterator[Channels]:
 async def test_publish_fans_out_to_every_subscriber_of_the_channel(channels: Channels) -> None:
     with channels.subscribe("news") as first, channels.subscribe("news") as second, channels.subscribe("other") as other:
         published = await channels.publish("news", {"text": "hi"}, event="post")
-        assert published == Event("news", "1", "post", '{"text":"hi"}')
+        assert published == Event("news", f"{epoch(channels)}-1", "post", '{"text":"hi"}')
         assert await first.next_event(1) == published
         assert await second.next_event(1) == published
         assert await other.next_event(0.05) is None
@@ -40,14 +45,16 @@ async def test_publish_fans_out_to_every_subscriber_of_the_channel(channels: Cha
 async def test_history_is_bounded_and_resume_replays_after_the_given_id(channels: Channels) -> None:
     for n in range(5):
         await channels.publish("news", n)
-    assert [e.id for e in channels.history("news")] == ["3", "4", "5"]
-    with channels.subscribe("news", last_event_id="3") as resumed:
+    ids = [event.id for event in channels.history("news")]
+    assert ids == [f"{epoch(channels)}-{n}" for n in (3, 4, 5)]
+    with channels.subscribe("news", last_event_id=ids[0]) as resumed:
         assert [await next_data(resumed) for _ in range(2)] == [3, 4]
         await channels.publish("news", 5)
-        assert (await resumed.next_event(1)) == Event("news", "6", "message", "5")
-    # An id the history no longer holds replays all of it (at least once).
-    with channels.subscribe("news", last_event_id="1") as old:
-        assert [e.id for e in old.replay] == ["4", "5", "6"]
+        assert (await resumed.next_event(1)) == Event("news", f"{epoch(channels)}-6", "message", "5")
+    # An id the history no longer holds (too old, or from another epoch) replays all of it.
+    for unknown in (f"{epoch(channels)}-1", "00000000-5"):
+        with channels.subscribe("news", last_event_id=unknown) as old:
+            assert [event_data(e) for e in old.replay] == [3, 4, 5]
     with channels.subscribe("news") as fresh:
         assert fresh.replay == []
 

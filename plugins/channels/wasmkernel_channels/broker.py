@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -84,11 +85,14 @@ class Broker(Protocol):
 
 class MemoryBroker:
     """The in-process broker: `publish` delivers at once to this process's
-    subscribers; ids count up per channel from 1. Always up."""
+    subscribers. Ids are ``<epoch>-<n>``: `n` counts up per channel from 1,
+    the epoch is drawn per broker, so an id from before a restart is never
+    mistaken for a new one. Always up."""
 
     name = "memory"
 
     def __init__(self) -> None:
+        self.epoch = secrets.token_hex(4)
         self._deliver: Deliver | None = None
         self._counters: dict[str, itertools.count[int]] = {}
 
@@ -103,7 +107,7 @@ class MemoryBroker:
         if self._deliver is None:
             raise BrokerUnavailable("The in-process broker is not running (the application has not started)")
         counter = self._counters.setdefault(channel, itertools.count(1))
-        published = Event(channel, str(next(counter)), event, data)
+        published = Event(channel, f"{self.epoch}-{next(counter)}", event, data)
         self._deliver(published)
         await trio.lowlevel.checkpoint()
         return published

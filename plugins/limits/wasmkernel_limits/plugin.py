@@ -4,7 +4,9 @@ Config (`[plugins.limits.config]`):
 - `max_body_bytes`: largest accepted request body (default 1048576, 1 MiB);
   larger ones are answered 413 before they are read
 - `timeout_seconds`: longest time the inner chain may take to produce a
-  response (default 30); it is then cancelled and 504 is answered
+  response (default 30); it is then cancelled and 504 is answered. A
+  streaming response's body (e.g. Server-Sent Events) is sent after that and
+  is not cut
 - `rate`: requests per second allowed per client, refilled continuously
   (default 0: no rate limit)
 - `burst`: requests a client may make at once (default 20); the bucket size

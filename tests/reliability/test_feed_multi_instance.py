@@ -1,0 +1,105 @@
+"""The live feed on real server processes sharing one real redis-server:
+two instances behind nginx (deploy/nginx.conf.template: WebSocket upgrades
+pass, event streams are not buffered) and one instance with two worker
+processes. A post made on any instance reaches every stream, whichever
+instance or worker holds it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio_websocket
+
+from tests.realtime.serving import ServerEvent, next_event, sse_events
+from tests.redis_server import RedisServer
+from tests.reliability.harness import Instance, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx, token
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.slow,  # several server processes and nginx: about a minute on two cores
+    pytest.mark.skipif(not installed("channels", "broker-redis", "feed", "redis"), reason="needs the real-time plugins"),
+]
+
+AUTH = {"authorization": "Bearer " + token(["feed:write"])}
+
+
+def registry(workdir: Path, redis: RedisServer, database: Path) -> str:
+    plugins = full_plugins(workdir, with_wasm=False, redis={"url": redis.url, "health_interval": 0.2, "min_backoff": 0.05, "max_backoff": 0.5})
+    return registry_toml({**plugins, "channels": {"keepalive_seconds": 1.0}, "broker-redis": {}, "feed": {"database": str(database)}})
+
+
+def streams_served(instance: Instance) -> int:
+    return sum(1 for record in instance.log_lines() if record.get("event") == "request" and record.get("path") == "/feed/events")
+
+
+async def open_streams(stack: AsyncExitStack, base: str, count: int) -> tuple[list[AsyncIterator[ServerEvent]], list[trio_websocket.WebSocketConnection]]:
+    """`count` SSE streams and `count` WebSockets on `base`, each on its own connection."""
+    streams, sockets = [], []
+    for _ in range(count):
+        client = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
+        response = await stack.enter_async_context(client.stream("GET", "/feed/events"))
+        assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
+        streams.append(sse_events(response))
+        sockets.append(await stack.enter_async_context(trio_websocket.open_websocket_url(base.replace("http", "ws") + "/feed/ws")))
+    await trio.sleep(0.5)  # every subscription registered
+    return streams, sockets
+
+
+async def everyone_gets(post: dict[str, Any], streams: list[AsyncIterator[ServerEvent]], sockets: list[trio_websocket.WebSocketConnection]) -> None:
+    expected = {"type": "post", **post}
+    for events in streams:
+        assert (await next_event(events, timeout=10)).json() == expected
+    for ws in sockets:
+        with trio.fail_after(10):
+            assert json.loads(await ws.get_message()) == expected
+
+
+async def test_two_instances_behind_nginx_share_the_feed(redis_server: RedisServer, tmp_path: Path) -> None:
+    nginx = nginx_binary()
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install -y nginx; `make test` does it)")
+    database = tmp_path / "feed.db"
+    instances: list[Instance] = []
+    try:
+        for name in ("a", "b"):
+            instances.append(spawn(registry(tmp_path / name, redis_server, database), tmp_path / name, probe="/readyz"))
+        proxy = spawn_nginx([f"127.0.0.1:{instance.port}" for instance in instances], tmp_path / "nginx")
+        try:
+            async with AsyncExitStack() as stack:
+                streams, sockets = await open_streams(stack, proxy.base, 4)
+                async with httpx.AsyncClient(timeout=10) as http:
+                    for instance in instances:  # a post on each instance, directly
+                        created = await http.post(instance.base + "/posts", json={"text": f"on {instance.port}"}, headers=AUTH)
+                        assert created.status_code == 201, created.text
+                        await everyone_gets(created.json(), streams, sockets)
+            # Each instance held some of the streams (one access-log line each, once closed).
+            with trio.fail_after(10):
+                while sum(served := [streams_served(instance) for instance in instances]) < 4:
+                    await trio.sleep(0.1)
+            assert sum(served) == 4 and all(served), served
+        finally:
+            proxy.stop()
+    finally:
+        for instance in instances:
+            instance.stop()
+
+
+async def test_worker_processes_share_the_feed_through_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+    instance = spawn(registry(tmp_path, redis_server, tmp_path / "feed.db"), tmp_path, workers=2, probe="/readyz")
+    try:
+        async with AsyncExitStack() as stack:
+            streams, sockets = await open_streams(stack, instance.base, 4)
+            async with httpx.AsyncClient(base_url=instance.base, timeout=10) as http:
+                for n in range(2):
+                    created = await http.post("/posts", json={"text": f"post {n}"}, headers={**AUTH, "connection": "close"})
+                    assert created.status_code == 201, created.text
+                    await everyone_gets(created.json(), streams, sockets)
+    finally:
+        instance.stop()
