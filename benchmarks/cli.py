@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import load as load_test
-from benchmarks import machine, native, same_server, startup, stats
+from benchmarks import machine, memory, native, same_server, startup, stats
 from benchmarks.client import ChecksumMismatch, measure_cell
 from benchmarks.registries import check, materialize
 from benchmarks.report import Results, write_all
@@ -100,6 +100,7 @@ class Run:
         self.cache = self.out / "cache"
         self.broken: dict[str, dict[str, str]] = {}
         self.failed_processes: set[str] = set()
+        self.measured_memory: set[str] = set()  # servers whose memory the /matmul cells recorded
 
     # -- WasmKernel ------------------------------------------------------------
 
@@ -174,8 +175,11 @@ class Run:
                     self.setup_failed([row.name for row in group], exc)
                     progress.advance(task, per_cell * len(group) * len(self.args.sizes))
                     continue
+                self.results.memory += memory.snapshot(server, "idle")
+                self.measured_memory.add(spec.name)
                 try:
                     server = self.cells(server, group, progress, task)
+                    self.results.memory += memory.snapshot(server, "after")
                 except SetupFailed as exc:  # a restart after a timed-out request failed
                     self.setup_failed([f"{row.name} (remaining sizes)" for row in group], SetupFailed(f"restart failed: {exc}"))
                 finally:
@@ -294,6 +298,8 @@ class Run:
             try:
                 run_setup(spec)
                 with start(spec, self.logs, cpus=cpus) as server:
+                    if spec.name not in self.measured_memory:
+                        self.results.memory += memory.snapshot(server, "idle")
                     for run in runs:
                         console.print(f"wrk {run.scenario} {run.path}: {spec.name}")
                         pinning = pinned if cpus is not None and run.wrk_cpus is not None else shared
@@ -310,6 +316,9 @@ class Run:
                                 pinning=pinning,
                             )
                         )
+                    if spec.name not in self.measured_memory:
+                        self.results.memory += memory.snapshot(server, "after")
+                        self.measured_memory.add(spec.name)
             except SetupFailed as exc:
                 self.setup_failed([f"load: {spec.name}"], exc)
             except (RuntimeError, ValueError) as exc:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 from benchmarks.client import Cell, Sample
 from benchmarks.load import LoadResult
+from benchmarks.memory import ProcessMemory, totals
 from benchmarks.native import Reference
 from benchmarks.startup import StartupSample, median_first
 from benchmarks.stats import Anova, Comparison, Summary
@@ -45,6 +46,7 @@ class Results:
     references: list[Reference] = attrs.field(factory=list)
     startup: list[StartupSample] = attrs.field(factory=list)
     load: list[LoadResult] = attrs.field(factory=list)
+    memory: list[ProcessMemory] = attrs.field(factory=list)
     naive_peers: list[str] = attrs.field(factory=list)
     aborted: str = ""
 
@@ -229,6 +231,26 @@ def targets(results: Results) -> list[tuple[str, str, str]]:
     else:
         lines.append((name, "N/A", "initialization section not run"))
 
+    name = "WasmKernel's idle process tree (full registry, `wasmkernel run` defaults) ≤ 120 MiB (Σ RSS)"
+    idle = totals(results.memory).get(("wasmkernel", "idle"))
+    if idle:
+        lines.append((name, verdict(idle[0] <= 120), f"Σ RSS {idle[0]:.0f} MiB over {idle[3]} processes (Σ PSS {idle[1]:.0f} MiB)"))
+    else:
+        lines.append((name, "N/A", "WasmKernel's /matmul rows not run"))
+
+    name = "WasmKernel's RSS after each cell below Jetty's, every size"
+    ends: dict[tuple[str, int], float] = {(c.server, c.n): c.end_rss_mb for c in results.cells if c.made}
+    sizes = [n for n in results.sizes if ("java-jetty", n) in ends and any((w, n) in ends for w in (WASMKERNEL_FAST, WASMKERNEL_NAIVE))]
+    if sizes:
+        worse = []
+        for n in sizes:
+            wk_rss = max(ends.get((w, n), 0.0) for w in (WASMKERNEL_FAST, WASMKERNEL_NAIVE))
+            if wk_rss >= ends[("java-jetty", n)]:
+                worse.append(f"n={n}: {wk_rss:.0f} ≥ {ends[('java-jetty', n)]:.0f} MiB")
+        lines.append((name, verdict(not worse), "; ".join(worse) or ", ".join(f"n={n}" for n in sizes)))
+    else:
+        lines.append((name, "N/A", "no Jetty or WasmKernel cells"))
+
     hello = {r.server: r for r in results.load if r.scenario == "hello"}
     post = {r.server: r for r in results.load if r.scenario == "post"}
     name = "full plugin chain ≥ 90% of the bare kernel's /hello throughput (server and wrk pinned apart)"
@@ -319,6 +341,38 @@ def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) 
                 [[c.server, str(c.n), _fmt(c.peak_rss_mb, 1), _fmt(c.end_rss_mb, 1), _fmt(c.cpu_s), _fmt(c.elapsed_s, 1)] for c in results.cells],
             )
         )
+    if results.memory:
+        sums = totals(results.memory)
+        servers = list(dict.fromkeys(m.server for m in results.memory))
+        rows = []
+        for server in servers:
+            idle, after = sums.get((server, "idle")), sums.get((server, "after"))
+            rows.append(
+                [
+                    server,
+                    str(idle[3]) if idle else "—",
+                    _fmt(idle[0], 1) if idle else "—",
+                    _fmt(idle[1], 1) if idle else "—",
+                    _fmt(after[0], 1) if after else "—",
+                    _fmt(after[2], 1) if after else "—",
+                ]
+            )
+        parts.append(
+            "## Memory per server\n\n*idle*: right after the server answered its first `/hello`, before any measured request; "
+            "*after*: after its last /matmul cell (the largest n) or its last wrk run; *peak*: Σ of each process's VmHWM (reset "
+            "before each /matmul cell, so for /matmul servers the largest cell's peak). RSS sums count pages shared between "
+            "forked processes once per process; PSS sums count them once.\n\n"
+            + _table(["server", "processes", "idle Σ RSS (MiB)", "idle Σ PSS (MiB)", "after Σ RSS (MiB)", "peak Σ VmHWM (MiB)"], rows)
+        )
+        per_process = [m for m in results.memory if m.server.startswith("wasmkernel")]
+        if per_process:
+            parts.append(
+                "### WasmKernel, per process\n\n"
+                + _table(
+                    ["server", "phase", "process", "pid", "RSS (MiB)", "PSS (MiB)", "peak VmHWM (MiB)"],
+                    [[m.server, m.phase, m.role, str(m.pid), _fmt(m.rss_mb, 1), _fmt(m.pss_mb, 1), _fmt(m.peak_mb, 1)] for m in per_process],
+                )
+            )
     if results.references:
         parts.append(
             "## Native references (no HTTP, same matrices)\n\nGFLOP/s from the best repetition: these rows are the machine's limit.\n\n"
@@ -396,6 +450,7 @@ def write_all(results: Results, out: Path) -> None:
         ("anova.csv", results.anovas, "one-way ANOVA per size"),
         ("native.csv", results.references, "native Rust and numpy references"),
         ("startup.csv", results.startup, "initialization overhead"),
+        ("memory.csv", results.memory, "per process of every server: role, RSS, PSS, peak (VmHWM), idle and after its runs"),
         ("load.csv", results.load, "wrk runs: /hello, authenticated POST, worker and pool scaling"),
     ):
         if rows:

@@ -241,7 +241,9 @@ def _peak_rss_bytes(proc: psutil.Process) -> float:
     return float(proc.memory_info().rss)
 
 
-def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None) -> RunningServer:
+def start(
+    spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None, poll: float = 0.02
+) -> RunningServer:
     """Start `spec` on a free port (pinned to `cpus` with taskset when given) and wait until `probe` answers 200."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +271,6 @@ def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: floa
                     return server
             except httpx.HTTPError:
                 pass
-            time.sleep(0.02)
+            time.sleep(poll)
     server.stop()
     raise SetupFailed(f"did not answer {probe} within {timeout:.0f} s (see logs/{spec.name}.log)")
