@@ -9,12 +9,8 @@ from typing import Any
 import attrs
 
 from kernel import AuthRequirement, ConfigError, StartupError
-from wasmkernel_wasm import (
-    ModuleKind,
-)
+from wasmkernel_wasm import MIB, ModuleKind
 
-PAGE = 65536
-MIB = 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -20,8 +20,8 @@ import attrs
 import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
+from wasmkernel_wasm.artifacts import first_line, read_cached
 from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
-from wasmkernel_wasm.modules import first_line, read_cached
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
+from wasmkernel_wasm.artifacts import first_line
 from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, memory_outcome
-from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
 
 if TYPE_CHECKING:
