@@ -9,6 +9,7 @@ REPORT.md in the output folder.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import secrets
@@ -63,18 +64,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--request-budget", type=float, default=None, help="seconds one request may take before it is recorded as timed out (default: the cell budget)"
     )
-    parser.add_argument("--smoke", action="store_true", help="n=50,100, 3 reps, 1 warm-up, no load/init/native sections")
+    parser.add_argument("--smoke", action="store_true", help="n=50,100, 3 reps, 1 warm-up, no load or native section, no init section unless --init-trials")
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="skip the /hello load test")
     parser.add_argument("--skip-init", action="store_true", help="skip the initialization-overhead section")
     parser.add_argument("--skip-native", action="store_true", help="skip the native Rust and numpy references")
     parser.add_argument("--load-duration", type=float, default=10.0, help="seconds of wrk per server (default 10)")
-    parser.add_argument("--init-trials", type=int, default=5, help="starts per initialization scenario (default 5)")
+    parser.add_argument(
+        "--init-trials", type=int, default=None, help="starts per initialization and cold-start scenario (default 5; --smoke runs the section only when given)"
+    )
     parser.add_argument("--readme", action="store_true", help="rewrite the README's benchmark figures (between its markers) from this run")
     args = parser.parse_args(argv)
     if args.smoke:
         args.reps, args.warmup = min(args.reps, 3), min(args.warmup, 1)
-        args.skip_load = args.skip_init = args.skip_native = True
+        args.skip_load = args.skip_native = True
+        args.skip_init = args.skip_init or args.init_trials is None
+    args.init_trials = 5 if args.init_trials is None else args.init_trials
     if args.sizes:
         args.sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
     else:
@@ -117,14 +122,23 @@ class Run:
             return f"wasm_modules/build.sh failed: {tail[0]}"
         return None
 
-    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "", workers: int = 0, loader_workers: int | None = None) -> ProcessSpec:
+    def wasmkernel(
+        self,
+        template: str,
+        cache: Path,
+        prewarm: bool = True,
+        name: str = "",
+        workers: int = 0,
+        loader_workers: int | None = None,
+        log_level: str | None = None,
+    ) -> ProcessSpec:
         """The `wasmkernel run` process for a registry template; plugins that are
         not installed or fail to load are left out and reported (never hidden)."""
         name = name or f"wasmkernel-{template}"
         registry = self.registry_path(name)
         broken = self.broken.setdefault(template, {})
         while True:
-            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken, loader_workers=loader_workers)
+            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken, loader_workers=loader_workers, log_level=log_level)
             failure = check(registry, self.env)
             if failure is None or not failure[0] or failure[0] in broken:
                 break
@@ -274,14 +288,14 @@ class Run:
             self.results.startup = startup.measure(make, self.logs, trials, 100, max(5, min(self.args.reps, 30)))
         except (SetupFailed, httpx.HTTPError, ValueError) as exc:
             self.results.failed["initialization overhead"] = f"{type(exc).__name__}: {exc}"
-        self.wasmkernel("full", self.cache, name="wasmkernel-phases-warm")
+        self.wasmkernel("full", self.cache, name="wasmkernel-phases-warm", log_level="info")  # the loader's warm-up line is at info
         warm = self.registry_path("wasmkernel-phases-warm")
         try:
             startup_phases.phases(str(warm), self.env)  # fills the compile cache if the /matmul rows did not
             for trial in range(trials):
                 self.results.phases.append(startup_phases.Phases.of("warm-cache", trial, startup_phases.phases(str(warm), self.env)))
                 with tempfile.TemporaryDirectory(prefix="wk-phases-") as fresh:
-                    self.wasmkernel("full", Path(fresh), name="wasmkernel-phases-cold")
+                    self.wasmkernel("full", Path(fresh), name="wasmkernel-phases-cold", log_level="info")
                     cold = str(self.registry_path("wasmkernel-phases-cold"))
                     self.results.phases.append(startup_phases.Phases.of("cold-cache", trial, startup_phases.phases(cold, self.env)))
             imports = startup_phases.importtime(str(warm), self.env)
@@ -375,9 +389,19 @@ class LoadRun:
     connections: int = 64
 
 
+def compile_bytecode() -> None:
+    """Compile the kernel's and the plugins' sources to bytecode, as installing
+    their wheels would: they are installed editable here, and an environment
+    with PYTHONDONTWRITEBYTECODE would recompile every module at every start."""
+    for folder in (ROOT / "kernel", ROOT / "plugins"):
+        compileall.compile_dir(str(folder), quiet=1, rx=re.compile(r"[/\\](tests|build)[/\\]"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run(args)
+    compile_bytecode()
+    run.results.notes.append("the kernel's and the plugins' sources were compiled to bytecode before the run, as installing their wheels does")
     console.print(f"benchmark → {run.out}  sizes={args.sizes} reps={args.reps} warmup={args.warmup}")
     started = time.perf_counter()
     load_before = os.getloadavg()[0]

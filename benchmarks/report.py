@@ -478,10 +478,10 @@ def cold_start_section(results: Results) -> str:
     if results.phases:
         phase_rows = []
         for name in ("warm-cache", "cold-cache"):
-            group = [p for p in results.phases if p.scenario == name]
-            if group:
+            phased = [p for p in results.phases if p.scenario == name]
+            if phased:
                 fields = ("interpreter_s", "kernel_import_s", "assembly_s", "loader_start_s", "workers_warm_s", "total_s")
-                phase_rows.append([name, str(len(group)), *(_fmt(median_of([getattr(p, f) for p in group]), 3) for f in fields)])
+                phase_rows.append([name, str(len(phased)), *(_fmt(median_of([getattr(p, f) for p in phased]), 3) for f in fields)])
         text += (
             "\n### WasmKernel's start-up phases (seconds, median)\n\n`benchmarks/startup_phases.py`: one fresh process per start "
             "that imports what `wasmkernel run` imports, assembles the full registry and starts it (no HTTP server). *interpreter*: "
