@@ -227,6 +227,24 @@ def targets(results: Results) -> list[tuple[str, str, str]]:
     else:
         lines.append((name, "N/A", "n=2000 not in this run"))
 
+    name = "a measured Spring row (Spring MVC 4.3 on Tomcat 9)"
+    spring = sorted(n for server, n in summary if server == "spring")
+    why_not = results.failed.get("spring") or results.unavailable.get("spring") or "not in this run"
+    lines.append((name, verdict(bool(spring)), f"sizes {spring}" if spring else why_not))
+
+    name = "n=5000 for every row, or the reason it is not (time budget)"
+    if 5000 in results.sizes:
+        cells_5000 = {c.server: c for c in results.cells if c.n == 5000}
+        rows = list(dict.fromkeys(c.server for c in results.cells))
+        measured = [r for r in rows if (r, 5000) in summary]
+        reasons = [f"{r}: {results.skipped[f'{r} n=5000']}" for r in rows if f"{r} n=5000" in results.skipped]
+        reasons += [f"{r}: 0 reps ({cells_5000[r].stopped})" for r in rows if r in cells_5000 and cells_5000[r].made == 0]
+        silent = [r for r in rows if (r, 5000) not in summary and r not in cells_5000 and f"{r} n=5000" not in results.skipped]
+        evidence = f"measured: {', '.join(measured) or 'none'}" + (f"; not measured: {'; '.join(reasons)}" if reasons else "")
+        lines.append((name, verdict(not silent), evidence + (f"; missing without a reason: {', '.join(silent)}" if silent else "")))
+    else:
+        lines.append((name, "N/A", "n=5000 not in this run (--full adds it)"))
+
     name = "warm-cache first request within 2x steady state"
     warm, steady = median_first(results.startup, "warm-cache"), median_first(results.startup, "steady")
     if warm and steady:

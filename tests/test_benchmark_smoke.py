@@ -42,7 +42,7 @@ def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=300,  # peers set up on first use (a virtual environment, npm, javac)
     )
     # A seed peer whose setup fails makes the run exit non-zero (its row is FAILED, never skipped).
     assert done.returncode == 0, done.stderr[-2000:]
