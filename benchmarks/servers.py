@@ -113,7 +113,9 @@ def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmker
     """`wasmkernel run` on `registry`, as deployed (its default, workers 0: served in the process that
     assembled it; N ≥ 1: hypercorn's parent and N spawned worker processes)."""
     wasmkernel = Path(sys.executable).parent / "wasmkernel"
-    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers}"
+    # --read-timeout: hypercorn's read timeout (30 s by default) also runs while a
+    # request is answered; /matmul at n = 5000 takes minutes (the route's timeout is 600 s).
+    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers} --read-timeout 660"
     return ProcessSpec(name, "Python + WebAssembly (wasmer)", "WasmKernel (hypercorn trio worker)", ROOT, command, env=dict(env))
 
 

@@ -12,7 +12,7 @@ from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import default_registry_path, load_registry
 from kernel.scaffold import scaffold_plugin
-from kernel.server import ServerOptions, serve
+from kernel.server import READ_TIMEOUT, ServerOptions, serve
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
     except StartupError as exc:
         return _fail(exc)
-    options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload)
+    options = ServerOptions(bind=tuple(args.bind), workers=args.workers, reload=args.reload, read_timeout=args.read_timeout)
     layout = f"{options.workers} worker process(es)" if options.workers or options.reload else "in this process"
     print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(options.bind)} ({layout})", file=sys.stderr)
     return serve(str(args.registry or default_registry_path()), options, app)
@@ -130,6 +130,12 @@ def _kernel_commands() -> list[Command]:
         parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
         parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
         parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
+        parser.add_argument(
+            "--read-timeout",
+            type=int,
+            default=READ_TIMEOUT,
+            help=f"seconds a connection may send nothing, also while its request is answered (default {READ_TIMEOUT})",
+        )
 
     def new_plugin_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("name", help="plugin name, e.g. hello-world")

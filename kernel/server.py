@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from kernel.app import Application
 
 APPLICATION_PATH = "kernel.asgi:app"
+#: Seconds a connection may send nothing (`--read-timeout`). hypercorn's read
+#: timeout also runs while a request is being answered (an HTTP/1.1 client sends
+#: nothing then): a request that takes longer needs a longer one.
+READ_TIMEOUT = 30
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 
@@ -45,7 +49,7 @@ class ServerOptions:
     workers: int = 0
     reload: bool = False
     keep_alive_timeout: float = 5.0
-    read_timeout: int = 30
+    read_timeout: int = READ_TIMEOUT
     graceful_timeout: float = 5.0
     #: WebSocket keep-alive: hypercorn pings every connection this often; a
     #: peer that sends nothing (not even the pong) for `read_timeout` is dropped.
