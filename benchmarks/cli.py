@@ -9,10 +9,13 @@ REPORT.md in the output folder.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import secrets
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -24,10 +27,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import load as load_test
-from benchmarks import machine, native, same_server, startup, stats
+from benchmarks import machine, memory, native, same_server, startup, startup_phases, stats
 from benchmarks.client import ChecksumMismatch, measure_cell
 from benchmarks.registries import check, materialize
-from benchmarks.report import Results, write_all
+from benchmarks.report import Results, readme_section, splice_readme, write_all
 from benchmarks.servers import (
     ROOT,
     ProcessSpec,
@@ -61,17 +64,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--request-budget", type=float, default=None, help="seconds one request may take before it is recorded as timed out (default: the cell budget)"
     )
-    parser.add_argument("--smoke", action="store_true", help="n=50,100, 3 reps, 1 warm-up, no load/init/native sections")
+    parser.add_argument("--smoke", action="store_true", help="n=50,100, 3 reps, 1 warm-up, no load or native section, no init section unless --init-trials")
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="skip the /hello load test")
     parser.add_argument("--skip-init", action="store_true", help="skip the initialization-overhead section")
     parser.add_argument("--skip-native", action="store_true", help="skip the native Rust and numpy references")
     parser.add_argument("--load-duration", type=float, default=10.0, help="seconds of wrk per server (default 10)")
-    parser.add_argument("--init-trials", type=int, default=5, help="starts per initialization scenario (default 5)")
+    parser.add_argument(
+        "--init-trials", type=int, default=None, help="starts per initialization and cold-start scenario (default 5; --smoke runs the section only when given)"
+    )
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's benchmark figures (between its markers) from this run")
     args = parser.parse_args(argv)
     if args.smoke:
         args.reps, args.warmup = min(args.reps, 3), min(args.warmup, 1)
-        args.skip_load = args.skip_init = args.skip_native = True
+        args.skip_load = args.skip_native = True
+        args.skip_init = args.skip_init or args.init_trials is None
+    args.init_trials = 5 if args.init_trials is None else args.init_trials
     if args.sizes:
         args.sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
     else:
@@ -100,6 +108,7 @@ class Run:
         self.cache = self.out / "cache"
         self.broken: dict[str, dict[str, str]] = {}
         self.failed_processes: set[str] = set()
+        self.measured_memory: set[str] = set()  # servers whose memory the /matmul cells recorded
 
     # -- WasmKernel ------------------------------------------------------------
 
@@ -113,14 +122,23 @@ class Run:
             return f"wasm_modules/build.sh failed: {tail[0]}"
         return None
 
-    def wasmkernel(self, template: str, cache: Path, prewarm: bool = True, name: str = "", workers: int = 0, loader_workers: int | None = None) -> ProcessSpec:
+    def wasmkernel(
+        self,
+        template: str,
+        cache: Path,
+        prewarm: bool = True,
+        name: str = "",
+        workers: int = 0,
+        loader_workers: int | None = None,
+        log_level: str | None = None,
+    ) -> ProcessSpec:
         """The `wasmkernel run` process for a registry template; plugins that are
         not installed or fail to load are left out and reported (never hidden)."""
         name = name or f"wasmkernel-{template}"
-        registry = self.out / "registries" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', name).strip('-')}.toml"
+        registry = self.registry_path(name)
         broken = self.broken.setdefault(template, {})
         while True:
-            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken, loader_workers=loader_workers)
+            dropped = materialize(template, registry, cache, prewarm=prewarm, exclude=broken, loader_workers=loader_workers, log_level=log_level)
             failure = check(registry, self.env)
             if failure is None or not failure[0] or failure[0] in broken:
                 break
@@ -131,6 +149,10 @@ class Run:
             notes.append(f"registry {template}.toml does not assemble: {failure[1]}")
         self.results.notes += [note for note in notes if note not in self.results.notes]
         return wasmkernel_spec(registry, self.env, name, workers=workers)
+
+    def registry_path(self, name: str) -> Path:
+        """Where the registry of the WasmKernel process `name` is written."""
+        return self.out / "registries" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', name).strip('-')}.toml"
 
     # -- /matmul cells --------------------------------------------------------------
 
@@ -174,8 +196,11 @@ class Run:
                     self.setup_failed([row.name for row in group], exc)
                     progress.advance(task, per_cell * len(group) * len(self.args.sizes))
                     continue
+                self.results.memory += memory.snapshot(server, "idle")
+                self.measured_memory.add(spec.name)
                 try:
                     server = self.cells(server, group, progress, task)
+                    self.results.memory += memory.snapshot(server, "after")
                 except SetupFailed as exc:  # a restart after a timed-out request failed
                     self.setup_failed([f"{row.name} (remaining sizes)" for row in group], SetupFailed(f"restart failed: {exc}"))
                 finally:
@@ -247,17 +272,48 @@ class Run:
         except SetupFailed as exc:
             self.setup_failed(["numpy"], exc)
 
-    def init_overhead(self) -> None:
+    def init_overhead(self, rows: list[ServerRow]) -> None:
+        """WasmKernel's start scenarios (compile cache cold and warm, with and
+        without prewarmed workers), where its start-up time goes (phases and
+        import time), then exec → first 200 for every other server."""
+
         def make(cache: Path, prewarm: bool) -> ProcessSpec:
             return self.wasmkernel("full", cache, prewarm, name=f"wasmkernel-init-{'prewarm' if prewarm else 'lazy'}")
 
         if self.wasm_ready() is not None:
             self.results.failed["initialization overhead"] = "matmul.wasm cannot be built"
             return
+        trials = self.args.init_trials
         try:
-            self.results.startup = startup.measure(make, self.logs, self.args.init_trials, 100, max(5, min(self.args.reps, 30)))
+            self.results.startup = startup.measure(make, self.logs, trials, 100, max(5, min(self.args.reps, 30)))
         except (SetupFailed, httpx.HTTPError, ValueError) as exc:
             self.results.failed["initialization overhead"] = f"{type(exc).__name__}: {exc}"
+        self.wasmkernel("full", self.cache, name="wasmkernel-phases-warm", log_level="info")  # the loader's warm-up line is at info
+        warm = self.registry_path("wasmkernel-phases-warm")
+        try:
+            startup_phases.phases(str(warm), self.env)  # fills the compile cache if the /matmul rows did not
+            for trial in range(trials):
+                self.results.phases.append(startup_phases.Phases.of("warm-cache", trial, startup_phases.phases(str(warm), self.env)))
+                with tempfile.TemporaryDirectory(prefix="wk-phases-") as fresh:
+                    self.wasmkernel("full", Path(fresh), name="wasmkernel-phases-cold", log_level="info")
+                    cold = str(self.registry_path("wasmkernel-phases-cold"))
+                    self.results.phases.append(startup_phases.Phases.of("cold-cache", trial, startup_phases.phases(cold, self.env)))
+            imports = startup_phases.importtime(str(warm), self.env)
+            self.results.imports = [startup_phases.ImportTime(package, seconds) for package, seconds in imports.items()]
+        except (SystemExit, OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.results.failed["start-up phases"] = f"{type(exc).__name__}: {exc}"
+        peers = list({row.process.name: row.process for row in rows if not row.is_wasmkernel}.values())
+        plan = [(spec, True) for spec in peers if spec.name not in self.failed_processes]
+        plan += [(self.wasmkernel("bare", self.cache), False), *[(spec, False) for spec in same_server.specs(self.env)]]
+        for spec, has_matmul in plan:
+            console.print(f"cold start: {spec.name}")
+            try:
+                run_setup(spec)
+                self.results.startup += startup.peers([(spec, has_matmul)], self.logs, trials)
+            except SetupFailed as exc:
+                self.setup_failed([f"cold start: {spec.name}"], exc)
+            except (httpx.HTTPError, ValueError) as exc:
+                self.setup_failed([f"cold start: {spec.name}"], SetupFailed(f"{type(exc).__name__}: {exc}"))
 
     def load(self, rows: list[ServerRow]) -> None:
         """wrk runs: /hello for every server and the authenticated JSON POST for the
@@ -294,6 +350,8 @@ class Run:
             try:
                 run_setup(spec)
                 with start(spec, self.logs, cpus=cpus) as server:
+                    if spec.name not in self.measured_memory:
+                        self.results.memory += memory.snapshot(server, "idle")
                     for run in runs:
                         console.print(f"wrk {run.scenario} {run.path}: {spec.name}")
                         pinning = pinned if cpus is not None and run.wrk_cpus is not None else shared
@@ -310,6 +368,9 @@ class Run:
                                 pinning=pinning,
                             )
                         )
+                    if spec.name not in self.measured_memory:
+                        self.results.memory += memory.snapshot(server, "after")
+                        self.measured_memory.add(spec.name)
             except SetupFailed as exc:
                 self.setup_failed([f"load: {spec.name}"], exc)
             except (RuntimeError, ValueError) as exc:
@@ -328,9 +389,19 @@ class LoadRun:
     connections: int = 64
 
 
+def compile_bytecode() -> None:
+    """Compile the kernel's and the plugins' sources to bytecode, as installing
+    their wheels would: they are installed editable here, and an environment
+    with PYTHONDONTWRITEBYTECODE would recompile every module at every start."""
+    for folder in (ROOT / "kernel", ROOT / "plugins"):
+        compileall.compile_dir(str(folder), quiet=1, rx=re.compile(r"[/\\](tests|build)[/\\]"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run(args)
+    compile_bytecode()
+    run.results.notes.append("the kernel's and the plugins' sources were compiled to bytecode before the run, as installing their wheels does")
     console.print(f"benchmark → {run.out}  sizes={args.sizes} reps={args.reps} warmup={args.warmup}")
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -343,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.references()
         if not args.skip_init:
             console.print("initialization overhead")
-            run.init_overhead()
+            run.init_overhead(rows)
         if not args.skip_load:
             run.load(rows)
     except ChecksumMismatch as exc:
@@ -362,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     write_all(results, run.out)
     console.print(f"report: {run.out / 'REPORT.md'}")
+    if args.readme:
+        folder = os.path.relpath(run.out.resolve(), ROOT)
+        words = [w if not w.startswith(str(ROOT)) else os.path.relpath(w, ROOT) for w in (sys.argv[1:] if argv is None else argv)]
+        splice_readme(ROOT / "README.md", readme_section(results, folder, " ".join([".venv/bin/python -m benchmarks", *words])))
+        console.print("README.md: benchmark figures rewritten")
     if results.failed:
         console.print(f"[red bold]FAILED: {len(results.failed)} server(s) could not be measured: " + "; ".join(f"{k}: {v}" for k, v in results.failed.items()))
         code = code or 1

@@ -17,8 +17,10 @@ import matplotlib.pyplot as plt
 
 from benchmarks.client import Cell, Sample
 from benchmarks.load import LoadResult
+from benchmarks.memory import ProcessMemory, totals
 from benchmarks.native import Reference
-from benchmarks.startup import StartupSample, median_first
+from benchmarks.startup import StartupSample, median_first, median_of
+from benchmarks.startup_phases import ImportTime, Phases
 from benchmarks.stats import Anova, Comparison, Summary
 
 WASMKERNEL_FAST = "wasmkernel-fast"
@@ -45,6 +47,9 @@ class Results:
     references: list[Reference] = attrs.field(factory=list)
     startup: list[StartupSample] = attrs.field(factory=list)
     load: list[LoadResult] = attrs.field(factory=list)
+    memory: list[ProcessMemory] = attrs.field(factory=list)
+    phases: list[Phases] = attrs.field(factory=list)
+    imports: list[ImportTime] = attrs.field(factory=list)  # total_s first, then the slowest packages
     naive_peers: list[str] = attrs.field(factory=list)
     aborted: str = ""
 
@@ -222,12 +227,57 @@ def targets(results: Results) -> list[tuple[str, str, str]]:
     else:
         lines.append((name, "N/A", "n=2000 not in this run"))
 
+    name = "a measured Spring row (Spring MVC 4.3 on Tomcat 9)"
+    spring = sorted(n for server, n in summary if server == "spring")
+    why_not = results.failed.get("spring") or results.unavailable.get("spring") or "not in this run"
+    lines.append((name, verdict(bool(spring)), f"sizes {spring}" if spring else why_not))
+
+    name = "n=5000 for every row, or the reason it is not (time budget)"
+    if 5000 in results.sizes:
+        cells_5000 = {c.server: c for c in results.cells if c.n == 5000}
+        rows = list(dict.fromkeys(c.server for c in results.cells))
+        measured = [r for r in rows if (r, 5000) in summary]
+        reasons = [f"{r}: {results.skipped[f'{r} n=5000']}" for r in rows if f"{r} n=5000" in results.skipped]
+        reasons += [f"{r}: 0 reps ({cells_5000[r].stopped})" for r in rows if r in cells_5000 and cells_5000[r].made == 0]
+        silent = [r for r in rows if (r, 5000) not in summary and r not in cells_5000 and f"{r} n=5000" not in results.skipped]
+        evidence = f"measured: {', '.join(measured) or 'none'}" + (f"; not measured: {'; '.join(reasons)}" if reasons else "")
+        lines.append((name, verdict(not silent), evidence + (f"; missing without a reason: {', '.join(silent)}" if silent else "")))
+    else:
+        lines.append((name, "N/A", "n=5000 not in this run (--full adds it)"))
+
     name = "warm-cache first request within 2x steady state"
     warm, steady = median_first(results.startup, "warm-cache"), median_first(results.startup, "steady")
     if warm and steady:
         lines.append((name, verdict(warm <= 2 * steady), f"{warm:.2f} ms vs {steady:.2f} ms: {warm / steady:.2f}x"))
     else:
         lines.append((name, "N/A", "initialization section not run"))
+
+    name = "first /hello ≤ 0.6 s after exec with a warm compile cache (full registry, `wasmkernel run` defaults)"
+    warm_ready = median_of([s.ready_s for s in results.startup if s.server == "wasmkernel" and s.scenario == "warm-cache"])
+    if warm_ready is not None:
+        lines.append((name, verdict(warm_ready <= 0.6), f"median {warm_ready:.3f} s"))
+    else:
+        lines.append((name, "N/A", "initialization section not run"))
+
+    name = "WasmKernel's idle process tree (full registry, `wasmkernel run` defaults) ≤ 120 MiB (Σ RSS)"
+    idle = totals(results.memory).get(("wasmkernel", "idle"))
+    if idle:
+        lines.append((name, verdict(idle[0] <= 120), f"Σ RSS {idle[0]:.0f} MiB over {idle[3]} processes (Σ PSS {idle[1]:.0f} MiB)"))
+    else:
+        lines.append((name, "N/A", "WasmKernel's /matmul rows not run"))
+
+    name = "WasmKernel's RSS after each cell below Jetty's, every size"
+    ends: dict[tuple[str, int], float] = {(c.server, c.n): c.end_rss_mb for c in results.cells if c.made}
+    sizes = [n for n in results.sizes if ("java-jetty", n) in ends and any((w, n) in ends for w in (WASMKERNEL_FAST, WASMKERNEL_NAIVE))]
+    if sizes:
+        worse = []
+        for n in sizes:
+            wk_rss = max(ends.get((w, n), 0.0) for w in (WASMKERNEL_FAST, WASMKERNEL_NAIVE))
+            if wk_rss >= ends[("java-jetty", n)]:
+                worse.append(f"n={n}: {wk_rss:.0f} ≥ {ends[('java-jetty', n)]:.0f} MiB")
+        lines.append((name, verdict(not worse), "; ".join(worse) or ", ".join(f"n={n}" for n in sizes)))
+    else:
+        lines.append((name, "N/A", "no Jetty or WasmKernel cells"))
 
     hello = {r.server: r for r in results.load if r.scenario == "hello"}
     post = {r.server: r for r in results.load if r.scenario == "post"}
@@ -319,6 +369,38 @@ def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) 
                 [[c.server, str(c.n), _fmt(c.peak_rss_mb, 1), _fmt(c.end_rss_mb, 1), _fmt(c.cpu_s), _fmt(c.elapsed_s, 1)] for c in results.cells],
             )
         )
+    if results.memory:
+        sums = totals(results.memory)
+        servers = list(dict.fromkeys(m.server for m in results.memory))
+        rows = []
+        for server in servers:
+            idle, after = sums.get((server, "idle")), sums.get((server, "after"))
+            rows.append(
+                [
+                    server,
+                    str(idle[3]) if idle else "—",
+                    _fmt(idle[0], 1) if idle else "—",
+                    _fmt(idle[1], 1) if idle else "—",
+                    _fmt(after[0], 1) if after else "—",
+                    _fmt(after[2], 1) if after else "—",
+                ]
+            )
+        parts.append(
+            "## Memory per server\n\n*idle*: right after the server answered its first `/hello`, before any measured request; "
+            "*after*: after its last /matmul cell (the largest n) or its last wrk run; *peak*: Σ of each process's VmHWM (reset "
+            "before each /matmul cell, so for /matmul servers the largest cell's peak). RSS sums count pages shared between "
+            "forked processes once per process; PSS sums count them once.\n\n"
+            + _table(["server", "processes", "idle Σ RSS (MiB)", "idle Σ PSS (MiB)", "after Σ RSS (MiB)", "peak Σ VmHWM (MiB)"], rows)
+        )
+        per_process = [m for m in results.memory if m.server.startswith("wasmkernel")]
+        if per_process:
+            parts.append(
+                "### WasmKernel, per process\n\n"
+                + _table(
+                    ["server", "phase", "process", "pid", "RSS (MiB)", "PSS (MiB)", "peak VmHWM (MiB)"],
+                    [[m.server, m.phase, m.role, str(m.pid), _fmt(m.rss_mb, 1), _fmt(m.pss_mb, 1), _fmt(m.peak_mb, 1)] for m in per_process],
+                )
+            )
     if results.references:
         parts.append(
             "## Native references (no HTTP, same matrices)\n\nGFLOP/s from the best repetition: these rows are the machine's limit.\n\n"
@@ -341,19 +423,7 @@ def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) 
             + _table(["n", "groups", "F", "p"], [[str(a.n), ", ".join(a.groups), _fmt(a.f), f"{a.p_value:.3g}"] for a in results.anovas])
         )
     if results.startup:
-        scen = ["cold-cache", "warm-cache", "no-prewarm", "steady"]
-        rows = []
-        for name in scen:
-            group = [s for s in results.startup if s.scenario == name]
-            if group:
-                ready = [s.ready_s for s in group if s.ready_s is not None]
-                rows.append([name, str(len(group)), _fmt(sorted(ready)[len(ready) // 2], 3) if ready else "—", _fmt(median_first(results.startup, name))])
-        parts.append(
-            f"## Initialization overhead (n={results.startup[0].n}, fast kernel)\n\n"
-            "Each start is a new `wasmkernel run` of the full registry. *ready* = seconds from process start to the first "
-            "`/hello` answer; *first request* = latency of the first `/matmul` (median over starts; for *steady*, over requests "
-            "on a warmed server).\n\n" + _table(["scenario", "samples", "ready (s)", "first request (ms)"], rows)
-        )
+        parts.append(cold_start_section(results))
     if results.load:
         titles = {
             "hello": "GET /hello, every server",
@@ -386,6 +456,67 @@ def markdown(results: Results, images: Sequence[str], files: Mapping[str, str]) 
     return "\n".join(parts)
 
 
+WASMKERNEL_SCENARIOS = ("cold-cache", "warm-cache", "no-prewarm")
+
+
+def _spread(values: Sequence[float | None], digits: int = 3) -> str:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return "—"
+    middle = _fmt(median_of(list(present)), digits)
+    return middle if len(present) == 1 else f"{middle} ({_fmt(present[0], digits)}-{_fmt(present[-1], digits)})"
+
+
+def cold_start_section(results: Results) -> str:
+    """Exec → first 200 for every server, WasmKernel's phases and import time."""
+    startup = results.startup
+    n = startup[0].n
+    rows = []
+    for name in ("cold-cache", "warm-cache", "no-prewarm", "steady"):
+        group = [s for s in startup if s.scenario == name and s.server == "wasmkernel"]
+        if group:
+            first = _fmt(median_first(startup, name))
+            rows.append(["wasmkernel (full registry)", name, str(len(group)), _spread([s.ready_s for s in group]), _spread([s.matmul_s for s in group]), first])
+    for server in dict.fromkeys(s.server for s in startup if s.server != "wasmkernel"):
+        for name in ("first start", "warm"):
+            group = [s for s in startup if s.server == server and s.scenario == name]
+            if group:
+                first = _fmt(median_of([s.first_ms for s in group]))
+                rows.append([server, name, str(len(group)), _spread([s.ready_s for s in group]), _spread([s.matmul_s for s in group]), first])
+    text = (
+        f"## Cold start: exec → first 200\n\nEach start is a new process (`exec` of the server's command, polled every 5 ms). "
+        f"*/hello*, */matmul*: seconds from exec to the first 200 of `GET /hello` and of `GET /matmul?n={n}` (WasmKernel: "
+        "`&kernel=fast`; peers: their default kernel), median (min-max) over the starts; *first /matmul*: that request's own "
+        "latency. WasmKernel: *cold-cache* = empty compile cache, *warm-cache* = the cache filled by an earlier start, "
+        "*no-prewarm* = warm cache, no worker started before the first call, *steady* = requests on a warmed server. Peers: "
+        "*first start* = the first start of this section, *warm* = restarts. The operating system's page cache stays warm "
+        "for every server (dropping it would disturb the other users of a shared machine).\n\n"
+        + _table(["server", "scenario", "starts", "/hello (s)", f"/matmul?n={n} (s)", "first /matmul (ms)"], rows)
+    )
+    if results.phases:
+        phase_rows = []
+        for name in ("warm-cache", "cold-cache"):
+            phased = [p for p in results.phases if p.scenario == name]
+            if phased:
+                fields = ("interpreter_s", "kernel_import_s", "assembly_s", "loader_start_s", "workers_warm_s", "total_s")
+                phase_rows.append([name, str(len(phased)), *(_fmt(median_of([getattr(p, f) for p in phased]), 3) for f in fields)])
+        text += (
+            "\n### WasmKernel's start-up phases (seconds, median)\n\n`benchmarks/startup_phases.py`: one fresh process per start "
+            "that imports what `wasmkernel run` imports, assembles the full registry and starts it (no HTTP server). *interpreter*: "
+            "`python -c pass`; *kernel import*: `kernel.cli`; *assembly*: registry, plugin imports and configuration; *loader "
+            "start*: startup less the workers' warm-up (compile or deserialize, forkserver); *workers warm*: spawning the "
+            "WebAssembly workers and loading every module in them (the loader's `wasm.workers_warm` log line).\n\n"
+            + _table(["scenario", "starts", "interpreter", "kernel import", "assembly", "loader start", "workers warm", "total"], phase_rows)
+        )
+    if results.imports:
+        text += (
+            "\n### Import time per package (`python -X importtime`, one warm-cache start)\n\nEach module's own import time, "
+            "counted to its top-level package; *total_s* is the sum over every module.\n\n"
+            + _table(["package", "seconds"], [[i.package, _fmt(i.seconds, 3)] for i in results.imports])
+        )
+    return text
+
+
 def write_all(results: Results, out: Path) -> None:
     files = {}
     for name, rows, what in (
@@ -396,6 +527,9 @@ def write_all(results: Results, out: Path) -> None:
         ("anova.csv", results.anovas, "one-way ANOVA per size"),
         ("native.csv", results.references, "native Rust and numpy references"),
         ("startup.csv", results.startup, "initialization overhead"),
+        ("phases.csv", results.phases, "WasmKernel's start-up phases per start"),
+        ("imports.csv", results.imports, "import time per top-level package (python -X importtime)"),
+        ("memory.csv", results.memory, "per process of every server: role, RSS, PSS, peak (VmHWM), idle and after its runs"),
         ("load.csv", results.load, "wrk runs: /hello, authenticated POST, worker and pool scaling"),
     ):
         if rows:
@@ -404,3 +538,83 @@ def write_all(results: Results, out: Path) -> None:
     images = charts(results, out)
     files["logs/"] = "server output"
     (out / "REPORT.md").write_text(markdown(results, images, files))
+
+
+# -- README section -----------------------------------------------------------------
+
+README_START = "<!-- benchmark-run:start (written by python -m benchmarks --readme; edit benchmarks/report.py instead) -->"
+README_END = "<!-- benchmark-run:end -->"
+
+
+def readme_section(results: Results, folder: str, command: str) -> str:
+    """The README's figures from one run: latency per size, memory, cold start, /hello, targets."""
+    summary = {(s.server, s.n): s for s in results.summaries}
+    cells = {(c.server, c.n): c for c in results.cells}
+    servers = list(dict.fromkeys(s.server for s in sorted(results.summaries, key=lambda s: (not s.server.startswith("wasmkernel"), s.server))))
+    servers += [c.server for c in results.cells if c.server not in servers]
+    rows = []
+    for server in dict.fromkeys(servers):
+        row = [server]
+        for n in results.sizes:
+            s, cell = summary.get((server, n)), cells.get((server, n))
+            skipped = results.skipped.get(f"{server} n={n}")
+            if s is not None:
+                made = f" ({s.reps} reps)" if s.reps < results.reps else ""
+                row.append(f"{_fmt(s.mean_ms, 1)}{made}")
+            elif cell is not None and cell.made == 0:
+                row.append(f"— ({cell.stopped})")
+            else:
+                row.append("skipped (> budget)" if skipped else "—")
+        rows.append(row)
+    parts = [
+        f"Run: [{folder}/REPORT.md]({folder}/REPORT.md), made by\n\n```bash\n{command}\n```\n",
+        "Mean latency of `GET /matmul?n=N`, ms (repetitions made when fewer than "
+        f"{results.reps}; a cell stops at its time budget):\n\n" + _table(["server", *(f"n={n}" for n in results.sizes)], rows),
+    ]
+    sums = totals(results.memory)
+    mem_rows = []
+    for server in dict.fromkeys(m.server for m in results.memory):
+        idle, after = sums.get((server, "idle")), sums.get((server, "after"))
+        if idle:
+            mem_rows.append([server, str(idle[3]), _fmt(idle[0], 1), _fmt(idle[1], 1), _fmt(after[0], 1) if after else "—"])
+    if mem_rows:
+        parts.append(
+            "Memory of each server's process tree, MiB (Σ RSS; Σ PSS counts shared pages once):\n\n"
+            + _table(["server", "processes", "idle RSS", "idle PSS", "RSS after its runs"], mem_rows)
+        )
+    ready = []
+    for server in dict.fromkeys(s.server for s in results.startup):
+        scenario = "warm-cache" if server == "wasmkernel" else "warm"
+        group = [s for s in results.startup if s.server == server and s.scenario == scenario]
+        if group:
+            ready.append(
+                [
+                    server if server != "wasmkernel" else "wasmkernel (warm compile cache)",
+                    _spread([s.ready_s for s in group]),
+                    _spread([s.matmul_s for s in group]),
+                ]
+            )
+    if ready:
+        parts.append("Cold start, seconds from exec to the first 200 (median, min-max):\n\n" + _table(["server", "/hello", "/matmul?n=100"], ready))
+    hello = [r for r in results.load if r.scenario in ("hello", "post")]
+    if hello:
+        parts.append(
+            "wrk, server and wrk on separate cores where stated (req/s):\n\n"
+            + _table(
+                ["server", "scenario", "req/s", "p99 ms", "pinning"],
+                [[r.server, r.scenario, _fmt(r.requests_per_s, 0), _fmt(r.p99_ms), r.pinning] for r in hello],
+            )
+        )
+    parts.append(
+        "Targets (benchmark figures, not tests):\n\n" + _table(["target", "result", "evidence"], [[name, f"**{v}**", why] for name, v, why in targets(results)])
+    )
+    return "\n".join(parts)
+
+
+def splice_readme(readme: Path, section: str) -> None:
+    """Replace the text between the README's benchmark markers with `section`."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{readme}: the markers {README_START!r} … {README_END!r} are missing")
+    readme.write_text(text[: start + len(README_START)] + "\n\n" + section + "\n" + text[end:])

@@ -113,7 +113,9 @@ def wasmkernel_spec(registry: Path, env: Mapping[str, str], name: str = "wasmker
     """`wasmkernel run` on `registry`, as deployed (its default, workers 0: served in the process that
     assembled it; N ≥ 1: hypercorn's parent and N spawned worker processes)."""
     wasmkernel = Path(sys.executable).parent / "wasmkernel"
-    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers}"
+    # --read-timeout: hypercorn's read timeout (30 s by default) also runs while a
+    # request is answered; /matmul at n = 5000 takes minutes (the route's timeout is 600 s).
+    command = f"exec {wasmkernel} run --registry {registry} --bind 127.0.0.1:$PORT --workers {workers} --read-timeout 660"
     return ProcessSpec(name, "Python + WebAssembly (wasmer)", "WasmKernel (hypercorn trio worker)", ROOT, command, env=dict(env))
 
 
@@ -241,7 +243,9 @@ def _peak_rss_bytes(proc: psutil.Process) -> float:
     return float(proc.memory_info().rss)
 
 
-def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None) -> RunningServer:
+def start(
+    spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: float = READY_TIMEOUT, cpus: str | None = None, poll: float = 0.02
+) -> RunningServer:
     """Start `spec` on a free port (pinned to `cpus` with taskset when given) and wait until `probe` answers 200."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +273,6 @@ def start(spec: ProcessSpec, log_dir: Path, probe: str = "/hello", timeout: floa
                     return server
             except httpx.HTTPError:
                 pass
-            time.sleep(0.02)
+            time.sleep(poll)
     server.stop()
     raise SetupFailed(f"did not answer {probe} within {timeout:.0f} s (see logs/{spec.name}.log)")

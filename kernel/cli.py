@@ -11,7 +11,7 @@ from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import default_registry_path, load_registry
-from kernel.server import hypercorn_config, serve
+from kernel.server import READ_TIMEOUT, hypercorn_config, serve
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -96,7 +96,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
-    config = hypercorn_config(args.bind, args.workers, args.reload)
+    config = hypercorn_config(args.bind, args.workers, args.reload, args.read_timeout)
     layout = f"{config.workers} worker process(es)" if config.workers else "in this process"
     print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(config.bind)} ({layout})", file=sys.stderr)
     return serve(str(args.registry or default_registry_path()), config, app)
@@ -107,6 +107,12 @@ def _kernel_commands() -> list[Command]:
         parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
         parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
         parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
+        parser.add_argument(
+            "--read-timeout",
+            type=int,
+            default=READ_TIMEOUT,
+            help=f"seconds a connection may send nothing, also while its request is answered (default {READ_TIMEOUT})",
+        )
 
     return [
         Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),

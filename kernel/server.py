@@ -33,12 +33,16 @@ from kernel.registry import REGISTRY_ENV
 if TYPE_CHECKING:
     from kernel.app import Application
 
+#: Seconds a connection may send nothing (`--read-timeout`). hypercorn's read
+#: timeout also runs while a request is being answered (an HTTP/1.1 client sends
+#: nothing then): a request that takes longer needs a longer one.
+READ_TIMEOUT = 30
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 
 
-def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False) -> Config:
-    """How `wasmkernel run` serves (`--bind`, `--workers`, `--reload`)."""
+def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False, read_timeout: int = READ_TIMEOUT) -> Config:
+    """How `wasmkernel run` serves (`--bind`, `--workers`, `--reload`, `--read-timeout`)."""
     expect_continue.install()
     config = Config()
     config.application_path = "kernel.asgi:app"
@@ -47,7 +51,7 @@ def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False
     config.workers = max(workers, 1) if reload else workers
     config.use_reloader = reload
     config.keep_alive_timeout = 5.0
-    config.read_timeout = 30
+    config.read_timeout = read_timeout
     config.graceful_timeout = 5.0
     # WebSocket keep-alive: a ping every 20 s; a peer that sends nothing (not
     # even the pong) for `read_timeout` is dropped.

@@ -42,7 +42,7 @@ def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=300,  # peers set up on first use (a virtual environment, npm, javac)
     )
     # A seed peer whose setup fails makes the run exit non-zero (its row is FAILED, never skipped).
     assert done.returncode == 0, done.stderr[-2000:]
@@ -61,3 +61,39 @@ def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
     assert "## Targets" in report and "## Latency (ms)" in report
     assert (out / "latency_vs_n.png").stat().st_size > 0
     assert (out / "gflops.png").exists() and (out / "memory.png").exists()
+    with (out / "memory.csv").open() as handle:
+        memory = list(csv.DictReader(handle))
+    roles = {row["role"] for row in memory if row["server"] == "wasmkernel"}
+    assert {"main", "forkserver", "wasm worker"} <= roles, roles
+    assert {row["phase"] for row in memory if row["server"] == "wasmkernel"} == {"idle", "after"}
+    assert all(float(row["rss_mb"]) > 0 for row in memory)
+    assert "## Memory per server" in report
+
+
+def test_smoke_run_with_cold_start(tmp_path: Path) -> None:
+    """One start per scenario: WasmKernel's cold/warm cache, its phases and
+    import time, and exec → first 200 for a peer and the same-server apps."""
+    out = tmp_path / "results"
+    peers = [row for row in available_rows() if row == "gin"]
+    rows = ",".join(["wasmkernel-fast", *peers])
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--sizes", "50", "--init-trials", "1", "--servers", rows, "--cell-budget", "30", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (out / "startup.csv").open() as handle:
+        startup = list(csv.DictReader(handle))
+    warm = [row for row in startup if row["server"] == "wasmkernel" and row["scenario"] == "warm-cache"]
+    assert warm and float(warm[0]["ready_s"]) > 0 and float(warm[0]["matmul_s"]) > float(warm[0]["ready_s"])
+    started = {row["server"] for row in startup}
+    assert {"wasmkernel-bare", "starlette-full", "fastapi-trio-full", *peers} <= started, started
+    with (out / "phases.csv").open() as handle:
+        phases = list(csv.DictReader(handle))
+    assert {row["scenario"] for row in phases} == {"warm-cache", "cold-cache"}
+    assert all(float(row["workers_warm_s"]) > 0 and float(row["kernel_import_s"]) > 0 for row in phases)
+    report = (out / "REPORT.md").read_text()
+    assert "## Cold start: exec → first 200" in report and "first /hello ≤ 0.6 s after exec" in report

@@ -63,10 +63,18 @@ def dump_toml(data: Mapping[str, Any], prefix: str = "") -> str:
 
 
 def materialize(
-    template: str, target: Path, cache_dir: Path, *, prewarm: bool = True, exclude: Collection[str] = (), loader_workers: int | None = None
+    template: str,
+    target: Path,
+    cache_dir: Path,
+    *,
+    prewarm: bool = True,
+    exclude: Collection[str] = (),
+    loader_workers: int | None = None,
+    log_level: str | None = None,
 ) -> list[str]:
-    """Write `template` (bare | full) to `target` for this run, without `exclude`;
-    returns the plugins left out because they are not installed."""
+    """Write `template` (bare | full) to `target` for this run, without `exclude`
+    (and with the logging plugin at `log_level` when given); returns the
+    plugins left out because they are not installed."""
     data = tomllib.loads((HERE / f"{template}.toml").read_text())
     plugins: dict[str, Any] = data["plugins"]
     available = installed_plugins()
@@ -75,6 +83,8 @@ def materialize(
         plugins.pop(name, None)
     for name in dropped:
         del plugins[name]
+    if log_level is not None and "logging" in plugins:
+        plugins["logging"].setdefault("config", {})["level"] = log_level
     loader = plugins.get(LOADER, {}).get("config")
     if loader is not None:
         loader["cache_dir"] = str(cache_dir)

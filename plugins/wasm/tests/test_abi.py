@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wasmkernel_wasm import WasmError, WasmRequest
+from wasmkernel_wasm import PAGE, WasmError, WasmRequest
 from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
-from wasmkernel_wasm.config import PAGE
 from wasmkernel_wasm.modules import cap_memory, inspect_wasm
 from wasmkernel_wasm.wire import decode_response, encode_request
 

@@ -6,19 +6,69 @@ wasmtime) implements `ModuleLoader` and hands it out through the
 service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
 Its submodules are public API too: loader plugins build on them (`plugin`,
-`loader`, `config`, `modules`, `calls`, `watch`, `commands`) and their tests
-on `testing`.
+`loader`, `config`, `modules`, `artifacts`, `calls`, `watch`, `commands`) and
+their tests on `testing`.
+
+Worker processes import only the plain data types below (and `calls`,
+`artifacts`): the names that build on the kernel, the `WasmError` family
+(`errors`) and `MODULE_LOADER` (`service`), are imported on first use
+(PEP 562), so a process that runs modules never imports the kernel.
 """
 
 from __future__ import annotations
 
 import array
+import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
-from kernel import HTTPError, ServiceKey
+if TYPE_CHECKING:
+    from wasmkernel_wasm.errors import WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+    from wasmkernel_wasm.service import MODULE_LOADER
+
+__all__ = [
+    "ITEMSIZE",
+    "MIB",
+    "MODULE_LOADER",
+    "PAGE",
+    "Arg",
+    "ArrayIn",
+    "ArrayOut",
+    "CallResult",
+    "DType",
+    "ModuleInfo",
+    "ModuleKind",
+    "ModuleLoader",
+    "WasmBadResponse",
+    "WasmError",
+    "WasmMemoryLimit",
+    "WasmRequest",
+    "WasmResponse",
+    "WasmTimeout",
+    "WasmTrap",
+    "WasmUnavailable",
+]
+
+#: Where each kernel-bound name lives (imported on first access).
+_LAZY = {
+    **dict.fromkeys(("WasmError", "WasmTrap", "WasmTimeout", "WasmMemoryLimit", "WasmUnavailable", "WasmBadResponse"), "errors"),
+    "MODULE_LOADER": "service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _LAZY.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value
+    return value
+
+
+PAGE = 65536
+MIB = 1024 * 1024
 
 DType = Literal["f64", "i32", "u8"]
 _TYPECODES: dict[str, str] = {"f64": "d", "i32": "i", "u8": "B"}
@@ -167,34 +217,6 @@ class ModuleInfo:
     generation: int = 1
 
 
-class WasmError(HTTPError):
-    """A module failed. Messages name the module and function, never host paths."""
-
-    status = 500
-
-
-class WasmTrap(WasmError):
-    status = 500
-
-
-class WasmTimeout(WasmError):
-    status = 504
-
-
-class WasmMemoryLimit(WasmError):
-    status = 507
-
-
-class WasmUnavailable(WasmError):
-    status = 503
-
-
-class WasmBadResponse(WasmError):
-    """A module's response cannot be sent (not a final status, a bad header)."""
-
-    status = 502
-
-
 class ModuleLoader(Protocol):
     """Loads, caches and runs WebAssembly modules (see docs/wasm-abi.md).
 
@@ -237,6 +259,3 @@ class ModuleLoader(Protocol):
 
     async def reload(self, module: str) -> ModuleInfo:
         """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""
-
-
-MODULE_LOADER: ServiceKey[ModuleLoader] = ServiceKey("module loader", hint="enable wasmer-loader or wasmtime-loader")

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 import structlog
 
-from wasmkernel_wasm import (
-    ITEMSIZE,
-    ArrayIn,
-    ArrayOut,
-    WasmError,
-    WasmMemoryLimit,
-    WasmTimeout,
-    WasmTrap,
-)
-from wasmkernel_wasm.config import MIB
+from wasmkernel_wasm import ITEMSIZE, MIB, ArrayIn, ArrayOut
+
+if TYPE_CHECKING:  # the errors import the kernel: only the main process raises them
+    from wasmkernel_wasm import WasmError, WasmTimeout
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -176,11 +170,15 @@ def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXP
 
 
 def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
+    from wasmkernel_wasm import WasmTimeout
+
     return WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
 
 
 def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
     """The `WasmError` for a failed `Outcome` (naming module and function)."""
+    from wasmkernel_wasm import WasmError, WasmMemoryLimit, WasmTrap
+
     where = f"module '{module}' function '{function}'"
     if outcome.error == "denied":
         log.error("wasm.host_call_denied", module=module, function=function, reason=outcome.message)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from kernel import Application, Command, StartupError, default_registry_path, load_registry
-from wasmkernel_wasm import MODULE_LOADER, ModuleInfo, ModuleLoader
-from wasmkernel_wasm.config import MIB, LoaderConfig
+from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
+from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule
 from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, LOADERS, scaffold_module
 

@@ -9,13 +9,9 @@ from typing import Any, Literal
 import attrs
 
 from kernel import AuthRequirement, ConfigError, StartupError, header_problem
-from wasmkernel_wasm import (
-    ModuleKind,
-)
+from wasmkernel_wasm import MIB, ModuleKind
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
 
-PAGE = 65536
-MIB = 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

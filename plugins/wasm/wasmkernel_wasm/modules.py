@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import sys
 from collections.abc import Callable
@@ -14,7 +13,9 @@ import attrs
 import structlog
 
 from kernel import StartupError
-from wasmkernel_wasm.config import MIB, PAGE, LoaderConfig, ModuleSpec
+from wasmkernel_wasm import MIB, PAGE
+from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
+from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -233,38 +234,7 @@ def cache_path(cache_dir: Path, wasm: bytes, runtime: str, runtime_version: str,
     return cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{runtime}"
 
 
-_CACHE_MAGIC = b"WKWASM1\n"
-
-
-def write_cached(path: Path, artifact: bytes) -> None:
-    """Store a compiled artifact atomically, framed with its sha256 so that a
-    corrupt file is detected before the runtime ever sees it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(_CACHE_MAGIC + hashlib.sha256(artifact).digest() + artifact)
-    os.replace(tmp, path)
-
-
-def read_cached(path: Path, verify: bool = True) -> bytes:
-    """The artifact stored by `write_cached`; `ValueError` if missing framing
-    or (with `verify`) a digest mismatch; `OSError` if unreadable."""
-    data = path.read_bytes()
-    header = len(_CACHE_MAGIC) + 32
-    if not data.startswith(_CACHE_MAGIC) or len(data) < header:
-        raise ValueError("not a WasmKernel cache file")
-    artifact = data[header:]
-    if verify and hashlib.sha256(artifact).digest() != data[len(_CACHE_MAGIC) : header]:
-        raise ValueError("checksum mismatch")
-    return artifact
-
-
 T = TypeVar("T")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of a runtime error's message (no backtraces)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].removeprefix("RuntimeError: ") if text else type(exc).__name__
 
 
 def compile_cached(

@@ -69,3 +69,24 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
         assert results["spin"].status_code == 503
         assert "worker lost" in results["spin"].json()["message"]
         assert (await client.get("/faults/ok")).status_code == 200
+
+
+def test_worker_processes_import_neither_the_kernel_nor_the_app(tmp_path: Path) -> None:
+    """What the forkserver preloads (and every worker inherits): wasmer and the
+    kernel-free parts of wasmkernel_wasm, not the kernel, hypercorn, trio or
+    OpenSSL; and a script run by path is not re-run in the workers."""
+    import subprocess
+
+    probe = (
+        "import sys, wasmkernel_wasmer_loader.worker\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'kernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
+        "from wasmkernel_wasmer_loader.loader import _workers_skip_main\n"
+        "_workers_skip_main()\n"
+        "import multiprocessing.spawn\n"
+        "data = multiprocessing.spawn.get_preparation_data('probe')\n"
+        "print(heavy, 'init_main_from_path' in data, data.get('init_main_from_name'))\n"
+    )
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.split() == ["[]", "False", "__main__"], done.stdout + done.stderr

@@ -9,8 +9,10 @@ worker, and both are replaced on the next call.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import math
 import multiprocessing
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,17 @@ class Loaded:
     info: ModuleInfo
     ref: ModuleRef
     watched: Path
+
+
+def _workers_skip_main() -> None:
+    """Keep multiprocessing from re-running this program's main script in every
+    worker: it does so for a script run by path (the `wasmkernel` console
+    script, whose import of `kernel.cli` brings in the kernel, hypercorn and
+    trio: ~20 MiB per worker that never serves). Workers need only `worker`,
+    and a main module named `__main__` is never re-imported."""
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 
 class WasmerLoader(LoaderBase[Loaded]):
@@ -118,9 +131,11 @@ class WasmerLoader(LoaderBase[Loaded]):
             # hypercorn's workers are daemonic, and multiprocessing refuses to start
             # children from those; ours exit when this process's pipes close.
             this.daemon = False
-        # Workers fork from a forkserver that imported wasmer and this plugin
-        # once: a worker (re)starts in milliseconds instead of a fresh spawn.
+        # Workers fork from a forkserver that imported wasmer and this plugin's
+        # `worker` once (neither imports the kernel): a worker (re)starts in
+        # milliseconds instead of a fresh spawn.
         multiprocessing.get_context("forkserver").set_forkserver_preload([worker.__name__])
+        _workers_skip_main()
         self._context = await self._stack.enter_async_context(
             trio_parallel.open_worker_context(idle_timeout=math.inf, grace_period=1.0, worker_type=trio_parallel.WorkerType.FORKSERVER),
         )

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
+from wasmkernel_wasm.artifacts import first_line
 from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.grants import Grants
-from wasmkernel_wasm.modules import first_line
 from wasmtime import TrapCode
 
 if TYPE_CHECKING:

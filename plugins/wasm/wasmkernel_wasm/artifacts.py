@@ -1,0 +1,47 @@
+"""The compile cache's files (an artifact framed with its sha256) and runtime
+error messages: what worker processes need, without the kernel.
+
+`hashlib` is imported only where a digest is computed: it loads OpenSSL's
+libcrypto (~4 MiB resident), which a worker reading with ``verify=False``
+never needs, nor its forkserver."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CACHE_MAGIC = b"WKWASM1\n"
+
+
+def _sha256(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+def write_cached(path: Path, artifact: bytes) -> None:
+    """Store a compiled artifact atomically, framed with its sha256 so that a
+    corrupt file is detected before the runtime ever sees it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_CACHE_MAGIC + _sha256(artifact) + artifact)
+    os.replace(tmp, path)
+
+
+def read_cached(path: Path, verify: bool = True) -> bytes:
+    """The artifact stored by `write_cached`; `ValueError` if missing framing
+    or (with `verify`) a digest mismatch; `OSError` if unreadable."""
+    data = path.read_bytes()
+    header = len(_CACHE_MAGIC) + 32
+    if not data.startswith(_CACHE_MAGIC) or len(data) < header:
+        raise ValueError("not a WasmKernel cache file")
+    artifact = data[header:]
+    if verify and _sha256(artifact) != data[len(_CACHE_MAGIC) : header]:
+        raise ValueError("checksum mismatch")
+    return artifact
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime error's message (no backtraces)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].removeprefix("RuntimeError: ") if text else type(exc).__name__
