@@ -7,14 +7,19 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
-import structlog
 
 from wasmkernel_wasm import ITEMSIZE, MIB, ArrayIn, ArrayOut
 
 if TYPE_CHECKING:  # the errors import the kernel: only the main process raises them
     from wasmkernel_wasm import WasmError, WasmTimeout
 
-log = structlog.get_logger("wasmkernel.wasm")
+
+def _log() -> Any:
+    """The main process's logger; worker processes import this module without structlog."""
+    import structlog
+
+    return structlog.get_logger("wasmkernel.wasm")
+
 
 ErrorKind = Literal["trap", "memory", "abi", "exit", "timeout", "denied"]
 
@@ -181,10 +186,10 @@ def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb:
 
     where = f"module '{module}' function '{function}'"
     if outcome.error == "denied":
-        log.error("wasm.host_call_denied", module=module, function=function, reason=outcome.message)
+        _log().error("wasm.host_call_denied", module=module, function=function, reason=outcome.message)
         return WasmError(f"{where} failed: a host call was refused (the server log says why)")
     if outcome.error == "trap" and outcome.message.startswith("host call "):
-        log.warning("wasm.host_call_fault", module=module, function=function, reason=outcome.message)
+        _log().warning("wasm.host_call_fault", module=module, function=function, reason=outcome.message)
     if outcome.error == "memory":
         return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
     if outcome.error == "trap":
@@ -196,7 +201,7 @@ def emit_logs(module: str, outcome: Outcome) -> None:
     """Emit the module's log lines in the calling task (so they carry the request id)."""
     for level, event, message, fields in outcome.logs:
         extra = {f"field_{name}" if name in _RESERVED_FIELDS else name: value for name, value in fields}
-        getattr(log, level)(event, module=module, message=message, **extra)
+        getattr(_log(), level)(event, module=module, message=message, **extra)
 
 
 _RESERVED_FIELDS = frozenset({"event", "module", "message", "level", "timestamp", "logger", "request_id"})

@@ -22,8 +22,8 @@ from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.artifacts import first_line, read_cached
 from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
+from wasmkernel_wasm.hostapi.client import Client
 from wasmkernel_wasm.hostapi.grants import Grants
-from wasmkernel_wasm.hostapi.rpc import Client
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import struct
 import tempfile
 from collections.abc import Sequence
@@ -27,40 +26,11 @@ from pathlib import Path
 import structlog
 import trio
 
-from wasmkernel_wasm.hostapi import HostDenied, HostFailure, HostFault
+from wasmkernel_wasm.hostapi import HostDenied, HostFailure
+from wasmkernel_wasm.hostapi.client import MAX_FRAME, REPLY, U32, decode_request
 from wasmkernel_wasm.hostapi.host import HostAPI
 
 log = structlog.get_logger("wasmkernel.wasm.host")
-_U32 = struct.Struct("<I")
-_REPLY = struct.Struct("<BI")
-#: Largest frame either side accepts (an HTTP response under its cap, plus headers).
-MAX_FRAME = 64 * 1024 * 1024
-
-
-def _fields(parts: Sequence[bytes]) -> bytes:
-    return b"".join(_U32.pack(len(part)) + part for part in parts)
-
-
-def encode_request(module: str, op: str, args: Sequence[bytes]) -> bytes:
-    body = _fields([module.encode(), op.encode()]) + _U32.pack(len(args)) + _fields(args)
-    return _U32.pack(len(body)) + body
-
-
-def decode_request(body: bytes) -> tuple[str, str, list[bytes]]:
-    pos = 0
-
-    def field() -> bytes:
-        nonlocal pos
-        (length,) = _U32.unpack_from(body, pos)
-        pos += 4 + length
-        if pos > len(body):
-            raise ValueError("truncated field")
-        return body[pos - length : pos]
-
-    module, op = field().decode(), field().decode()
-    (count,) = _U32.unpack_from(body, pos)
-    pos += 4
-    return module, op, [field() for _ in range(min(count, 8))]
 
 
 async def answer(host: HostAPI, module: str, op: str, args: Sequence[bytes]) -> bytes:
@@ -71,8 +41,8 @@ async def answer(host: HostAPI, module: str, op: str, args: Sequence[bytes]) -> 
         status, code, data = 1, exc.code, exc.message.encode()
     except HostDenied as exc:
         status, code, data = 2, 0, str(exc).encode()
-    body = _REPLY.pack(status, code) + _U32.pack(len(data)) + data
-    return _U32.pack(len(body)) + body
+    body = REPLY.pack(status, code) + U32.pack(len(data)) + data
+    return U32.pack(len(body)) + body
 
 
 class Server:
@@ -117,7 +87,7 @@ class Server:
 async def _read_frame(stream: trio.SocketStream, buffer: bytearray) -> bytes | None:
     while True:
         if len(buffer) >= 4:
-            (size,) = _U32.unpack_from(buffer, 0)
+            (size,) = U32.unpack_from(buffer, 0)
             if size > MAX_FRAME:
                 return None
             if len(buffer) >= 4 + size:
@@ -131,56 +101,3 @@ async def _read_frame(stream: trio.SocketStream, buffer: bytearray) -> bytes | N
         if not chunk:
             return None
         buffer += chunk
-
-
-class Client:
-    """A worker's side: one blocking connection, reopened once if it broke."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._sock: socket.socket | None = None
-
-    def _connect(self) -> socket.socket:
-        if self._sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(self.path)
-            self._sock = sock
-        return self._sock
-
-    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
-        frame = encode_request(module, op, args)
-        for attempt in (1, 2):
-            try:
-                sock = self._connect()
-                sock.sendall(frame)
-                body = _recv_frame(sock)
-                break
-            except OSError as exc:
-                if self._sock is not None:
-                    self._sock.close()
-                self._sock = None
-                if attempt == 2:
-                    raise HostFault(f"host call {op} could not reach the host ({type(exc).__name__})") from None
-        status, code = _REPLY.unpack_from(body, 0)
-        (length,) = _U32.unpack_from(body, _REPLY.size)
-        data = body[_REPLY.size + 4 : _REPLY.size + 4 + length]
-        if status == 1:
-            raise HostFailure(code, data.decode("utf-8", "replace"))
-        if status == 2:
-            raise HostDenied(data.decode("utf-8", "replace"))
-        return data
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    out = bytearray()
-    while len(out) < size:
-        chunk = sock.recv(min(size - len(out), 1 << 20))
-        if not chunk:
-            raise ConnectionResetError("host closed the connection")
-        out += chunk
-    return bytes(out)
-
-
-def _recv_frame(sock: socket.socket) -> bytes:
-    (size,) = _U32.unpack(_recv_exactly(sock, 4))
-    return _recv_exactly(sock, size)
