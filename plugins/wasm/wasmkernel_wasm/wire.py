@@ -14,6 +14,32 @@ from wasmkernel_wasm import (
 _U32 = struct.Struct("<I")
 
 
+class Fields:
+    """Reads u32 LE values and u32-length-prefixed fields from `data`;
+    `ValueError` for anything past its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def u32(self) -> int:
+        if self.pos + 4 > len(self.data):
+            raise ValueError("truncated")
+        (value,) = _U32.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def field(self) -> bytes:
+        length = self.u32()
+        if self.pos + length > len(self.data):
+            raise ValueError("truncated field")
+        self.pos += length
+        return self.data[self.pos - length : self.pos]
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise ValueError("trailing bytes")
+
+
 def _field(out: bytearray, value: bytes) -> None:
     out += _U32.pack(len(value))
     out += value
@@ -35,30 +61,14 @@ def encode_request(request: WasmRequest) -> bytes:
 
 def decode_response(data: bytes, module: str) -> WasmResponse:
     """Parse what `handle` returned; `WasmError` if it is malformed."""
-    pos = 0
-
-    def u32() -> int:
-        nonlocal pos
-        if pos + 4 > len(data):
-            raise ValueError("truncated")
-        (value,) = _U32.unpack_from(data, pos)
-        pos += 4
-        return int(value)
-
-    def field() -> bytes:
-        nonlocal pos
-        length = u32()
-        if pos + length > len(data):
-            raise ValueError("truncated field")
-        pos += length
-        return data[pos - length : pos]
+    read = Fields(data)
+    u32, field = read.u32, read.field
 
     try:
         status = u32()
         headers = tuple((field().decode(), field().decode()) for _ in range(u32()))
         body = field()
-        if pos != len(data):
-            raise ValueError("trailing bytes")
+        read.end()
     except (ValueError, UnicodeDecodeError) as exc:
         raise WasmBadResponse(f"module '{module}' returned a malformed HTTP response ({exc})") from None
     return checked_response(status, headers, body, module)

@@ -23,6 +23,7 @@ from wasmkernel_wasm.hostapi import INVALID, NOT_FOUND, HostDenied, HostFailure
 from wasmkernel_wasm.hostapi.grants import Grants, HttpGrant, KvGrant, denial
 from wasmkernel_wasm.hostapi.kv import LIST_LIMIT, Backend, MemoryBackend, Namespace, RedisBackend, SqliteBackend
 from wasmkernel_wasm.hostapi.outbound import Origin, allowed_origins, fetch
+from wasmkernel_wasm.wire import Fields
 
 if TYPE_CHECKING:
     from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
@@ -220,23 +221,8 @@ async def _redis_op(namespace: Namespace, op: str, args: Sequence[bytes]) -> byt
 
 def decode_http_request(data: bytes) -> tuple[str, str, list[tuple[str, str]], bytes, int]:
     """field(method) field(url) u32 n x (field(name) field(value)) field(body) u32 timeout_ms."""
-    pos = 0
-
-    def u32() -> int:
-        nonlocal pos
-        if pos + 4 > len(data):
-            raise ValueError("truncated")
-        (value,) = _U32.unpack_from(data, pos)
-        pos += 4
-        return int(value)
-
-    def field() -> bytes:
-        nonlocal pos
-        length = u32()
-        if pos + length > len(data):
-            raise ValueError("truncated field")
-        pos += length
-        return data[pos - length : pos]
+    read = Fields(data)
+    u32, field = read.u32, read.field
 
     method, url = field().decode(), field().decode()
     count = u32()
@@ -245,8 +231,7 @@ def decode_http_request(data: bytes) -> tuple[str, str, list[tuple[str, str]], b
     headers = [(field().decode(), field().decode()) for _ in range(count)]
     body = field()
     timeout_ms = u32()
-    if pos != len(data):
-        raise ValueError("trailing bytes")
+    read.end()
     return method, url, headers, body, timeout_ms
 
 
