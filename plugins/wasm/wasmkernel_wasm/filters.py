@@ -30,7 +30,7 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.config import FilterSpec, LoaderConfig
-from wasmkernel_wasm.wire import checked_response
+from wasmkernel_wasm.wire import Fields, checked_response
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -77,25 +77,7 @@ def encode_filter_response(response: FilterResponse) -> bytes:
     return bytes(out)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def u32(self) -> int:
-        if self.pos + 4 > len(self.data):
-            raise ValueError("truncated")
-        (value,) = _U32.unpack_from(self.data, self.pos)
-        self.pos += 4
-        return int(value)
-
-    def field(self) -> bytes:
-        length = self.u32()
-        if self.pos + length > len(self.data):
-            raise ValueError("truncated field")
-        self.pos += length
-        return self.data[self.pos - length : self.pos]
-
+class _Reader(Fields):
     def count(self, least: int) -> int:
         count = self.u32()
         if count * least > len(self.data) - self.pos:
@@ -106,10 +88,6 @@ class _Reader:
         add = tuple((self.field().decode(), self.field().decode()) for _ in range(self.count(8)))
         remove = tuple(self.field().decode() for _ in range(self.count(4)))
         return HeaderEdits(add, remove)
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise ValueError("trailing bytes")
 
 
 def _checked_edits(edits: HeaderEdits, module: str) -> HeaderEdits:
