@@ -103,3 +103,65 @@ async def test_worker_processes_share_the_feed_through_redis(redis_server: Redis
                     await everyone_gets(created.json(), streams, sockets)
     finally:
         instance.stop()
+
+
+async def _resumed(client: httpx.AsyncClient, stack: AsyncExitStack, events: AsyncIterator[ServerEvent], last_id: str, count: int) -> tuple[list[str], int]:
+    """The texts of the next `count` posts on `events` and how many times the
+    stream had to be reopened: if it was cut, reconnect (through nginx, so to
+    the survivor) with `Last-Event-ID`."""
+    texts: list[str] = []
+    reconnects = 0
+    while len(texts) < count:
+        try:
+            event = await next_event(events, timeout=10)
+        except (StopAsyncIteration, httpx.HTTPError):
+            response = await stack.enter_async_context(client.stream("GET", "/feed/events", headers={"last-event-id": last_id}))
+            assert response.status_code == 200, response.status_code
+            events = sse_events(response)
+            reconnects += 1
+            continue
+        last_id = event.id or last_id
+        texts.append(event.json()["text"])
+    return texts, reconnects
+
+
+async def test_clients_of_a_killed_instance_resume_on_the_survivor(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Instance a is SIGKILLed while it holds event streams; two posts are made
+    on b while those clients are cut off; each client reconnects through nginx
+    with its Last-Event-ID and gets both, in order, from the channel's history
+    in Redis. Streams held by b never notice."""
+    nginx = nginx_binary()
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install -y nginx; `make test` does it)")
+    database = tmp_path / "feed.db"
+    instances = [spawn(registry(tmp_path / name, redis_server, database), tmp_path / name, probe="/readyz") for name in ("a", "b")]
+    proxy = spawn_nginx([f"127.0.0.1:{instance.port}" for instance in instances], tmp_path / "nginx")
+    try:
+        async with AsyncExitStack() as stack, httpx.AsyncClient(base_url=proxy.base, timeout=10) as client:
+            streams = []
+            for _ in range(4):
+                response = await stack.enter_async_context(client.stream("GET", "/feed/events"))
+                streams.append(sse_events(response))
+            await trio.sleep(0.5)
+            survivor = instances[1].base
+            first = await client.post(survivor + "/posts", json={"text": "before"}, headers=AUTH)
+            assert first.status_code == 201, first.text
+            last_ids = []
+            for events in streams:
+                event = await next_event(events, timeout=10)
+                assert event.json()["text"] == "before" and event.id
+                last_ids.append(event.id)
+            instances[0].kill()
+            for text in ("during-1", "during-2"):
+                created = await client.post(survivor + "/posts", json={"text": text}, headers=AUTH)
+                assert created.status_code == 201, created.text
+            reconnects = 0
+            for events, last_id in zip(streams, last_ids):
+                texts, reopened = await _resumed(client, stack, events, last_id, 2)
+                assert texts == ["during-1", "during-2"]
+                reconnects += reopened
+            assert 0 < reconnects < len(streams), reconnects  # nginx spread the streams over both instances
+    finally:
+        proxy.stop()
+        for instance in instances:
+            instance.stop()
