@@ -15,7 +15,7 @@ from wasmkernel_wasm.testing import ROOT
 
 from kernel.testing import running
 
-EXAMPLES = ("c_hello", "c_greet", "c_filter", "c_wagi", "as_hello", "as_counter")
+EXAMPLES = ("c_hello", "c_greet", "c_filter", "c_wagi", "as_hello", "as_counter", "as-filter", "as-wagi")
 
 
 @pytest.fixture
@@ -120,3 +120,20 @@ async def test_c_filter_refuses_methods_and_edits_the_request(make_app: Any, exa
     assert (line["module"], line["method"], line["allowed"]) == ("c_filter", "POST", "GET,HEAD")
     assert passed.status_code == 200 and "header.x-filtered-by=c_filter" in passed.text.splitlines()
     assert passed.headers["x-upstream-status"] == "200"
+
+
+async def test_assemblyscript_filter_guards_the_assemblyscript_routes(make_app: Any, examples: dict[str, Any]) -> None:
+    async with running(make_app(examples)) as client:
+        passed = await client.get("/as/hello/ada")
+        refused = await client.get("/as/hello/ada", headers={"user-agent": "a badbot/1.0"})
+        other = await client.get("/c/hello/ada", headers={"user-agent": "a badbot/1.0"})
+    assert (passed.status_code, passed.headers["x-filtered-by"]) == (200, "as-filter")
+    assert (refused.status_code, refused.text) == (403, "refused by as-filter\n")
+    assert other.status_code == 200 and "x-filtered-by" not in other.headers  # prefixes = ["/as/"]
+
+
+async def test_assemblyscript_wasi_command_wagi_style(make_app: Any, examples: dict[str, Any]) -> None:
+    async with running(make_app(examples)) as client:
+        response = await client.post("/as/wagi/grace", content=b"12345")
+    assert (response.status_code, response.text) == (200, "Hello, grace! (POST with 5 bytes)\n")
+    assert response.headers["x-filtered-by"] == "as-filter"
