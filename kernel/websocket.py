@@ -13,17 +13,19 @@ only stalls its own sender. Ends of a session, with their close codes:
   incoming messages (1008), more than `queue_size` unsent outgoing messages
   (1013), `idle_timeout` seconds without a message either way (1000, "idle").
 
-An endpoint that never reads messages awaits `wait_closed()` to learn that
-the client left.
+An endpoint that never reads messages sets `discard_incoming` (they are
+counted and size-checked, not queued) and awaits `wait_closed()` to learn
+that the client left.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -59,12 +61,65 @@ def _message(data: str | bytes) -> dict[str, Any]:
     return {"type": "websocket.send", "bytes": bytes(data)}
 
 
+class _Queue:
+    """A bounded FIFO feeding one task: a deque and the waiting task (a
+    fraction of a memory channel's cost per message and per connection).
+    `close(last)` appends `last` past the bound; `get` raises
+    `trio.EndOfChannel` once closed and empty."""
+
+    __slots__ = ("_consumer", "_room", "closed", "items", "size")
+
+    def __init__(self, size: int) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.size, self.closed = size, False
+        self._consumer: trio.lowlevel.Task | None = None
+        self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
+
+    def put(self, item: Any) -> bool:
+        if self.closed or len(self.items) >= self.size:
+            return False
+        self.items.append(item)
+        self._wake()
+        return True
+
+    def close(self, last: Any = None) -> None:
+        if last is not None:
+            self.items.append(last)
+        self.closed = True
+        self._wake()
+        self._room.unpark_all()
+
+    def _wake(self) -> None:
+        if self._consumer is not None:
+            task, self._consumer = self._consumer, None
+            trio.lowlevel.reschedule(task)
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._consumer = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def get(self) -> Any:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self.items:
+            if self.closed:
+                raise trio.EndOfChannel
+            self._consumer = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        if self._room:
+            self._room.unpark_all()
+        return self.items.popleft()
+
+    async def wait_for_room(self) -> None:
+        await self._room.park()
+
+
 @attrs.define(slots=True, eq=False)
 class WebSocket(Request):
     """One WebSocket connection; see the module docstring for its life cycle.
 
     `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
-    for none) and `queue_size` are set by middleware (the limits plugin).
+    for none) and `queue_size` are set by middleware (the limits plugin);
+    `discard_incoming` by an endpoint that never reads.
     `messages_in`/`messages_out` (received; sent or being sent), `close_code`
     and `close_reason` are for access logs and metrics.
     """
@@ -72,6 +127,7 @@ class WebSocket(Request):
     asgi_send: Send = attrs.field(kw_only=True, repr=False)
     idle_timeout: float | None = None
     queue_size: int = QUEUE_SIZE
+    discard_incoming: bool = False
     phase: Phase = Phase.CONNECTING
     accepted: bool = False
     subprotocol: str | None = None
@@ -81,12 +137,10 @@ class WebSocket(Request):
     close_reason: str = ""
     #: Where the session's tasks run (the kernel's, around the connection).
     nursery: trio.Nursery = attrs.field(kw_only=True, repr=False)
-    _outbox: trio.MemorySendChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
-    _unsent: trio.MemoryReceiveChannel[dict[str, Any]] | None = attrs.field(default=None, repr=False)
-    _inbox: trio.MemoryReceiveChannel[str | bytes] | None = attrs.field(default=None, repr=False)
+    _outbox: _Queue | None = attrs.field(default=None, repr=False)
+    _inbox: _Queue | None = attrs.field(default=None, repr=False)
     _reader: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
     _closed: trio.Event = attrs.field(factory=trio.Event, repr=False)
-    _last_frame: dict[str, Any] | None = attrs.field(default=None, repr=False)
     _active: float = 0.0
 
     @property
@@ -121,8 +175,8 @@ class WebSocket(Request):
         if self._inbox is None:
             raise RuntimeError("accept() the WebSocket first")
         try:
-            return await self._inbox.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return await self._inbox.get()  # type: ignore[no-any-return]
+        except trio.EndOfChannel:
             raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
 
     async def receive_text(self) -> str:
@@ -157,16 +211,15 @@ class WebSocket(Request):
 
     # -- sending -----------------------------------------------------------------
 
-    def send_nowait(self, data: str | bytes) -> bool:
-        """Queue a message without waiting (for fan-out). A full queue closes
-        the connection with 1013; returns False when the message was not
-        queued because the session is over."""
+    def send_nowait(self, data: str | bytes, when_full: Literal["close", "drop"] = "close") -> bool:
+        """Queue a message without waiting (for fan-out); False when it was not
+        queued: the session is over, or the queue is full, which closes the
+        connection with 1013 (`when_full="close"`) or drops the message."""
         if self.phase is not Phase.OPEN or self._outbox is None:
             return False
-        try:
-            self._outbox.send_nowait(_message(data))
-        except trio.WouldBlock:
-            self._fail(TRY_AGAIN, "send queue overflow: the client does not read")
+        if not self._outbox.put(_message(data)):
+            if when_full == "close":
+                self._fail(TRY_AGAIN, "send queue overflow: the client does not read")
             return False
         self.messages_out += 1
         self._active = trio.current_time()
@@ -175,12 +228,11 @@ class WebSocket(Request):
     async def send(self, data: str | bytes) -> None:
         """Queue a message, waiting while the queue is full (this endpoint
         only); `WebSocketDisconnect` once the session is over."""
-        if self.phase is not Phase.OPEN or self._outbox is None:
-            raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
-        try:
-            await self._outbox.send(_message(data))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
+        message = _message(data)
+        while self.phase is not Phase.OPEN or self._outbox is None or not self._outbox.put(message):
+            if self.phase is not Phase.OPEN or self._outbox is None:
+                raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
+            await self._outbox.wait_for_room()
         self.messages_out += 1
         self._active = trio.current_time()
 
@@ -209,11 +261,10 @@ class WebSocket(Request):
             outbox = self._outbox
             self._end(code, reason)
             frame = {"type": "websocket.close", "code": code, "reason": reason}
-            try:
-                outbox.send_nowait(frame)
-                outbox.close()
-            except trio.WouldBlock:
+            if len(outbox.items) >= outbox.size:
                 self._drop_queue(frame)
+            else:
+                outbox.close(frame)
 
     # -- the session (run by the kernel) -------------------------------------------
 
@@ -230,23 +281,17 @@ class WebSocket(Request):
             self._drop_queue({"type": "websocket.close", "code": code, "reason": reason})
 
     def _drop_queue(self, last_frame: dict[str, Any] | None) -> None:
-        self._last_frame = last_frame
-        if self._outbox is not None and self._unsent is not None:
-            self._outbox.close()
-            while True:
-                try:
-                    dropped = self._unsent.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                self.messages_out -= dropped["type"] == "websocket.send"
+        if self._outbox is not None:
+            self.messages_out -= sum(message["type"] == "websocket.send" for message in self._outbox.items)
+            self._outbox.items.clear()
+            self._outbox.close(last_frame)
         self._outbox = None
 
     def _start_session(self) -> None:
         """Start the reader and the sender tasks in the kernel's nursery."""
-        self._outbox, self._unsent = trio.open_memory_channel[dict[str, Any]](self.queue_size)
-        inbox, self._inbox = trio.open_memory_channel[str | bytes](self.queue_size)
-        self.nursery.start_soon(self._send_loop, self._unsent)
-        self.nursery.start_soon(self._read_loop, inbox)
+        self._outbox, self._inbox = _Queue(self.queue_size), _Queue(self.queue_size)
+        self.nursery.start_soon(self._send_loop, self._outbox)
+        self.nursery.start_soon(self._read_loop, self._inbox)
 
     async def finish(self, response: Response) -> Send:
         """Called by the kernel with the chain's response: an unaccepted
@@ -264,43 +309,45 @@ class WebSocket(Request):
     async def _send_denial(self, message: MutableMapping[str, Any]) -> None:
         await self.asgi_send({**message, "type": "websocket." + message["type"]})
 
-    async def _send_loop(self, outbox: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+    async def _send_loop(self, outbox: _Queue) -> None:
         try:
-            async for message in outbox:
-                await self.asgi_send(message)
-            if self._last_frame is not None:
-                await self.asgi_send(self._last_frame)
+            while True:
+                await self.asgi_send(await outbox.get())
+        except trio.EndOfChannel:
+            pass
         except _GONE:
             self._end(1006, "connection lost")
 
-    async def _read_loop(self, inbox: trio.MemorySendChannel[str | bytes]) -> None:
-        with inbox, self._reader:
-            while self.phase is Phase.OPEN:
-                deadline = self._active + self.idle_timeout if self.idle_timeout else math.inf
-                with trio.CancelScope(deadline=deadline) as scope:
-                    message = await self.receive()
-                if scope.cancelled_caught:
-                    if trio.current_time() >= self._active + (self.idle_timeout or math.inf):
-                        self._fail(NORMAL, "idle timeout")
-                    continue
-                if message["type"] == "websocket.disconnect":
-                    self._end(int(message.get("code", 1005)), str(message.get("reason") or ""))
-                    self._drop_queue(None)
-                    return
-                data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                size = len(data) if isinstance(data, bytes) or len(data) * 4 <= self.max_body_size else len(data.encode())
-                if size > self.max_body_size:
-                    self._fail(TOO_BIG, f"message over {self.max_body_size} bytes")
-                    return
-                self.messages_in += 1
-                self._active = trio.current_time()
-                try:
-                    inbox.send_nowait(data)
-                except trio.WouldBlock:
-                    self._fail(POLICY, "too many unread messages")
-                    return
+    async def _read_loop(self, inbox: _Queue) -> None:
+        with self._reader:
+            try:
+                while self.phase is Phase.OPEN:
+                    deadline = self._active + self.idle_timeout if self.idle_timeout else math.inf
+                    with trio.CancelScope(deadline=deadline) as scope:
+                        message = await self.receive()
+                    if scope.cancelled_caught:
+                        if trio.current_time() >= self._active + (self.idle_timeout or math.inf):
+                            self._fail(NORMAL, "idle timeout")
+                        continue
+                    if message["type"] == "websocket.disconnect":
+                        self._end(int(message.get("code", 1005)), str(message.get("reason") or ""))
+                        self._drop_queue(None)
+                        return
+                    data = message.get("text")
+                    if data is None:
+                        data = message.get("bytes") or b""
+                    size = len(data) if isinstance(data, bytes) or len(data) * 4 <= self.max_body_size else len(data.encode())
+                    if size > self.max_body_size:
+                        self._fail(TOO_BIG, f"message over {self.max_body_size} bytes")
+                        return
+                    self.messages_in += 1
+                    self._active = trio.current_time()
+                    if not self.discard_incoming and not inbox.put(data):
+                        self._fail(POLICY, "too many unread messages")
+                        return
+
+            finally:
+                inbox.close()
 
 
 async def _discard(message: MutableMapping[str, Any]) -> None:

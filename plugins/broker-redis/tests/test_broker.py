@@ -119,3 +119,24 @@ async def test_a_broken_subscription_catches_up_from_the_history(redis_server: R
             await wait_for(lambda: len(received) == 4)
             assert received[-1] == live
             nursery.cancel_scope.cancel()
+
+
+async def test_a_publish_failure_restarts_the_subscription_and_a_late_answer_is_no_outage(redis_server: RedisServer) -> None:
+    app = make_app(redis_server.url)
+    link = app.services.get(REDIS_LINK, needed_by="test")
+    async with running(app):
+        broker = RedisBroker(link, min_backoff=0.02, timeout=1e-9)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(broker.run, lambda event: None)
+            # No answer in time: the publisher hears "may have been published"; the broker stays up.
+            with pytest.raises(BrokerUnavailable, match="may have been published"):
+                await broker.publish("news", "post", '"late"')
+            assert broker.up and broker.outages == 0
+            # A command that fails marks it down; resubscribing (the subscription itself never broke) brings it back.
+            broker.timeout = 5.0
+            broker._down(ConnectionError("the command connection broke"))
+            broker._subscription.cancel()
+            assert not broker.up
+            await wait_for(lambda: broker.up)
+            assert (await broker.publish("news", "post", '"after"')).data == '"after"'
+            nursery.cancel_scope.cancel()

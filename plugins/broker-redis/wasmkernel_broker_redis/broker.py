@@ -11,8 +11,11 @@ an instance's own events come back the same way.
 Redis down (a command or the subscription fails): the broker is down (its
 `up`, /readyz, metrics), every publish raises `BrokerUnavailable` at once
 (delivered to nobody; the publisher knows), local subscribers stay connected,
-and the subscription is retried with exponential backoff (`min_backoff`
-doubling to `max_backoff`). On resubscribing it reads the history list of
+and the subscription is restarted with exponential backoff (`min_backoff`
+doubling to `max_backoff`); the broker is up again once it has resubscribed.
+A publish with no answer within `timeout` seconds raises `BrokerUnavailable`
+saying it may have been published (Redis may be slow, or this event loop
+late), and leaves the broker up: a late answer is no outage. On resubscribing it reads the history list of
 every channel it has seen and delivers the events it missed meanwhile (those
 published by other instances while only its subscription was broken); ids
 already delivered are skipped, so nothing is delivered twice.
@@ -69,7 +72,7 @@ class RedisBroker:
         *,
         prefix: str = "wasmkernel:channels:",
         history: int = 100,
-        timeout: float = 1.0,
+        timeout: float = 3.0,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
     ) -> None:
@@ -82,6 +85,7 @@ class RedisBroker:
         self.outages = 0
         self.last_error = "not subscribed yet"
         self._up = False
+        self._subscription = trio.CancelScope()
         self._deliver: Deliver | None = None
         #: channel -> (epoch, number) of the last event delivered.
         self._last: dict[str, tuple[str, int]] = {}
@@ -110,10 +114,12 @@ class RedisBroker:
             with trio.fail_after(self.timeout):
                 raw: Any = await self._script(keys=keys, args=[self._epoch, event, data, str(self.history)])
         except trio.TooSlowError:
-            self._down(f"no answer to PUBLISH within {self.timeout:g} s")
-            raise BrokerUnavailable("Redis did not answer in time; the event may not have been published", headers={"Retry-After": "1"}) from None
+            log.warning("broker.publish_timeout", broker=self.name, channel=channel, timeout=self.timeout)
+            late = f"Redis did not answer within {self.timeout:g} s; the event may have been published"
+            raise BrokerUnavailable(late, headers={"Retry-After": "1"}) from None
         except REDIS_ERRORS as exc:
             self._down(exc)
+            self._subscription.cancel()  # resubscribing brings the broker up again
             raise BrokerUnavailable(f"Redis failed ({type(exc).__name__}); the event was not published", headers={"Retry-After": "1"}) from None
         event_id = raw.decode() if isinstance(raw, bytes) else str(raw)
         return Event(channel, event_id, event, data)
@@ -127,18 +133,20 @@ class RedisBroker:
         started = False
         while True:
             try:
-                async with self.link.client.pubsub(
-                    patterns=[self._key("channel", "*")], retry_policy=NoRetryPolicy(), ignore_subscribe_messages=True
-                ) as pubsub:
-                    await self._catch_up()
-                    self._mark_up()
-                    backoff = self.min_backoff
-                    if not started:
-                        task_status.started()
-                        started = True
-                    async for message in pubsub:
-                        self._receive(message)
-                self._down("the subscription ended")
+                with trio.CancelScope() as self._subscription:
+                    async with self.link.client.pubsub(
+                        patterns=[self._key("channel", "*")], retry_policy=NoRetryPolicy(), ignore_subscribe_messages=True
+                    ) as pubsub:
+                        await self._catch_up()
+                        self._mark_up()
+                        backoff = self.min_backoff
+                        if not started:
+                            task_status.started()
+                            started = True
+                        async for message in pubsub:
+                            self._receive(message)
+                if not self._subscription.cancelled_caught:
+                    self._down("the subscription ended")
             except BaseException as exc:
                 self._down(_failure(exc))
             if not started:

@@ -13,7 +13,7 @@ Config (`[plugins.broker-redis.config]`):
 - `prefix`: key and channel prefix in Redis (default "wasmkernel:channels:")
 - `history`: events kept per channel in Redis, for catching up after a
   broken subscription (default 100)
-- `publish_timeout`: seconds a publish may wait for Redis (default 1.0)
+- `publish_timeout`: seconds a publish may wait for Redis (default 3.0)
 - `min_backoff`, `max_backoff`: resubscription delays in seconds (0.1, 5.0)
 
 Metrics: ``wasmkernel_broker_outages_total{broker="redis"}`` (besides the
@@ -42,7 +42,7 @@ positive = attrs.validators.gt(0.0)
 class Config:
     prefix: str = attrs.field(default="wasmkernel:channels:", validator=attrs.validators.min_len(1))
     history: int = attrs.field(default=100, validator=attrs.validators.ge(0))
-    publish_timeout: float = attrs.field(default=1.0, validator=positive)
+    publish_timeout: float = attrs.field(default=3.0, validator=positive)
     min_backoff: float = attrs.field(default=0.1, validator=positive)
     max_backoff: float = attrs.field(default=5.0, validator=positive)
 

@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 import structlog
@@ -34,7 +34,7 @@ import trio
 from kernel import Request, StartupError, WebSocket, dump_json
 from wasmkernel_channels.broker import Broker, Event, MemoryBroker, check_channel, check_event_type
 from wasmkernel_channels.sse import EventStream, last_event_id
-from wasmkernel_channels.websocket import serve_subscription
+from wasmkernel_channels.websocket import WebSocketSubscriber
 
 log = structlog.get_logger("wasmkernel.channels")
 
@@ -111,10 +111,19 @@ class Subscription:
         return True
 
 
+class Subscriber(Protocol):
+    """What a channel delivers to: a `Subscription` or a `WebSocketSubscriber`."""
+
+    channel: str
+    overflowed: bool
+
+    def _offer(self, event: Event, policy: Overflow) -> bool: ...
+
+
 @attrs.define(eq=False)
 class _Channel:
     history: collections.deque[Event]
-    subscribers: set[Subscription] = attrs.field(factory=set)
+    subscribers: set[Subscriber] = attrs.field(factory=set)
 
 
 class Channels:
@@ -224,17 +233,24 @@ class Channels:
         return EventStream(request, subscription, retry_ms=self.retry_ms, keepalive=self.keepalive)
 
     async def serve_websocket(self, ws: WebSocket, channel: str, subprotocol: str | None = None) -> None:
-        """Accept `ws` and send it `channel`'s events (resuming after its
-        ``last_event_id`` query parameter) until either side ends."""
-        subscription = self.subscribe(channel, last_event_id(ws))
+        """Accept `ws` and send it `channel`'s events (first the history after
+        its ``last_event_id`` query parameter, if given) until either side
+        ends; events go straight into its send queue (see
+        `wasmkernel_channels.websocket`)."""
+        found = self._channel(channel)
+        after = last_event_id(ws)
+        await ws.accept(subprotocol)
+        subscriber = WebSocketSubscriber(channel, ws)
+        for event in self.history(channel, after) if after is not None else ():
+            subscriber._offer(event, self.overflow)
+        found.subscribers.add(subscriber)
+        ws.discard_incoming = True
         try:
-            await ws.accept(subprotocol)
-        except BaseException:
-            subscription.close()
-            raise
-        await serve_subscription(ws, subscription)
+            await ws.wait_closed()
+        finally:
+            self._unsubscribe(subscriber)
 
-    def _unsubscribe(self, subscription: Subscription) -> None:
+    def _unsubscribe(self, subscription: Subscriber) -> None:
         channel = self._channels.get(subscription.channel)
         if channel is not None:
             channel.subscribers.discard(subscription)

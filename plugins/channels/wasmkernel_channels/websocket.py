@@ -1,51 +1,44 @@
-"""Serving a subscription over a WebSocket: one text message per event (the
+"""Serving a channel over a WebSocket: one text message per event (the
 event's data: its JSON text), until either side ends.
 
-Messages the client sends are read and ignored (the stream is one-way), so
-the kernel's limits still apply to them: a message over the size limit
-closes the connection 1009. Events go to the connection's bounded send queue
-without waiting (`WebSocket.send_nowait`): a client that stops reading
-stalls only its own sender, and when its queue overflows the kernel closes it
-1013 (so does an overflow of its subscription).
+The direct fan-out path: a `WebSocketSubscriber` writes each event straight
+into the connection's bounded send queue (`WebSocket.send_nowait`), so a
+delivery costs one queue put and the connection's own sender task, with no
+task of its own in between. A client that stops reading stalls only that
+sender; when its queue overflows the channels' `overflow` policy applies:
+"close" closes it 1013 (counted as an overflow close), "drop" drops the
+event for it. Messages the client sends are discarded unread
+(`WebSocket.discard_incoming`), and the kernel's limits still apply to
+them: a message over the size limit closes the connection 1009.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
-
-import trio
+from typing import TYPE_CHECKING, Literal
 
 from kernel import WebSocket
-from wasmkernel_channels.sse import single_error
 
 if TYPE_CHECKING:
-    from wasmkernel_channels.hub import Subscription
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
-
-TRY_AGAIN = 1013
+    from wasmkernel_channels.broker import Event
 
 
-async def serve_subscription(ws: WebSocket, subscription: Subscription) -> None:
-    """Send `subscription`'s events to the accepted `ws` until the client
-    leaves or the subscription ends; the subscription is closed either way."""
-    with subscription:
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_ignore_incoming, ws, nursery.cancel_scope)
-                async for event in subscription:
-                    if not ws.send_nowait(event.data):
-                        break  # closed, or its send queue overflowed (the kernel closed it 1013)
-                if subscription.overflowed:
-                    await ws.close(TRY_AGAIN, "too slow: the event queue overflowed")
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            raise single_error(group) from None
+class WebSocketSubscriber:
+    """One WebSocket subscribed to one channel (see the module docstring)."""
 
+    def __init__(self, channel: str, ws: WebSocket) -> None:
+        self.channel = channel
+        self.ws = ws
+        self.dropped = 0
+        self.overflowed = False
 
-async def _ignore_incoming(ws: WebSocket, scope: trio.CancelScope) -> None:
-    async for _ in ws:
-        pass
-    scope.cancel()
+    def _offer(self, event: Event, policy: Literal["close", "drop"]) -> bool:
+        """Queue `event` on the connection without waiting; False if it was
+        not queued (dropped, or the connection is or was just closed)."""
+        was_open = self.ws.close_code is None
+        if self.ws.send_nowait(event.data, policy):
+            return True
+        if self.ws.close_code is None:
+            self.dropped += 1
+        else:
+            self.overflowed = was_open
+        return False
