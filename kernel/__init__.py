@@ -62,8 +62,6 @@ from kernel.routing import PathPattern as PathPattern
 from kernel.routing import Route as Route
 from kernel.routing import RouteMatch as RouteMatch
 from kernel.routing import Router as Router
-from kernel.scaffold import check_name as check_name
-from kernel.scaffold import render_templates as render_templates
 from kernel.services import ServiceKey as ServiceKey
 from kernel.services import Services as Services
 from kernel.websocket import WebSocket as WebSocket

@@ -36,9 +36,16 @@ def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def project_dependencies(name: str) -> list[str]:
-    """The project's plugins that plugin `name` depends on (e.g. the WebAssembly host)."""
-    text = (ROOT / "plugins" / name / "pyproject.toml").read_text()
-    return [other for other in PLUGINS if other != name and f'"wasmkernel-{other}"' in text]
+    """The project's plugins that plugin `name` depends on, directly or through
+    another (e.g. a loader: the WebAssembly host, and the scaffold plugin it uses)."""
+    needed: list[str] = []
+    pending = [name]
+    while pending:
+        text = (ROOT / "plugins" / pending.pop() / "pyproject.toml").read_text()
+        found = [other for other in PLUGINS if other not in (name, *needed) and f'"wasmkernel-{other}"' in text]
+        needed += found
+        pending += found
+    return needed
 
 
 @pytest.mark.parametrize("name", PLUGINS)
