@@ -40,6 +40,8 @@ from kernel.metrics import MetricSource as MetricSource
 from kernel.metrics import Sample as Sample
 from kernel.middleware import Handler as Handler
 from kernel.middleware import Middleware as Middleware
+from kernel.plugins import LoadedPlugin as LoadedPlugin
+from kernel.plugins import installed_plugins as installed_plugins
 from kernel.registry import Registry as Registry
 from kernel.registry import default_registry_path as default_registry_path
 from kernel.registry import load_registry as load_registry

@@ -62,10 +62,6 @@ def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     return {entry_point.name: entry_point for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def version(entry_point: importlib.metadata.EntryPoint) -> str:
-    return entry_point.dist.version if entry_point.dist else "?"
-
-
 def install_hint(name: str, registry: Registry) -> str:
     """The `pip install` that would provide plugin `name`."""
     for root in (registry.path.resolve().parent, Path.cwd()):
