@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from kernel.app import Application as Application
 from kernel.app import load_application as load_application
-from kernel.auth import CREDENTIAL_HEADERS as CREDENTIAL_HEADERS
 from kernel.auth import AccessPolicy as AccessPolicy
 from kernel.auth import Authenticator as Authenticator
-from kernel.auth import credential_headers as credential_headers
-from kernel.auth import missing_grants as missing_grants
 from kernel.commands import Command as Command
 from kernel.config import ConfiguredPlugin as ConfiguredPlugin
 from kernel.config import parse_config as parse_config
