@@ -37,10 +37,6 @@ class LoadedPlugin:
     def name(self) -> str:
         return self.entry.name
 
-    @property
-    def placement(self) -> PluginEntry:
-        return self.entry
-
     def call(self, hook: str, **kwargs: Any) -> tuple[bool, Any]:
         """Call `hook` on this plugin only: (implemented?, result). Goes
         through pluggy (a subset caller), so argument checking and tracing apply."""
