@@ -16,8 +16,7 @@ class Authenticator(Protocol):
     `Bearer realm="wasmkernel"`. Header-based schemes may also expose
     `header` (the header name they read), which the openapi plugin documents,
     and `credential_headers` (every request header carrying their
-    credentials), which hosts of untrusted code never pass on (the
-    WebAssembly host: `wasmkernel_wasm.requests.credential_headers`).
+    credentials), which hosts of untrusted code never pass on.
     """
 
     scheme: str
