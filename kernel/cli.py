@@ -1,4 +1,6 @@
-"""The `wasmkernel` command line."""
+"""The `wasmkernel` command line: `run`, and the commands of the registry's
+enabled plugins (`wasmkernel_commands`; e.g. introspect's `plugins`,
+`routes`, `check`)."""
 
 from __future__ import annotations
 
@@ -6,92 +8,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import attrs
+
 from kernel import plugins as plugin_loading
 from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
-from kernel.registry import default_registry_path, load_registry
+from kernel.registry import PluginEntry, Registry, default_registry_path, load_registry
 from kernel.server import READ_TIMEOUT, hypercorn_config, serve
-
-
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    for row in (headers, ["-" * w for w in widths], *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def _assemble(args: argparse.Namespace) -> Application:
-    """The registry's application for listing and checking: unset secrets get
-    placeholders (reported), so no secret is needed to look at it."""
-    app = Application.assemble(load_registry(args.registry), secrets="placeholder")
-    for unset in app.unset_secrets or ():
-        print(f"note: unset secret {unset} (wasmkernel run refuses to start without it)", file=sys.stderr)
-    return app
-
-
-def _print_chain(app: Application, owners: bool = False) -> None:
-    chain = " -> ".join(f"{m.name} ({m.owner})" if owners else m.name for m in app.middleware) or "(none)"
-    print(f"\nmiddleware chain (outermost first): {chain} -> endpoint")
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    app = _assemble(args)
-    failed = 0
-    for plugin in app.plugins:
-        try:
-            _, lines = plugin.call("wasmkernel_check", app=app)
-        except Exception as exc:
-            failed += 1
-            print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)
-            continue
-        for line in lines or ():
-            print(f"{plugin.name}: {line}")
-    if failed:
-        return 1
-    print(f"{app.registry.path}: OK — {len(app.plugins)} plugins enabled, {len(app.router.routes)} routes, {len(app.middleware)} middleware")
-    return 0
-
-
-def _placement(plugin: plugin_loading.LoadedPlugin) -> str:
-    entry = plugin.entry
-    parts = [f"order={entry.order}"] + [f"{key}={','.join(getattr(entry, key))}" for key in ("before", "after") if getattr(entry, key)]
-    sources = sorted(set(entry.sources.values()))
-    return " ".join(parts) + (f" ({'/'.join(sources)})" if sources else "")
-
-
-def cmd_plugins(args: argparse.Namespace) -> int:
-    try:
-        app: Application | None = _assemble(args)
-    except StartupError as exc:
-        print(f"wasmkernel: {exc}", file=sys.stderr)
-        app = None
-    enabled = {plugin.name: (index, plugin) for index, plugin in enumerate(app.plugins if app else (), 1)}
-    rows = []
-    for name, installed in sorted(plugin_loading.installed_plugins().items(), key=lambda item: (enabled.get(item[0], (999,))[0], item[0])):
-        if name in enabled:
-            index, plugin = enabled[name]
-            state = "yes" if name in {entry.name for entry in app.registry.plugins if entry.enabled} else "required"  # type: ignore[union-attr]
-            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin.hooks())
-            rows.append([name, plugin_loading.version(installed), state, str(index), _placement(plugin), hooks])
-        else:
-            rows.append([name, plugin_loading.version(installed), "no", "-", "", ""])
-    _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
-    if app is None:
-        return 1
-    _print_chain(app, owners=True)
-    print("startup order: " + ", ".join(plugin.name for plugin in app.startup_order()))
-    return 0
-
-
-def cmd_routes(args: argparse.Namespace) -> int:
-    app = _assemble(args)
-    rows = [
-        [",".join(route.methods), route.path, route.name, route.owner, route.auth.describe() if route.auth else "public"]
-        for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
-    ]
-    _print_table(["methods", "path", "name", "plugin", "auth"], rows)
-    _print_chain(app)
-    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -116,26 +40,36 @@ def _kernel_commands() -> list[Command]:
 
     return [
         Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),
-        Command("check", "validate the registry: plugins installed, configs valid, routes consistent", cmd_check),
-        Command("plugins", "installed and enabled plugins, their hooks and the middleware chain", cmd_plugins),
-        Command("routes", "every route: methods, path, owning plugin, auth requirement", cmd_routes),
     ]
 
 
 def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
-    """Commands contributed by the registry's enabled plugins, and where they
-    came from (or why there are none: the kernel's own commands still work)."""
+    """Commands contributed by the registry's enabled plugins (and those they
+    require), and where they came from (or why there are none: the kernel's
+    own commands still work). When the plugins do not load together (one is
+    missing, their order has a cycle), each loads on its own: the commands of
+    those that do (`check`, say) can still tell what is wrong."""
     try:
         registry = load_registry(registry_path)
-        manager = plugin_loading.new_manager()
-        loaded = plugin_loading.load_enabled(registry, manager)
     except StartupError as exc:
         return [], f"plugins' commands are missing: {exc}"
+    try:
+        loaded = plugin_loading.load_enabled(registry, plugin_loading.new_manager())
+    except StartupError:
+        loaded = [plugin for entry in registry.plugins if entry.enabled for plugin in _load_alone(registry, entry)]
     commands: list[Command] = []
-    for plugin in loaded:
+    for plugin in {plugin.name: plugin for plugin in loaded}.values():  # a plugin required by several is asked once
         _, found = plugin.call("wasmkernel_commands")
         commands += found or ()
     return commands, f"plugins' commands from {registry.path}"
+
+
+def _load_alone(registry: Registry, entry: PluginEntry) -> list[plugin_loading.LoadedPlugin]:
+    """Plugin `entry` and those it requires, or nothing if they do not load."""
+    try:
+        return plugin_loading.load_enabled(attrs.evolve(registry, plugins=(entry,)), plugin_loading.new_manager())
+    except StartupError:
+        return []
 
 
 def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, list[str]]:

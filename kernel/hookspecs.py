@@ -210,7 +210,7 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
 
 @hookspec
 def wasmkernel_check(app: Application) -> Iterable[str] | None:
-    """Check what startup would, without serving (``wasmkernel check``).
+    """Check what startup would, without serving (``wasmkernel check``, a command of the introspect plugin).
 
     Called once per plugin on an assembled application. Return lines saying
     what was verified; raise `kernel.StartupError` for a problem. Every

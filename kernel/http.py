@@ -7,19 +7,13 @@ import itertools
 import json
 import math
 import re
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import attrs
-import trio
 
 from kernel.datastructures import Headers, QueryParams
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 from kernel.errors import BadRequest, PayloadTooLarge
 from kernel.routing import Route
 
@@ -178,40 +172,6 @@ class Request:
             more = message.get("more_body", False)
         self._body = bytes(body)
         return self._body
-
-    @asynccontextmanager
-    async def cancelled_on_disconnect(self) -> AsyncIterator[None]:
-        """Run the block until it ends or the client goes away (an HTTP/1.1
-        connection closed, an HTTP/2 stream reset): then the block is
-        cancelled and `ClientDisconnected` raised. Reads the body first (the
-        block can still use `body()`), so long computations stop with their client."""
-        await self.body()
-        gone = False
-        try:
-            async with trio.open_nursery() as nursery:
-
-                async def watch() -> None:
-                    nonlocal gone
-                    while (await self.receive())["type"] != "http.disconnect":
-                        pass
-                    gone = True
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch)
-                try:
-                    yield
-                finally:
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            # The block's own error (e.g. an HTTPError), not wrapped by nurseries.
-            error: BaseException = group
-            while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-                error = error.exceptions[0]
-            if error is group:
-                raise
-            raise error from None
-        if gone:
-            raise ClientDisconnected()
 
     async def text(self) -> str:
         try:

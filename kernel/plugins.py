@@ -37,10 +37,6 @@ class LoadedPlugin:
     def name(self) -> str:
         return self.entry.name
 
-    @property
-    def placement(self) -> PluginEntry:
-        return self.entry
-
     def call(self, hook: str, **kwargs: Any) -> tuple[bool, Any]:
         """Call `hook` on this plugin only: (implemented?, result). Goes
         through pluggy (a subset caller), so argument checking and tracing apply."""
@@ -60,10 +56,6 @@ class LoadedPlugin:
 def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     """Every plugin advertised in the `wasmkernel.plugins` entry-point group."""
     return {entry_point.name: entry_point for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def version(entry_point: importlib.metadata.EntryPoint) -> str:
-    return entry_point.dist.version if entry_point.dist else "?"
 
 
 def install_hint(name: str, registry: Registry) -> str:

@@ -95,11 +95,6 @@ class Registry:
                 return plugin
         raise KeyError(name)
 
-    def enabled(self) -> list[PluginEntry]:
-        """Enabled plugins in the order the registry alone gives (the
-        application also applies what plugins declare; see `order_plugins`)."""
-        return order_plugins([p for p in self.plugins if p.enabled], self.path)
-
     def where(self, name: str, key: str = "") -> str:
         """`file: [plugins.name] key` for error messages."""
         section = f"[plugins.{name}]"

@@ -106,16 +106,6 @@ class AuthRequirement:
     scopes: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     roles: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
-    def describe(self) -> str:
-        if not self.required:
-            return "public"
-        parts = ["required"]
-        if self.scopes:
-            parts.append("scopes=" + ",".join(self.scopes))
-        if self.roles:
-            parts.append("roles=" + ",".join(self.roles))
-        return " ".join(parts)
-
 
 @attrs.frozen(eq=False)
 class Route:

@@ -1,3 +1,6 @@
+"""The kernel's command line: `run` is always there; every other command
+comes from a plugin the registry enables (`wasmkernel_commands`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,53 +10,18 @@ import pytest
 from kernel.cli import main
 
 
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "registry.toml"
-    path.write_text(text)
-    return str(path)
+def test_run_needs_no_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router]\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["--registry", str(registry), "run", "--help"])
+    assert exited.value.code == 0
+    assert "--bind" in capsys.readouterr().out
 
 
-def test_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    registry = write(tmp_path, "[plugins.router]\n[plugins.health]\n")
-    assert main(["check", "--registry", registry]) == 0
-    assert "OK — 2 plugins enabled" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[plugins.router]\n[plugins.missing-one]\n", "plugin 'missing-one' is enabled in"),
-        ("[plugins.router]\nafter = ['health']\n[plugins.health]\nafter = ['router']\n", "cycle between: health, router"),
-        ("[plugins.router.config]\nstrict = true\n", "[plugins.router] config.strict: unknown key"),
-        ("[plugins.router\n", "invalid TOML"),
-    ],
-)
-def test_check_reports_bad_registries(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
-    assert main(["check", "--registry", write(tmp_path, text)]) == 1
-    err = capsys.readouterr().err
-    assert message in err
-    assert err.count("\n") == 1, "one clear line, no traceback"
-
-
-def test_routes_lists_owner_and_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["routes", "--registry", write(tmp_path, "[plugins.router]\n[plugins.health]\n")]) == 0
-    out = capsys.readouterr().out
-    assert "GET      /health   health" in out
-    assert "public" in out
-
-
-def test_disabling_a_plugin_removes_its_routes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    registry = write(tmp_path, "[plugins.router]\n[plugins.health]\nenabled = false\n")
-    assert main(["routes", "--registry", registry]) == 0
-    assert "/health" not in capsys.readouterr().out
-
-
-def test_plugins_shows_installed_enabled_and_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    registry = write(tmp_path, "[plugins.router]\n[plugins.logging]\n")
-    assert main(["plugins", "--registry", registry]) == 0
-    out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert "yes" in lines["router"] and "router" in lines["router"]
-    assert "no" in lines["health"].split()
-    assert "configure_logging" in lines["logging"]
-    assert "middleware chain (outermost first): (none)" in out
+def test_a_command_no_enabled_plugin_contributes_names_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router]\n")
+    with pytest.raises(SystemExit):
+        main(["plugins", "--registry", str(registry)])
+    assert f"no command 'plugins'; plugins' commands from {registry}" in capsys.readouterr().err

@@ -164,14 +164,14 @@ def test_plugins_declare_their_order_and_the_registry_overrides_it() -> None:
     plugins = {"a": Placed(order=5), "b": Placed(after=("c",)), "c": Placed(order=9)}
     app = app_from({"a": {}, "b": {}, "c": {}}, extra_plugins=plugins)
     assert [p.name for p in app.plugins] == ["a", "c", "b"]
-    assert {p.name: dict(p.placement.sources) for p in app.plugins if p.placement} == {
+    assert {p.name: dict(p.entry.sources) for p in app.plugins} == {
         "a": {"order": "plugin"},
         "b": {"after": "plugin"},
         "c": {"order": "plugin"},
     }
     overridden = app_from({"a": {"order": 10}, "b": {"after": []}, "c": {}}, extra_plugins=plugins)
     assert [p.name for p in overridden.plugins] == ["b", "c", "a"]
-    assert overridden.plugins[0].placement is not None and overridden.plugins[0].placement.sources == {"after": "registry"}
+    assert overridden.plugins[0].entry.sources == {"after": "registry"}
 
 
 def test_a_cycle_names_where_each_constraint_comes_from() -> None:

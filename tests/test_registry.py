@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from kernel.errors import RegistryError
-from kernel.registry import load_registry, parse_registry, resolve_secrets
+from kernel.registry import load_registry, order_plugins, parse_registry, resolve_secrets
 
 
 def names(text: str, tmp_path: Path) -> list[str]:
     path = tmp_path / "registry.toml"
     path.write_text(text)
-    return [entry.name for entry in load_registry(path).enabled()]
+    registry = load_registry(path)
+    return [entry.name for entry in order_plugins([entry for entry in registry.plugins if entry.enabled], path)]
 
 
 def test_file_order_is_the_default(tmp_path: Path) -> None:

@@ -35,29 +35,37 @@ def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+def listing(venv: Path, registry: Path) -> subprocess.CompletedProcess[str]:
+    """`wasmkernel plugins` in `venv` (its introspect plugin enabled by `registry`)."""
+    return subprocess.run([str(venv / "bin" / "wasmkernel"), "plugins", "--registry", str(registry)], capture_output=True, text=True, timeout=120, check=False)
+
+
 def project_dependencies(name: str) -> list[str]:
-    """The project's plugins that plugin `name` depends on (e.g. the WebAssembly host)."""
-    text = (ROOT / "plugins" / name / "pyproject.toml").read_text()
-    return [other for other in PLUGINS if other != name and f'"wasmkernel-{other}"' in text]
+    """The project's plugins that plugin `name` depends on, directly or through
+    another (e.g. a loader: the WebAssembly host, and the scaffold plugin it uses)."""
+    needed: list[str] = []
+    pending = [name]
+    while pending:
+        text = (ROOT / "plugins" / pending.pop() / "pyproject.toml").read_text()
+        found = [other for other in PLUGINS if other not in (name, *needed) and f'"wasmkernel-{other}"' in text]
+        needed += found
+        pending += found
+    return needed
 
 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path) -> None:
-    """Alone, or with only the project's plugins it depends on."""
+    """Alone, or with only the project's plugins it depends on; listed by
+    introspect (installed beside it: it holds `wasmkernel plugins`)."""
     needed = project_dependencies(name)
-    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in needed))
+    lister = [] if name == "introspect" else ["introspect"]
+    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in (*needed, *lister)))
     try:
         registry = tmp_path / "registry.toml"
-        registry.write_text("[plugins.router]\nenabled = false\n")
-        listing = subprocess.run(
-            [str(kernel_venv / "bin" / "wasmkernel"), "plugins", "--registry", str(registry)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        row = next((line for line in listing.stdout.splitlines() if line.split()[:1] == [name]), "")
-        assert row, listing.stdout + listing.stderr
+        registry.write_text("[plugins.router]\nenabled = false\n[plugins.introspect]\n")
+        listed = listing(kernel_venv, registry)
+        row = next((line for line in listed.stdout.splitlines() if line.split()[:1] == [name]), "")
+        assert row, listed.stdout + listed.stderr
         assert "fails to load" not in row, row
     finally:
-        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed)))
+        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed, *lister)))

@@ -32,17 +32,18 @@ def test_scaffolded_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(plugin_dir)}
     run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", plugin_dir, plugin_dir / "tests", cwd=plugin_dir, env=env)
 
-    # Build its wheel, then a fresh venv with the kernel, the router and the wheel.
+    # Build its wheel, then a fresh venv with the kernel, the router, introspect (`wasmkernel plugins`) and the wheel.
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "build", "--wheel", "--outdir", wheels, plugin_dir)
     (wheel,) = wheels.glob("wasmkernel_hello_world-*.whl")
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
     python = venv / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ROOT, ROOT / "plugins" / "router", wheel)
+    plugins = ROOT / "plugins"
+    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ROOT, plugins / "router", plugins / "introspect", wheel)
 
     registry = tmp_path / "registry.toml"
-    registry.write_text('[plugins.router]\n[plugins.hello-world]\n[plugins.hello-world.config]\ngreeting = "Bonjour"\n')
+    registry.write_text('[plugins.router]\n[plugins.introspect]\n[plugins.hello-world]\n[plugins.hello-world.config]\ngreeting = "Bonjour"\n')
     listing = run(venv / "bin" / "wasmkernel", "plugins", "--registry", registry)
     assert "hello-world" in listing
 

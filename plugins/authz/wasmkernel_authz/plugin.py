@@ -44,7 +44,6 @@ from kernel import (
     StartupError,
     Unauthorized,
     hookimpl,
-    missing_grants,
 )
 
 log = structlog.get_logger("wasmkernel.authz")
@@ -72,8 +71,15 @@ class Config:
 
 
 def builtin_grants(identity: Identity, requirement: AuthRequirement, route: Route) -> str | None:
-    """`missing_grants` as an `AccessPolicy`: the first check of every route."""
-    return missing_grants(identity, requirement)
+    """The built-in `AccessPolicy`, the first check of every route: every
+    required scope and role must be granted."""
+    scopes = sorted(set(requirement.scopes) - identity.scopes)
+    roles = sorted(set(requirement.roles) - identity.roles)
+    if scopes:
+        return "missing scope(s): " + ", ".join(scopes)
+    if roles:
+        return "missing role(s): " + ", ".join(roles)
+    return None
 
 
 @attrs.frozen

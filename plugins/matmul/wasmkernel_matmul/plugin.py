@@ -46,6 +46,7 @@ import attrs
 import structlog
 import trio
 from wasmkernel_wasm import MODULE_LOADER, ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
+from wasmkernel_wasm.requests import cancelled_on_disconnect
 
 from kernel import (
     Application,
@@ -202,7 +203,7 @@ class Plugin(ConfiguredPlugin[Config]):
             results.append(await loader.call(module, "bench_checksum", n, lo, hi, fast))
 
         started = time.perf_counter()
-        async with request.cancelled_on_disconnect(), trio.open_nursery() as nursery:
+        async with cancelled_on_disconnect(request), trio.open_nursery() as nursery:
             for lo, hi in ranges:
                 nursery.start_soon(run, lo, hi)
         compute_ms = (time.perf_counter() - started) * 1000.0

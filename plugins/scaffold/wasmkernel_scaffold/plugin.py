@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kernel import Command, check_name, hookimpl, render_templates
+from kernel import Command, hookimpl
+from wasmkernel_scaffold.render import check_name, render_templates
 
 TEMPLATES = Path(__file__).parent / "templates"
 

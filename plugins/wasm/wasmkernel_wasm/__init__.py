@@ -6,7 +6,8 @@ wasmtime) implements `ModuleLoader` and hands it out through the
 service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
 Its submodules are public API too: loader plugins build on them (`plugin`,
-`loader`, `config`, `modules`, `artifacts`, `calls`, `watch`, `commands`) and
+`loader`, `config`, `modules`, `artifacts`, `calls`, `watch`, `commands`,
+`requests`: credential headers, cancelling a call whose client left) and
 their tests on `testing`.
 
 Worker processes import only the plain data types below (and `calls`,

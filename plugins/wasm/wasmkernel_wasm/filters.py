@@ -30,6 +30,7 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.config import FilterSpec, LoaderConfig
+from wasmkernel_wasm.requests import cancelled_on_disconnect
 from wasmkernel_wasm.wire import Fields, checked_response
 
 log = structlog.get_logger("wasmkernel.wasm")
@@ -188,7 +189,7 @@ def _wrapper(loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], f
                 headers=tuple((key.lower(), value) for key, value in request.headers if key.lower() not in hidden),
                 body=body,
             )
-            async with request.cancelled_on_disconnect():
+            async with cancelled_on_disconnect(request):
                 decision = await loader.filter_request(module, seen)
             if decision.respond is not None:
                 return _response(decision.respond)

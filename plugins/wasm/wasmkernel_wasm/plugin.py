@@ -7,13 +7,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kernel import ConfiguredPlugin, MetricSource, Middleware, Route, credential_headers, hookimpl
+from kernel import ConfiguredPlugin, MetricSource, Middleware, Route, hookimpl
 from wasmkernel_wasm import (
     ModuleLoader,
 )
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.filters import filter_middleware
 from wasmkernel_wasm.metrics import CallMetrics
+from wasmkernel_wasm.requests import credential_headers
 from wasmkernel_wasm.routes import bind_routes
 
 if TYPE_CHECKING:

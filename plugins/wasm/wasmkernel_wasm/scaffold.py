@@ -10,8 +10,7 @@ import string
 from pathlib import Path
 
 import attrs
-
-from kernel import check_name, render_templates
+from wasmkernel_scaffold import check_name, render_templates
 
 TEMPLATES = Path(__file__).parent / "templates" / "module"
 LANGUAGES = ("rust", "c", "assemblyscript")

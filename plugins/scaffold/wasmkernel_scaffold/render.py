@@ -1,5 +1,5 @@
-"""Rendering template folders, for plugins that scaffold things (the scaffold
-plugin's `wasmkernel new-plugin`, a host's modules)."""
+"""Rendering template folders, for plugins that scaffold things (this
+plugin's `wasmkernel new-plugin`, the WebAssembly host's `new-module`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""WasmKernel plugin `introspect`: the `wasmkernel plugins`, `routes` and `check` commands."""
