@@ -331,9 +331,6 @@ class Application:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 nursery.cancel_scope.cancel()
                 return
-            from kernel.server import tune_gc
-
-            tune_gc()
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
             await self.shutdown()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from kernel import expect_continue
 from kernel.app import Application, load_application
 from kernel.errors import StartupError
+from kernel.server import tune_gc
 
 
 def _load() -> Application:
@@ -21,3 +22,4 @@ def _load() -> Application:
 
 expect_continue.install()  # hypercorn's worker processes serve this module
 app = _load()
+tune_gc()

@@ -73,8 +73,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_gc() -> None:
-    """After startup: move what assembly and startup allocated (modules, the
-    application) out of the collector's scans, and collect less often."""
+    """In a serving process, once the application is assembled: move what was
+    allocated so far (modules, the application) out of the collector's scans,
+    and collect less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -125,6 +126,7 @@ async def _serve_until_signalled(app: Application, config: Config) -> None:
 def serve_in_process(app: Application, config: Config) -> int:
     """hypercorn's trio server on `app` in this process; a failed startup exits 1 with its reason."""
     config.workers = 1  # hypercorn.trio.serve serves one process: this one
+    tune_gc()
     try:
         trio.run(_serve_until_signalled, app, config)
     except Exception as exc:  # trio hands the failure over inside exception groups

@@ -13,9 +13,10 @@ only stalls its own sender. Ends of a session, with their close codes:
   incoming messages (1008), more than `queue_size` unsent outgoing messages
   (1013), `idle_timeout` seconds without a message either way (1000, "idle").
 
-An endpoint that never reads messages sets `discard_incoming` (they are
-counted and size-checked, not queued) and awaits `wait_closed()` to learn
-that the client left.
+An endpoint that never reads messages sets `discard_incoming` before
+`accept` (they are then counted and size-checked, not queued) and awaits
+`wait_closed()`, which reads them in the endpoint's own task: one task less
+per connection.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class _Queue:
         self.items: collections.deque[Any] = collections.deque()
         self.size, self.closed = size, False
         self._consumer: trio.lowlevel.Task | None = None
-        self._room = trio.lowlevel.ParkingLot()  # senders waiting for room
+        self._room: trio.lowlevel.ParkingLot | None = None  # senders waiting for room
 
     def put(self, item: Any) -> bool:
         if self.closed or len(self.items) >= self.size:
@@ -87,7 +88,8 @@ class _Queue:
             self.items.append(last)
         self.closed = True
         self._wake()
-        self._room.unpark_all()
+        if self._room:
+            self._room.unpark_all()
 
     def _wake(self) -> None:
         if self._consumer is not None:
@@ -110,6 +112,7 @@ class _Queue:
         return self.items.popleft()
 
     async def wait_for_room(self) -> None:
+        self._room = self._room or trio.lowlevel.ParkingLot()
         await self._room.park()
 
 
@@ -119,7 +122,7 @@ class WebSocket(Request):
 
     `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
     for none) and `queue_size` are set by middleware (the limits plugin);
-    `discard_incoming` by an endpoint that never reads.
+    `discard_incoming` by an endpoint that never reads (before `accept`).
     `messages_in`/`messages_out` (received; sent or being sent), `close_code`
     and `close_reason` are for access logs and metrics.
     """
@@ -142,6 +145,7 @@ class WebSocket(Request):
     _reader: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
     _closed: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _active: float = 0.0
+    _read_inline: bool = False
 
     @property
     def method(self) -> str:
@@ -206,7 +210,11 @@ class WebSocket(Request):
                 return
 
     async def wait_closed(self) -> None:
-        """Return once the session is over, whoever ended it."""
+        """Return once the session is over, whoever ended it (reading and
+        discarding the client's messages meanwhile, see the module docstring)."""
+        if self._read_inline:
+            self._read_inline = False
+            await self._read_loop(self._inbox)  # type: ignore[arg-type]
         await self._closed.wait()
 
     # -- sending -----------------------------------------------------------------
@@ -273,6 +281,7 @@ class WebSocket(Request):
             self.phase = Phase.CLOSED
             self.close_code, self.close_reason = code, reason
             self._closed.set()
+            self._reader.cancel()
 
     def _fail(self, code: int, reason: str) -> None:
         """End now: drop what is queued, send only the close frame."""
@@ -288,10 +297,13 @@ class WebSocket(Request):
         self._outbox = None
 
     def _start_session(self) -> None:
-        """Start the reader and the sender tasks in the kernel's nursery."""
+        """Start the sender and (unless `wait_closed` will read) the reader
+        task in the kernel's nursery."""
         self._outbox, self._inbox = _Queue(self.queue_size), _Queue(self.queue_size)
         self.nursery.start_soon(self._send_loop, self._outbox)
-        self.nursery.start_soon(self._read_loop, self._inbox)
+        self._read_inline = self.discard_incoming
+        if not self._read_inline:
+            self.nursery.start_soon(self._read_loop, self._inbox)
 
     async def finish(self, response: Response) -> Send:
         """Called by the kernel with the chain's response: an unaccepted

@@ -239,12 +239,12 @@ class Channels:
         `wasmkernel_channels.websocket`)."""
         found = self._channel(channel)
         after = last_event_id(ws)
+        ws.discard_incoming = True
         await ws.accept(subprotocol)
         subscriber = WebSocketSubscriber(channel, ws)
         for event in self.history(channel, after) if after is not None else ():
             subscriber._offer(event, self.overflow)
         found.subscribers.add(subscriber)
-        ws.discard_incoming = True
         try:
             await ws.wait_closed()
         finally:
