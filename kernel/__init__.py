@@ -8,6 +8,7 @@ from kernel.app import load_application as load_application
 from kernel.auth import AccessPolicy as AccessPolicy
 from kernel.auth import Authenticator as Authenticator
 from kernel.commands import Command as Command
+from kernel.commands import print_table as print_table
 from kernel.config import ConfiguredPlugin as ConfiguredPlugin
 from kernel.config import parse_config as parse_config
 from kernel.datastructures import Headers as Headers

@@ -270,14 +270,17 @@ class Application:
         except graphlib.CycleError as exc:
             raise StartupError(f"plugins need each other's services in a cycle: {' -> '.join(exc.args[1])}") from None
 
+    async def _await_hook(self, plugin: LoadedPlugin, hook: str) -> None:
+        _, result = plugin.call(hook, app=self)
+        if inspect.isawaitable(result):
+            await result
+
     async def startup(self, nursery: trio.Nursery) -> None:
         """Start every plugin in `startup_order`."""
         self._nursery = nursery
         for plugin in self.startup_order():
             try:
-                _, result = plugin.call("wasmkernel_startup", app=self)
-                if inspect.isawaitable(result):
-                    await result
+                await self._await_hook(plugin, "wasmkernel_startup")
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 if not plugin.entry.optional:
@@ -295,9 +298,7 @@ class Application:
         self.ready = False
         for plugin in reversed(self._started):
             try:
-                _, result = plugin.call("wasmkernel_shutdown", app=self)
-                if inspect.isawaitable(result):
-                    await result
+                await self._await_hook(plugin, "wasmkernel_shutdown")
             except Exception:
                 log.exception("plugin.shutdown_failed", plugin=plugin.name)
         self._started.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -25,3 +25,10 @@ class Command:
     help: str
     run: Callable[[argparse.Namespace], int]
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print `rows` under `headers` in aligned columns (commands' listings)."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, ["-" * width for width in widths], *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

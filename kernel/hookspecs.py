@@ -208,16 +208,6 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
     """
 
 
-@hookspec
-def wasmkernel_check(app: Application) -> Iterable[str] | None:
-    """Check what startup would, without serving (``wasmkernel check``, a command of the introspect plugin).
-
-    Called once per plugin on an assembled application. Return lines saying
-    what was verified; raise `kernel.StartupError` for a problem. Every
-    plugin is checked even after one fails.
-    """
-
-
 # -- command line --------------------------------------------------------------
 
 

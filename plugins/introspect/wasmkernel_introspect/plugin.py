@@ -1,5 +1,6 @@
 """The introspect plugin: ``wasmkernel plugins``, ``routes`` and ``check``
-show what a registry assembles, without serving it. The application is
+show what a registry assembles, without serving it. It adds the hook
+`wasmkernel_check` (see `hookspecs`), through which plugins contribute their own checks. The application is
 assembled with placeholders for unset secrets (each one noted), so none is
 needed to look at it.
 
@@ -10,15 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, hookimpl, installed_plugins, load_registry
+import pluggy
 
-
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    for row in (headers, ["-" * w for w in widths], *rows):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, hookimpl, installed_plugins, load_registry, print_table
+from wasmkernel_introspect import hookspecs
 
 
 def _assemble(args: argparse.Namespace) -> Application:
@@ -77,7 +74,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             rows.append([name, version, state, str(index), _placement(plugin), hooks])
         else:
             rows.append([name, version, "no", "-", "", ""])
-    _print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
+    print_table(["plugin", "version", "enabled", "position", "placement (from)", "hooks"], rows)
     if app is None:
         return 1
     _print_chain(app, owners=True)
@@ -102,13 +99,17 @@ def cmd_routes(args: argparse.Namespace) -> int:
     rows = [
         [",".join(route.methods), route.path, route.name, route.owner, describe(route.auth)] for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
     ]
-    _print_table(["methods", "path", "name", "plugin", "auth"], rows)
+    print_table(["methods", "path", "name", "plugin", "auth"], rows)
     _print_chain(app)
     return 0
 
 
 class Plugin:
     order = 91
+
+    @hookimpl
+    def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        pluginmanager.add_hookspecs(hookspecs)
 
     @hookimpl
     def wasmkernel_commands(self) -> list[Command]:

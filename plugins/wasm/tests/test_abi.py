@@ -74,3 +74,23 @@ kind = "http"
     assert "compiled" in out and "hit" in out and "handle" in out
     assert main(["--registry", str(registry), "wasm", "reload", "nope"]) == 1
     assert "no wasm module named 'nope'" in capsys.readouterr().err
+
+
+def test_check_compiles_every_module_and_names_a_missing_file(loader_name: str, dist: Path, tmp_path: Path, capsys: Any) -> None:
+    registry = tmp_path / "registry.toml"
+    modules = f"""
+[plugins.introspect]
+[plugins.{loader_name}.config]
+cache_dir = "cache"
+[[plugins.{loader_name}.config.modules]]
+name = "hello"
+path = "{dist / "hello.wasm"}"
+kind = "http"
+"""
+    registry.write_text(modules)
+    assert main(["--registry", str(registry), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "wasm: module 'hello' (http, " in out and "compiled" in out and ": OK" in out
+    registry.write_text(modules + f'[[plugins.{loader_name}.config.modules]]\nname = "gone"\npath = "{tmp_path / "gone.wasm"}"\n')
+    assert main(["--registry", str(registry), "check"]) == 1
+    assert "wasm: FAILED:" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import Application, Command, StartupError, default_registry_path, load_registry
+from kernel import Application, Command, StartupError, default_registry_path, load_registry, print_table
 from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule
@@ -27,10 +27,7 @@ def _wasm_list(args: argparse.Namespace) -> int:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1
     rows = [[i.name, i.kind, str(i.size), i.sha256[:12], i.compiler, i.cache, " ".join(e for e in i.exports if not e.startswith("__"))] for i in infos]
-    headers = ["name", "kind", "size", "sha256", "compiler", "cache", "exports"]
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    for row in (headers, ["-" * w for w in widths], *rows):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print_table(["name", "kind", "size", "sha256", "compiler", "cache", "exports"], rows)
     return 0
 
 

@@ -162,7 +162,23 @@ class FilterSpec:
 
 @attrs.frozen
 class LoaderConfig:
-    """A loader plugin's ``config`` table (see docs/wasm-abi.md)."""
+    """A loader plugin's ``config`` table (the same for every loader; see
+    docs/wasm-abi.md and each loader's README):
+
+    - `cache_dir` (".wasmkernel/cache", relative to the registry's directory):
+      compiled artifacts
+    - `workers` (2): calls running at once (the loader says where: worker
+      processes, threads); `max_queued` (32) may wait, beyond that 503
+    - `default_timeout` (10.0 s), `memory_limit_mb` (256), `compiler`:
+      defaults for modules
+    - `prewarm` (true): make every module ready at startup
+    - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
+    - `[[...modules]]`: name, path, sha256, kind (compute | http | wasi | filter),
+      compiler, timeout, memory_limit_mb, stateful, env, dirs (WASI only) and
+      host-API grants (denied unless set): log, vars, kv, http
+    - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name, tags
+    - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
+    """
 
     cache_dir: str = ".wasmkernel/cache"
     workers: int = attrs.field(default=2, validator=_positive)

@@ -62,7 +62,7 @@ class Plugin(ConfiguredPlugin[Config]):
         if self.loader is not None:
             await self.loader.stop()
 
-    @hookimpl
+    @hookimpl(optionalhook=True)
     def wasmkernel_check(self, app: Application) -> list[str]:
         if self.loader is None:
             return ["no module loader enabled"]
