@@ -15,7 +15,8 @@ from typing import Any
 import trio
 import trio_websocket
 
-FLAGS = (
+#: Headless, offline (only 127.0.0.1 resolves), nothing in the background.
+HEADLESS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -29,8 +30,8 @@ FLAGS = (
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--remote-debugging-port=0",
 )
+FLAGS = (*HEADLESS, "--remote-debugging-port=0")
 
 
 class DevTools:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.cdp import HEADLESS
 from tests.conftest import ServerFactory
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -46,17 +47,8 @@ def chromium(profile: Path, *arguments: str) -> subprocess.CompletedProcess[byte
     """Run headless Chromium once; only 127.0.0.1 resolves."""
     command = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS,
         "--hide-scrollbars",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         f"--user-data-dir={profile}",
         f"--window-size={WIDTH},{HEIGHT}",
         "--virtual-time-budget=15000",
