@@ -13,7 +13,7 @@ import pytest
 import trio
 from wasmkernel_broker_redis import RedisBroker
 from wasmkernel_channels import CHANNELS, BrokerUnavailable, Channels, Event, MemoryBroker
-from wasmkernel_redis import REDIS_LINK
+from wasmkernel_redis import REDIS_LINK, Backoff
 
 from kernel import Application
 from kernel.testing import app_from, running
@@ -105,7 +105,7 @@ async def test_a_broken_subscription_catches_up_from_the_history(redis_server: R
     received: list[Event] = []
     async with running(app):
         other = hub(app)
-        broker = RedisBroker(link, min_backoff=0.02)
+        broker = RedisBroker(link, backoff=Backoff(0.02))
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run, received.append)
             first = await other.publish("news", 1)
@@ -125,7 +125,7 @@ async def test_a_publish_failure_restarts_the_subscription_and_a_late_answer_is_
     app = make_app(redis_server.url)
     link = app.services.get(REDIS_LINK, needed_by="test")
     async with running(app):
-        broker = RedisBroker(link, min_backoff=0.02, timeout=1e-9)
+        broker = RedisBroker(link, backoff=Backoff(0.02), timeout=1e-9)
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run, lambda event: None)
             # No answer in time: the publisher hears "may have been published"; the broker stays up.

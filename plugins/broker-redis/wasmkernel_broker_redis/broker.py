@@ -11,8 +11,8 @@ an instance's own events come back the same way.
 Redis down (a command or the subscription fails): the broker is down (its
 `up`, /readyz, metrics), every publish raises `BrokerUnavailable` at once
 (delivered to nobody; the publisher knows), local subscribers stay connected,
-and the subscription is restarted with exponential backoff (`min_backoff`
-doubling to `max_backoff`); the broker is up again once it has resubscribed.
+and the subscription is restarted with exponential `backoff`; the broker is
+up again once it has resubscribed.
 A publish with no answer within `timeout` seconds raises `BrokerUnavailable`
 saying it may have been published (Redis may be slow, or this event loop
 late), and leaves the broker up: a late answer is no outage. On resubscribing it reads the history list of
@@ -31,7 +31,7 @@ import structlog
 import trio
 from coredis.retry import NoRetryPolicy
 from wasmkernel_channels import BrokerUnavailable, Deliver, Event
-from wasmkernel_redis import REDIS_ERRORS, RedisLink, redis_failure
+from wasmkernel_redis import REDIS_ERRORS, Backoff, RedisLink, redis_failure
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -73,15 +73,13 @@ class RedisBroker:
         prefix: str = "wasmkernel:channels:",
         history: int = 100,
         timeout: float = 3.0,
-        min_backoff: float = 0.1,
-        max_backoff: float = 5.0,
+        backoff: Backoff | None = None,
     ) -> None:
         self.link = link
         self.prefix = prefix
         self.history = history
         self.timeout = timeout
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.backoff = backoff or Backoff()
         self.outages = 0
         self.last_error = "not subscribed yet"
         self._up = False
@@ -129,7 +127,6 @@ class RedisBroker:
     async def run(self, deliver: Deliver, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe, deliver, and resubscribe with backoff after a failure."""
         self._deliver = deliver
-        backoff = self.min_backoff
         started = False
         while True:
             try:
@@ -139,7 +136,7 @@ class RedisBroker:
                     ) as pubsub:
                         await self._catch_up()
                         self._mark_up()
-                        backoff = self.min_backoff
+                        self.backoff.reset()
                         if not started:
                             task_status.started()
                             started = True
@@ -152,8 +149,7 @@ class RedisBroker:
             if not started:
                 task_status.started()
                 started = True
-            await trio.sleep(backoff)
-            backoff = min(self.max_backoff, backoff * 2)
+            await self.backoff.wait()
 
     def _receive(self, message: Any) -> None:
         if message.get("type") != "pmessage":

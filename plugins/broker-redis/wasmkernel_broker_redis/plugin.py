@@ -27,9 +27,9 @@ from collections.abc import Iterable
 import attrs
 import structlog
 from wasmkernel_channels import CHANNELS
-from wasmkernel_redis import REDIS_LINK
+from wasmkernel_redis import REDIS_LINK, Backoff
 
-from kernel import Application, ConfigError, ConfiguredPlugin, Route, Sample, hookimpl
+from kernel import Application, ConfiguredPlugin, Route, Sample, hookimpl
 from wasmkernel_broker_redis.broker import RedisBroker
 
 log = structlog.get_logger("wasmkernel.broker.redis")
@@ -65,10 +65,10 @@ class Plugin(ConfiguredPlugin[Config]):
     def __init__(self) -> None:
         super().__init__()
         self.broker: RedisBroker | None = None
+        self.backoff = Backoff()
 
     def configured(self) -> None:
-        if self.config.min_backoff > self.config.max_backoff:
-            raise ConfigError("min_backoff", f"must not exceed max_backoff ({self.config.max_backoff:g})")
+        self.backoff = Backoff.configured(self.config.min_backoff, self.config.max_backoff)
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
@@ -78,9 +78,7 @@ class Plugin(ConfiguredPlugin[Config]):
             return []
         link = app.services.get(REDIS_LINK, needed_by=NAME)
         config = self.config
-        self.broker = RedisBroker(
-            link, prefix=config.prefix, history=config.history, timeout=config.publish_timeout, min_backoff=config.min_backoff, max_backoff=config.max_backoff
-        )
+        self.broker = RedisBroker(link, prefix=config.prefix, history=config.history, timeout=config.publish_timeout, backoff=self.backoff)
         app.services.get(CHANNELS, needed_by=NAME).use_broker(self.broker, provider=NAME)
         log.info("broker.redis", address=link.address)
         return []

@@ -3,21 +3,24 @@ recovery after a restart."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import coredis
 import structlog
 import trio
+from wasmkernel_redis import Backoff
 from wasmkernel_redis.link import RedisLink
 
 from tests.redis_server import RedisServer
 
 
-def link_to(server: RedisServer, **options: float) -> RedisLink:
+def link_to(server: RedisServer, **options: Any) -> RedisLink:
     client = coredis.Redis.from_url(server.url, connect_timeout=0.5, stream_timeout=0.5)
     return RedisLink(client, f"127.0.0.1:{server.port}", **options)
 
 
 async def test_up_then_down_then_up_again(redis_server: RedisServer) -> None:
-    link = link_to(redis_server, interval=0.05, min_backoff=0.02, max_backoff=0.1)
+    link = link_to(redis_server, interval=0.05, backoff=Backoff(0.02, 0.1))
     with structlog.testing.capture_logs() as logs:
         async with trio.open_nursery() as nursery:
             await nursery.start(link.run)
@@ -42,7 +45,7 @@ async def test_up_then_down_then_up_again(redis_server: RedisServer) -> None:
 
 async def test_down_at_startup_counts_as_an_outage(redis_server: RedisServer) -> None:
     redis_server.kill()
-    link = link_to(redis_server, interval=0.05, min_backoff=0.02, max_backoff=0.05)
+    link = link_to(redis_server, interval=0.05, backoff=Backoff(0.02, 0.05))
     async with trio.open_nursery() as nursery:
         await nursery.start(link.run)
         assert not link.up and link.outages == 1

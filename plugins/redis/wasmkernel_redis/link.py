@@ -2,8 +2,8 @@
 
 `RedisLink.run` is a long-running task (in the application's nursery): it
 opens the coredis client, pings Redis every `interval` seconds while it is
-up and, after a failure, retries with exponential backoff (`min_backoff`
-doubling up to `max_backoff`) until it answers again. coredis reconnects its
+up and, after a failure, retries with exponential `backoff` until it
+answers again. coredis reconnects its
 pool by itself on the next command, so "reconnecting" is these pings.
 
 Consumers that see a command fail call `mark_down`, so the outage is known at
@@ -22,6 +22,8 @@ import anyio
 import coredis
 import structlog
 import trio
+
+from wasmkernel_redis.backoff import Backoff
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -64,16 +66,14 @@ class RedisLink:
         *,
         interval: float = 1.0,
         timeout: float = 1.0,
-        min_backoff: float = 0.1,
-        max_backoff: float = 5.0,
+        backoff: Backoff | None = None,
     ) -> None:
         self.client = client
         #: host:port (never the password) for log lines and /readyz.
         self.address = address
         self.interval = interval
         self.timeout = timeout
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        self.backoff = backoff or Backoff()
         self.up = False
         #: Outages so far (including one at startup).
         self.outages = 0
@@ -124,12 +124,10 @@ class RedisLink:
         async with self.client:
             await self.check()
             task_status.started()
-            backoff = self.min_backoff
             while True:
                 if self.up:
-                    backoff = self.min_backoff
+                    self.backoff.reset()
                     await trio.sleep(self.interval)
                 else:
-                    await trio.sleep(backoff)
-                    backoff = min(self.max_backoff, backoff * 2)
+                    await self.backoff.wait()
                 await self.check()

@@ -36,6 +36,7 @@ import attrs
 import structlog
 
 from kernel import Application, ConfigError, ConfiguredPlugin, Sample, ServiceKey, hookimpl
+from wasmkernel_redis.backoff import Backoff
 
 if TYPE_CHECKING:  # coredis (~0.3 s of imports, with beartype) loads only once a url is configured
     import coredis
@@ -118,8 +119,7 @@ class Plugin(ConfiguredPlugin[Config]):
         from wasmkernel_redis.link import RedisLink
 
         address = address_of(self.config.url)
-        if self.config.min_backoff > self.config.max_backoff:
-            raise ConfigError("min_backoff", f"must not exceed max_backoff ({self.config.max_backoff:g})")
+        backoff = Backoff.configured(self.config.min_backoff, self.config.max_backoff)
         try:
             client: coredis.Redis[bytes] = coredis.Redis.from_url(
                 self.config.url,
@@ -134,8 +134,7 @@ class Plugin(ConfiguredPlugin[Config]):
             address,
             interval=self.config.health_interval,
             timeout=self.config.command_timeout,
-            min_backoff=self.config.min_backoff,
-            max_backoff=self.config.max_backoff,
+            backoff=backoff,
         )
 
     @hookimpl
