@@ -15,7 +15,7 @@ from wasmkernel_broker_redis import RedisBroker
 from wasmkernel_channels import CHANNELS, BrokerUnavailable, Channels, Event, MemoryBroker
 from wasmkernel_redis import REDIS_LINK, Backoff
 
-from kernel import Application
+from kernel import Application, RegistryError
 from kernel.testing import app_from, running
 from tests.redis_server import RedisServer
 
@@ -140,3 +140,8 @@ async def test_a_publish_failure_restarts_the_subscription_and_a_late_answer_is_
             await wait_for(lambda: broker.up)
             assert (await broker.publish("news", "post", '"after"')).data == '"after"'
             nursery.cancel_scope.cancel()
+
+
+def test_reversed_backoff_bounds_stop_startup_naming_the_key() -> None:
+    with pytest.raises(RegistryError, match=r"\[plugins.broker-redis\] config.min_backoff: must not exceed max_backoff \(1\)"):
+        app_from({"channels": {}, "broker-redis": {"config": {"min_backoff": 2.0, "max_backoff": 1.0}}})

@@ -79,3 +79,8 @@ async def test_outage_only_reported_when_not_required(redis_server: RedisServer)
 def test_a_bad_url_stops_startup_naming_the_key(url: str, message: str) -> None:
     with pytest.raises(RegistryError, match=rf"redis.*config\.url.*{message}"):
         make_app(url=url)
+
+
+def test_reversed_backoff_bounds_stop_startup_naming_the_key() -> None:
+    with pytest.raises(RegistryError, match=r"\[plugins.redis\] config.min_backoff: must not exceed max_backoff \(1\)"):
+        make_app(url="redis://127.0.0.1:1", min_backoff=2.0, max_backoff=1.0)
