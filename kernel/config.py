@@ -75,23 +75,20 @@ def _describe(exc: BaseException, _: Any) -> str:
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))} (allowed: {allowed})"
     if isinstance(exc, KeyError):
         return "required key is missing"
+    if len(exc.args) > 1 and isinstance(exc.args[1], attrs.Attribute):  # attrs' own validators: (message, attribute, ...)
+        return str(exc.args[0])
     return str(exc) or type(exc).__name__
 
 
 def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
     """Build `cls` (an attrs class) from `raw`, strictly: unknown keys, missing
     keys and wrong types raise `ConfigError` naming the first bad key; attrs
-    validators run as usual (their `ValueError` message is shown)."""
+    validators run as usual (their message is shown, at their class's key)."""
     try:
         return _CONVERTER.structure(dict(raw), cls)
     except ClassValidationError as exc:
         message, _, path = transform_error(exc, "", _describe)[0].rpartition(" @ ")
         raise ConfigError(path.removeprefix("."), message) from None
-    except (TypeError, ValueError) as exc:
-        # attrs validators pass the failing attribute as their second argument.
-        attribute = exc.args[1] if len(exc.args) > 1 else None
-        key = attribute.name if isinstance(attribute, attrs.Attribute) else ""
-        raise ConfigError(key, str(exc.args[0]) if key else str(exc)) from None
 
 
 class ConfiguredPlugin(Generic[ConfigT]):

@@ -1,22 +1,8 @@
-"""Reading `plugin_registry.toml`: which plugins are enabled, in which order,
-with which configuration.
-
-    [kernel]
-    title = "WasmKernel"
-
-    [plugins.router]
-    enabled = true
-    order = -100              # optional: replaces the plugin's own `order` (lower runs first)
-    before = ["health"]       # optional: replaces the plugin's own `before` (plugin names)
-    after = []                # optional: replaces the plugin's own `after`
-    optional = false          # a failing optional plugin is skipped, not fatal
-
-    [plugins.auth-jwt.config]
-    secret = { env = "WASMKERNEL_JWT_SECRET" }   # never the secret itself
-
-A value `{ env = "NAME" }` or `{ file = "path" }` (optionally with `default`)
-is replaced by the environment variable or the file's content (stripped);
-relative files are read from the registry's directory.
+"""Reading `plugin_registry.toml` (see the README's "plugin_registry.toml"):
+the `[kernel]` table, which plugins are enabled, in which order, with which
+configuration, and its secret references: a value `{ env = "NAME" }` or
+`{ file = "path" }` (optionally with `default`) is the environment variable or
+the file's content (stripped; relative to the registry's directory).
 """
 
 from __future__ import annotations
@@ -210,32 +196,31 @@ class UnsetSecret(str):
 
 def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None = None) -> Any:
     """Replace `{ env = ... }` / `{ file = ... }` references, recursively. A
-    reference that cannot be resolved is a `RegistryError`, unless `unset` is
-    given: then it becomes an `UnsetSecret` and its description is appended."""
+    reference that cannot be resolved takes its `default`; without one it is a
+    `RegistryError`, unless `unset` is given: then it becomes an `UnsetSecret`
+    and its description is appended."""
+    if isinstance(value, list):
+        return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
 
     def missing(reference: str, message: str) -> Any:
+        if "default" in value:
+            return value["default"]
         if unset is None:
             raise RegistryError(f"{where}: {message}")
         unset.append(f"{where} ({reference})")
         return UnsetSecret(reference)
 
-    if isinstance(value, dict):
-        if "env" in value and set(value) <= {"env", "default"}:
-            resolved = os.environ.get(str(value["env"]))
-            if resolved is None:
-                if "default" in value:
-                    return value["default"]
-                return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
-            return resolved
-        if "file" in value and set(value) <= {"file", "default"}:
-            file = base / Path(str(value["file"])).expanduser()  # an absolute path replaces `base`
-            try:
-                return file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                if "default" in value:
-                    return value["default"]
-                return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
-        return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
-    return value
+    if "env" in value and set(value) <= {"env", "default"}:
+        resolved = os.environ.get(str(value["env"]))
+        if resolved is None:
+            return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
+        return resolved
+    if "file" in value and set(value) <= {"file", "default"}:
+        file = base / Path(str(value["file"])).expanduser()  # an absolute path replaces `base`
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
+    return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}

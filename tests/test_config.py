@@ -15,13 +15,14 @@ from kernel import ConfigError, parse_config
 class Rule:
     name: str
     tags: tuple[str, ...] = ()
+    kind: str = attrs.field(default="a", validator=attrs.validators.in_(["a", "b"]))
 
 
 @attrs.frozen
 class Config:
     paths: list[str] = attrs.field(factory=list)
     rules: Mapping[str, Rule] = attrs.field(factory=dict)
-    limit: int = 0
+    limit: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 def test_a_valid_table_is_structured() -> None:
@@ -38,7 +39,9 @@ def test_a_valid_table_is_structured() -> None:
         ({"rules": {"r": {}}}, "rules['r'].name", "required key is missing"),
         ({"limit": True}, "limit", "expected an integer, got a boolean"),
         ({"limit": 1, "colour": 1, "bogus": 2}, "", "unknown key(s): bogus, colour (allowed: limit, paths, rules)"),
-        ({"rules": {"r": {"name": "n", "x": 1}}}, "rules['r']", "unknown key(s): x (allowed: name, tags)"),
+        ({"rules": {"r": {"name": "n", "x": 1}}}, "rules['r']", "unknown key(s): x (allowed: kind, name, tags)"),
+        ({"limit": -1}, "", "'limit' must be >= 0: -1"),
+        ({"rules": {"r": {"name": "n", "kind": "z"}}}, "rules['r']", "'kind' must be in ['a', 'b'] (got 'z')"),
     ],
 )
 def test_bad_tables_name_the_key(raw: dict[str, Any], key: str, message: str) -> None:
