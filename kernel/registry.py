@@ -89,10 +89,7 @@ class Registry(KernelTable):
     plugins: tuple[PluginEntry, ...]
 
     def entry(self, name: str) -> PluginEntry:
-        for plugin in self.plugins:
-            if plugin.name == name:
-                return plugin
-        raise KeyError(name)
+        return {plugin.name: plugin for plugin in self.plugins}[name]
 
     def where(self, name: str, key: str = "") -> str:
         """`file: [plugins.name] key` for error messages."""
