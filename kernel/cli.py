@@ -14,33 +14,33 @@ from kernel import plugins as plugin_loading
 from kernel.app import Application
 from kernel.commands import Command
 from kernel.errors import StartupError
-from kernel.registry import PluginEntry, Registry, default_registry_path, load_registry
+from kernel.registry import PluginEntry, Registry, load_registry
 from kernel.server import READ_TIMEOUT, hypercorn_config, serve
+
+DEFAULT_BIND = "127.0.0.1:8000"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     app = Application.assemble(load_registry(args.registry))  # fail fast, in this process, with a clear message
-    config = hypercorn_config(args.bind, args.workers, args.reload, args.read_timeout)
+    config = hypercorn_config(args.bind or [DEFAULT_BIND], args.workers, args.reload, args.read_timeout)
     layout = f"{config.workers} worker process(es)" if config.workers else "in this process"
-    print(f"wasmkernel: serving {args.registry or default_registry_path()} on {', '.join(config.bind)} ({layout})", file=sys.stderr)
-    return serve(str(args.registry or default_registry_path()), config, app)
+    print(f"wasmkernel: serving {app.registry.path} on {', '.join(config.bind)} ({layout})", file=sys.stderr)
+    return serve(str(app.registry.path), config, app)
 
 
-def _kernel_commands() -> list[Command]:
-    def run_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--bind", action="append", default=None, help="HOST:PORT to listen on (repeatable; default 127.0.0.1:8000)")
-        parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
-        parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
-        parser.add_argument(
-            "--read-timeout",
-            type=int,
-            default=READ_TIMEOUT,
-            help=f"seconds a connection may send nothing, also while its request is answered (default {READ_TIMEOUT})",
-        )
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", action="append", help=f"HOST:PORT to listen on (repeatable; default {DEFAULT_BIND})")
+    parser.add_argument("--workers", type=int, default=0, help="worker processes under hypercorn's process manager (default 0: serve in this process)")
+    parser.add_argument("--reload", action="store_true", help="restart workers when source files change")
+    parser.add_argument(
+        "--read-timeout",
+        type=int,
+        default=READ_TIMEOUT,
+        help=f"seconds a connection may send nothing, also while its request is answered (default {READ_TIMEOUT})",
+    )
 
-    return [
-        Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, run_arguments),
-    ]
+
+RUN = Command("run", "serve the registry's application under hypercorn (trio worker)", cmd_run, _run_arguments)
 
 
 def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
@@ -79,7 +79,7 @@ def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, li
     plugin_commands, origin = _plugin_commands(registry_path)
     parser = argparse.ArgumentParser(prog="wasmkernel", description="A plugin-based microkernel web backend.", parents=[common], epilog=origin)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = [*_kernel_commands(), *plugin_commands]
+    commands = [RUN, *plugin_commands]
     for command in commands:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help, parents=[common])
         command.add_arguments(sub)
@@ -90,15 +90,13 @@ def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, li
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--registry", default=None)
+    pre.add_argument("--registry")
+    pre.add_argument("command", nargs="?")
     known, _ = pre.parse_known_args(argv)
     parser, commands = build_parser(known.registry)
-    wanted = next((arg for arg in argv if not arg.startswith("-") and arg != known.registry), None)
-    if wanted is not None and wanted not in commands:
-        print(f"wasmkernel: no command '{wanted}'; {parser.epilog}", file=sys.stderr)
+    if known.command is not None and known.command not in commands:
+        print(f"wasmkernel: no command '{known.command}'; {parser.epilog}", file=sys.stderr)
     args = parser.parse_args(argv)
-    if getattr(args, "bind", ()) is None:
-        args.bind = ["127.0.0.1:8000"]
     try:
         return int(args.handler(args))
     except StartupError as exc:  # one clear line, no traceback

@@ -8,23 +8,19 @@ from collections.abc import Callable, Sequence
 import attrs
 
 
-def _no_arguments(parser: argparse.ArgumentParser) -> None:
-    """Default for commands that take no arguments."""
-
-
 @attrs.frozen
 class Command:
     """A `wasmkernel <name>` subcommand.
 
     `add_arguments` configures its argparse parser (the global `--registry`
-    option is already there); `run` receives the parsed arguments and returns
-    the process exit code.
+    option is already there; by default it adds nothing); `run` receives the
+    parsed arguments and returns the process exit code.
     """
 
     name: str
     help: str
     run: Callable[[argparse.Namespace], int]
-    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

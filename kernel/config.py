@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, is_mutable_sequence, is_sequence, list_structure_factory
+from cattrs.dispatch import StructureHook
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import mapping_structure_factory
+from cattrs.v import transform_error
 
 from kernel.errors import ConfigError
 from kernel.hookspecs import hookimpl
@@ -19,16 +23,17 @@ T = TypeVar("T")
 ConfigT = TypeVar("ConfigT")
 
 
-def _strict(kind: type, name: str) -> Any:
-    def structure(value: Any, _: Any) -> Any:
-        # bool is an int subclass: never accept it where a number is expected.
+def _strict(kind: type | tuple[type, ...], name: str, then: StructureHook | None = None) -> StructureHook:
+    """A hook accepting only `kind` (never a boolean for a number), then structured by `then`."""
+
+    def structure(value: Any, target: Any) -> Any:
         if isinstance(value, bool) and kind is not bool:
             raise TypeError(f"expected {name}, got a boolean")
         if kind is float and isinstance(value, int):
             return float(value)
         if not isinstance(value, kind):
             raise TypeError(f"expected {name}, got {type(value).__name__} {value!r}")
-        return value
+        return then(value, target) if then else value
 
     return structure
 
@@ -44,64 +49,46 @@ def _literal(value: Any, kind: Any) -> Any:
     return value
 
 
+def _array(kind: Any, converter: cattrs.Converter) -> StructureHook:
+    factory = list_structure_factory if is_mutable_sequence(kind) else homogenous_tuple_structure_factory
+    return _strict((list, tuple), "an array", factory(kind, converter))
+
+
 def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for kind, name in ((str, "a string"), (int, "an integer"), (float, "a number"), (bool, "true or false")):
         converter.register_structure_hook(kind, _strict(kind, name))
     converter.register_structure_hook_func(_is_literal, _literal)
+    # cattrs takes any iterable for a sequence (a string as its characters) and
+    # fails obscurely on a mapping that is not one: accept only arrays and tables.
+    converter.register_structure_hook_factory(is_sequence, _array)
+    converter.register_structure_hook_factory(is_mapping, lambda kind, converter: _strict(Mapping, "a table", mapping_structure_factory(kind, converter)))
     return converter
 
 
 _CONVERTER = _converter()
 
 
-def _messages(exc: BaseException, path: str = "") -> list[tuple[str, str]]:
-    """Flatten a cattrs error tree into (dotted key, message) pairs."""
+def _describe(exc: BaseException, _: Any) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
-        return [(_join(path, key), "unknown key") for key in sorted(exc.extra_fields)]
-    if isinstance(exc, ClassValidationError | cattrs.IterableValidationError):
-        with_notes, without_notes = exc.group_exceptions()
-        found: list[tuple[str, str]] = []
-        for inner, note in with_notes:
-            found += _messages(inner, _join(path, _note_key(note)))
-        for inner in without_notes:
-            found += _messages(inner, path)
-        return found
+        allowed = ", ".join(sorted(field.name for field in attrs.fields(exc.cl))) or "none"
+        return f"unknown key(s): {', '.join(sorted(exc.extra_fields))} (allowed: {allowed})"
     if isinstance(exc, KeyError):
-        return [(path, "required key is missing")]
-    return [(path, str(exc) or type(exc).__name__)]
-
-
-def _note_key(note: Any) -> str:
-    name = getattr(note, "name", None)
-    if name is not None:
-        return str(name)
-    index = getattr(note, "index", None)
-    return f"[{index}]" if index is not None else ""
-
-
-def _join(path: str, key: str) -> str:
-    if not key:
-        return path
-    if key.startswith("["):
-        return path + key
-    return f"{path}.{key}" if path else key
+        return "required key is missing"
+    if len(exc.args) > 1 and isinstance(exc.args[1], attrs.Attribute):  # attrs' own validators: (message, attribute, ...)
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
 
 
 def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
     """Build `cls` (an attrs class) from `raw`, strictly: unknown keys, missing
     keys and wrong types raise `ConfigError` naming the first bad key; attrs
-    validators run as usual (their `ValueError` message is shown)."""
+    validators run as usual (their message is shown, at their class's key)."""
     try:
         return _CONVERTER.structure(dict(raw), cls)
-    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
-        key, message = _messages(exc)[0]
-        raise ConfigError(key, message) from None
-    except (TypeError, ValueError) as exc:
-        # attrs validators pass the failing attribute as their second argument.
-        attribute = exc.args[1] if len(exc.args) > 1 else None
-        key = attribute.name if isinstance(attribute, attrs.Attribute) else ""
-        raise ConfigError(key, str(exc.args[0]) if key else str(exc)) from None
+    except ClassValidationError as exc:
+        message, _, path = transform_error(exc, "", _describe)[0].rpartition(" @ ")
+        raise ConfigError(path.removeprefix("."), message) from None
 
 
 class ConfiguredPlugin(Generic[ConfigT]):

@@ -106,7 +106,7 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     """
     available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
     pending = [entry for entry in registry.plugins if entry.enabled]
-    instances: dict[str, tuple[PluginEntry, Any]] = {}
+    loaded: dict[str, LoadedPlugin] = {}
     while pending:
         entry = pending.pop(0)
         if entry.name not in available:
@@ -114,12 +114,11 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
                 f"plugin '{entry.name}' is enabled in {registry.path} but not installed; install it with: {install_hint(entry.name, registry)}"
             )
         instance = _instantiate(entry.name, available[entry.name])
-        instances[entry.name] = (entry, instance)
+        loaded[entry.name] = LoadedPlugin(entry.placed(instance), instance, manager)
         for name in getattr(instance, "requires", ()):
-            if name not in instances and all(other.name != name for other in pending):
+            if name not in loaded and all(other.name != name for other in pending):
                 pending.append(_required_entry(name, entry.name, registry, available))
-    placed = order_plugins([entry.placed(instance) for entry, instance in instances.values()], registry.path)
-    ordered = [LoadedPlugin(entry, instances[entry.name][1], manager) for entry in placed]
+    ordered = [loaded[entry.name] for entry in order_plugins([plugin.entry for plugin in loaded.values()], registry.path)]
     manager.hook.wasmkernel_addhooks.call_historic(kwargs={"pluginmanager": manager})
     for plugin in ordered:
         try:

@@ -1,22 +1,8 @@
-"""Reading `plugin_registry.toml`: which plugins are enabled, in which order,
-with which configuration.
-
-    [kernel]
-    title = "WasmKernel"
-
-    [plugins.router]
-    enabled = true
-    order = -100              # optional: replaces the plugin's own `order` (lower runs first)
-    before = ["health"]       # optional: replaces the plugin's own `before` (plugin names)
-    after = []                # optional: replaces the plugin's own `after`
-    optional = false          # a failing optional plugin is skipped, not fatal
-
-    [plugins.auth-jwt.config]
-    secret = { env = "WASMKERNEL_JWT_SECRET" }   # never the secret itself
-
-A value `{ env = "NAME" }` or `{ file = "path" }` (optionally with `default`)
-is replaced by the environment variable or the file's content (stripped);
-relative files are read from the registry's directory.
+"""Reading `plugin_registry.toml` (see the README's "plugin_registry.toml"):
+the `[kernel]` table, which plugins are enabled, in which order, with which
+configuration, and its secret references: a value `{ env = "NAME" }` or
+`{ file = "path" }` (optionally with `default`) is the environment variable or
+the file's content (stripped; relative to the registry's directory).
 """
 
 from __future__ import annotations
@@ -28,11 +14,12 @@ import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from kernel.errors import RegistryError
+from kernel.config import parse_config
+from kernel.errors import ConfigError, RegistryError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,22 +28,27 @@ else:  # pragma: no cover - exercised on 3.10
 
 REGISTRY_ENV = "WASMKERNEL_REGISTRY"
 DEFAULT_REGISTRY = "plugin_registry.toml"
-_PLUGIN_KEYS = {"enabled", "order", "before", "after", "optional", "config"}
-_KERNEL_KEYS = {"title", "version", "allow_unenforced"}
 PLACEMENT_KEYS = ("order", "before", "after")
+T = TypeVar("T")
 
 
 @attrs.frozen
-class PluginEntry:
-    """One `[plugins.<name>]` table."""
+class PluginTable:
+    """The keys a `[plugins.<name>]` table may set."""
 
-    name: str
     enabled: bool = True
     order: int = 0
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     optional: bool = False
     config: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class PluginEntry(PluginTable):
+    """One `[plugins.<name>]` table and its place in the file."""
+
+    name: str
     position: int = 0
     #: The ordering keys the table sets (they replace the plugin's own).
     declared: frozenset[str] = frozenset()
@@ -67,38 +59,41 @@ class PluginEntry:
         """This entry with each of order/before/after from the registry when
         the table sets it, else from `declared_by_plugin` (the plugin class's
         attributes of the same names), else the default."""
-        values: dict[str, Any] = {}
         sources: dict[str, str] = {}
+        from_plugin: dict[str, Any] = {}
         for key in PLACEMENT_KEYS:
             if key in self.declared:
-                values[key], sources[key] = getattr(self, key), "registry"
+                sources[key] = "registry"
             elif hasattr(declared_by_plugin, key):
-                values[key], sources[key] = getattr(declared_by_plugin, key), "plugin"
-        before, after = (tuple(values.get(key, getattr(self, key))) for key in ("before", "after"))
-        return attrs.evolve(self, order=int(values.get("order", self.order)), before=before, after=after, sources=sources)
+                sources[key] = "plugin"
+                value = getattr(declared_by_plugin, key)
+                from_plugin[key] = int(value) if key == "order" else tuple(value)
+        return attrs.evolve(self, **from_plugin, sources=sources)
 
 
 @attrs.frozen
-class Registry:
-    """A parsed registry file."""
+class KernelTable:
+    """The `[kernel]` table."""
 
-    path: Path
-    plugins: tuple[PluginEntry, ...]
     title: str = "WasmKernel"
     version: str = "0.1.0"
     #: Serve routes whose auth or schema checks no plugin enforces (warned once per route).
     allow_unenforced: bool = False
 
+
+@attrs.frozen(kw_only=True)
+class Registry(KernelTable):
+    """A parsed registry file: its `[kernel]` settings and its plugins."""
+
+    path: Path
+    plugins: tuple[PluginEntry, ...]
+
     def entry(self, name: str) -> PluginEntry:
-        for plugin in self.plugins:
-            if plugin.name == name:
-                return plugin
-        raise KeyError(name)
+        return {plugin.name: plugin for plugin in self.plugins}[name]
 
     def where(self, name: str, key: str = "") -> str:
         """`file: [plugins.name] key` for error messages."""
-        section = f"[plugins.{name}]"
-        return f"{self.path}: {section} {key}".rstrip()
+        return f"{self.path}: [plugins.{name}] {key}".rstrip()
 
 
 def default_registry_path() -> Path:
@@ -122,54 +117,27 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
     unknown = set(data) - {"kernel", "plugins"}
     if unknown:
         raise RegistryError(f"{path}: unknown top-level table(s): {', '.join(sorted(unknown))}")
-    kernel = data.get("kernel", {})
-    if not isinstance(kernel, dict) or set(kernel) - _KERNEL_KEYS:
-        raise RegistryError(f"{path}: [kernel] accepts only: {', '.join(sorted(_KERNEL_KEYS))}")
+    kernel = _parse_table(KernelTable, data.get("kernel", {}), f"{path}: [kernel]")
     plugins = data.get("plugins", {})
     if not isinstance(plugins, dict):
         raise RegistryError(f"{path}: 'plugins' must be a table of [plugins.<name>] tables")
-    entries = tuple(_parse_entry(name, table, path, index) for index, (name, table) in enumerate(plugins.items()))
-    return Registry(
-        path=path,
-        plugins=entries,
-        title=str(kernel.get("title", "WasmKernel")),
-        version=str(kernel.get("version", "0.1.0")),
-        allow_unenforced=kernel.get("allow_unenforced", False) is True,
-    )
+    entries = tuple(_entry(name, table, path, position) for position, (name, table) in enumerate(plugins.items()))
+    return Registry(path=path, plugins=entries, **attrs.asdict(kernel, recurse=False))
 
 
-def _parse_entry(name: str, table: Any, path: Path, position: int) -> PluginEntry:
-    where = f"{path}: [plugins.{name}]"
+def _entry(name: str, table: Any, path: Path, position: int) -> PluginEntry:
+    parsed = _parse_table(PluginTable, table, f"{path}: [plugins.{name}]")
+    declared = frozenset(PLACEMENT_KEYS) & set(table)
+    return PluginEntry(name=name, position=position, declared=declared, **attrs.asdict(parsed, recurse=False))
+
+
+def _parse_table(cls: type[T], table: Any, where: str) -> T:
     if not isinstance(table, dict):
         raise RegistryError(f"{where} must be a table")
-    unknown = set(table) - _PLUGIN_KEYS
-    if unknown:
-        raise RegistryError(f"{where} unknown key(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_PLUGIN_KEYS))})")
-
-    def typed(key: str, kind: type, default: Any) -> Any:
-        value = table.get(key, default)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise RegistryError(f"{where} {key}: expected {kind.__name__}, got {value!r}")
-        return value
-
-    names: dict[str, tuple[str, ...]] = {}
-    for key in ("before", "after"):
-        value = typed(key, list, [])
-        if not all(isinstance(item, str) for item in value):
-            raise RegistryError(f"{where} {key}: expected a list of plugin names")
-        names[key] = tuple(value)
-    config = typed("config", dict, {})
-    return PluginEntry(
-        name=name,
-        enabled=typed("enabled", bool, True),
-        order=typed("order", int, 0),
-        before=names["before"],
-        after=names["after"],
-        optional=typed("optional", bool, False),
-        config=config,
-        position=position,
-        declared=frozenset(key for key in PLACEMENT_KEYS if key in table),
-    )
+    try:
+        return parse_config(cls, table)
+    except ConfigError as exc:
+        raise RegistryError(f"{where} {exc}") from None
 
 
 def topological(names: Iterable[str], edges: Iterable[tuple[str, str]]) -> list[str]:
@@ -225,33 +193,31 @@ class UnsetSecret(str):
 
 def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None = None) -> Any:
     """Replace `{ env = ... }` / `{ file = ... }` references, recursively. A
-    reference that cannot be resolved is a `RegistryError`, unless `unset` is
-    given: then it becomes an `UnsetSecret` and its description is appended."""
+    reference that cannot be resolved takes its `default`; without one it is a
+    `RegistryError`, unless `unset` is given: then it becomes an `UnsetSecret`
+    and its description is appended."""
+    if isinstance(value, list):
+        return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
 
     def missing(reference: str, message: str) -> Any:
+        if "default" in value:
+            return value["default"]
         if unset is None:
             raise RegistryError(f"{where}: {message}")
         unset.append(f"{where} ({reference})")
         return UnsetSecret(reference)
 
-    if isinstance(value, dict):
-        if set(value) and set(value) <= {"env", "default"} and "env" in value:
-            resolved = os.environ.get(str(value["env"]))
-            if resolved is None:
-                if "default" in value:
-                    return value["default"]
-                return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
-            return resolved
-        if set(value) and set(value) <= {"file", "default"} and "file" in value:
-            file = Path(str(value["file"])).expanduser()
-            file = file if file.is_absolute() else base / file
-            try:
-                return file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                if "default" in value:
-                    return value["default"]
-                return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
-        return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
-    return value
+    if "env" in value and set(value) <= {"env", "default"}:
+        resolved = os.environ.get(str(value["env"]))
+        if resolved is None:
+            return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
+        return resolved
+    if "file" in value and set(value) <= {"file", "default"}:
+        file = base / Path(str(value["file"])).expanduser()  # an absolute path replaces `base`
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
+    return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}

@@ -42,7 +42,7 @@ def test_bad_plugin_config_names_file_plugin_and_key(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=r"registry.toml: \[plugins.logging\] config.format: expected one of 'json', 'console', got 'xml'"):
         Application.assemble(load_registry(registry))
     registry.write_text("[plugins.logging.config]\ncolour = true\n")
-    with pytest.raises(RegistryError, match=r"\[plugins.logging\] config.colour: unknown key"):
+    with pytest.raises(RegistryError, match=r"\[plugins.logging\] config: unknown key\(s\): colour \(allowed: format, level, stream\)"):
         Application.assemble(load_registry(registry))
 
 

@@ -52,11 +52,11 @@ def test_cycle_is_an_error_naming_the_plugins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[plugins.a]\nenabled = 'yes'\n", r"registry.toml: \[plugins.a\] enabled: expected bool"),
-        ("[plugins.a]\nbogus = 1\n", r"\[plugins.a\] unknown key\(s\): bogus"),
-        ("[plugins.a]\nbefore = [1]\n", r"\[plugins.a\] before: expected a list of plugin names"),
-        ("[plugins.a]\norder = true\n", r"\[plugins.a\] order: expected int"),
-        ("[plugins.a]\nconfig = 3\n", r"\[plugins.a\] config: expected dict"),
+        ("[plugins.a]\nenabled = 'yes'\n", r"registry.toml: \[plugins.a\] enabled: expected true or false, got str 'yes'"),
+        ("[plugins.a]\nbogus = 1\n", r"\[plugins.a\] unknown key\(s\): bogus \(allowed: after, before, config, enabled, optional, order\)"),
+        ("[plugins.a]\nbefore = [1]\n", r"\[plugins.a\] before\[0\]: expected a string, got int 1"),
+        ("[plugins.a]\norder = true\n", r"\[plugins.a\] order: expected an integer, got a boolean"),
+        ("[plugins.a]\nconfig = 3\n", r"\[plugins.a\] config: expected a table, got int 3"),
         ("[other]\n", r"unknown top-level table\(s\): other"),
         ("[plugins]\na = 1\n", r"\[plugins.a\] must be a table"),
         ("[plugins.a\n", r"invalid TOML"),
@@ -85,6 +85,7 @@ def test_secrets_from_env_file_and_default(tmp_path: Path, monkeypatch: pytest.M
     config = {
         "a": {"env": "WK_TEST_SECRET"},
         "b": {"file": "key.txt"},
+        "b2": {"file": str(tmp_path / "key.txt")},
         "c": {"env": "WK_TEST_UNSET", "default": "fallback"},
         "nested": [{"d": {"env": "WK_TEST_SECRET"}}],
         "plain": {"env_like": 1},
@@ -92,6 +93,7 @@ def test_secrets_from_env_file_and_default(tmp_path: Path, monkeypatch: pytest.M
     assert resolve_secrets(config, tmp_path, "where") == {
         "a": "s3cret",
         "b": "from-file",
+        "b2": "from-file",
         "c": "fallback",
         "nested": [{"d": "s3cret"}],
         "plain": {"env_like": 1},
@@ -108,5 +110,7 @@ def test_missing_secret_names_the_key(tmp_path: Path) -> None:
 def test_kernel_table(tmp_path: Path) -> None:
     registry = parse_registry({"kernel": {"title": "T", "version": "2"}, "plugins": {}}, tmp_path / "r.toml")
     assert (registry.title, registry.version) == ("T", "2")
-    with pytest.raises(RegistryError, match=r"\[kernel\] accepts only"):
+    with pytest.raises(RegistryError, match=r"r.toml: \[kernel\] unknown key\(s\): nope \(allowed: allow_unenforced, title, version\)"):
         parse_registry({"kernel": {"nope": 1}}, tmp_path / "r.toml")
+    with pytest.raises(RegistryError, match=r"r.toml: \[kernel\] allow_unenforced: expected true or false, got str 'yes'"):
+        parse_registry({"kernel": {"allow_unenforced": "yes"}}, tmp_path / "r.toml")

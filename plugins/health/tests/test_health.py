@@ -55,5 +55,5 @@ async def test_readiness_before_startup_and_with_a_failed_optional_plugin() -> N
 
 
 def test_config_takes_no_keys() -> None:
-    with pytest.raises(StartupError, match=r"\[plugins.health\] config.path: unknown key"):
+    with pytest.raises(StartupError, match=r"\[plugins.health\] config: unknown key\(s\): path \(allowed: none\)"):
         app_from({"health": {"config": {"path": "/up"}}})

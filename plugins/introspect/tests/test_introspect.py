@@ -29,7 +29,7 @@ def test_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("[plugins.router]\n[plugins.missing-one]\n", "plugin 'missing-one' is enabled in"),
         ("[plugins.router]\nafter = ['health']\n[plugins.health]\nafter = ['router']\n", "cycle between: health, router"),
-        ("[plugins.router.config]\nstrict = true\n", "[plugins.router] config.strict: unknown key"),
+        ("[plugins.router.config]\nstrict = true\n", "[plugins.router] config: unknown key(s): strict (allowed: none)"),
     ],
 )
 def test_check_reports_bad_registries(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:

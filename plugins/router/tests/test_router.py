@@ -88,5 +88,5 @@ async def test_served_through_the_application() -> None:
 
 
 def test_config_takes_no_keys() -> None:
-    with pytest.raises(StartupError, match=r"\[plugins.router\] config.strict: unknown key"):
+    with pytest.raises(StartupError, match=r"\[plugins.router\] config: unknown key\(s\): strict \(allowed: none\)"):
         app_from({"router": {"config": {"strict": True}}})
