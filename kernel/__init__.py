@@ -10,6 +10,7 @@ from kernel.auth import Authenticator as Authenticator
 from kernel.commands import Command as Command
 from kernel.commands import print_table as print_table
 from kernel.config import ConfiguredPlugin as ConfiguredPlugin
+from kernel.config import NoConfig as NoConfig
 from kernel.config import parse_config as parse_config
 from kernel.datastructures import Headers as Headers
 from kernel.datastructures import QueryParams as QueryParams

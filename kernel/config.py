@@ -91,6 +91,11 @@ def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
         raise ConfigError(path.removeprefix("."), message) from None
 
 
+@attrs.frozen
+class NoConfig:
+    """The config of a plugin that takes no options: every key is refused."""
+
+
 class ConfiguredPlugin(Generic[ConfigT]):
     """Base class for a plugin whose registry `config` table is an attrs class.
 

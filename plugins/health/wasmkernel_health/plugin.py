@@ -16,20 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pluggy
 
-from kernel import Application, ConfiguredPlugin, JSONResponse, Request, Route, hookimpl
+from kernel import Application, ConfiguredPlugin, JSONResponse, NoConfig, Request, Route, hookimpl
 from wasmkernel_health import hookspecs
 
 
-@attrs.frozen
-class Config:
-    """No options; unknown keys are refused."""
-
-
-class Plugin(ConfiguredPlugin[Config]):
-    config_class = Config
+class Plugin(ConfiguredPlugin[NoConfig]):
+    config_class = NoConfig
     order = 31
     probes: dict[str, Callable[[], tuple[bool, Any]]]
 

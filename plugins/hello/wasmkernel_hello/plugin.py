@@ -9,21 +9,14 @@ Config: none (unknown keys are refused).
 
 from __future__ import annotations
 
-import attrs
-
-from kernel import Application, ConfiguredPlugin, Request, Response, Route, TextResponse, hookimpl
+from kernel import Application, ConfiguredPlugin, NoConfig, Request, Response, Route, TextResponse, hookimpl
 
 BODY = "Hello, world!"
 
 
-@attrs.frozen
-class Config:
-    """No options."""
-
-
-class Plugin(ConfiguredPlugin[Config]):
+class Plugin(ConfiguredPlugin[NoConfig]):
     order = 50
-    config_class = Config
+    config_class = NoConfig
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:

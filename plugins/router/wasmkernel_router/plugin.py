@@ -7,20 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
-
-from kernel import Application, ConfiguredPlugin, Route, hookimpl
+from kernel import Application, ConfiguredPlugin, NoConfig, Route, hookimpl
 from wasmkernel_router.table import RouteTable
 
 
-@attrs.frozen
-class Config:
-    """The router takes no options yet; unknown keys are refused."""
-
-
-class Plugin(ConfiguredPlugin[Config]):
+class Plugin(ConfiguredPlugin[NoConfig]):
     order = 30
-    config_class = Config
+    config_class = NoConfig
 
     @hookimpl
     def wasmkernel_router(self, routes: Sequence[Route], app: Application) -> RouteTable:

@@ -18,21 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-import attrs
 import pluggy
 
-from kernel import Application, Command, ConfiguredPlugin, ServiceKey, StartupError, hookimpl
+from kernel import Application, Command, ConfiguredPlugin, NoConfig, ServiceKey, StartupError, hookimpl
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
 
 
-@attrs.frozen
-class Config:
-    """No options; unknown keys are refused."""
-
-
-class Plugin(ConfiguredPlugin[Config]):
-    config_class = Config
+class Plugin(ConfiguredPlugin[NoConfig]):
+    config_class = NoConfig
     order = 40
     loader: ModuleLoader | None = None
 
