@@ -22,7 +22,6 @@ per connection.
 from __future__ import annotations
 
 import collections
-import enum
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
@@ -35,10 +34,8 @@ from kernel.errors import Forbidden, HTTPError
 from kernel.http import Request
 from kernel.responses import Response, Send
 
-QUEUE_SIZE = 256
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
 NORMAL, GOING_AWAY, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN = 1000, 1001, 1008, 1009, 1011, 1013
-_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class WebSocketDisconnect(Exception):
@@ -50,23 +47,10 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
-class Phase(enum.Enum):
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-def _message(data: str | bytes) -> dict[str, Any]:
-    if isinstance(data, str):
-        return {"type": "websocket.send", "text": data}
-    return {"type": "websocket.send", "bytes": bytes(data)}
-
-
 class _Queue:
     """A bounded FIFO feeding one task: a deque and the waiting task (a
-    fraction of a memory channel's cost per message and per connection).
-    `close(last)` appends `last` past the bound; `get` raises
-    `trio.EndOfChannel` once closed and empty."""
+    fraction of a memory channel's cost per message and per connection);
+    `get` raises `trio.EndOfChannel` once closed and empty."""
 
     __slots__ = ("_consumer", "_room", "closed", "items", "size")
 
@@ -83,9 +67,7 @@ class _Queue:
         self._wake()
         return True
 
-    def close(self, last: Any = None) -> None:
-        if last is not None:
-            self.items.append(last)
+    def close(self) -> None:
         self.closed = True
         self._wake()
         if self._room:
@@ -123,15 +105,16 @@ class WebSocket(Request):
     `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
     for none) and `queue_size` are set by middleware (the limits plugin);
     `discard_incoming` by an endpoint that never reads (before `accept`).
-    `messages_in`/`messages_out` (received; sent or being sent), `close_code`
-    and `close_reason` are for access logs and metrics.
+    `accepted` stays true once the handshake is done; `close_code` is None
+    until the session ends. `messages_in`/`messages_out` (received; sent or
+    being sent), `close_code` and `close_reason` are for access logs and
+    metrics.
     """
 
     asgi_send: Send = attrs.field(kw_only=True, repr=False)
     idle_timeout: float | None = None
-    queue_size: int = QUEUE_SIZE
+    queue_size: int = 256
     discard_incoming: bool = False
-    phase: Phase = Phase.CONNECTING
     accepted: bool = False
     subprotocol: str | None = None
     messages_in: int = 0
@@ -140,6 +123,7 @@ class WebSocket(Request):
     close_reason: str = ""
     #: Where the session's tasks run (the kernel's, around the connection).
     nursery: trio.Nursery = attrs.field(kw_only=True, repr=False)
+    #: Only while the session is open; no inbox with `discard_incoming`.
     _outbox: _Queue | None = attrs.field(default=None, repr=False)
     _inbox: _Queue | None = attrs.field(default=None, repr=False)
     _reader: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
@@ -156,28 +140,31 @@ class WebSocket(Request):
         """The subprotocols the client offered, in its order of preference."""
         return [str(p) for p in self.scope.get("subprotocols", ())]
 
-    # -- handshake -------------------------------------------------------------
-
     async def accept(self, subprotocol: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
-        """Complete the handshake (choosing one of `subprotocols`, if any)."""
-        if self.phase is not Phase.CONNECTING:
-            raise RuntimeError("accept() called twice")
+        """Complete the handshake (choosing one of `subprotocols`, if any) and
+        start the session's tasks in the kernel's nursery."""
+        if self.accepted or self.close_code is not None:
+            raise RuntimeError("accept() on a WebSocket already accepted or closed")
         message = await self.receive()
         if message["type"] != "websocket.connect":
-            self._end(int(message.get("code", 1006)), "")
-            raise WebSocketDisconnect(self.close_code or 1006)
+            code = int(message.get("code", 1006))
+            self._end(code, "")
+            raise WebSocketDisconnect(code)
         raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         await self.asgi_send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw_headers})
-        self.subprotocol, self.accepted, self.phase = subprotocol, True, Phase.OPEN
+        self.subprotocol, self.accepted = subprotocol, True
         self._active = trio.current_time()
-        self._start_session()
-
-    # -- receiving ---------------------------------------------------------------
+        self._outbox = _Queue(self.queue_size)
+        self.nursery.start_soon(self._send_loop, self._outbox)
+        self._read_inline = self.discard_incoming
+        if not self.discard_incoming:
+            self._inbox = _Queue(self.queue_size)
+            self.nursery.start_soon(self._read_loop)
 
     async def receive_message(self) -> str | bytes:
         """The next message (text or bytes); `WebSocketDisconnect` once closed."""
         if self._inbox is None:
-            raise RuntimeError("accept() the WebSocket first")
+            raise RuntimeError("accept() the WebSocket first (and without discard_incoming)")
         try:
             return await self._inbox.get()  # type: ignore[no-any-return]
         except trio.EndOfChannel:
@@ -214,20 +201,19 @@ class WebSocket(Request):
         discarding the client's messages meanwhile, see the module docstring)."""
         if self._read_inline:
             self._read_inline = False
-            await self._read_loop(self._inbox)  # type: ignore[arg-type]
+            await self._read_loop()
         await self._closed.wait()
-
-    # -- sending -----------------------------------------------------------------
 
     def send_nowait(self, data: str | bytes, when_full: Literal["close", "drop"] = "close") -> bool:
         """Queue a message without waiting (for fan-out); False when it was not
         queued: the session is over, or the queue is full, which closes the
         connection with 1013 (`when_full="close"`) or drops the message."""
-        if self.phase is not Phase.OPEN or self._outbox is None:
+        if self._outbox is None:
             return False
-        if not self._outbox.put(_message(data)):
+        message = {"type": "websocket.send", "text": data} if isinstance(data, str) else {"type": "websocket.send", "bytes": bytes(data)}
+        if not self._outbox.put(message):
             if when_full == "close":
-                self._fail(TRY_AGAIN, "send queue overflow: the client does not read")
+                self._end(TRY_AGAIN, "send queue overflow: the client does not read")
             return False
         self.messages_out += 1
         self._active = trio.current_time()
@@ -236,19 +222,10 @@ class WebSocket(Request):
     async def send(self, data: str | bytes) -> None:
         """Queue a message, waiting while the queue is full (this endpoint
         only); `WebSocketDisconnect` once the session is over."""
-        message = _message(data)
-        while self.phase is not Phase.OPEN or self._outbox is None or not self._outbox.put(message):
-            if self.phase is not Phase.OPEN or self._outbox is None:
+        while not self.send_nowait(data, when_full="drop"):
+            if self._outbox is None:
                 raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
             await self._outbox.wait_for_room()
-        self.messages_out += 1
-        self._active = trio.current_time()
-
-    async def send_text(self, data: str) -> None:
-        await self.send(data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.send(data)
 
     async def send_json(self, data: Any) -> None:
         await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
@@ -256,62 +233,44 @@ class WebSocket(Request):
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close after the queued messages are sent; before `accept` it
         refuses the handshake (hypercorn answers 403)."""
-        if self.phase is Phase.CONNECTING:
+        if not self.accepted and self.close_code is None:
             self._end(code, reason)
             await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
         self._close_soon(code, reason)
         await trio.lowlevel.checkpoint()
 
     def _close_soon(self, code: int, reason: str) -> None:
-        """Queue the close frame after what is queued (dropping it all when
-        the queue is full)."""
-        if self.phase is Phase.OPEN and self._outbox is not None:
-            outbox = self._outbox
-            self._end(code, reason)
-            frame = {"type": "websocket.close", "code": code, "reason": reason}
-            if len(outbox.items) >= outbox.size:
-                self._drop_queue(frame)
-            else:
-                outbox.close(frame)
+        """Close an accepted session after what is queued (a handshake not
+        accepted is left to the chain to refuse)."""
+        if self.accepted:
+            self._end(code, reason, flush=True)
 
-    # -- the session (run by the kernel) -------------------------------------------
-
-    def _end(self, code: int, reason: str) -> None:
-        if self.phase is not Phase.CLOSED:
-            self.phase = Phase.CLOSED
-            self.close_code, self.close_reason = code, reason
-            self._closed.set()
-            self._reader.cancel()
-
-    def _fail(self, code: int, reason: str) -> None:
-        """End now: drop what is queued, send only the close frame."""
-        if self.phase is Phase.OPEN:
-            self._end(code, reason)
-            self._drop_queue({"type": "websocket.close", "code": code, "reason": reason})
-
-    def _drop_queue(self, last_frame: dict[str, Any] | None) -> None:
-        if self._outbox is not None:
-            self.messages_out -= sum(message["type"] == "websocket.send" for message in self._outbox.items)
-            self._outbox.items.clear()
-            self._outbox.close(last_frame)
-        self._outbox = None
-
-    def _start_session(self) -> None:
-        """Start the sender and (unless `wait_closed` will read) the reader
-        task in the kernel's nursery."""
-        self._outbox, self._inbox = _Queue(self.queue_size), _Queue(self.queue_size)
-        self.nursery.start_soon(self._send_loop, self._outbox)
-        self._read_inline = self.discard_incoming
-        if not self._read_inline:
-            self.nursery.start_soon(self._read_loop, self._inbox)
+    def _end(self, code: int, reason: str, *, flush: bool = False, frame: bool = True) -> None:
+        """End the session, once: the outbox gets a close frame (unless
+        `frame` is false: the client is gone) after what is queued if `flush`
+        and the queue is not full, else instead of it."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        self._closed.set()
+        self._reader.cancel()
+        if self._inbox is not None:
+            self._inbox.close()
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:
+            if not flush or len(outbox.items) >= outbox.size:
+                self.messages_out -= len(outbox.items)
+                outbox.items.clear()
+            if frame:
+                outbox.items.append({"type": "websocket.close", "code": code, "reason": reason})  # past the bound
+            outbox.close()
 
     async def finish(self, response: Response) -> Send:
         """Called by the kernel with the chain's response: an unaccepted
         handshake is refused with it (the ASGI denial response where the server
         supports it, else a close, which hypercorn answers with 403). Returns
         the `send` the kernel sends `response` with."""
-        self._reader.cancel()
-        if not self.accepted and self.phase is Phase.CONNECTING:
+        if self.close_code is None:  # not accepted: `websocket_handler` ends accepted sessions
             if "websocket.http.response" in self.scope.get("extensions", {}):
                 self._end(POLICY, "handshake refused")
                 return self._send_denial
@@ -327,39 +286,33 @@ class WebSocket(Request):
                 await self.asgi_send(await outbox.get())
         except trio.EndOfChannel:
             pass
-        except _GONE:
-            self._end(1006, "connection lost")
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._end(1006, "connection lost", frame=False)
 
-    async def _read_loop(self, inbox: _Queue) -> None:
+    async def _read_loop(self) -> None:
         with self._reader:
-            try:
-                while self.phase is Phase.OPEN:
-                    deadline = self._active + self.idle_timeout if self.idle_timeout else math.inf
-                    with trio.CancelScope(deadline=deadline) as scope:
-                        message = await self.receive()
-                    if scope.cancelled_caught:
-                        if trio.current_time() >= self._active + (self.idle_timeout or math.inf):
-                            self._fail(NORMAL, "idle timeout")
-                        continue
-                    if message["type"] == "websocket.disconnect":
-                        self._end(int(message.get("code", 1005)), str(message.get("reason") or ""))
-                        self._drop_queue(None)
-                        return
-                    data = message.get("text")
-                    if data is None:
-                        data = message.get("bytes") or b""
-                    size = len(data) if isinstance(data, bytes) or len(data) * 4 <= self.max_body_size else len(data.encode())
-                    if size > self.max_body_size:
-                        self._fail(TOO_BIG, f"message over {self.max_body_size} bytes")
-                        return
-                    self.messages_in += 1
-                    self._active = trio.current_time()
-                    if not self.discard_incoming and not inbox.put(data):
-                        self._fail(POLICY, "too many unread messages")
-                        return
-
-            finally:
-                inbox.close()
+            while self.close_code is None:
+                idle = self.idle_timeout or math.inf
+                with trio.move_on_at(self._active + idle) as scope:
+                    message = await self.receive()
+                if scope.cancelled_caught:
+                    if trio.current_time() >= self._active + idle:
+                        self._end(NORMAL, "idle timeout")
+                    continue
+                if message["type"] == "websocket.disconnect":
+                    self._end(int(message.get("code", 1005)), str(message.get("reason") or ""), frame=False)
+                    return
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                size = len(data) if isinstance(data, bytes) or len(data) * 4 <= self.max_body_size else len(data.encode())
+                if size > self.max_body_size:
+                    self._end(TOO_BIG, f"message over {self.max_body_size} bytes")
+                    return
+                self.messages_in += 1
+                self._active = trio.current_time()
+                if self._inbox is not None and not self._inbox.put(data):
+                    self._end(POLICY, "too many unread messages")
 
 
 async def _discard(message: MutableMapping[str, Any]) -> None:
@@ -373,7 +326,7 @@ def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Calla
     leaving is a clean end), closing it with 1000 when the endpoint returns,
     1011 when it raises (1008 for an `HTTPError` below 500, 1001 when
     cancelled). An endpoint that returns without accepting or closing refuses
-    the handshake with 403."""
+    the handshake with 403; an error before `accept` is the chain's."""
 
     async def handler(request: Request) -> Response:
         assert isinstance(request, WebSocket)
@@ -391,7 +344,7 @@ def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Calla
             request._close_soon(INTERNAL, "internal error")
             raise
         request._close_soon(NORMAL, "")
-        if not request.accepted and request.phase is Phase.CONNECTING:
+        if request.close_code is None:
             raise Forbidden("The endpoint refused the WebSocket handshake")
         return Response(status=101 if request.accepted else 403)
 

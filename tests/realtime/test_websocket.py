@@ -28,6 +28,7 @@ class Sockets:
             Route("/ws/silent", self.silent, websocket=True),
             Route("/ws/boom", self.boom, websocket=True),
             Route("/ws/flood", self.flood, websocket=True),
+            Route("/ws/firehose", self.firehose, websocket=True),
         ]
 
     async def http_twin(self, request: Any) -> dict[str, str]:
@@ -73,6 +74,15 @@ class Sockets:
             await trio.lowlevel.checkpoint()
         await ws.wait_closed()
         self.ended.append(("flood", ws.close_code))
+
+    async def firehose(self, ws: WebSocket) -> None:
+        ws.queue_size = 2
+        await ws.accept()
+        try:
+            while True:
+                await ws.send("x")
+        finally:
+            self.ended.append(("firehose", ws.close_code))
 
 
 def make_app(sockets: Sockets, **plugins: dict[str, Any]) -> Application:
@@ -181,6 +191,18 @@ async def test_a_client_that_does_not_read_is_closed_1013() -> None:
             while True:
                 await ws.receive()
         assert closed.value.code == 1013
+
+
+async def test_a_send_waiting_for_room_ends_when_the_connection_is_lost() -> None:
+    sockets = Sockets()
+    app = make_app(sockets)
+    async with running(app), websocket_connect(app, "/ws/firehose", buffer=0) as ws:
+        await trio.sleep(0.1)  # the endpoint waits for room, its sender for the client
+        await ws.from_app.aclose()  # which goes away: the sender's send fails
+        with trio.fail_after(2):
+            while not sockets.ended:
+                await trio.sleep(0.01)
+    assert sockets.ended == [("firehose", 1006)]
 
 
 def test_websocket_routes_are_in_the_route_table() -> None:
