@@ -227,6 +227,12 @@ class WebSocket(Request):
                 raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
             await self._outbox.wait_for_room()
 
+    async def send_text(self, data: str) -> None:
+        await self.send(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send(data)
+
     async def send_json(self, data: Any) -> None:
         await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
 
