@@ -41,6 +41,7 @@ from kernel.middleware import Handler as Handler
 from kernel.middleware import Middleware as Middleware
 from kernel.plugins import LoadedPlugin as LoadedPlugin
 from kernel.plugins import installed_plugins as installed_plugins
+from kernel.registry import REGISTRY_ENV as REGISTRY_ENV
 from kernel.registry import Registry as Registry
 from kernel.registry import default_registry_path as default_registry_path
 from kernel.registry import load_registry as load_registry

@@ -326,9 +326,6 @@ class Application:
                 log.error("app.startup_failed", error=str(exc))
                 self.startup_error = str(exc)
                 await self.shutdown()
-                from kernel.server import report_startup_failure
-
-                report_startup_failure(str(exc))
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 nursery.cancel_scope.cancel()
                 return

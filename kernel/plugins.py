@@ -19,6 +19,8 @@ from kernel.errors import PluginLoadError
 from kernel.registry import PluginEntry, Registry, order_plugins
 
 ENTRY_POINT_GROUP = "wasmkernel.plugins"
+#: The kernel's own distribution: the plugins it ships are built in.
+DISTRIBUTION = "wasmkernel"
 TRACE_ENV = "WASMKERNEL_TRACE_HOOKS"
 
 log = structlog.get_logger("wasmkernel.plugins")
@@ -56,6 +58,10 @@ class LoadedPlugin:
 def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     """Every plugin advertised in the `wasmkernel.plugins` entry-point group."""
     return {entry_point.name: entry_point for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _built_in(available: Any) -> bool:
+    return isinstance(available, importlib.metadata.EntryPoint) and available.dist is not None and available.dist.name == DISTRIBUTION
 
 
 def install_hint(name: str, registry: Registry) -> str:
@@ -96,8 +102,9 @@ def _required_entry(name: str, needed_by: str, registry: Registry, available: Ma
 
 
 def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
-    """Import, instantiate and register in `manager` every enabled plugin and
-    the plugins they `require`, in plugin order (see `kernel.hookspecs`).
+    """Import, instantiate and register in `manager` every enabled plugin,
+    the plugins they `require` and the built-in ones the registry does not
+    disable, in plugin order (see `kernel.hookspecs`).
 
     `extra` maps registry names to plugin objects used instead of installed
     ones (in-memory plugins for tests and embedding). A plugin that is not
@@ -105,7 +112,10 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     with a `PluginLoadError` naming it (and, if missing, the fix).
     """
     available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
+    listed = {entry.name for entry in registry.plugins}
+    built_in = [name for name, found in available.items() if name not in listed and _built_in(found)]
     pending = [entry for entry in registry.plugins if entry.enabled]
+    pending += [PluginEntry(name=name, position=len(listed) + index) for index, name in enumerate(built_in)]
     loaded: dict[str, LoadedPlugin] = {}
     while pending:
         entry = pending.pop(0)

@@ -77,8 +77,8 @@ async def test_a_provider_starts_before_and_stops_after_its_consumers() -> None:
     events: list[str] = []
     # Listed first, and ordered first: only the service makes the provider start earlier.
     app = app_from({"consumer": {"order": -5}, "provider": {}}, extra_plugins={"consumer": Consumer(), "provider": Provider(events)})
-    assert [p.name for p in app.plugins] == ["consumer", "provider"]
-    assert [p.name for p in app.startup_order()] == ["provider", "consumer"]
+    assert [p.name for p in app.plugins] == ["consumer", "provider", "server"]  # the server is built in
+    assert [p.name for p in app.startup_order()] == ["provider", "consumer", "server"]
     async with running(app):
         pass
     assert events == ["provider started", "consumer started", "consumer stopped", "provider stopped"]
@@ -163,14 +163,15 @@ class Placed:
 def test_plugins_declare_their_order_and_the_registry_overrides_it() -> None:
     plugins = {"a": Placed(order=5), "b": Placed(after=("c",)), "c": Placed(order=9)}
     app = app_from({"a": {}, "b": {}, "c": {}}, extra_plugins=plugins)
-    assert [p.name for p in app.plugins] == ["a", "c", "b"]
+    assert [p.name for p in app.plugins] == ["a", "c", "b", "server"]  # the server is built in
     assert {p.name: dict(p.entry.sources) for p in app.plugins} == {
         "a": {"order": "plugin"},
         "b": {"after": "plugin"},
         "c": {"order": "plugin"},
+        "server": {"order": "plugin"},
     }
     overridden = app_from({"a": {"order": 10}, "b": {"after": []}, "c": {}}, extra_plugins=plugins)
-    assert [p.name for p in overridden.plugins] == ["b", "c", "a"]
+    assert [p.name for p in overridden.plugins] == ["b", "c", "a", "server"]
     assert overridden.plugins[0].entry.sources == {"after": "registry"}
 
 
@@ -181,7 +182,7 @@ def test_a_cycle_names_where_each_constraint_comes_from() -> None:
 
 def test_a_required_plugin_is_brought_in_or_named() -> None:
     app = app_from({"needy": {}}, extra_plugins={"needy": Placed(requires=("router",))})
-    assert [p.name for p in app.plugins] == ["needy", "router"]
+    assert [p.name for p in app.plugins] == ["needy", "router", "server"]
     with pytest.raises(PluginLoadError, match=r"plugin 'needy' requires plugin 'router', which .* disables: enable it or disable 'needy'"):
         app_from({"needy": {}, "router": {"enabled": False}}, extra_plugins={"needy": Placed(requires=("router",))})
     with pytest.raises(

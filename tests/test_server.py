@@ -71,7 +71,8 @@ def test_default_run_serves_in_one_process_and_stops_gracefully_on_sigterm(tmp_p
     assert "(in this process)" in text and '"app.started"' in text, text[-1500:]
 
 
-def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path, workers: int) -> None:
     registry = tmp_path / "registry.toml"
     module = tmp_path / "missing.wasm"
     registry.write_text(
@@ -79,7 +80,7 @@ def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path) -> None:
         f'[[plugins.wasmer-loader.config.modules]]\nname = "gone"\npath = "{module}"\nkind = "compute"\n'
     )
     result = subprocess.run(
-        [str(BIN / "wasmkernel"), "run", "--registry", str(registry), "--bind", f"127.0.0.1:{free_port()}"],
+        [str(BIN / "wasmkernel"), "run", "--registry", str(registry), "--bind", f"127.0.0.1:{free_port()}", "--workers", str(workers)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -133,7 +134,7 @@ trio.run(main)
 
 def test_a_serving_process_freezes_what_assembly_allocated_and_collects_less_often() -> None:
     check = (
-        "import gc; from kernel.server import GC_THRESHOLDS, tune_gc; tune_gc(); "
+        "import gc; from wasmkernel_server.serving import GC_THRESHOLDS, tune_gc; tune_gc(); "
         "assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 1000, (gc.get_threshold(), gc.get_freeze_count())"
     )
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)

@@ -3,7 +3,7 @@ trio worker): disconnects mid-request and mid-response, slowloris, oversized
 and duplicated headers. Each fault must fail only its own connection while
 normal requests keep being served with normal latency.
 
-What hypercorn does (kernel/server.py sets keep_alive_timeout = 5 s,
+What hypercorn does (the server plugin sets keep_alive_timeout = 5 s,
 read_timeout = 30 s):
 
 - a connection that has not sent complete request headers is idle for

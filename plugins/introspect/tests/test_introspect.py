@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> str:
 def test_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = write(tmp_path, "[plugins.router]\n[plugins.health]\n")
     assert main(["check", "--registry", registry]) == 0
-    assert "OK — 3 plugins enabled" in capsys.readouterr().out
+    assert "OK — 4 plugins enabled" in capsys.readouterr().out  # and the built-in server
 
 
 @pytest.mark.parametrize(

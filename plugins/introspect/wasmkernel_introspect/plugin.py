@@ -69,7 +69,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         version = installed.dist.version if installed.dist else "?"
         if name in enabled:
             index, plugin = enabled[name]
-            state = "yes" if name in {entry.name for entry in app.registry.plugins if entry.enabled} else "required"  # type: ignore[union-attr]
+            listed = name in {entry.name for entry in app.registry.plugins if entry.enabled}  # type: ignore[union-attr]
+            state = "yes" if listed else "built-in" if installed.dist and installed.dist.name == "wasmkernel" else "required"
             hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin.hooks())
             rows.append([name, version, state, str(index), _placement(plugin), hooks])
         else:

@@ -1,4 +1,4 @@
-"""Serving an application under hypercorn's trio worker.
+"""Serving an application under hypercorn's trio worker (`wasmkernel run`).
 
 ``workers = 0`` (the default) serves the application already assembled by the
 caller in this very process, as hypercorn's own ``--workers 0`` does, with
@@ -6,7 +6,7 @@ SIGINT/SIGTERM triggering a graceful shutdown (lifespan shutdown included):
 no second interpreter importing and assembling everything again, no parent
 holding a copy it never serves. ``workers >= 1`` (or ``reload``) is hypercorn's
 process manager: a parent and that many spawned worker processes, each
-assembling its own application from the registry.
+assembling its own application from the registry (`wasmkernel_server.worker`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ import trio
 from hypercorn.config import Config
 from hypercorn.run import run
 from hypercorn.trio import serve as serve_trio
-from hypercorn.typing import Framework
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Framework, Scope
 from hypercorn.utils import LifespanFailureError
 
-from kernel import expect_continue
-from kernel.registry import REGISTRY_ENV
+from kernel import REGISTRY_ENV
 
 if TYPE_CHECKING:
-    from kernel.app import Application
+    from kernel import Application
 
 #: Seconds a connection may send nothing (`--read-timeout`). hypercorn's read
 #: timeout also runs while a request is being answered (an HTTP/1.1 client sends
@@ -44,9 +43,8 @@ STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 
 def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False, read_timeout: int = READ_TIMEOUT) -> Config:
     """How `wasmkernel run` serves (`--bind`, `--workers`, `--reload`, `--read-timeout`)."""
-    expect_continue.install()
     config = Config()
-    config.application_path = "kernel.asgi:app"
+    config.application_path = "wasmkernel_server.worker:app"
     config.worker_class = "trio"
     config.bind = list(bind)
     config.workers = max(workers, 1) if reload else workers
@@ -81,14 +79,22 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def report_startup_failure(reason: str) -> None:
-    """In a worker started by `serve`: record why startup failed and end the
-    worker at once. (hypercorn 0.18's `run` loses its workers' exit codes, so
-    `serve` reads the record instead.) Elsewhere: nothing."""
-    path = os.environ.get(STARTUP_REPORT_ENV)
-    if path:
-        Path(path).write_text(reason, encoding="utf-8")
-        os._exit(3)
+def reporting_failed_startup(app: Application) -> ASGIFramework:
+    """`app` as a worker started by `serve` serves it: a failed lifespan
+    startup writes its reason to $WASMKERNEL_STARTUP_REPORT and ends the
+    worker at once (hypercorn 0.18's `run` loses its workers' exit codes, so
+    `serve` reads the report instead)."""
+
+    async def reporting(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        async def send_or_report(message: ASGISendEvent) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                Path(os.environ[STARTUP_REPORT_ENV]).write_text(message["message"], encoding="utf-8")
+                os._exit(3)
+            await send(message)
+
+        await app(scope, receive, send_or_report if scope["type"] == "lifespan" else send)  # type: ignore[arg-type]
+
+    return reporting
 
 
 def serve(registry_path: str, config: Config, app: Application) -> int:
