@@ -27,7 +27,7 @@ from kernel.http import ClientDisconnected, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
 from kernel.registry import Registry, load_registry, resolve_secrets, topological
-from kernel.responses import InvalidResponse, JSONResponse, Response, Send, to_response
+from kernel.responses import GONE, InvalidResponse, JSONResponse, Response, Send, to_response
 from kernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
 from kernel.services import Services
 from kernel.websocket import WebSocket, websocket_handler
@@ -39,8 +39,6 @@ LoadedPlugin = plugin_loading.LoadedPlugin
 log = structlog.get_logger("wasmkernel")
 
 ROUTING_ERROR = "kernel.routing_error"
-#: Send failures that mean the connection is gone (or the server already answers on it).
-_GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
 
 
 class _NoRouter:
@@ -381,7 +379,7 @@ class Application:
                 # Refused before anything went out: the server never sees it.
                 log.error("response.invalid", error_id=request.id, path=request.path, reason=str(exc))
                 await self.render_error(request, HTTPError("Internal server error"), None).send(send, include_body=include_body)
-        except _GONE as exc:
+        except GONE as exc:
             # The connection went away, or the server is already answering a
             # malformed request on it (hypercorn's own 400): nothing to send.
             log.info("response.not_sent", reason=type(exc).__name__)

@@ -12,6 +12,8 @@ import trio
 from kernel.datastructures import Headers, HeadersInit
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+#: What a `send` raises when the connection is gone (or the server already answers on it).
+GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
 
 #: An RFC 9110 field name (token).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

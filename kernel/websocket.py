@@ -1,41 +1,43 @@
 """WebSocket connections (the ASGI ``websocket`` scope).
 
 A `WebSocket` is the handshake `Request` (headers, query, path parameters,
-identity: the whole chain sees it like any request) plus the session. The
-kernel runs two tasks beside the endpoint: one reads incoming messages into a
-bounded inbox, one sends the bounded outbox, so a client that stops reading
-only stalls its own sender. Ends of a session, with their close codes:
+identity: the whole chain sees it like any request) plus the session. Sends
+go straight to the server: a client that reads slowly makes only its own
+sender wait. A task beside the endpoint reads incoming messages into a
+bounded inbox, so a client leaving is noticed even by an endpoint that only
+sends. Ends of a session, with their close codes:
 
-- the endpoint returns (1000), or calls `close(code, reason)`;
-- the client closes or goes away (its code): `receive_message` raises
+- the endpoint returns (1000), raises (1011; 1008 for an `HTTPError` below
+  500) or calls `close(code, reason)`; another task calls `close_nowait`;
+- the client closes or goes away (its code): reads raise
   `WebSocketDisconnect`, iteration ends, `wait_closed` returns, sends raise;
 - a message over `max_body_size` bytes (1009), more than `queue_size` unread
-  incoming messages (1008), more than `queue_size` unsent outgoing messages
-  (1013), `idle_timeout` seconds without a message either way (1000, "idle").
+  messages (1008), `idle_timeout` seconds without a message either way
+  (1000, "idle timeout").
 
-An endpoint that never reads messages sets `discard_incoming` before
-`accept` (they are then counted and size-checked, not queued) and awaits
-`wait_closed()`, which reads them in the endpoint's own task: one task less
-per connection.
+An endpoint that never reads sets `discard_incoming` before `accept` and
+awaits `wait_closed()`, which reads and discards in the endpoint's own task:
+one task less per connection. Tasks that may outlive the endpoint (a fan-out
+sender, say) run in `nursery`, which lives as long as the connection.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import trio
 
 from kernel.errors import Forbidden, HTTPError
 from kernel.http import Request
-from kernel.responses import Response, Send
+from kernel.responses import GONE, Response, Send
 
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
-NORMAL, GOING_AWAY, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN = 1000, 1001, 1008, 1009, 1011, 1013
+NORMAL, GOING_AWAY, LOST, POLICY, TOO_BIG, INTERNAL = 1000, 1001, 1006, 1008, 1009, 1011
 
 
 class WebSocketDisconnect(Exception):
@@ -47,57 +49,6 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
-class _Queue:
-    """A bounded FIFO feeding one task: a deque and the waiting task (a
-    fraction of a memory channel's cost per message and per connection);
-    `get` raises `trio.EndOfChannel` once closed and empty."""
-
-    __slots__ = ("_consumer", "_room", "closed", "items", "size")
-
-    def __init__(self, size: int) -> None:
-        self.items: collections.deque[Any] = collections.deque()
-        self.size, self.closed = size, False
-        self._consumer: trio.lowlevel.Task | None = None
-        self._room: trio.lowlevel.ParkingLot | None = None  # senders waiting for room
-
-    def put(self, item: Any) -> bool:
-        if self.closed or len(self.items) >= self.size:
-            return False
-        self.items.append(item)
-        self._wake()
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-        if self._room:
-            self._room.unpark_all()
-
-    def _wake(self) -> None:
-        if self._consumer is not None:
-            task, self._consumer = self._consumer, None
-            trio.lowlevel.reschedule(task)
-
-    def _abort(self, _: Any) -> trio.lowlevel.Abort:
-        self._consumer = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    async def get(self) -> Any:
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while not self.items:
-            if self.closed:
-                raise trio.EndOfChannel
-            self._consumer = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-        if self._room:
-            self._room.unpark_all()
-        return self.items.popleft()
-
-    async def wait_for_room(self) -> None:
-        self._room = self._room or trio.lowlevel.ParkingLot()
-        await self._room.park()
-
-
 @attrs.define(slots=True, eq=False)
 class WebSocket(Request):
     """One WebSocket connection; see the module docstring for its life cycle.
@@ -106,9 +57,8 @@ class WebSocket(Request):
     for none) and `queue_size` are set by middleware (the limits plugin);
     `discard_incoming` by an endpoint that never reads (before `accept`).
     `accepted` stays true once the handshake is done; `close_code` is None
-    until the session ends. `messages_in`/`messages_out` (received; sent or
-    being sent), `close_code` and `close_reason` are for access logs and
-    metrics.
+    until the session ends. `messages_in`/`messages_out`, `close_code` and
+    `close_reason` are for access logs and metrics.
     """
 
     asgi_send: Send = attrs.field(kw_only=True, repr=False)
@@ -121,11 +71,10 @@ class WebSocket(Request):
     messages_out: int = 0
     close_code: int | None = None
     close_reason: str = ""
-    #: Where the session's tasks run (the kernel's, around the connection).
     nursery: trio.Nursery = attrs.field(kw_only=True, repr=False)
-    #: Only while the session is open; no inbox with `discard_incoming`.
-    _outbox: _Queue | None = attrs.field(default=None, repr=False)
-    _inbox: _Queue | None = attrs.field(default=None, repr=False)
+    #: Only while the session is open, and without `discard_incoming`.
+    _inbox: trio.MemorySendChannel[str | bytes] | None = attrs.field(default=None, repr=False)
+    _unread: trio.MemoryReceiveChannel[str | bytes] | None = attrs.field(default=None, repr=False)
     _reader: trio.CancelScope = attrs.field(factory=trio.CancelScope, repr=False)
     _closed: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _active: float = 0.0
@@ -142,31 +91,29 @@ class WebSocket(Request):
 
     async def accept(self, subprotocol: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
         """Complete the handshake (choosing one of `subprotocols`, if any) and
-        start the session's tasks in the kernel's nursery."""
+        start reading (see the module docstring)."""
         if self.accepted or self.close_code is not None:
             raise RuntimeError("accept() on a WebSocket already accepted or closed")
         message = await self.receive()
         if message["type"] != "websocket.connect":
-            code = int(message.get("code", 1006))
-            self._end(code, "")
+            code = int(message.get("code", LOST))
+            self._end(code, "", frame=False)
             raise WebSocketDisconnect(code)
         raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         await self.asgi_send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw_headers})
         self.subprotocol, self.accepted = subprotocol, True
         self._active = trio.current_time()
-        self._outbox = _Queue(self.queue_size)
-        self.nursery.start_soon(self._send_loop, self._outbox)
         self._read_inline = self.discard_incoming
         if not self.discard_incoming:
-            self._inbox = _Queue(self.queue_size)
+            self._inbox, self._unread = trio.open_memory_channel[str | bytes](self.queue_size)
             self.nursery.start_soon(self._read_loop)
 
     async def receive_message(self) -> str | bytes:
         """The next message (text or bytes); `WebSocketDisconnect` once closed."""
-        if self._inbox is None:
+        if self._unread is None:
             raise RuntimeError("accept() the WebSocket first (and without discard_incoming)")
         try:
-            return await self._inbox.get()  # type: ignore[no-any-return]
+            return await self._unread.receive()
         except trio.EndOfChannel:
             raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason) from None
 
@@ -204,28 +151,20 @@ class WebSocket(Request):
             await self._read_loop()
         await self._closed.wait()
 
-    def send_nowait(self, data: str | bytes, when_full: Literal["close", "drop"] = "close") -> bool:
-        """Queue a message without waiting (for fan-out); False when it was not
-        queued: the session is over, or the queue is full, which closes the
-        connection with 1013 (`when_full="close"`) or drops the message."""
-        if self._outbox is None:
-            return False
-        message = {"type": "websocket.send", "text": data} if isinstance(data, str) else {"type": "websocket.send", "bytes": bytes(data)}
-        if not self._outbox.put(message):
-            if when_full == "close":
-                self._end(TRY_AGAIN, "send queue overflow: the client does not read")
-            return False
+    async def send(self, data: str | bytes) -> None:
+        """Send a message, waiting while the client is slow (this sender
+        only); `WebSocketDisconnect` once the session is over."""
+        if not self.accepted:
+            raise RuntimeError("accept() the WebSocket before sending")
+        if self.close_code is not None:
+            raise WebSocketDisconnect(self.close_code, self.close_reason)
         self.messages_out += 1
         self._active = trio.current_time()
-        return True
-
-    async def send(self, data: str | bytes) -> None:
-        """Queue a message, waiting while the queue is full (this endpoint
-        only); `WebSocketDisconnect` once the session is over."""
-        while not self.send_nowait(data, when_full="drop"):
-            if self._outbox is None:
-                raise WebSocketDisconnect(self.close_code or NORMAL, self.close_reason)
-            await self._outbox.wait_for_room()
+        try:
+            await self.asgi_send({"type": "websocket.send", "text": data} if isinstance(data, str) else {"type": "websocket.send", "bytes": bytes(data)})
+        except GONE:
+            self._end(LOST, "connection lost", frame=False)
+            raise WebSocketDisconnect(LOST, "connection lost") from None
 
     async def send_text(self, data: str) -> None:
         await self.send(data)
@@ -237,24 +176,24 @@ class WebSocket(Request):
         await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
-        """Close after the queued messages are sent; before `accept` it
-        refuses the handshake (hypercorn answers 403)."""
+        """Close the session (the close frame follows a message being sent);
+        before `accept` it refuses the handshake (hypercorn answers 403)."""
         if not self.accepted and self.close_code is None:
             self._end(code, reason)
             await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
-        self._close_soon(code, reason)
+        self.close_nowait(code, reason)
         await trio.lowlevel.checkpoint()
 
-    def _close_soon(self, code: int, reason: str) -> None:
-        """Close an accepted session after what is queued (a handshake not
-        accepted is left to the chain to refuse)."""
+    def close_nowait(self, code: int = NORMAL, reason: str = "") -> None:
+        """Close an accepted session from any task, at once: reads and
+        `wait_closed` return, sends raise. (A handshake not accepted is left to
+        the chain to refuse.)"""
         if self.accepted:
-            self._end(code, reason, flush=True)
+            self._end(code, reason)
 
-    def _end(self, code: int, reason: str, *, flush: bool = False, frame: bool = True) -> None:
-        """End the session, once: the outbox gets a close frame (unless
-        `frame` is false: the client is gone) after what is queued if `flush`
-        and the queue is not full, else instead of it."""
+    def _end(self, code: int, reason: str, *, frame: bool = True) -> None:
+        """End the session, once; the client gets a close frame unless
+        `frame` is false (it is gone)."""
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
@@ -262,14 +201,12 @@ class WebSocket(Request):
         self._reader.cancel()
         if self._inbox is not None:
             self._inbox.close()
-        outbox, self._outbox = self._outbox, None
-        if outbox is not None:
-            if not flush or len(outbox.items) >= outbox.size:
-                self.messages_out -= len(outbox.items)
-                outbox.items.clear()
-            if frame:
-                outbox.items.append({"type": "websocket.close", "code": code, "reason": reason})  # past the bound
-            outbox.close()
+        if frame and self.accepted:
+            self.nursery.start_soon(self._send_close, code, reason)
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(*GONE):
+            await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def finish(self, response: Response) -> Send:
         """Called by the kernel with the chain's response: an unaccepted
@@ -285,15 +222,6 @@ class WebSocket(Request):
 
     async def _send_denial(self, message: MutableMapping[str, Any]) -> None:
         await self.asgi_send({**message, "type": "websocket." + message["type"]})
-
-    async def _send_loop(self, outbox: _Queue) -> None:
-        try:
-            while True:
-                await self.asgi_send(await outbox.get())
-        except trio.EndOfChannel:
-            pass
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            self._end(1006, "connection lost", frame=False)
 
     async def _read_loop(self) -> None:
         with self._reader:
@@ -317,8 +245,11 @@ class WebSocket(Request):
                     return
                 self.messages_in += 1
                 self._active = trio.current_time()
-                if self._inbox is not None and not self._inbox.put(data):
-                    self._end(POLICY, "too many unread messages")
+                if self._inbox is not None:
+                    try:
+                        self._inbox.send_nowait(data)
+                    except trio.WouldBlock:
+                        self._end(POLICY, "too many unread messages")
 
 
 async def _discard(message: MutableMapping[str, Any]) -> None:
@@ -341,15 +272,15 @@ def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Calla
         except WebSocketDisconnect:
             pass
         except HTTPError as exc:
-            request._close_soon(INTERNAL if exc.status >= 500 else POLICY, exc.detail[:120])
+            request.close_nowait(INTERNAL if exc.status >= 500 else POLICY, exc.detail[:120])
             raise
         except trio.Cancelled:
-            request._close_soon(GOING_AWAY, "server shutting down")
+            request.close_nowait(GOING_AWAY, "server shutting down")
             raise
         except BaseException:
-            request._close_soon(INTERNAL, "internal error")
+            request.close_nowait(INTERNAL, "internal error")
             raise
-        request._close_soon(NORMAL, "")
+        request.close_nowait(NORMAL, "")
         if request.close_code is None:
             raise Forbidden("The endpoint refused the WebSocket handshake")
         return Response(status=101 if request.accepted else 403)

@@ -27,7 +27,7 @@ class Sockets:
             Route("/ws/deny", self.deny, websocket=True),
             Route("/ws/silent", self.silent, websocket=True),
             Route("/ws/boom", self.boom, websocket=True),
-            Route("/ws/flood", self.flood, websocket=True),
+            Route("/ws/ended", self.ended_elsewhere, websocket=True),
             Route("/ws/firehose", self.firehose, websocket=True),
         ]
 
@@ -65,18 +65,22 @@ class Sockets:
         await ws.receive_message()
         raise RuntimeError("endpoint bug")
 
-    async def flood(self, ws: WebSocket) -> None:
-        ws.queue_size = 4
+    async def ended_elsewhere(self, ws: WebSocket) -> None:
+        """Sends from a task of the connection, which ends the session (as a
+        fan-out whose queue for this client overflowed would)."""
+
+        async def sender() -> None:
+            await ws.send("first")
+            ws.close_nowait(4002, "enough")
+            with pytest.raises(WebSocketDisconnect):
+                await ws.send("too late")
+
         await ws.accept()
-        for i in range(100):
-            if not ws.send_nowait(f"m{i}"):
-                break
-            await trio.lowlevel.checkpoint()
+        ws.nursery.start_soon(sender)
         await ws.wait_closed()
-        self.ended.append(("flood", ws.close_code))
+        self.ended.append(("ended", ws.close_code))
 
     async def firehose(self, ws: WebSocket) -> None:
-        ws.queue_size = 2
         await ws.accept()
         try:
             while True:
@@ -178,31 +182,31 @@ async def test_wait_closed_returns_when_the_client_leaves() -> None:
     assert sockets.ended == [("silent", 4001)]
 
 
-async def test_a_client_that_does_not_read_is_closed_1013() -> None:
+async def test_close_nowait_from_another_task_ends_the_session_at_once() -> None:
     sockets = Sockets()
     app = make_app(sockets)
-    async with running(app), websocket_connect(app, "/ws/flood", buffer=0) as ws:
-        with trio.fail_after(2):
-            while not sockets.ended:
-                await trio.sleep(0.01)
-        assert sockets.ended == [("flood", 1013)]
-        # What the client eventually reads ends with the 1013 close frame.
+    async with running(app), websocket_connect(app, "/ws/ended") as ws:
+        assert await ws.receive() == "first"
         with pytest.raises(WebSocketDisconnect) as closed:
-            while True:
-                await ws.receive()
-        assert closed.value.code == 1013
+            await ws.receive()
+        assert (closed.value.code, closed.value.reason) == (4002, "enough")
+    assert sockets.ended == [("ended", 4002)]
 
 
-async def test_a_send_waiting_for_room_ends_when_the_connection_is_lost() -> None:
+async def test_a_client_that_does_not_read_stalls_only_its_own_sender() -> None:
     sockets = Sockets()
     app = make_app(sockets)
-    async with running(app), websocket_connect(app, "/ws/firehose", buffer=0) as ws:
-        await trio.sleep(0.1)  # the endpoint waits for room, its sender for the client
-        await ws.from_app.aclose()  # which goes away: the sender's send fails
+    async with running(app), websocket_connect(app, "/ws/firehose", buffer=0) as stalled:
+        await trio.sleep(0.1)  # the firehose waits for its client
+        async with websocket_connect(app, "/ws/echo/a") as ws:
+            await ws.send("still served")
+            with trio.fail_after(2):
+                assert await ws.receive() == "still served"
+        await stalled.from_app.aclose()  # the stalled client goes away: the waiting send fails
         with trio.fail_after(2):
-            while not sockets.ended:
+            while len(sockets.ended) < 2:
                 await trio.sleep(0.01)
-    assert sockets.ended == [("firehose", 1006)]
+    assert sockets.ended == [("echo", 1000), ("firehose", 1006)]
 
 
 def test_websocket_routes_are_in_the_route_table() -> None:

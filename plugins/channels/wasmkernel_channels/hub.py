@@ -8,7 +8,8 @@ is full the `overflow` policy applies to that subscriber alone:
 
 - ``"close"`` (default): the subscription ends after the events already
   queued (`Subscription.overflowed` is True); an SSE client reconnects with
-  ``Last-Event-ID`` and resumes from the history, a WebSocket is closed 1013.
+  ``Last-Event-ID`` and resumes from the history, a WebSocket is closed 1013
+  at once.
 - ``"drop"``: the new event is dropped for that subscriber (counted in
   `Subscription.dropped` and the metrics); the subscription goes on.
 
@@ -21,24 +22,27 @@ skip ids they have seen.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import attrs
 import structlog
 import trio
 
-from kernel import Request, StartupError, WebSocket, dump_json
+from kernel import Request, StartupError, WebSocket, WebSocketDisconnect, dump_json
 from wasmkernel_channels.broker import Broker, Event, MemoryBroker, check_channel, check_event_type
+from wasmkernel_channels.queue import EventQueue
 from wasmkernel_channels.sse import EventStream, last_event_id
-from wasmkernel_channels.websocket import WebSocketSubscriber
 
 log = structlog.get_logger("wasmkernel.channels")
 
 Overflow = Literal["close", "drop"]
+#: The close code of a WebSocket whose queue overflowed ("try again later").
+TRY_AGAIN_LATER = 1013
 
 
 @attrs.define(eq=False)
@@ -54,15 +58,17 @@ class Counters:
 
 class Subscription:
     """One subscriber of one channel: iterate it for `Event`s (the replayed
-    ones first); use it as a context manager, or `close()` it, to leave."""
+    ones first); use it as a context manager, or `close()` it, to leave.
+    `on_overflow` is called when the "close" policy ends it."""
 
     def __init__(self, channels: Channels, channel: str, replay: list[Event], queue_size: int) -> None:
         self.channel = channel
         self.replay = replay
         self.dropped = 0
         self.overflowed = False
+        self.on_overflow: Callable[[], None] | None = None
         self._channels = channels
-        self._send, self._receive = trio.open_memory_channel[Event](queue_size)
+        self._queue = EventQueue(queue_size)
 
     def __enter__(self) -> Subscription:
         return self
@@ -72,7 +78,7 @@ class Subscription:
 
     def close(self) -> None:
         self._channels._unsubscribe(self)
-        self._send.close()
+        self._queue.close()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -81,8 +87,9 @@ class Subscription:
         for event in self.replay:
             yield event
         self.replay = []
-        async for event in self._receive:
-            yield event
+        with contextlib.suppress(trio.EndOfChannel):
+            while True:
+                yield await self._queue.get()
 
     async def next_event(self, timeout: float = math.inf) -> Event | None:
         """The next event, or None after `timeout` seconds without one;
@@ -90,40 +97,31 @@ class Subscription:
         if self.replay:
             return self.replay.pop(0)
         with trio.move_on_after(timeout):
-            return await self._receive.receive()
+            return await self._queue.get()  # type: ignore[no-any-return]
         return None
 
     def _offer(self, event: Event, policy: Overflow) -> bool:
-        """Queue `event` without waiting; False if the queue was full."""
-        try:
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
-            if policy == "close":
-                self.overflowed = True
-                self._channels._unsubscribe(self)
-                self._send.close()
-                log.warning("channels.subscriber_overflow", channel=self.channel, policy=policy)
-            else:
-                self.dropped += 1
+        """Queue `event` without waiting; False if it was not queued (the
+        queue is full, or closed)."""
+        if self._queue.put(event):
+            return True
+        if self._queue.closed:
             return False
-        except trio.ClosedResourceError:
+        if policy == "drop":
+            self.dropped += 1
             return False
-        return True
-
-
-class Subscriber(Protocol):
-    """What a channel delivers to: a `Subscription` or a `WebSocketSubscriber`."""
-
-    channel: str
-    overflowed: bool
-
-    def _offer(self, event: Event, policy: Overflow) -> bool: ...
+        self.overflowed = True
+        self.close()
+        log.warning("channels.subscriber_overflow", channel=self.channel, policy=policy)
+        if self.on_overflow is not None:
+            self.on_overflow()
+        return False
 
 
 @attrs.define(eq=False)
 class _Channel:
     history: collections.deque[Event]
-    subscribers: set[Subscriber] = attrs.field(factory=set)
+    subscribers: set[Subscription] = attrs.field(factory=set)
 
 
 class Channels:
@@ -234,26 +232,30 @@ class Channels:
 
     async def serve_websocket(self, ws: WebSocket, channel: str, subprotocol: str | None = None) -> None:
         """Accept `ws` and send it `channel`'s events (first the history after
-        its ``last_event_id`` query parameter, if given) until either side
-        ends; events go straight into its send queue (see
-        `wasmkernel_channels.websocket`)."""
-        found = self._channel(channel)
-        after = last_event_id(ws)
+        its ``last_event_id`` query parameter, if given), one text message
+        each, until either side ends. A task in the connection's nursery sends
+        them from the subscription's queue, so a client that stops reading
+        stalls only that task; its queue overflowing closes it 1013 ("close"
+        policy). Its messages are read and discarded (`discard_incoming`):
+        the kernel's limits still apply to them."""
+        self._channel(channel)  # a bad name is refused before the handshake
         ws.discard_incoming = True
         await ws.accept(subprotocol)
-        subscriber = WebSocketSubscriber(channel, ws)
-        for event in self.history(channel, after) if after is not None else ():
-            subscriber._offer(event, self.overflow)
-        found.subscribers.add(subscriber)
-        try:
+        with self.subscribe(channel, last_event_id(ws)) as subscription:
+            subscription.on_overflow = lambda: ws.close_nowait(TRY_AGAIN_LATER, "send queue overflow: the client does not read")
+            ws.nursery.start_soon(_forward, subscription, ws)
             await ws.wait_closed()
-        finally:
-            self._unsubscribe(subscriber)
 
-    def _unsubscribe(self, subscription: Subscriber) -> None:
+    def _unsubscribe(self, subscription: Subscription) -> None:
         channel = self._channels.get(subscription.channel)
         if channel is not None:
             channel.subscribers.discard(subscription)
+
+
+async def _forward(subscription: Subscription, ws: WebSocket) -> None:
+    with contextlib.suppress(WebSocketDisconnect):
+        async for event in subscription:
+            await ws.send(event.data)
 
 
 def event_data(event: Event) -> Any:

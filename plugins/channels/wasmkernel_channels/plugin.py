@@ -11,9 +11,8 @@ runs from this plugin's startup.
 Config (`[plugins.channels.config]`):
 - `history`: events kept per channel for resuming (SSE ``Last-Event-ID``,
   WebSocket ``?last_event_id=``) (default 100)
-- `queue_size`: events queued per SSE stream or direct subscription before
-  `overflow` applies (default 256); a WebSocket's events go straight into
-  its own send queue, sized by the limits plugin's `websocket_queue`
+- `queue_size`: events queued per subscriber (SSE stream, WebSocket or
+  direct subscription) before `overflow` applies (default 256)
 - `overflow`: "close" (end that subscription: SSE clients reconnect and
   resume, WebSockets are closed 1013; default) or "drop" (drop the event for
   that subscriber only)

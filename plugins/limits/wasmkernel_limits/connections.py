@@ -1,5 +1,5 @@
 """Limits of WebSocket routes: concurrent connections per client and in
-total, message size, idle time and the send queue."""
+total, message size, idle time and unread messages."""
 
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ Config (`[plugins.limits.config]`):
 - `websocket_idle_seconds`: close a WebSocket after this many seconds
   without a message either way (default 0: never; hypercorn's pings keep a
   live peer's connection up)
-- `websocket_queue`: messages a WebSocket may have queued unsent (or unread
-  by its endpoint) before it is closed, 1013 (or 1008) (default 256)
+- `websocket_queue`: messages a WebSocket's endpoint may leave unread before
+  the connection is closed, 1008 (default 256)
 
 On WebSocket routes the handshake takes a token from the rate limit (so
 connection attempts are rate limited), `max_body_bytes` caps each message
