@@ -1,9 +1,9 @@
 """Assembling an application from a registry, and serving it over ASGI.
 
-Assembly happens once: plugins are loaded and configured, offer their
-services, then are asked for routes, the router, middleware, authenticators,
-policies and metric sources; each route's handler chain is compiled. The per-request
-path is then: router lookup → that route's precompiled chain → endpoint.
+Assembly happens once: plugins are loaded, configured and asked for their
+services, routes, router, middleware, authenticators, policies and metric
+sources, and each route's chain is compiled. Per request: router lookup →
+that route's chain → endpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import graphlib
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal
 
 import attrs
@@ -23,7 +23,7 @@ import trio
 from kernel import plugins as plugin_loading
 from kernel.auth import AccessPolicy, Authenticator
 from kernel.errors import ConfigError, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, RegistryError, ServiceUnavailable, StartupError
-from kernel.http import ClientDisconnected, Request
+from kernel.http import ClientDisconnected, Receive, Request
 from kernel.metrics import MetricSource
 from kernel.middleware import Handler, Middleware, build_chain
 from kernel.registry import Registry, load_registry, resolve_secrets, topological
@@ -33,7 +33,6 @@ from kernel.services import Services
 from kernel.websocket import WebSocket, websocket_handler
 
 Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 LoadedPlugin = plugin_loading.LoadedPlugin
 
 log = structlog.get_logger("wasmkernel")
@@ -111,11 +110,8 @@ def blamed(plugin: LoadedPlugin, failed: str) -> Iterator[None]:
 
 @attrs.define(eq=False)
 class Application:
-    """One assembled application; an ASGI 3 callable (HTTP, WebSocket and lifespan).
-
-    Build it with `Application.assemble(registry)` or `load_application`.
-    Everything a plugin may need at startup is an attribute here.
-    """
+    """One assembled application, an ASGI 3 callable (HTTP, WebSocket,
+    lifespan), built by `Application.assemble(registry)` or `load_application`."""
 
     registry: Registry
     manager: pluggy.PluginManager
@@ -148,12 +144,10 @@ class Application:
     @classmethod
     def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None, secrets: Literal["strict", "placeholder"] = "strict") -> Application:
         """Load, configure and ask every enabled plugin; compile the chains.
-
-        `extra_plugins` provides in-memory plugin objects for registry names
-        (tests, embedding); they are enabled, ordered and configured like
-        installed ones. ``secrets="placeholder"`` (for listing and checking,
-        never for serving) replaces unresolvable secrets with `UnsetSecret`s
-        recorded in `unset_secrets`."""
+        `extra_plugins` maps registry names to in-memory plugin objects (tests,
+        embedding), used like installed ones. ``secrets="placeholder"`` (for
+        listings, never for serving) replaces unresolvable secrets with
+        `UnsetSecret`s, recorded in `unset_secrets`."""
         manager = plugin_loading.new_manager()
         app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager, extra_plugins))
         app.unset_secrets = [] if secrets == "placeholder" else None
@@ -334,8 +328,8 @@ class Application:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The chain runs around the whole connection; the session's reader and
-        sender tasks live in this nursery (see `kernel.websocket`)."""
+        """The chain runs around the whole connection, whose tasks live in
+        this nursery (`WebSocket.nursery`)."""
         async with trio.open_nursery() as nursery:
             ws = WebSocket(scope, receive, id=secrets.token_hex(8), asgi_send=send, nursery=nursery)
             match = self.router.match(WEBSOCKET, ws.path)

@@ -1,6 +1,6 @@
 """The `wasmkernel` command line: the commands of the registry's enabled
-plugins (`wasmkernel_commands`), built-in ones included (`run`, from the
-server plugin)."""
+plugins (`wasmkernel_commands`), the built-in ones' included: `run`
+(server), `check`, `plugins`, `routes` (introspect), `new-plugin` (scaffold)."""
 
 from __future__ import annotations
 
@@ -9,45 +9,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import attrs
-
 from kernel import plugins as plugin_loading
 from kernel.commands import Command
 from kernel.errors import StartupError
-from kernel.registry import PluginEntry, Registry, default_registry_path, load_registry
+from kernel.registry import Registry, default_registry_path, load_registry
 
 
 def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
-    """Commands contributed by the registry's enabled plugins (those they
-    require and the built-in ones included), and where they came from. An
-    unreadable registry leaves the built-in commands (`run` then tells what is
-    wrong). When the plugins do not load together (one is missing, their
-    order has a cycle), each loads on its own: the commands of those that do
-    (`check`, say) can still tell what is wrong."""
+    """Commands contributed by the registry's enabled plugins (and those they
+    require), and where they came from. When the registry cannot be read or
+    its plugins do not load, the built-in plugins' commands remain (`check`
+    and `run` then tell what is wrong)."""
+    path = default_registry_path() if registry_path is None else Path(registry_path)
     try:
-        registry = load_registry(registry_path)
-        origin = f"plugins' commands from {registry.path}"
-    except StartupError as exc:
-        registry = Registry(path=default_registry_path() if registry_path is None else Path(registry_path), plugins=())
-        origin = f"plugins' commands are missing: {exc}"
-    try:
+        registry = load_registry(path)
         loaded = plugin_loading.load_enabled(registry, plugin_loading.new_manager())
-    except StartupError:
-        loaded = [plugin for entry in (None, *registry.plugins) if entry is None or entry.enabled for plugin in _load_alone(registry, entry)]
+        origin = f"plugins' commands from {path}"
+    except StartupError as exc:
+        loaded = plugin_loading.load_enabled(Registry(path=path, plugins=()), plugin_loading.new_manager())
+        origin = f"plugins' commands are missing: {exc}"
     commands: list[Command] = []
-    for plugin in {plugin.name: plugin for plugin in loaded}.values():  # a plugin required by several is asked once
+    for plugin in loaded:
         _, found = plugin.call("wasmkernel_commands")
         commands += found or ()
     return commands, origin
-
-
-def _load_alone(registry: Registry, entry: PluginEntry | None) -> list[plugin_loading.LoadedPlugin]:
-    """Plugin `entry` (None: none) with those it requires and the built-in
-    ones, or nothing if they do not load."""
-    try:
-        return plugin_loading.load_enabled(attrs.evolve(registry, plugins=(entry,) if entry else ()), plugin_loading.new_manager())
-    except StartupError:
-        return []
 
 
 def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, list[str]]:

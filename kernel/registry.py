@@ -1,8 +1,8 @@
-"""Reading `plugin_registry.toml` (see the README's "plugin_registry.toml"):
-the `[kernel]` table, which plugins are enabled, in which order, with which
-configuration, and its secret references: a value `{ env = "NAME" }` or
-`{ file = "path" }` (optionally with `default`) is the environment variable or
-the file's content (stripped; relative to the registry's directory).
+"""Reading `plugin_registry.toml` (see the README): the `[kernel]` table,
+which plugins are enabled, in which order, with which configuration, and its
+secret references: `{ env = "NAME" }` or `{ file = "path" }` (optionally
+with a `default`) is the variable or the file's stripped content (relative
+to the registry's directory).
 """
 
 from __future__ import annotations
@@ -50,25 +50,17 @@ class PluginEntry(PluginTable):
 
     name: str
     position: int = 0
-    #: The ordering keys the table sets (they replace the plugin's own).
-    declared: frozenset[str] = frozenset()
-    #: Where each of order/before/after came from: "registry" or "plugin" (see `placed`).
+    #: Where each of order/before/after came from: "registry" (the table sets
+    #: it, replacing the plugin's own) or "plugin" (see `placed`).
     sources: Mapping[str, str] = attrs.field(factory=dict)
 
     def placed(self, declared_by_plugin: Any = None) -> PluginEntry:
-        """This entry with each of order/before/after from the registry when
-        the table sets it, else from `declared_by_plugin` (the plugin class's
-        attributes of the same names), else the default."""
-        sources: dict[str, str] = {}
-        from_plugin: dict[str, Any] = {}
-        for key in PLACEMENT_KEYS:
-            if key in self.declared:
-                sources[key] = "registry"
-            elif hasattr(declared_by_plugin, key):
-                sources[key] = "plugin"
-                value = getattr(declared_by_plugin, key)
-                from_plugin[key] = int(value) if key == "order" else tuple(value)
-        return attrs.evolve(self, **from_plugin, sources=sources)
+        """This entry with each of order/before/after that the table does not
+        set taken from `declared_by_plugin` (the plugin class's attributes of
+        the same names), if it has it."""
+        found = {key: getattr(declared_by_plugin, key) for key in PLACEMENT_KEYS if key not in self.sources and hasattr(declared_by_plugin, key)}
+        values: dict[str, Any] = {key: int(value) if key == "order" else tuple(value) for key, value in found.items()}
+        return attrs.evolve(self, **values, sources={**self.sources, **dict.fromkeys(found, "plugin")})
 
 
 @attrs.frozen
@@ -127,8 +119,8 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
 
 def _entry(name: str, table: Any, path: Path, position: int) -> PluginEntry:
     parsed = _parse_table(PluginTable, table, f"{path}: [plugins.{name}]")
-    declared = frozenset(PLACEMENT_KEYS) & set(table)
-    return PluginEntry(name=name, position=position, declared=declared, **attrs.asdict(parsed, recurse=False))
+    sources = {key: "registry" for key in PLACEMENT_KEYS if key in table}
+    return PluginEntry(name=name, position=position, sources=sources, **attrs.asdict(parsed, recurse=False))
 
 
 def _parse_table(cls: type[T], table: Any, where: str) -> T:
@@ -171,11 +163,11 @@ def order_plugins(entries: list[PluginEntry], path: Path) -> list[PluginEntry]:
         return [by_name[name] for name in topological(by_name, edges)]
     except graphlib.CycleError as exc:
         stuck = sorted(set(exc.args[1]))
-        said = "; ".join(f"{n}: before={list(by_name[n].before)} after={list(by_name[n].after)} ({_said_by(by_name[n])})" for n in stuck)
+        said = "; ".join(f"{n}: before={list(by_name[n].before)} after={list(by_name[n].after)} ({_sources(by_name[n])})" for n in stuck)
         raise RegistryError(f"{path}: plugin ordering has a cycle between: {', '.join(stuck)} — {said}; set before/after in the registry to break it") from None
 
 
-def _said_by(entry: PluginEntry) -> str:
+def _sources(entry: PluginEntry) -> str:
     return ", ".join(f"{key} from {source}" for key, source in entry.sources.items()) or "defaults"
 
 

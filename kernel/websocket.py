@@ -1,24 +1,21 @@
 """WebSocket connections (the ASGI ``websocket`` scope).
 
-A `WebSocket` is the handshake `Request` (headers, query, path parameters,
-identity: the whole chain sees it like any request) plus the session. Sends
-go straight to the server: a client that reads slowly makes only its own
-sender wait. A task beside the endpoint reads incoming messages into a
+A `WebSocket` is the handshake `Request` (the whole chain sees it like any
+request) plus the session. Sends go straight to the server, so a slow client
+makes only its own sender wait; a task beside the endpoint reads into a
 bounded inbox, so a client leaving is noticed even by an endpoint that only
-sends. Ends of a session, with their close codes:
-
-- the endpoint returns (1000), raises (1011; 1008 for an `HTTPError` below
-  500) or calls `close(code, reason)`; another task calls `close_nowait`;
-- the client closes or goes away (its code): reads raise
-  `WebSocketDisconnect`, iteration ends, `wait_closed` returns, sends raise;
-- a message over `max_body_size` bytes (1009), more than `queue_size` unread
-  messages (1008), `idle_timeout` seconds without a message either way
-  (1000, "idle timeout").
+sends. The session ends, with these close codes, when the endpoint returns
+(1000), raises (1011; 1008 for an `HTTPError` below 500) or calls `close`;
+when another task calls `close_nowait`; when the client leaves (its code:
+reads raise `WebSocketDisconnect`, iteration ends, `wait_closed` returns,
+sends raise); on a message over `max_body_size` bytes (1009), more than
+`queue_size` unread messages (1008), or `idle_timeout` seconds without a
+message either way (1000).
 
 An endpoint that never reads sets `discard_incoming` before `accept` and
-awaits `wait_closed()`, which reads and discards in the endpoint's own task:
-one task less per connection. Tasks that may outlive the endpoint (a fan-out
-sender, say) run in `nursery`, which lives as long as the connection.
+awaits `wait_closed()`, which reads and discards in its own task (one task
+less per connection). `nursery` runs tasks that may outlive the endpoint (a
+fan-out sender, say) until the connection ends.
 """
 
 from __future__ import annotations
@@ -51,14 +48,12 @@ class WebSocketDisconnect(Exception):
 
 @attrs.define(slots=True, eq=False)
 class WebSocket(Request):
-    """One WebSocket connection; see the module docstring for its life cycle.
+    """One WebSocket connection (see the module docstring).
 
-    `max_body_size` caps each incoming message; `idle_timeout` (seconds, None
-    for none) and `queue_size` are set by middleware (the limits plugin);
-    `discard_incoming` by an endpoint that never reads (before `accept`).
-    `accepted` stays true once the handshake is done; `close_code` is None
-    until the session ends. `messages_in`/`messages_out`, `close_code` and
-    `close_reason` are for access logs and metrics.
+    Middleware (the limits plugin) sets `max_body_size` (per message),
+    `idle_timeout` (seconds, None for none) and `queue_size`. `close_code` is
+    None until the session ends; it, `close_reason`, `messages_in` and
+    `messages_out` are for access logs and metrics.
     """
 
     asgi_send: Send = attrs.field(kw_only=True, repr=False)
@@ -257,13 +252,11 @@ async def _discard(message: MutableMapping[str, Any]) -> None:
 
 
 def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
-    """Adapt a WebSocket endpoint into the innermost handler of its chain.
-
-    Returns a 101 placeholder response once the session is over (the client
-    leaving is a clean end), closing it with 1000 when the endpoint returns,
-    1011 when it raises (1008 for an `HTTPError` below 500, 1001 when
-    cancelled). An endpoint that returns without accepting or closing refuses
-    the handshake with 403; an error before `accept` is the chain's."""
+    """Adapt a WebSocket endpoint into the innermost handler of its chain: it
+    ends the session as the module docstring says (1001 when cancelled) and
+    returns a 101 placeholder response. An endpoint that returns without
+    accepting or closing refuses the handshake (403); an error before
+    `accept` is the chain's."""
 
     async def handler(request: Request) -> Response:
         assert isinstance(request, WebSocket)

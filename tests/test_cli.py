@@ -1,4 +1,5 @@
-"""The kernel's command line: `run` is always there; every other command
+"""The kernel's command line: the built-in plugins' commands (`run`, `check`,
+`plugins`, `routes`, `new-plugin`) are always there; every other command
 comes from a plugin the registry enables (`wasmkernel_commands`)."""
 
 from __future__ import annotations
@@ -10,18 +11,26 @@ import pytest
 from kernel.cli import main
 
 
-def test_run_needs_no_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", ["run", "check", "plugins", "routes", "new-plugin"])
+def test_built_in_commands_need_no_plugin_in_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
     registry = tmp_path / "registry.toml"
     registry.write_text("[plugins.router]\n")
     with pytest.raises(SystemExit) as exited:
-        main(["--registry", str(registry), "run", "--help"])
+        main(["--registry", str(registry), command, "--help"])
     assert exited.value.code == 0
-    assert "--bind" in capsys.readouterr().out
+    assert f"wasmkernel {command}" in capsys.readouterr().out
+
+
+def test_built_in_commands_remain_when_the_registry_does_not_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router]\n[plugins.not-installed]\n")
+    assert main(["check", "--registry", str(registry)]) == 1
+    assert "plugin 'not-installed' is enabled in" in capsys.readouterr().err
 
 
 def test_a_command_no_enabled_plugin_contributes_names_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = tmp_path / "registry.toml"
     registry.write_text("[plugins.router]\n")
     with pytest.raises(SystemExit):
-        main(["plugins", "--registry", str(registry)])
-    assert f"no command 'plugins'; plugins' commands from {registry}" in capsys.readouterr().err
+        main(["token", "--registry", str(registry)])
+    assert f"no command 'token'; plugins' commands from {registry}" in capsys.readouterr().err

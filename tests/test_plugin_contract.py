@@ -35,6 +35,9 @@ from tests.conftest import BIN, ROOT
 
 CLOCK: ServiceKey[list[str]] = ServiceKey("clock", hint="enable the clock plugin")
 
+#: The built-in plugins every application has, last (their orders are 90 and up).
+BUILT_IN = ["scaffold", "introspect", "server"]
+
 
 class Provider:
     def __init__(self, events: list[str]) -> None:
@@ -77,8 +80,8 @@ async def test_a_provider_starts_before_and_stops_after_its_consumers() -> None:
     events: list[str] = []
     # Listed first, and ordered first: only the service makes the provider start earlier.
     app = app_from({"consumer": {"order": -5}, "provider": {}}, extra_plugins={"consumer": Consumer(), "provider": Provider(events)})
-    assert [p.name for p in app.plugins] == ["consumer", "provider", "server"]  # the server is built in
-    assert [p.name for p in app.startup_order()] == ["provider", "consumer", "server"]
+    assert [p.name for p in app.plugins] == ["consumer", "provider", *BUILT_IN]
+    assert [p.name for p in app.startup_order()] == ["provider", "consumer", *BUILT_IN]
     async with running(app):
         pass
     assert events == ["provider started", "consumer started", "consumer stopped", "provider stopped"]
@@ -163,15 +166,14 @@ class Placed:
 def test_plugins_declare_their_order_and_the_registry_overrides_it() -> None:
     plugins = {"a": Placed(order=5), "b": Placed(after=("c",)), "c": Placed(order=9)}
     app = app_from({"a": {}, "b": {}, "c": {}}, extra_plugins=plugins)
-    assert [p.name for p in app.plugins] == ["a", "c", "b", "server"]  # the server is built in
-    assert {p.name: dict(p.entry.sources) for p in app.plugins} == {
+    assert [p.name for p in app.plugins] == ["a", "c", "b", *BUILT_IN]
+    assert {p.name: dict(p.entry.sources) for p in app.plugins[:3]} == {
         "a": {"order": "plugin"},
         "b": {"after": "plugin"},
         "c": {"order": "plugin"},
-        "server": {"order": "plugin"},
     }
     overridden = app_from({"a": {"order": 10}, "b": {"after": []}, "c": {}}, extra_plugins=plugins)
-    assert [p.name for p in overridden.plugins] == ["b", "c", "a", "server"]
+    assert [p.name for p in overridden.plugins] == ["b", "c", "a", *BUILT_IN]
     assert overridden.plugins[0].entry.sources == {"after": "registry"}
 
 
@@ -182,7 +184,7 @@ def test_a_cycle_names_where_each_constraint_comes_from() -> None:
 
 def test_a_required_plugin_is_brought_in_or_named() -> None:
     app = app_from({"needy": {}}, extra_plugins={"needy": Placed(requires=("router",))})
-    assert [p.name for p in app.plugins] == ["needy", "router", "server"]
+    assert [p.name for p in app.plugins] == ["needy", "router", *BUILT_IN]
     with pytest.raises(PluginLoadError, match=r"plugin 'needy' requires plugin 'router', which .* disables: enable it or disable 'needy'"):
         app_from({"needy": {}, "router": {"enabled": False}}, extra_plugins={"needy": Placed(requires=("router",))})
     with pytest.raises(

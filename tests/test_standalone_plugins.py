@@ -36,7 +36,7 @@ def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def listing(venv: Path, registry: Path) -> subprocess.CompletedProcess[str]:
-    """`wasmkernel plugins` in `venv` (its introspect plugin enabled by `registry`)."""
+    """`wasmkernel plugins` in `venv` (introspect is built into the kernel)."""
     return subprocess.run([str(venv / "bin" / "wasmkernel"), "plugins", "--registry", str(registry)], capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -56,16 +56,15 @@ def project_dependencies(name: str) -> list[str]:
 @pytest.mark.parametrize("name", PLUGINS)
 def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path) -> None:
     """Alone, or with only the project's plugins it depends on; listed by
-    introspect (installed beside it: it holds `wasmkernel plugins`)."""
+    `wasmkernel plugins` (the built-in introspect plugin)."""
     needed = project_dependencies(name)
-    lister = [] if name == "introspect" else ["introspect"]
-    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in (*needed, *lister)))
+    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in needed))
     try:
         registry = tmp_path / "registry.toml"
-        registry.write_text("[plugins.router]\nenabled = false\n[plugins.introspect]\n")
+        registry.write_text("[plugins.router]\nenabled = false\n")
         listed = listing(kernel_venv, registry)
         row = next((line for line in listed.stdout.splitlines() if line.split()[:1] == [name]), "")
         assert row, listed.stdout + listed.stderr
         assert "fails to load" not in row, row
     finally:
-        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed, *lister)))
+        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed)))

@@ -32,7 +32,7 @@ def test_scaffolded_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(plugin_dir)}
     run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", plugin_dir, plugin_dir / "tests", cwd=plugin_dir, env=env)
 
-    # Build its wheel, then a fresh venv with the kernel, the router, introspect (`wasmkernel plugins`) and the wheel.
+    # Build its wheel, then a fresh venv with the kernel (its built-in plugins: run, plugins), the router and the wheel.
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "build", "--wheel", "--outdir", wheels, plugin_dir)
     (wheel,) = wheels.glob("wasmkernel_hello_world-*.whl")
@@ -40,10 +40,10 @@ def test_scaffolded_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     run(sys.executable, "-m", "venv", venv)
     python = venv / "bin" / "python"
     plugins = ROOT / "plugins"
-    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ROOT, plugins / "router", plugins / "introspect", wheel)
+    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ROOT, plugins / "router", wheel)
 
     registry = tmp_path / "registry.toml"
-    registry.write_text('[plugins.router]\n[plugins.introspect]\n[plugins.hello-world]\n[plugins.hello-world.config]\ngreeting = "Bonjour"\n')
+    registry.write_text('[plugins.router]\n[plugins.hello-world]\n[plugins.hello-world.config]\ngreeting = "Bonjour"\n')
     listing = run(venv / "bin" / "wasmkernel", "plugins", "--registry", registry)
     assert "hello-world" in listing
 

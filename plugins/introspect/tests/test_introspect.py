@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> str:
 def test_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     registry = write(tmp_path, "[plugins.router]\n[plugins.health]\n")
     assert main(["check", "--registry", registry]) == 0
-    assert "OK — 4 plugins enabled" in capsys.readouterr().out  # and the built-in server
+    assert "OK — 5 plugins enabled" in capsys.readouterr().out  # and the built-in scaffold and server
 
 
 @pytest.mark.parametrize(
@@ -39,10 +39,11 @@ def test_check_reports_bad_registries(tmp_path: Path, capsys: pytest.CaptureFixt
     assert err.count("\n") == 1, "one clear line, no traceback"
 
 
-def test_an_unreadable_registry_has_no_plugin_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["check", "--registry", write(tmp_path, "[plugins.router\n")])
-    assert "no command 'check'; plugins' commands are missing: " in capsys.readouterr().err.splitlines()[0]
+def test_check_is_built_in_and_reports_an_unreadable_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router\n")
+    assert main(["check", "--registry", str(registry)]) == 1
+    assert capsys.readouterr().err.startswith(f"wasmkernel: {registry}: invalid TOML")
 
 
 def test_routes_lists_owner_and_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,9 +35,7 @@ def test_bad_names_and_existing_folders_are_refused(tmp_path: Path, registry: st
     assert (target / "file").read_text() == "mine"
 
 
-def test_the_command_comes_only_with_the_plugin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bare = tmp_path / "bare.toml"
-    bare.write_text("[plugins.router]\n")
-    with pytest.raises(SystemExit):
-        main(["--registry", str(bare), "new-plugin", "x"])
-    assert "no command 'new-plugin'" in capsys.readouterr().err
+def test_the_command_is_built_in_and_needs_no_registry(tmp_path: Path) -> None:
+    """A third-party author starts outside any project: no registry there."""
+    assert main(["--registry", str(tmp_path / "none.toml"), "new-plugin", "x", "--directory", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "pyproject.toml").is_file()
