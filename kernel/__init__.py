@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kernel.app import Application, load_application
 from kernel.auth import AccessPolicy, Authenticator
-from kernel.commands import Command, print_table
+from kernel.cli import Command
 from kernel.config import ConfiguredPlugin, NoConfig, parse_config
 from kernel.datastructures import Headers, QueryParams
 from kernel.errors import (

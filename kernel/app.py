@@ -13,7 +13,7 @@ import graphlib
 import inspect
 import secrets
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import pluggy
@@ -123,8 +123,6 @@ class Application:
     access_policies: tuple[AccessPolicy, ...] = ()
     services: Services = attrs.field(factory=Services)
     metric_sources: tuple[MetricSource, ...] = ()
-    #: Secrets left unset (assembled with ``secrets="placeholder"``: the CLI's listings).
-    unset_secrets: list[str] | None = None
     #: Plugins marked optional whose startup failed: name → reason.
     failed_plugins: dict[str, str] = attrs.field(factory=dict)
     #: Why the last lifespan startup failed, if it did.
@@ -142,15 +140,12 @@ class Application:
     # -- assembly ------------------------------------------------------------
 
     @classmethod
-    def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None, secrets: Literal["strict", "placeholder"] = "strict") -> Application:
+    def assemble(cls, registry: Registry, extra_plugins: Mapping[str, Any] | None = None) -> Application:
         """Load, configure and ask every enabled plugin; compile the chains.
         `extra_plugins` maps registry names to in-memory plugin objects (tests,
-        embedding), used like installed ones. ``secrets="placeholder"`` (for
-        listings, never for serving) replaces unresolvable secrets with
-        `UnsetSecret`s, recorded in `unset_secrets`."""
+        embedding), used like installed ones."""
         manager = plugin_loading.new_manager()
         app = cls(registry=registry, manager=manager, plugins=plugin_loading.load_enabled(registry, manager, extra_plugins))
-        app.unset_secrets = [] if secrets == "placeholder" else None
         app._configure()
         for plugin, (key, service) in app._gather("wasmkernel_services"):
             app.services.offer(key, service, provider=plugin.name)
@@ -180,7 +175,7 @@ class Application:
 
     def _configure(self) -> None:
         for plugin in self.plugins:
-            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, self.registry.where(plugin.name, "config"), self.unset_secrets)
+            config = resolve_secrets(dict(plugin.entry.config), self.registry.path.parent, self.registry.where(plugin.name, "config"))
             try:
                 with blamed(plugin, "to configure"):
                     plugin.call("wasmkernel_configure", config=config, app=self)

@@ -6,13 +6,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import attrs
+
 from kernel import plugins as plugin_loading
-from kernel.commands import Command
 from kernel.errors import StartupError
 from kernel.registry import Registry, default_registry_path, load_registry
+
+
+@attrs.frozen
+class Command:
+    """A `wasmkernel <name>` subcommand.
+
+    `add_arguments` configures its argparse parser (the global `--registry`
+    option is already there; by default it adds nothing); `run` receives the
+    parsed arguments and returns the process exit code.
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
 
 
 def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:

@@ -30,7 +30,7 @@ import pluggy
 if TYPE_CHECKING:
     from kernel.app import Application
     from kernel.auth import AccessPolicy, Authenticator
-    from kernel.commands import Command
+    from kernel.cli import Command
     from kernel.errors import HTTPError
     from kernel.http import Request
     from kernel.metrics import MetricSource

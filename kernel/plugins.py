@@ -51,9 +51,6 @@ class LoadedPlugin:
             result = result[0] if result else None
         return True, result
 
-    def hooks(self) -> list[str]:
-        return sorted(caller.name for caller in self.manager.get_hookcallers(self.instance) or ())
-
 
 def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     """Every plugin advertised in the `wasmkernel.plugins` entry-point group."""

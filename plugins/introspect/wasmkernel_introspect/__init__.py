@@ -1,1 +1,10 @@
-"""WasmKernel plugin `introspect`: the `wasmkernel plugins`, `routes` and `check` commands."""
+"""WasmKernel plugin `introspect` (built in): the `wasmkernel plugins`,
+`routes` and `check` commands.
+
+Public API, for other commands that list things: `listed_application` (a
+registry's application with placeholders for unset secrets) and `print_table`.
+"""
+
+from wasmkernel_introspect.listing import listed_application, print_table
+
+__all__ = ["listed_application", "print_table"]

@@ -14,17 +14,9 @@ import sys
 
 import pluggy
 
-from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, hookimpl, installed_plugins, load_registry, print_table
+from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, hookimpl, installed_plugins
 from wasmkernel_introspect import hookspecs
-
-
-def _assemble(args: argparse.Namespace) -> Application:
-    """The registry's application for listing and checking: unset secrets get
-    placeholders (reported), so no secret is needed to look at it."""
-    app = Application.assemble(load_registry(args.registry), secrets="placeholder")
-    for unset in app.unset_secrets or ():
-        print(f"note: unset secret {unset} (wasmkernel run refuses to start without it)", file=sys.stderr)
-    return app
+from wasmkernel_introspect.listing import listed_application, print_table
 
 
 def _print_chain(app: Application, owners: bool = False) -> None:
@@ -33,7 +25,7 @@ def _print_chain(app: Application, owners: bool = False) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    app = _assemble(args)
+    app = listed_application(args.registry)
     failed = 0
     for plugin in app.plugins:
         try:
@@ -59,7 +51,7 @@ def _placement(plugin: LoadedPlugin) -> str:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     try:
-        app: Application | None = _assemble(args)
+        app: Application | None = listed_application(args.registry)
     except StartupError as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         app = None
@@ -71,7 +63,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             index, plugin = enabled[name]
             listed = name in {entry.name for entry in app.registry.plugins if entry.enabled}  # type: ignore[union-attr]
             state = "yes" if listed else "built-in" if installed.dist and installed.dist.name == "wasmkernel" else "required"
-            hooks = ", ".join(h.removeprefix("wasmkernel_") for h in plugin.hooks())
+            hooks = ", ".join(sorted(caller.name.removeprefix("wasmkernel_") for caller in plugin.manager.get_hookcallers(plugin.instance) or ()))
             rows.append([name, version, state, str(index), _placement(plugin), hooks])
         else:
             rows.append([name, version, "no", "-", "", ""])
@@ -96,7 +88,7 @@ def describe(auth: AuthRequirement | None) -> str:
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    app = _assemble(args)
+    app = listed_application(args.registry)
     rows = [
         [",".join(route.methods), route.path, route.name, route.owner, describe(route.auth)] for route in sorted(app.routes, key=lambda r: (r.path, r.methods))
     ]

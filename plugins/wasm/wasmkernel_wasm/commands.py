@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import Application, Command, StartupError, default_registry_path, load_registry, print_table
+from wasmkernel_introspect import listed_application, print_table
+
+from kernel import Command, StartupError, default_registry_path, load_registry
 from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule
@@ -16,8 +18,7 @@ from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, LOADERS, scaffold_module
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
-    app = Application.assemble(load_registry(args.registry), secrets="placeholder")
-    return app.services.get(MODULE_LOADER, needed_by="wasm")
+    return listed_application(args.registry).services.get(MODULE_LOADER, needed_by="wasm")
 
 
 def _wasm_list(args: argparse.Namespace) -> int:

@@ -1,0 +1,32 @@
+"""Listing what a registry assembles, for commands that never serve it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import attrs
+
+from kernel import Application, load_registry, resolve_secrets
+
+
+def listed_application(registry_path: str | None) -> Application:
+    """The registry's application for listing and checking, never serving:
+    a secret that is not set gets a placeholder nothing can match, noted on
+    stderr (`wasmkernel run` still refuses to start without it)."""
+    registry = load_registry(registry_path)
+    unset: list[str] = []
+    entries = [
+        attrs.evolve(entry, config=resolve_secrets(dict(entry.config), registry.path.parent, registry.where(entry.name, "config"), unset))
+        for entry in registry.plugins
+    ]
+    for reference in unset:
+        print(f"note: unset secret {reference} (wasmkernel run refuses to start without it)", file=sys.stderr)
+    return Application.assemble(attrs.evolve(registry, plugins=tuple(entries)))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print `rows` under `headers` in aligned columns."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    for row in (headers, ["-" * width for width in widths], *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
