@@ -1,9 +1,6 @@
-"""The ASGI entry point: ``hypercorn --worker-class trio kernel.asgi:app``.
-
-Assembles the application from $WASMKERNEL_REGISTRY (or
-./plugin_registry.toml) when imported; a registry or plugin error exits with
-its message instead of a traceback.
-"""
+"""The ASGI entry point, ``hypercorn --worker-class trio kernel.asgi:app``: the
+application of $WASMKERNEL_REGISTRY (or ./plugin_registry.toml), assembled on
+import; a registry or plugin error exits with its message, no traceback."""
 
 from __future__ import annotations
 

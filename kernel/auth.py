@@ -10,14 +10,10 @@ from kernel.routing import AuthRequirement, Route
 
 
 class Authenticator(Protocol):
-    """An authentication scheme (contributed through `wasmkernel_authenticators`).
-
-    `challenge` is the `WWW-Authenticate` value sent with 401 answers, e.g.
-    `Bearer realm="wasmkernel"`. Header-based schemes may also expose
-    `header` (the header name they read), which the openapi plugin documents,
-    and `credential_headers` (every request header carrying their
-    credentials), which hosts of untrusted code never pass on.
-    """
+    """An authentication scheme (from `wasmkernel_authenticators`). `challenge`
+    is the `WWW-Authenticate` value of its 401 answers. Header schemes may
+    expose `header` (documented by openapi) and `credential_headers` (never
+    passed on to untrusted code)."""
 
     scheme: str
     challenge: str

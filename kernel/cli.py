@@ -18,12 +18,9 @@ from kernel.registry import Registry, default_registry_path, load_registry
 
 @attrs.frozen
 class Command:
-    """A `wasmkernel <name>` subcommand.
-
-    `add_arguments` configures its argparse parser (the global `--registry`
-    option is already there; by default it adds nothing); `run` receives the
-    parsed arguments and returns the process exit code.
-    """
+    """A `wasmkernel <name>` subcommand: `add_arguments` configures its argparse
+    parser (which has the global `--registry`), `run` gets the parsed
+    arguments and returns the exit code."""
 
     name: str
     help: str
@@ -32,10 +29,9 @@ class Command:
 
 
 def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
-    """Commands contributed by the registry's enabled plugins (and those they
-    require), and where they came from. When the registry cannot be read or
-    its plugins do not load, the built-in plugins' commands remain (`check`
-    and `run` then tell what is wrong)."""
+    """The commands of the registry's plugins, and where they came from; when
+    the registry or its plugins do not load, the built-in plugins' commands
+    (`check` and `run` then tell what is wrong)."""
     path = default_registry_path() if registry_path is None else Path(registry_path)
     try:
         registry = load_registry(path)

@@ -38,10 +38,6 @@ def _strict(kind: type | tuple[type, ...], name: str, then: StructureHook | None
     return structure
 
 
-def _is_literal(kind: Any) -> bool:
-    return get_origin(kind) is Literal
-
-
 def _literal(value: Any, kind: Any) -> Any:
     allowed = get_args(kind)
     if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
@@ -58,7 +54,7 @@ def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for kind, name in ((str, "a string"), (int, "an integer"), (float, "a number"), (bool, "true or false")):
         converter.register_structure_hook(kind, _strict(kind, name))
-    converter.register_structure_hook_func(_is_literal, _literal)
+    converter.register_structure_hook_func(lambda kind: get_origin(kind) is Literal, _literal)
     # cattrs takes any iterable for a sequence (a string as its characters) and
     # fails obscurely on a mapping that is not one: accept only arrays and tables.
     converter.register_structure_hook_factory(is_sequence, _array)
@@ -97,12 +93,9 @@ class NoConfig:
 
 
 class ConfiguredPlugin(Generic[ConfigT]):
-    """Base class for a plugin whose registry `config` table is an attrs class.
-
-    Set `config_class`: the plugin's section is parsed strictly into
-    `self.config` (defaults until then) and the application is kept as
-    `self.app`. Override `configured()` for work that needs the parsed config.
-    """
+    """Base class for a plugin whose registry `config` table is the attrs class
+    `config_class`: it is parsed strictly into `self.config` (defaults until
+    then), the application kept as `self.app`; then `configured()` runs."""
 
     config_class: type[ConfigT]
 

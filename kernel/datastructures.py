@@ -56,11 +56,9 @@ class _Pairs:
 
 
 class Headers(_Pairs):
-    """Case-insensitive, multi-value, ordered HTTP headers.
-
-    Names are stored lower-case. `headers["x"]` / `get` return the first value,
-    `getall` every value; `set` replaces, `add` appends.
-    """
+    """Case-insensitive, multi-value, ordered HTTP headers (names stored lower
+    case): `headers["x"]` / `get` give the first value, `getall` every one;
+    `set` replaces, `add` appends."""
 
     __slots__ = ()
 

@@ -1,9 +1,6 @@
-"""Exceptions of the kernel's public API.
-
-`HTTPError` and its subclasses are raised by handlers, middleware and the kernel
-itself to answer a request with an error status; everything else that escapes a
-handler becomes a 500 with an error id. `StartupError` and its subclasses stop
-the server before it serves anything, with a message meant for a human.
+"""Exceptions of the kernel's public API: an `HTTPError` answers a request
+with its status (anything else a handler raises is a 500 with an error id);
+a `StartupError` stops the server before it serves, with a message for a human.
 """
 
 from __future__ import annotations
@@ -16,13 +13,9 @@ from kernel.datastructures import Headers, HeadersInit
 
 
 class HTTPError(Exception):
-    """An error answered to the client with `status`.
-
-    `detail` is a human-readable explanation safe to send, `headers` are added to
-    the response (e.g. `Allow`, `WWW-Authenticate`, `Retry-After`; a `Headers`,
-    so a name may repeat) and `extra` holds additional JSON members (e.g. the
-    list of validation errors).
-    """
+    """An error answered to the client with `status`: `detail` is safe to
+    send, `headers` go on the response (`Allow`, `WWW-Authenticate`, ...; a
+    name may repeat) and `extra` holds more JSON members (validation errors)."""
 
     status: int = 500
 
@@ -33,10 +26,6 @@ class HTTPError(Exception):
         self.headers = Headers(headers or ())
         self.extra: dict[str, Any] = dict(extra or {})
         super().__init__(self.detail)
-
-    @property
-    def title(self) -> str:
-        return HTTPStatus(self.status).phrase
 
 
 class BadRequest(HTTPError):
@@ -96,11 +85,8 @@ class RegistryError(StartupError):
 
 
 class ConfigError(StartupError):
-    """A plugin's configuration is invalid.
-
-    `key` is the dotted path inside the plugin's `config` table; the kernel adds
-    the file and plugin name before showing it.
-    """
+    """A plugin's configuration is invalid at `key` (a dotted path in its
+    `config` table); the kernel adds the file and plugin name."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}" if key else message)

@@ -50,12 +50,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec(historic=True)
 def wasmkernel_addhooks(pluginmanager: pluggy.PluginManager) -> None:
-    """Add a plugin's own hookspecs (``pluginmanager.add_hookspecs(module)``).
-
-    Called when the plugin is registered, before any other hook (historic:
-    plugins registered later see every spec). Implementations of another
-    plugin's hooks that may be absent are marked ``@hookimpl(optionalhook=True)``;
-    any other hook without a spec stops startup.
+    """Add a plugin's own hookspecs (``pluginmanager.add_hookspecs(module)``):
+    called when plugins are registered, before any other hook (historic).
+    Implementations of another plugin's hooks that may be absent are marked
+    ``@hookimpl(optionalhook=True)``; any other hook without a spec stops startup.
     """
 
 
@@ -74,12 +72,9 @@ def wasmkernel_configure(config: Mapping[str, Any], app: Application) -> None:
 
 @hookspec(firstresult=True)
 def wasmkernel_configure_logging(app: Application) -> bool | None:
-    """Configure structlog and the standard library's logging.
-
-    Called once after every plugin is configured; the first plugin returning
-    True owns logging. With none, the kernel keeps structlog's defaults
-    (tracebacks without frame locals).
-    """
+    """Configure structlog and the standard library's logging: called once
+    after configuration, the first plugin returning True owns logging (else
+    structlog's defaults, tracebacks without frame locals)."""
 
 
 @hookspec
@@ -104,22 +99,17 @@ def wasmkernel_routes(app: Application) -> Iterable[Route] | None:
 
 @hookspec(firstresult=True)
 def wasmkernel_router(routes: Sequence[Route], app: Application) -> Router | None:
-    """Compile every plugin's routes into a `Router`.
-
-    Called once after `wasmkernel_routes`; the first plugin returning a router
-    provides it. Raise `kernel.StartupError` for duplicate or conflicting
-    routes, naming both owners. Without a router every request gets 404.
-    """
+    """Compile every plugin's routes into a `Router`: called once after
+    `wasmkernel_routes`, the first plugin returning one provides it; raise
+    `kernel.StartupError` for duplicate or conflicting routes, naming both
+    owners. Without a router every request gets 404."""
 
 
 @hookspec
 def wasmkernel_middleware(app: Application) -> Iterable[Middleware] | None:
-    """Contribute middleware to the request chain.
-
-    The chain runs them in plugin order (first = outermost); each
-    `Middleware.wrap` is then called once per route to build its
-    precompiled handler.
-    """
+    """Contribute middleware to the request chain, which runs them in plugin
+    order (first = outermost); each `Middleware.wrap` is called once per
+    route to build its precompiled handler."""
 
 
 @hookspec(firstresult=True)
@@ -140,22 +130,17 @@ def wasmkernel_error_renderer(app: Application) -> Callable[[Request, HTTPError,
 
 @hookspec
 def wasmkernel_authenticators(app: Application) -> Iterable[Authenticator] | None:
-    """Contribute authentication schemes (JWT, API keys, ...).
-
-    They are tried in plugin order for routes that carry an
-    `AuthRequirement`, by the plugin that enforces requirements
-    (``app.authenticators``).
-    """
+    """Contribute authentication schemes (JWT, API keys, ...), tried in plugin
+    order by the plugin that enforces routes' `AuthRequirement`s
+    (``app.authenticators``)."""
 
 
 @hookspec
 def wasmkernel_access_policies(app: Application) -> Iterable[AccessPolicy] | None:
-    """Contribute authorization policies (``app.access_policies``).
-
-    A policy receives (identity, requirement, route) and returns a refusal
-    reason or None. A request is authorized when its identity holds the
-    route's scopes and roles and no policy refuses.
-    """
+    """Contribute authorization policies (``app.access_policies``): a policy
+    gets (identity, requirement, route) and returns a refusal reason or None.
+    A request is authorized when its identity holds the route's scopes and
+    roles and no policy refuses."""
 
 
 # -- lifecycle ----------------------------------------------------------------
@@ -176,11 +161,9 @@ def wasmkernel_startup(app: Application) -> Awaitable[None] | None:
 
 @hookspec
 def wasmkernel_shutdown(app: Application) -> Awaitable[None] | None:
-    """Release what `wasmkernel_startup` acquired.
-
-    Called in reverse startup order at lifespan shutdown, for plugins whose
-    startup succeeded; exceptions are logged and the others still shut down.
-    """
+    """Release what `wasmkernel_startup` acquired: called in reverse startup
+    order at lifespan shutdown, for plugins whose startup succeeded; an
+    exception is logged and the others still shut down."""
 
 
 # -- observability ------------------------------------------------------------
@@ -196,9 +179,6 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
 
 @hookspec
 def wasmkernel_commands() -> Iterable[Command] | None:
-    """Contribute ``wasmkernel`` subcommands.
-
-    Called on the registry's enabled plugins when the CLI starts (before any
-    configuration). A command that needs the application builds it with
-    `kernel.load_application`.
-    """
+    """Contribute ``wasmkernel`` subcommands: called on the registry's enabled
+    plugins when the CLI starts (before any configuration); a command that
+    needs the application builds it with `kernel.load_application`."""

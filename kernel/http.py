@@ -58,12 +58,9 @@ def _names(values: Iterable[str]) -> frozenset[str]:
 
 @attrs.frozen
 class Identity:
-    """Who made a request, as established by an authenticator.
-
-    `subject` names the caller, `scheme` the authenticator that vouched for it
-    ("jwt", "apikey", ...); `scopes` and `roles` are what it was granted;
-    `claims` keeps the raw token claims or key metadata.
-    """
+    """Who made a request, as an authenticator (`scheme`: "jwt", "apikey",
+    ...) vouched: `subject`, the `scopes` and `roles` granted, and the raw
+    token `claims` or key metadata."""
 
     subject: str
     scheme: str
@@ -74,14 +71,10 @@ class Identity:
 
 @attrs.define(slots=True)
 class Request:
-    """An HTTP request.
-
-    Parsed lazily from the ASGI scope: headers, query parameters and cookies
-    are built on first access; the body is read on first `body()` call, at most
-    `max_body_size` bytes (413 beyond). `path_params` and `route` are set by
-    the kernel from the router's match, `identity` by authentication, and
-    `state` is free per-request storage for middleware and endpoints.
-    """
+    """An HTTP request, parsed lazily from the ASGI scope; the body is read
+    by the first `body()`, at most `max_body_size` bytes (413 beyond). The
+    kernel sets `path_params` and `route`, authentication `identity`; `state`
+    is free per-request storage for middleware and endpoints."""
 
     scope: MutableMapping[str, Any] = attrs.field(repr=False)
     receive: Receive = attrs.field(repr=False)

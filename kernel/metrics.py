@@ -11,13 +11,10 @@ import attrs
 
 @attrs.frozen
 class Sample:
-    """One metric value; `kind` follows Prometheus.
-
-    A counter only grows; its family is its name without `_total` (exported
-    as `<name>_total`). A gauge goes up and down. A summary is reported by its
-    source as `<name>_count` and `<name>_sum` samples (optionally `<name>`
-    samples with a `quantile` label). Samples of one family share their kind.
-    """
+    """One metric value, of a Prometheus `kind`: a counter only grows (family:
+    its name without `_total`); a gauge goes up and down; a summary comes as
+    `<name>_count` and `<name>_sum` samples (and optionally `<name>` ones with
+    a `quantile` label). Samples of one family share their kind."""
 
     name: str
     value: float

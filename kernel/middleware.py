@@ -18,7 +18,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 #: `next_handler` unchanged keeps a route free of the middleware's cost.
 Wrapper = Callable[[Handler, "Route | None"], Handler]
 
-#: Turns what a link raised into the response (see `Application.error_response`).
+#: Turns what a link raised into the response (see `Application.guard`).
 Guard = Callable[[Handler], Handler]
 
 

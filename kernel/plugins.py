@@ -99,15 +99,12 @@ def _required_entry(name: str, needed_by: str, registry: Registry, available: Ma
 
 
 def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
-    """Import, instantiate and register in `manager` every enabled plugin,
-    the plugins they `require` and the built-in ones the registry does not
-    disable, in plugin order (see `kernel.hookspecs`).
-
-    `extra` maps registry names to plugin objects used instead of installed
-    ones (in-memory plugins for tests and embedding). A plugin that is not
-    installed, fails to import or implements an unknown hook stops everything
-    with a `PluginLoadError` naming it (and, if missing, the fix).
-    """
+    """Import, instantiate and register in `manager`, in plugin order (see
+    `kernel.hookspecs`), every enabled plugin, those they `require` and the
+    built-in ones the registry does not disable; `extra` maps names to
+    in-memory plugin objects (tests, embedding). A plugin that is missing,
+    fails to import or implements an unknown hook stops everything with a
+    `PluginLoadError` naming it (and, if missing, the fix)."""
     available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
     listed = {entry.name for entry in registry.plugins}
     built_in = [name for name, found in available.items() if name not in listed and _built_in(found)]

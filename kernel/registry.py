@@ -171,23 +171,12 @@ def _sources(entry: PluginEntry) -> str:
     return ", ".join(f"{key} from {source}" for key, source in entry.sources.items()) or "defaults"
 
 
-class UnsetSecret(str):
-    """Stands for a secret that is not set, when the CLI lists or checks an
-    application without serving it: a random value nothing can match."""
-
-    def __new__(cls, reference: str) -> UnsetSecret:
-        secret = super().__new__(cls, secrets.token_urlsafe(48))
-        secret.reference = reference
-        return secret
-
-    reference: str
-
-
 def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None = None) -> Any:
     """Replace `{ env = ... }` / `{ file = ... }` references, recursively. A
     reference that cannot be resolved takes its `default`; without one it is a
-    `RegistryError`, unless `unset` is given: then it becomes an `UnsetSecret`
-    and its description is appended."""
+    `RegistryError`, unless `unset` is given (to list an application, never to
+    serve it): then it becomes a random value nothing can match, and its
+    description is appended to `unset`."""
     if isinstance(value, list):
         return [resolve_secrets(item, base, f"{where}[{i}]", unset) for i, item in enumerate(value)]
     if not isinstance(value, dict):
@@ -199,7 +188,7 @@ def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None 
         if unset is None:
             raise RegistryError(f"{where}: {message}")
         unset.append(f"{where} ({reference})")
-        return UnsetSecret(reference)
+        return secrets.token_urlsafe(48)
 
     if "env" in value and set(value) <= {"env", "default"}:
         resolved = os.environ.get(str(value["env"]))

@@ -18,8 +18,7 @@ GONE = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyRe
 #: An RFC 9110 field name (token).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: A field value: visible ASCII, space, tab and Latin-1 letters; no control
-#: characters (C0, DEL, C1: so no CR, LF, NEL) and nothing a Latin-1 byte
-#: cannot carry (so no U+2028/U+2029 either).
+#: characters (C0, DEL, C1: no CR, LF, NEL) nor what Latin-1 cannot carry.
 _VALUE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
 #: Connection-specific ("hop-by-hop") fields: the server, not the
 #: application, speaks for the connection (HTTP/2 forbids them outright).
@@ -27,8 +26,6 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "http2-settings"}
     | {"proxy-connection", "proxy-authenticate", "proxy-authorization", "proxy-authentication-info"}
 )
-
-
 #: Statuses that never have a body, nor a Content-Length announcing one
 #: (HTTP/2 peers reject a length the missing body does not match).
 BODILESS = frozenset({204, 304})

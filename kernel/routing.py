@@ -1,8 +1,6 @@
-"""Route declarations and the router contract.
-
-Plugins declare `Route`s; the router plugin compiles all of them into a
-`Router` once at startup; the kernel asks that router, per request, for a
-`RouteMatch`.
+"""Route declarations and the router contract: plugins declare `Route`s, the
+router plugin compiles them into a `Router` once, and the kernel asks it for
+a `RouteMatch` per request.
 """
 
 from __future__ import annotations
@@ -109,21 +107,17 @@ class AuthRequirement:
 
 @attrs.frozen(eq=False)
 class Route:
-    """One HTTP route: methods, a path pattern and the endpoint serving it.
+    """One route: methods, a path pattern and the endpoint serving it.
 
-    `path` uses `{name}` or `{name:converter}` placeholders (converters: str,
-    int, float, uuid, path), compiled into `pattern` (a bad path raises
-    ValueError here). `auth`, `body_schema`, `query_schema` and
-    `path_schema` are read by the authz, validation and openapi plugins.
-    `max_body_size` replaces the default body cap for this route (the limits
-    plugin's registry overrides still win).
-    `owner` is the registry name of the plugin that declared the route; the
-    kernel fills it in. Routes compare by identity.
-
-    ``websocket=True`` declares a WebSocket route: its endpoint is
-    ``async def endpoint(ws: kernel.WebSocket) -> None``, its `methods` become
-    ``("WEBSOCKET",)``, the chain runs around the whole connection and
-    `max_body_size` caps each incoming message.
+    `path` uses `{name}` or `{name:converter}` placeholders (str, int, float,
+    uuid, path), compiled into `pattern` (ValueError here if bad). `auth` and
+    the schemas are read by the authz, validation and openapi plugins;
+    `max_body_size` replaces the default body cap (the limits plugin's
+    overrides still win); the kernel fills in `owner`, the declaring plugin.
+    Routes compare by identity. ``websocket=True`` declares a WebSocket
+    route: endpoint ``async def (ws: kernel.WebSocket) -> None``, methods
+    ``("WEBSOCKET",)``, the chain around the whole connection, `max_body_size`
+    per message.
     """
 
     path: str
@@ -161,11 +155,8 @@ class MatchKind(enum.Enum):
 
 @attrs.frozen
 class RouteMatch:
-    """The router's answer for one request.
-
-    FOUND: `route` and converted `params`. METHOD_NOT_ALLOWED: `allowed` lists
-    the methods the path accepts. NOT_FOUND: nothing.
-    """
+    """The router's answer for one request: FOUND with `route` and converted
+    `params`, METHOD_NOT_ALLOWED with the `allowed` methods, or NOT_FOUND."""
 
     kind: MatchKind
     route: Route | None = None

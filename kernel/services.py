@@ -1,13 +1,8 @@
-"""Services between plugins: one plugin offers an object under a typed key,
-others ask for it — without a field on `Application` per kind of service.
-
-    BROKER: ServiceKey[Broker] = ServiceKey("message broker", hint="enable broker-memory or broker-redis")
-
-    @hookimpl
-    def wasmkernel_services(self, app):           # the provider
-        return [(BROKER, self.broker)]
-
-    broker = app.services.get(BROKER, needed_by="feed")     # a consumer, in any later hook
+"""Services between plugins: one plugin offers an object under a typed key
+(``BROKER: ServiceKey[Broker] = ServiceKey("message broker", hint="enable
+broker-redis")``, returned by its `wasmkernel_services`), others ask for it
+(``app.services.get(BROKER, needed_by="feed")``); no field on `Application`
+per kind of service.
 """
 
 from __future__ import annotations
