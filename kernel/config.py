@@ -38,6 +38,10 @@ def _strict(kind: type | tuple[type, ...], name: str, then: StructureHook | None
     return structure
 
 
+def _is_literal(kind: Any) -> bool:
+    return get_origin(kind) is Literal
+
+
 def _literal(value: Any, kind: Any) -> Any:
     allowed = get_args(kind)
     if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
@@ -54,7 +58,7 @@ def _converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for kind, name in ((str, "a string"), (int, "an integer"), (float, "a number"), (bool, "true or false")):
         converter.register_structure_hook(kind, _strict(kind, name))
-    converter.register_structure_hook_func(lambda kind: get_origin(kind) is Literal, _literal)
+    converter.register_structure_hook_func(_is_literal, _literal)
     # cattrs takes any iterable for a sequence (a string as its characters) and
     # fails obscurely on a mapping that is not one: accept only arrays and tables.
     converter.register_structure_hook_factory(is_sequence, _array)
