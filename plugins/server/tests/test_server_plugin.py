@@ -65,8 +65,9 @@ async def test_a_worker_reports_a_failed_startup_and_ends(tmp_path: Path, monkey
     async def send(message: Any) -> None:
         sent.append(message)
 
+    scope: Any = {"type": "lifespan", "asgi": {"version": "3.0"}}
     with pytest.RaisesGroup(SystemExit), trio.fail_after(5):
-        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        await app(scope, receive, send)
     assert exits == [3] and sent == []
     assert report.read_text() == "plugin 'broken' failed to start: RuntimeError: no disk"
 

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -44,7 +44,7 @@ STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False, read_timeout: int = READ_TIMEOUT) -> Config:
     """How `wasmkernel run` serves (`--bind`, `--workers`, `--reload`, `--read-timeout`)."""
     config = Config()
-    config.application_path = "wasmkernel_server.worker:app"
+    config.application_path = "asgi:wasmkernel_server.worker:app"
     config.worker_class = "trio"
     config.bind = list(bind)
     config.workers = max(workers, 1) if reload else workers
@@ -85,14 +85,17 @@ def reporting_failed_startup(app: Application) -> ASGIFramework:
     worker at once (hypercorn 0.18's `run` loses its workers' exit codes, so
     `serve` reads the report instead)."""
 
-    async def reporting(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    def reporting(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Awaitable[None]:
+        # Not a coroutine function: HTTP and WebSocket calls get the
+        # application's own coroutine, no frame of this wrapper (hypercorn is
+        # told the mode: "asgi:" in `application_path`).
         async def send_or_report(message: ASGISendEvent) -> None:
             if message["type"] == "lifespan.startup.failed":
                 Path(os.environ[STARTUP_REPORT_ENV]).write_text(message["message"], encoding="utf-8")
                 os._exit(3)
             await send(message)
 
-        await app(scope, receive, send_or_report if scope["type"] == "lifespan" else send)  # type: ignore[arg-type]
+        return app(scope, receive, send_or_report if scope["type"] == "lifespan" else send)  # type: ignore[arg-type]
 
     return reporting
 
