@@ -5,6 +5,8 @@ WebSocket route and over SSE (served by hypercorn, real TCP)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import jwt
 import pytest
 import trio
 from wasmkernel_channels import CHANNELS, event_data
+from wasmkernel_feed.store import FeedStore
 
 from kernel import Application
 from kernel.testing import app_from, running, websocket_connect
@@ -140,3 +143,18 @@ def test_invalid_channel_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(RegistryError, match="channel"):
         make_app(tmp_path / "feed.db", channel="no spaces")
+
+
+async def test_stores_opening_one_new_file_at_once_all_open_it_in_wal_mode(tmp_path: Path) -> None:
+    """Worker processes start together. SQLite refuses a second switch of a new
+    file to WAL at once (no busy timeout): that must not fail the startup."""
+    for attempt in range(60):
+        path = tmp_path / f"feed-{attempt}.db"
+        stores = [FeedStore(path) for _ in range(3)]
+        async with trio.open_nursery() as nursery:
+            for store in stores:
+                nursery.start_soon(store.open)
+        for store in stores:
+            await store.close()
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

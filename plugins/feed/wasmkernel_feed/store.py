@@ -2,7 +2,8 @@
 
 One connection per store, used from worker threads (`trio.to_thread`) one
 call at a time, so the event loop never waits on the disk. The file uses
-WAL journaling and a busy timeout, so several instances may share it.
+WAL journaling and a busy timeout, so several instances (or worker
+processes, starting at once) may share it.
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ class FeedStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
         connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:  # SQLite answers at once, not after the busy timeout,
+            if "locked" not in str(exc):  # when another process is making the new file WAL right now
+                raise
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(SCHEMA)
+        connection.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")  # waits for another opener's schema
         self._connection = connection
 
     async def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,22 @@ def test_redis_kv_without_redis_stops_startup(loader_name: str, dist: Path, tmp_
     config = hostcalls_config(dist, tmp_path / "cache", kv={"backend": "redis"})
     with pytest.raises(StartupError, match="needs a Redis link: enable the redis plugin and set its url"):
         redis_app(loader_name, config, "")
+
+
+async def test_sqlite_stores_opening_one_new_file_at_once_all_open_it_in_wal_mode(tmp_path: Path) -> None:
+    """Worker processes start together. SQLite refuses a second switch of a new
+    file to WAL at once (no busy timeout): that must not fail the startup."""
+    from wasmkernel_wasm.hostapi.kv import SqliteBackend
+
+    async def open_one(path: Path, opened: list[SqliteBackend]) -> None:
+        opened.append(await trio.to_thread.run_sync(SqliteBackend, path))
+
+    for attempt in range(60):
+        path, opened = tmp_path / f"kv-{attempt}.sqlite3", list[SqliteBackend]()
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(open_one, path, opened)
+        for backend in opened:
+            backend.close()
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -112,9 +112,13 @@ class SqliteBackend:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:  # SQLite answers at once, not after the busy timeout,
+            if "locked" not in str(exc):  # when another process is making the new file WAL right now
+                raise
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")  # waits for another opener's schema
         self._lock = threading.Lock()
 
     def get(self, namespace: str, key: bytes) -> bytes | None:
