@@ -61,7 +61,7 @@ class Subscription:
     ones first); use it as a context manager, or `close()` it, to leave.
     `on_overflow` is called when the "close" policy ends it."""
 
-    __slots__ = ("_channels", "channel", "dropped", "on_overflow", "overflowed", "queue", "replay")
+    __slots__ = ("_channels", "_queue", "channel", "dropped", "on_overflow", "overflowed", "replay")
 
     def __init__(self, channels: Channels, channel: str, replay: list[Event], queue_size: int) -> None:
         self.channel = channel
@@ -70,7 +70,7 @@ class Subscription:
         self.overflowed = False
         self.on_overflow: Callable[[], None] | None = None
         self._channels = channels
-        self.queue = EventQueue(queue_size)
+        self._queue: EventQueue[Event] = EventQueue(queue_size)
 
     def __enter__(self) -> Subscription:
         return self
@@ -80,7 +80,7 @@ class Subscription:
 
     def close(self) -> None:
         self._channels._unsubscribe(self)
-        self.queue.close()
+        self._queue.close()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -95,7 +95,7 @@ class Subscription:
         the subscription has ended."""
         if self.replay:
             return self.replay.pop(0)
-        return await self.queue.get()  # type: ignore[no-any-return]
+        return await self._queue.get()
 
     async def next_event(self, timeout: float = math.inf) -> Event | None:
         """The next event, or None after `timeout` seconds without one;
@@ -107,9 +107,9 @@ class Subscription:
     def _offer(self, event: Event, policy: Overflow) -> bool:
         """Queue `event` without waiting; False if it was not queued (the
         queue is full, or closed)."""
-        if self.queue.put(event):
+        if self._queue.put(event):
             return True
-        if self.queue.closed:
+        if self._queue.closed:
             return False
         if policy == "drop":
             self.dropped += 1
@@ -263,7 +263,7 @@ async def _forward(subscription: Subscription, ws: WebSocket) -> None:
         while subscription.replay:
             await ws.send(subscription.replay.pop(0).data)
         while True:
-            await ws.send((await subscription.queue.get()).data)
+            await ws.send((await subscription._queue.get()).data)
 
 
 def event_data(event: Event) -> Any:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import trio
 
+T = TypeVar("T")
 
-class EventQueue:
+
+class EventQueue(Generic[T]):
     """A bounded FIFO feeding one task: a deque and the task waiting on it (a
     fraction of a memory channel's cost per event and per subscriber). `put`
     never waits: it returns False when the queue is full or closed; `get`
@@ -17,11 +19,11 @@ class EventQueue:
     __slots__ = ("_consumer", "closed", "items", "size")
 
     def __init__(self, size: int) -> None:
-        self.items: collections.deque[Any] = collections.deque()
+        self.items: collections.deque[T] = collections.deque()
         self.size, self.closed = size, False
         self._consumer: trio.lowlevel.Task | None = None
 
-    def put(self, item: Any) -> bool:
+    def put(self, item: T) -> bool:
         if self.closed or len(self.items) >= self.size:
             return False
         self.items.append(item)
@@ -41,7 +43,7 @@ class EventQueue:
         self._consumer = None
         return trio.lowlevel.Abort.SUCCEEDED
 
-    async def get(self) -> Any:
+    async def get(self) -> T:
         await trio.lowlevel.checkpoint_if_cancelled()
         while not self.items:
             if self.closed:
