@@ -90,3 +90,10 @@ def test_plugins_shows_installed_enabled_and_hooks(tmp_path: Path, capsys: pytes
     assert "no" in lines["health"].split()
     assert "configure_logging" in lines["logging"]
     assert "middleware chain (outermost first): (none)" in out
+
+
+def test_only_enabled_plugins_unset_secrets_are_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WASMKERNEL_TEST_UNSET", raising=False)
+    registry = write(tmp_path, '[plugins.router]\n[plugins.auth-jwt]\nenabled = false\n[plugins.auth-jwt.config]\nsecret = { env = "WASMKERNEL_TEST_UNSET" }\n')
+    assert main(["routes", "--registry", registry]) == 0
+    assert "unset secret" not in capsys.readouterr().err

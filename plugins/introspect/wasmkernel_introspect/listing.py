@@ -18,6 +18,8 @@ def listed_application(registry_path: str | None) -> Application:
     unset: list[str] = []
     entries = [
         attrs.evolve(entry, config=resolve_secrets(dict(entry.config), registry.path.parent, registry.where(entry.name, "config"), unset))
+        if entry.enabled
+        else entry
         for entry in registry.plugins
     ]
     for reference in unset:
