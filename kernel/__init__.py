@@ -30,7 +30,7 @@ from kernel.hookspecs import hookimpl, hookspec
 from kernel.http import ClientDisconnected, Identity, Request
 from kernel.metrics import MetricSource, Sample
 from kernel.middleware import Handler, Middleware
-from kernel.plugins import LoadedPlugin, installed_plugins
+from kernel.plugins import LoadedPlugin, built_in, installed_plugins
 from kernel.registry import REGISTRY_ENV, Registry, default_registry_path, load_registry, resolve_secrets
 from kernel.responses import (
     HOP_BY_HOP,

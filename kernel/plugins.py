@@ -57,7 +57,8 @@ def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
     return {entry_point.name: entry_point for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _built_in(available: Any) -> bool:
+def built_in(available: Any) -> bool:
+    """Whether `available` (an entry point) is a plugin of the kernel's own distribution."""
     return isinstance(available, importlib.metadata.EntryPoint) and available.dist is not None and available.dist.name == DISTRIBUTION
 
 
@@ -107,9 +108,9 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     `PluginLoadError` naming it (and, if missing, the fix)."""
     available: dict[str, Any] = {**installed_plugins(), **(extra or {})}
     listed = {entry.name for entry in registry.plugins}
-    built_in = [name for name, found in available.items() if name not in listed and _built_in(found)]
+    built_ins = [name for name, found in available.items() if name not in listed and built_in(found)]
     pending = [entry for entry in registry.plugins if entry.enabled]
-    pending += [PluginEntry(name=name, position=len(listed) + index) for index, name in enumerate(built_in)]
+    pending += [PluginEntry(name=name, position=len(listed) + index) for index, name in enumerate(built_ins)]
     loaded: dict[str, LoadedPlugin] = {}
     while pending:
         entry = pending.pop(0)

@@ -14,7 +14,7 @@ import sys
 
 import pluggy
 
-from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, hookimpl, installed_plugins
+from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, built_in, hookimpl, installed_plugins
 from wasmkernel_introspect import hookspecs
 from wasmkernel_introspect.listing import listed_application, print_table
 
@@ -62,7 +62,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if name in enabled:
             index, plugin = enabled[name]
             listed = name in {entry.name for entry in app.registry.plugins if entry.enabled}  # type: ignore[union-attr]
-            state = "yes" if listed else "built-in" if installed.dist and installed.dist.name == "wasmkernel" else "required"
+            state = "yes" if listed else "built-in" if built_in(installed) else "required"
             hooks = ", ".join(sorted(caller.name.removeprefix("wasmkernel_") for caller in plugin.manager.get_hookcallers(plugin.instance) or ()))
             rows.append([name, version, state, str(index), _placement(plugin), hooks])
         else:
