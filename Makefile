@@ -38,8 +38,8 @@ run: install
 test: install $(VENV)/.test-apt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=$(PLUGIN_ROOTS) $(BIN)/mypy kernel kernel_testing tests benchmarks stress $(PLUGIN_PACKAGES)
-	$(BIN)/mypy $(wildcard plugins/*/tests)
+	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
+	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed wasm

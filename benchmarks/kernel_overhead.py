@@ -28,8 +28,8 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kernel import Application, Route, hookimpl  # noqa: E402
-from kernel.registry import load_registry, parse_registry  # noqa: E402
+from wasmkernel import Application, Route, hookimpl  # noqa: E402
+from wasmkernel.registry import load_registry, parse_registry  # noqa: E402
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 

@@ -29,9 +29,9 @@ import attrs
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import kernel.cli  # what `wasmkernel run` imports before it reads the registry
-from kernel.app import Application
-from kernel.registry import load_registry
+import wasmkernel.cli  # what `wasmkernel run` imports before it reads the registry
+from wasmkernel.app import Application
+from wasmkernel.registry import load_registry
 t1 = time.perf_counter()
 app = Application.assemble(load_registry(sys.argv[1]))
 t2 = time.perf_counter()
@@ -55,7 +55,7 @@ class Phases:
     scenario: str  # warm-cache | cold-cache (WasmKernel's compile cache)
     trial: int
     interpreter_s: float  # `python -c pass`
-    kernel_import_s: float  # `kernel.cli` and `kernel.app`, as `wasmkernel run` imports them
+    kernel_import_s: float  # `wasmkernel.cli` and `wasmkernel.app`, as `wasmkernel run` imports them
     assembly_s: float  # reading the registry, importing and configuring every plugin
     loader_start_s: float  # application startup less the worker warm-up: compile or deserialize, forkserver
     workers_warm_s: float  # spawning the WebAssembly workers and loading every module in them

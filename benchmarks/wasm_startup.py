@@ -1,4 +1,4 @@
-"""Startup cost of the WebAssembly loader, in-process (kernel.testing).
+"""Startup cost of the WebAssembly loader, in-process (wasmkernel.testing).
 
 Measures, for the registry {router, <loader>} serving matmul, hello, faults and
 wagi_echo:
@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from kernel.testing import app_from, running
+from wasmkernel.testing import app_from, running
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "wasm_modules" / "dist"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Lines in kernel/*.py: all of them, and code only (no blank lines, comments or docstrings).
+# Lines in kernel/wasmkernel/*.py (the test kit, testing.py, aside): all of them, and code only (no blank lines, comments or docstrings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PY'
 import ast, pathlib
 total = code = 0
-for path in sorted(pathlib.Path("kernel").rglob("*.py")):
+for path in sorted(pathlib.Path("kernel/wasmkernel").rglob("*.py")):
+    if path.name == "testing.py":
+        continue
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
     docs: set[int] = set()

@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from kernel import (
+from wasmkernel import (
     Application,
     Handler,
     JSONResponse,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from kernel import Application, PluginLoadError, RegistryError, StartupError
-from kernel.registry import load_registry
-from kernel.testing import app_from, running
 from tests.plugins_for_tests import Demo, FailingStartup, Tagger
+from wasmkernel import Application, PluginLoadError, RegistryError, StartupError
+from wasmkernel.registry import load_registry
+from wasmkernel.testing import app_from, running
 
 
 def test_each_application_has_its_own_plugin_manager() -> None:
@@ -48,7 +48,7 @@ def test_bad_plugin_config_names_file_plugin_and_key(tmp_path: Path) -> None:
 
 def test_plugin_raising_while_loading_is_named() -> None:
     class Broken:
-        from kernel import hookimpl
+        from wasmkernel import hookimpl
 
         @hookimpl
         def wasmkernel_routes(self, app: Application) -> list[object]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.cli import main
+from wasmkernel.cli import main
 
 
 @pytest.mark.parametrize("command", ["run", "check", "plugins", "routes", "new-plugin"])

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kernel import ConfigError, parse_config
+from wasmkernel import ConfigError, parse_config
 
 
 @attrs.frozen

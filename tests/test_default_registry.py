@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, StartupError
-from kernel.registry import load_registry, parse_registry
-from kernel.testing import running
 from tests.conftest import ROOT
+from wasmkernel import Application, StartupError
+from wasmkernel.registry import load_registry, parse_registry
+from wasmkernel.testing import running
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import structlog
 
-from kernel.testing import app_from, running
 from tests.plugins_for_tests import Demo
+from wasmkernel.testing import app_from, running
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from typing import Any
 import pluggy
 import pytest
 
-from kernel import (
+from tests.conftest import BIN, ROOT
+from wasmkernel import (
     Application,
     AuthRequirement,
     Handler,
@@ -29,9 +30,8 @@ from kernel import (
     hookimpl,
     hookspec,
 )
-from kernel.cli import main
-from kernel.testing import app_from, running
-from tests.conftest import BIN, ROOT
+from wasmkernel.cli import main
+from wasmkernel.testing import app_from, running
 
 CLOCK: ServiceKey[list[str]] = ServiceKey("clock", hint="enable the clock plugin")
 

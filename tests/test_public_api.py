@@ -1,11 +1,11 @@
 """The public API is the contract between plugins and the kernel.
 
 A plugin's product code (plugins/<name>/wasmkernel_<name>/) imports the
-kernel only as `kernel`, its own package freely, and another plugin only
+kernel only as `wasmkernel`, its own package freely, and another plugin only
 through that plugin's public API: its top-level package, plus the
 submodules it documents as public (`PUBLIC_SUBMODULES`). Test-support
-modules (`testing.py`) may use `kernel.testing`; plugins' tests may also use
-`kernel.cli`.
+modules (`testing.py`) may use `wasmkernel.testing`; plugins' tests may also use
+`wasmkernel.cli`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 
 #: Plugins whose submodules are public API too (documented in the package docstring).
 PUBLIC_SUBMODULES = {"wasmkernel_wasm"}
-TEST_SUPPORT = {"kernel", "kernel.testing"}
-IN_TESTS = {"kernel", "kernel.testing", "kernel.cli"}
+TEST_SUPPORT = {"wasmkernel", "wasmkernel.testing"}
+IN_TESTS = {"wasmkernel", "wasmkernel.testing", "wasmkernel.cli"}
 
 
 def _imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -37,8 +37,8 @@ def _violation(module: str, own_package: str | None, kernel_allowed: set[str]) -
     """Why importing `module` breaks the contract, or None; `own_package`
     None: any plugin module may be imported (tests)."""
     top = module.split(".", maxsplit=1)[0]
-    if top == "kernel":
-        return None if module in kernel_allowed else "imports a kernel submodule: use `from kernel import ...`"
+    if top == "wasmkernel":
+        return None if module in kernel_allowed else "imports a kernel submodule: use `from wasmkernel import ...`"
     if own_package is None or not top.startswith("wasmkernel_") or top in (own_package, module) or top in PUBLIC_SUBMODULES:
         return None
     return f"imports the private module {module} of another plugin: use its package {top}"
@@ -61,13 +61,13 @@ def _product_files() -> list[Path]:
 def test_there_is_product_code_to_check() -> None:
     files = _product_files()
     assert len({path.parts[len(PLUGINS.parts)] for path in files}) >= 20
-    assert any(module == "kernel" for path in files for _, module in _imports(path))
+    assert any(module == "wasmkernel" for path in files for _, module in _imports(path))
 
 
 def test_plugins_product_code_imports_only_public_apis() -> None:
     files = _product_files()
     package_of = {path: path.parts[len(PLUGINS.parts) + 1] for path in files}
-    kernel_allowed = {path: TEST_SUPPORT if path.name == "testing.py" else {"kernel"} for path in files}
+    kernel_allowed = {path: TEST_SUPPORT if path.name == "testing.py" else {"wasmkernel"} for path in files}
     assert _violations(files, package_of, kernel_allowed) == []
 
 
@@ -80,8 +80,8 @@ def test_plugins_tests_import_only_the_kernels_public_api() -> None:
 @pytest.mark.parametrize(
     ("module", "own", "expected"),
     [
-        ("kernel", "wasmkernel_a", None),
-        ("kernel.app", "wasmkernel_a", "kernel submodule"),
+        ("wasmkernel", "wasmkernel_a", None),
+        ("wasmkernel.app", "wasmkernel_a", "kernel submodule"),
         ("wasmkernel_a.table", "wasmkernel_a", None),
         ("wasmkernel_b", "wasmkernel_a", None),
         ("wasmkernel_b.table", "wasmkernel_a", "private module wasmkernel_b.table"),
@@ -91,5 +91,5 @@ def test_plugins_tests_import_only_the_kernels_public_api() -> None:
     ],
 )
 def test_the_rule(module: str, own: str | None, expected: str | None) -> None:
-    reason = _violation(module, own, {"kernel"})
+    reason = _violation(module, own, {"wasmkernel"})
     assert reason is None if expected is None else expected in (reason or "")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.errors import RegistryError
-from kernel.registry import load_registry, order_plugins, parse_registry, resolve_secrets
+from wasmkernel.errors import RegistryError
+from wasmkernel.registry import load_registry, order_plugins, parse_registry, resolve_secrets
 
 
 def names(text: str, tmp_path: Path) -> list[str]:

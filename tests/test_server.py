@@ -33,7 +33,7 @@ def test_wasmkernel_run_serves_the_registry(start_server: ServerFactory) -> None
 
 
 def test_unchanged_under_hypercorn_trio_worker(start_server: ServerFactory) -> None:
-    command = [str(BIN / "hypercorn"), "--worker-class", "trio", "--bind", "127.0.0.1:{port}", "kernel.asgi:app"]
+    command = [str(BIN / "hypercorn"), "--worker-class", "trio", "--bind", "127.0.0.1:{port}", "wasmkernel.asgi:app"]
     base = start_server(REGISTRY, command=command)
     assert httpx.get(base + "/health").json() == {"status": "ok"}
 
@@ -105,8 +105,8 @@ def test_json_log_lines_carry_the_request_id(tmp_path: Path) -> None:
     """A failing request's log line is JSON with its request id and traceback."""
     code = """
 import trio
-from kernel import Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 class Boom:
     @hookimpl

@@ -18,8 +18,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import Framework
 
-from kernel import Application
 from tests.conftest import free_port
+from wasmkernel import Application
 
 
 @asynccontextmanager

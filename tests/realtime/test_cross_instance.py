@@ -17,10 +17,10 @@ import jwt
 import trio
 import trio_websocket
 
-from kernel import Application
-from kernel.testing import app_from
 from tests.realtime.serving import ServerEvent, next_event, serving, sse_events
 from tests.redis_server import RedisServer
+from wasmkernel import Application
+from wasmkernel.testing import app_from
 
 SECRET = "c" * 32
 

@@ -9,9 +9,9 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from kernel import Application, AuthRequirement, Route, WebSocket, hookimpl
-from kernel.testing import WebSocketDenied, app_from, running, websocket_connect
-from kernel.websocket import WebSocketDisconnect
+from wasmkernel import Application, AuthRequirement, Route, WebSocket, hookimpl
+from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
+from wasmkernel.websocket import WebSocketDisconnect
 
 SECRET = "s" * 32
 

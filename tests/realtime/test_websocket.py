@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import trio
 
-from kernel import Application, Forbidden, Route, WebSocket, WebSocketDisconnect, hookimpl
-from kernel.testing import WebSocketDenied, app_from, running, websocket_connect
+from wasmkernel import Application, Forbidden, Route, WebSocket, WebSocketDisconnect, hookimpl
+from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
 
 
 class Sockets:

@@ -20,8 +20,8 @@ import trio
 from wasmkernel_wasm import WasmTimeout, WasmUnavailable
 from wasmkernel_wasm.testing import LOADERS, base_config, dist, loader_of, use_loader
 
-from kernel.testing import app_from, running
 from tests.reliability.harness import Instance, full_plugins, installed, registry_toml, spawn, wasm_built, wasm_config
+from wasmkernel.testing import app_from, running
 
 __all__ = ["dist"]
 

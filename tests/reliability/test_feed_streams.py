@@ -19,10 +19,10 @@ import trio
 import trio_websocket
 from structlog.testing import capture_logs
 
-from kernel import Application
-from kernel.testing import app_from
 from tests.realtime.serving import next_event, serving, sse_events
 from tests.reliability.harness import installed
+from wasmkernel import Application
+from wasmkernel.testing import app_from
 
 pytestmark = pytest.mark.skipif(not installed("channels", "feed"), reason="needs the channels and feed plugins")
 

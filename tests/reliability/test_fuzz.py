@@ -22,9 +22,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel import Application, AuthRequirement, Request, Route, hookimpl
-from kernel.testing import app_from
 from tests.reliability.harness import API_KEY, ENV, full_plugins, installed, token
+from wasmkernel import Application, AuthRequirement, Request, Route, hookimpl
+from wasmkernel.testing import app_from
 
 FEATURES = ("request-id", "access-log", "metrics", "compression", "errors", "cors", "limits", "auth-jwt", "auth-apikey", "authz", "validation")
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from wasmkernel_wasm.testing import DIST, LOADERS, base_config, dist, use_loader
 
-from kernel.testing import app_from, running
+from wasmkernel.testing import app_from, running
 
 __all__ = ["dist"]
 

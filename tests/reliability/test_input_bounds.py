@@ -14,9 +14,9 @@ import pytest
 from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import base_config, dist, use_loader
 
-from kernel import Application, AuthRequirement, Request, Route, hookimpl
-from kernel.errors import StartupError
-from kernel.testing import app_from, running
+from wasmkernel import Application, AuthRequirement, Request, Route, hookimpl
+from wasmkernel.errors import StartupError
+from wasmkernel.testing import app_from, running
 
 __all__ = ["dist"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, Response, Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, Response, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Unsendable:

@@ -7,7 +7,7 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from kernel import (
+from wasmkernel import (
     Application,
     BadRequest,
     Handler,
@@ -20,7 +20,7 @@ from kernel import (
     StreamingResponse,
     hookimpl,
 )
-from kernel.testing import app_from, running
+from wasmkernel.testing import app_from, running
 
 
 async def chunks() -> AsyncIterator[bytes]:

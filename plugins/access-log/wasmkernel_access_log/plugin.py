@@ -35,7 +35,7 @@ from typing import Literal
 import attrs
 import structlog
 
-from kernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, WebSocket, hookimpl
+from wasmkernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, WebSocket, hookimpl
 
 CLIENT_CLOSED_REQUEST = 499
 

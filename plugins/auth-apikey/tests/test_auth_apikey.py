@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, RegistryError, Request, Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 CI_KEY = "ci-0123456789abcdef"
 DASH_KEY = "dash-0123456789abcdef"

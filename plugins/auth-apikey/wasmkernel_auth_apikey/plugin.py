@@ -28,7 +28,7 @@ import hmac
 
 import attrs
 
-from kernel import Application, ConfigError, ConfiguredPlugin, Identity, Request, Unauthorized, hookimpl
+from wasmkernel import Application, ConfigError, ConfiguredPlugin, Identity, Request, Unauthorized, hookimpl
 
 SCHEME = "apikey"
 

@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from kernel import Application, AuthRequirement, RegistryError, Request, Route, hookimpl
-from kernel.cli import main
-from kernel.testing import app_from, running
+from wasmkernel import Application, AuthRequirement, RegistryError, Request, Route, hookimpl
+from wasmkernel.cli import main
+from wasmkernel.testing import app_from, running
 
 SECRET = "s" * 48
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

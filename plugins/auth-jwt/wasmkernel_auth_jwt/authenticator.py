@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import jwt
 
-from kernel import Identity, Request, Unauthorized, WebSocket
+from wasmkernel import Identity, Request, Unauthorized, WebSocket
 from wasmkernel_auth_jwt.keys import Config, Keys, UnknownKey
 
 SCHEME = "jwt"

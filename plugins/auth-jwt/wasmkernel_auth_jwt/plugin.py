@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kernel import Application, Command, ConfigError, ConfiguredPlugin, RegistryError, StartupError, hookimpl, load_registry, parse_config, resolve_secrets
+from wasmkernel import Application, Command, ConfigError, ConfiguredPlugin, RegistryError, StartupError, hookimpl, load_registry, parse_config, resolve_secrets
 from wasmkernel_auth_jwt.authenticator import JWTAuthenticator, mint
 from wasmkernel_auth_jwt.keys import Config, Keys, load
 

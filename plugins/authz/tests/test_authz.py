@@ -5,8 +5,8 @@ from typing import Any
 import attrs
 import pytest
 
-from kernel import Application, AuthRequirement, Identity, RegistryError, Request, Route, StartupError, Unauthorized, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, AuthRequirement, Identity, RegistryError, Request, Route, StartupError, Unauthorized, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 @attrs.frozen

@@ -29,7 +29,7 @@ from typing import Literal
 import attrs
 import structlog
 
-from kernel import (
+from wasmkernel import (
     AccessPolicy,
     Application,
     AuthRequirement,

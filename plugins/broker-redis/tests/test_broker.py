@@ -15,9 +15,9 @@ from wasmkernel_broker_redis import RedisBroker
 from wasmkernel_channels import CHANNELS, BrokerUnavailable, Channels, Event, MemoryBroker
 from wasmkernel_redis import REDIS_LINK, Backoff
 
-from kernel import Application, RegistryError
-from kernel.testing import app_from, running
 from tests.redis_server import RedisServer
+from wasmkernel import Application, RegistryError
+from wasmkernel.testing import app_from, running
 
 FAST = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
 

@@ -29,7 +29,7 @@ import structlog
 from wasmkernel_channels import CHANNELS
 from wasmkernel_redis import REDIS_LINK, Backoff
 
-from kernel import Application, ConfiguredPlugin, Route, Sample, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Route, Sample, hookimpl
 from wasmkernel_broker_redis.broker import RedisBroker
 
 log = structlog.get_logger("wasmkernel.broker.redis")

@@ -13,9 +13,9 @@ import trio_websocket
 from structlog.testing import capture_logs
 from wasmkernel_channels import CHANNELS, Channels, EventStream
 
-from kernel import Application, Request, Route, WebSocket, hookimpl
-from kernel.testing import app_from, running
 from tests.realtime.serving import next_event, serving, sse_events
+from wasmkernel import Application, Request, Route, WebSocket, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Live:
@@ -164,7 +164,7 @@ async def test_readiness_and_metrics_report_the_broker() -> None:
 
 
 def test_config_is_strict() -> None:
-    from kernel import RegistryError
+    from wasmkernel import RegistryError
 
     with pytest.raises(RegistryError, match="overflow"):
         make_app(overflow="block")

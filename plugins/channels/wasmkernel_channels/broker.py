@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from kernel import ServiceUnavailable
+from wasmkernel import ServiceUnavailable
 
 #: A channel name: letters, digits and ``_.:-``, 1 to 128 characters.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

@@ -33,7 +33,7 @@ import attrs
 import structlog
 import trio
 
-from kernel import Request, StartupError, WebSocket, WebSocketDisconnect, dump_json
+from wasmkernel import Request, StartupError, WebSocket, WebSocketDisconnect, dump_json
 from wasmkernel_channels.broker import Broker, Event, MemoryBroker, check_channel, check_event_type
 from wasmkernel_channels.queue import EventQueue
 from wasmkernel_channels.sse import EventStream, last_event_id

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kernel import Application, ConfiguredPlugin, Sample, ServiceKey, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Sample, ServiceKey, hookimpl
 from wasmkernel_channels.broker import MemoryBroker
 from wasmkernel_channels.hub import Channels
 

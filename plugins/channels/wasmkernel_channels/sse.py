@@ -6,7 +6,7 @@ then sends each event as ``id:``, ``event:`` and ``data:`` lines, and a
 proxies keep the connection and a dead client is noticed). It ends when the
 client goes away (the subscription is then closed) or when the subscription
 overflows (the client reconnects with ``Last-Event-ID`` and resumes from the
-channel's history). It is a `kernel.StreamingResponse`, so the chain's
+channel's history). It is a `wasmkernel.StreamingResponse`, so the chain's
 middleware sees it like any stream (the access log writes one line when it
 ends; compression leaves ``text/event-stream`` alone by default).
 """
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from kernel import BadRequest, Request, StreamingResponse
+from wasmkernel import BadRequest, Request, StreamingResponse
 from wasmkernel_channels.broker import Event
 
 if TYPE_CHECKING:

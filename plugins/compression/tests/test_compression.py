@@ -10,8 +10,8 @@ import pytest
 from wasmkernel_compression import plugin as compression
 from wasmkernel_compression.plugin import negotiate
 
-from kernel import Application, RegistryError, Request, Response, Route, StreamingResponse, TextResponse, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Response, Route, StreamingResponse, TextResponse, hookimpl
+from wasmkernel.testing import app_from, running
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 40
 NOISE = os.urandom(2000)

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from kernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, hookimpl
 
 try:
     import brotli

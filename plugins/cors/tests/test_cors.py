@@ -5,8 +5,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kernel import Application, RegistryError, Request, Route, Unauthorized, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Route, Unauthorized, hookimpl
+from wasmkernel.testing import app_from, running
 
 APP_ORIGIN = "https://app.example.com"
 EVIL_ORIGIN = "https://evil.example.net"

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from kernel import Application, BadRequest, ConfigError, ConfiguredPlugin, Forbidden, Handler, Middleware, Request, Response, Route, hookimpl
+from wasmkernel import Application, BadRequest, ConfigError, ConfiguredPlugin, Forbidden, Handler, Middleware, Request, Response, Route, hookimpl
 
 SAFELISTED_HEADERS = ("accept", "accept-language", "content-language", "content-type")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")

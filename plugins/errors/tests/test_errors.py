@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from kernel import Application, HTTPError, RegistryError, Request, Route, TooManyRequests, UnprocessableEntity, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, HTTPError, RegistryError, Request, Route, TooManyRequests, UnprocessableEntity, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Routes:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from kernel import Application, ConfiguredPlugin, HTTPError, JSONResponse, Request, Response, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, HTTPError, JSONResponse, Request, Response, hookimpl
 
 PROBLEM_JSON = "application/problem+json"
 GENERIC_DETAIL = "The server failed to handle this request; quote the error_id when reporting it."

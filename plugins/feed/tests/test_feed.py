@@ -17,9 +17,9 @@ import trio
 from wasmkernel_channels import CHANNELS, event_data
 from wasmkernel_feed.store import FeedStore
 
-from kernel import Application
-from kernel.testing import app_from, running, websocket_connect
 from tests.realtime.serving import next_event, serving, sse_events
+from wasmkernel import Application
+from wasmkernel.testing import app_from, running, websocket_connect
 
 SECRET = "f" * 32
 
@@ -129,8 +129,8 @@ async def test_the_page_is_served(tmp_path: Path) -> None:
 
 
 def test_database_path_is_relative_to_the_registry(tmp_path: Path) -> None:
-    from kernel import Application
-    from kernel.testing import registry_from
+    from wasmkernel import Application
+    from wasmkernel.testing import registry_from
 
     registry = registry_from(chain(Path("data/feed.db")), path=tmp_path / "registry.toml")
     app = Application.assemble(registry)
@@ -139,7 +139,7 @@ def test_database_path_is_relative_to_the_registry(tmp_path: Path) -> None:
 
 
 def test_invalid_channel_is_a_config_error(tmp_path: Path) -> None:
-    from kernel import RegistryError
+    from wasmkernel import RegistryError
 
     with pytest.raises(RegistryError, match="channel"):
         make_app(tmp_path / "feed.db", channel="no spaces")

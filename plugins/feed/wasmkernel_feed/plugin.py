@@ -40,7 +40,7 @@ import attrs
 import structlog
 from wasmkernel_channels import CHANNELS, BrokerUnavailable, Channels, check_channel
 
-from kernel import (
+from wasmkernel import (
     Application,
     AuthRequirement,
     ConfigError,

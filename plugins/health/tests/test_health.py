@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, StartupError, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, StartupError, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Probe:

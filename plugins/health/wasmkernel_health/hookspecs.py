@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kernel import hookspec
+from wasmkernel import hookspec
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 
 @hookspec

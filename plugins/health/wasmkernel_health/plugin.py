@@ -18,7 +18,7 @@ from typing import Any
 
 import pluggy
 
-from kernel import Application, ConfiguredPlugin, JSONResponse, NoConfig, Request, Route, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, JSONResponse, NoConfig, Request, Route, hookimpl
 from wasmkernel_health import hookspecs
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernel import RegistryError
-from kernel.testing import app_from, running
+from wasmkernel import RegistryError
+from wasmkernel.testing import app_from, running
 
 
 async def test_hello_answers_text() -> None:

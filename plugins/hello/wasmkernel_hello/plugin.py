@@ -9,7 +9,7 @@ Config: none (unknown keys are refused).
 
 from __future__ import annotations
 
-from kernel import Application, ConfiguredPlugin, NoConfig, Request, Response, Route, TextResponse, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, NoConfig, Request, Response, Route, TextResponse, hookimpl
 
 BODY = "Hello, world!"
 

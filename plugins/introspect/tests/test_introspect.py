@@ -1,4 +1,4 @@
-"""`wasmkernel check`, `routes` and `plugins`, run as a user would (`kernel.cli.main`)."""
+"""`wasmkernel check`, `routes` and `plugins`, run as a user would (`wasmkernel.cli.main`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from wasmkernel_introspect.plugin import describe
 
-from kernel import AuthRequirement
-from kernel.cli import main
+from wasmkernel import AuthRequirement
+from wasmkernel.cli import main
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from kernel import hookspec
+from wasmkernel import hookspec
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 
 @hookspec
@@ -17,7 +17,7 @@ def wasmkernel_check(app: Application) -> Iterable[str] | None:
 
     Called once per plugin, in plugin order, on an application assembled with
     placeholders for unset secrets. Return lines saying what was verified;
-    raise `kernel.StartupError` for a problem. Every plugin is checked even
+    raise `wasmkernel.StartupError` for a problem. Every plugin is checked even
     after one fails. Plugins that implement it without requiring the
     introspect plugin mark it ``@hookimpl(optionalhook=True)``.
     """

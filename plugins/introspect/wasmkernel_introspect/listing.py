@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from kernel import Application, load_registry, resolve_secrets
+from wasmkernel import Application, load_registry, resolve_secrets
 
 
 def listed_application(registry_path: str | None) -> Application:

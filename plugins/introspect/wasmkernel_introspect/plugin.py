@@ -14,7 +14,7 @@ import sys
 
 import pluggy
 
-from kernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, built_in, hookimpl, installed_plugins
+from wasmkernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, built_in, hookimpl, installed_plugins
 from wasmkernel_introspect import hookspecs
 from wasmkernel_introspect.listing import listed_application, print_table
 

@@ -10,8 +10,8 @@ import trio
 from structlog.testing import capture_logs
 from wasmkernel_limits.ratelimit import RateLimiter
 
-from kernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 TWO_MIB = b"x" * (2 * 1024 * 1024)
 

@@ -13,9 +13,9 @@ import trio
 from structlog.testing import capture_logs
 from wasmkernel_redis import REDIS_LINK, RedisLink
 
-from kernel import Application, Request, Route, hookimpl
-from kernel.testing import app_from, running
 from tests.redis_server import RedisServer
+from wasmkernel import Application, Request, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 FAST_REDIS = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import attrs
 
-from kernel import Handler, Request, Response, TooManyRequests, WebSocket
+from wasmkernel import Handler, Request, Response, TooManyRequests, WebSocket
 
 
 @attrs.define

@@ -58,7 +58,7 @@ import attrs
 import structlog
 import trio
 
-from kernel import (
+from wasmkernel import (
     Application,
     ConfiguredPlugin,
     GatewayTimeout,

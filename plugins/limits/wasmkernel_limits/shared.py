@@ -23,7 +23,7 @@ import structlog
 import trio
 from wasmkernel_redis import REDIS_ERRORS, RedisLink
 
-from kernel import ServiceUnavailable
+from wasmkernel import ServiceUnavailable
 from wasmkernel_limits.ratelimit import Decision, RateLimiter
 from wasmkernel_limits.redis_store import RedisBuckets
 

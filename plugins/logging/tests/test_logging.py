@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from kernel import StartupError
-from kernel.testing import app_from
+from wasmkernel import StartupError
+from wasmkernel.testing import app_from
 
 
 @pytest.fixture(autouse=True)

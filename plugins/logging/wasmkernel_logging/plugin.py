@@ -18,7 +18,7 @@ from typing import Any, Literal
 import attrs
 import structlog
 
-from kernel import Application, ConfiguredPlugin, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, hookimpl
 
 
 @attrs.frozen

@@ -11,8 +11,8 @@ import pytest
 from numpy.typing import NDArray
 from wasmkernel_wasm import ArrayIn, ArrayOut, CallResult, ModuleInfo, WasmRequest, WasmResponse
 
-from kernel import Application, hookimpl
-from kernel.testing import app_from
+from wasmkernel import Application, hookimpl
+from wasmkernel.testing import app_from
 
 
 def bench_matrices(n: int) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:

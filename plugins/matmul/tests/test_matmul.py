@@ -14,8 +14,8 @@ from wasmkernel_matmul.command import find_repository, forwarded
 from wasmkernel_matmul.matrices import parse_operands
 from wasmkernel_matmul.plugin import Plugin, row_ranges
 
-from kernel import PluginLoadError, RegistryError, StartupError, UnprocessableEntity
-from kernel.testing import running
+from wasmkernel import PluginLoadError, RegistryError, StartupError, UnprocessableEntity
+from wasmkernel.testing import running
 
 CHECKSUMS = {1: 0.0, 2: 2.75, 100: 749850.0, 200: 5999750.0}
 

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kernel import Application
-from kernel.testing import app_from, running
+from wasmkernel import Application
+from wasmkernel.testing import app_from, running
 
 MATMUL_WASM = Path(__file__).resolve().parents[3] / "wasm_modules" / "dist" / "matmul.wasm"
 SECRET = "matmul-test-secret-0123456789-abcdefghijklmnop"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import Command, default_registry_path
+from wasmkernel import Command, default_registry_path
 
 #: (option, argparse keyword arguments), forwarded as given.
 _VALUE_OPTIONS: tuple[tuple[str, str], ...] = (

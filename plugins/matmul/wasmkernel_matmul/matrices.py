@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from kernel import UnprocessableEntity
+from wasmkernel import UnprocessableEntity
 
 #: Reported errors are capped so a huge bad matrix does not make a huge answer.
 MAX_ERRORS = 20

@@ -48,7 +48,7 @@ import trio
 from wasmkernel_wasm import MODULE_LOADER, ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
 from wasmkernel_wasm.requests import cancelled_on_disconnect
 
-from kernel import (
+from wasmkernel import (
     Application,
     AuthRequirement,
     Command,

@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from kernel import Application, BadRequest, ConfigError, RegistryError, Request, Route, Sample, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, BadRequest, ConfigError, RegistryError, Request, Route, Sample, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Source:

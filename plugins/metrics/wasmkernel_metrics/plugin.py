@@ -34,7 +34,7 @@ global one), holding:
   `wasmkernel_websocket_closes_total{route, code}` (accepted connections by
   close code), recorded when a connection ends;
 - process and platform metrics (`process_*`, `python_*`);
-- every `kernel.MetricSource` of `app.metric_sources`, converted on each scrape
+- every `wasmkernel.MetricSource` of `app.metric_sources`, converted on each scrape
   (conventions in `wasmkernel_metrics.sources`).
 
 The answer is Prometheus' text format, or OpenMetrics when the scraper's
@@ -56,7 +56,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from kernel import (
+from wasmkernel import (
     HTTP_METHODS,
     Application,
     AuthRequirement,

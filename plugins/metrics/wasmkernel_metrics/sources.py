@@ -1,6 +1,6 @@
 """Exporting the kernel's neutral `MetricSource`s as Prometheus metric families.
 
-Conventions (see `kernel.metrics.Sample`):
+Conventions (see `wasmkernel.metrics.Sample`):
 
 - ``counter``: the family is the sample name without a trailing ``_total``;
   the exported sample is always ``<family>_total``.
@@ -25,7 +25,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from kernel import MetricSource, Sample
+from wasmkernel import MetricSource, Sample
 
 log = structlog.get_logger("wasmkernel.metrics")
 

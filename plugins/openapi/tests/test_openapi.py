@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, AuthRequirement, ConfigError, Identity, RegistryError, Request, Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, AuthRequirement, ConfigError, Identity, RegistryError, Request, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 ITEM_BODY = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 SEARCH_QUERY = {

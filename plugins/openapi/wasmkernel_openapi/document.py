@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from kernel import Authenticator, AuthRequirement, Route
+from wasmkernel import Authenticator, AuthRequirement, Route
 
 log = structlog.get_logger("wasmkernel.openapi")
 

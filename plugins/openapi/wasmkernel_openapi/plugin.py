@@ -32,7 +32,7 @@ from typing import Any
 import attrs
 import trio
 
-from kernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, dump_json, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, dump_json, hookimpl
 from wasmkernel_openapi.document import build_document
 
 #: Content types of the assets, fixed so they do not depend on the platform's

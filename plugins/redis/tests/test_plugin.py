@@ -9,9 +9,9 @@ import pytest
 import trio
 from wasmkernel_redis import REDIS, REDIS_LINK
 
-from kernel import Application, RegistryError
-from kernel.testing import app_from, running
 from tests.redis_server import RedisServer
+from wasmkernel import Application, RegistryError
+from wasmkernel.testing import app_from, running
 
 
 def make_app(**config: Any) -> Application:

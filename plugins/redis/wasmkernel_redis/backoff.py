@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from kernel import ConfigError
+from wasmkernel import ConfigError
 
 
 @attrs.define

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import attrs
 import structlog
 
-from kernel import Application, ConfigError, ConfiguredPlugin, Sample, ServiceKey, hookimpl
+from wasmkernel import Application, ConfigError, ConfiguredPlugin, Sample, ServiceKey, hookimpl
 from wasmkernel_redis.backoff import Backoff
 
 if TYPE_CHECKING:  # coredis (~0.3 s of imports, with beartype) loads only once a url is configured

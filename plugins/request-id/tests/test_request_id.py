@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 import structlog
 
-from kernel import Application, BadRequest, RegistryError, Request, Route, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, BadRequest, RegistryError, Request, Route, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 class Routes:

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import structlog
 
-from kernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
 
 VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")

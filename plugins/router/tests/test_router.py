@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from wasmkernel_router.table import RouteTable
 
-from kernel import MatchKind, Request, Route, StartupError, WebSocket, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import MatchKind, Request, Route, StartupError, WebSocket, hookimpl
+from wasmkernel.testing import app_from, running
 
 
 async def endpoint(request: Request) -> dict[str, Any]:

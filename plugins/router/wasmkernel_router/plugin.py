@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kernel import Application, ConfiguredPlugin, NoConfig, Route, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, NoConfig, Route, hookimpl
 from wasmkernel_router.table import RouteTable
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kernel import WEBSOCKET, MatchKind, PathPattern, Request, Response, Route, RouteMatch, StartupError
+from wasmkernel import WEBSOCKET, MatchKind, PathPattern, Request, Response, Route, RouteMatch, StartupError
 
 
 def _allowed(methods: dict[str, Route]) -> tuple[str, ...]:
@@ -27,7 +27,7 @@ def _options_route(path: str, allowed: tuple[str, ...]) -> Route:
 
 
 class RouteTable:
-    """A `kernel.Router`: built once, matched per request."""
+    """A `wasmkernel.Router`: built once, matched per request."""
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self._static: dict[str, dict[str, Route]] = {}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.cli import main
+from wasmkernel.cli import main
 
 
 @pytest.fixture

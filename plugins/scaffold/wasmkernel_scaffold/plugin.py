@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kernel import Command, hookimpl
+from wasmkernel import Command, hookimpl
 from wasmkernel_scaffold.render import check_name, render_templates
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -16,9 +16,9 @@ import trio
 from wasmkernel_server.expect_continue import install
 from wasmkernel_server.serving import GC_THRESHOLDS, STARTUP_REPORT_ENV, reporting_failed_startup
 
-from kernel import Application, hookimpl
-from kernel.cli import main
-from kernel.testing import app_from, running
+from wasmkernel import Application, hookimpl
+from wasmkernel.cli import main
+from wasmkernel.testing import app_from, running
 
 
 class FailsToStart:

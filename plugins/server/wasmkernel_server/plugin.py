@@ -6,7 +6,7 @@ some other way). It serves the registry's application in this process, or
 in ``--workers N`` processes each assembling its own (see
 `wasmkernel_server.serving`); a failed startup exits 1 with its one-line
 reason and no "Running on" line. At startup, in whichever process serves
-(``hypercorn --worker-class trio kernel.asgi:app`` included), it makes
+(``hypercorn --worker-class trio wasmkernel.asgi:app`` included), it makes
 hypercorn send ``100 Continue`` only once the application reads the body
 (`wasmkernel_server.expect_continue`).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kernel import Application, Command, ConfiguredPlugin, NoConfig, hookimpl, load_application
+from wasmkernel import Application, Command, ConfiguredPlugin, NoConfig, hookimpl, load_application
 from wasmkernel_server import expect_continue
 from wasmkernel_server.serving import READ_TIMEOUT, hypercorn_config, serve
 

@@ -28,10 +28,10 @@ from hypercorn.trio import serve as serve_trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Framework, Scope
 from hypercorn.utils import LifespanFailureError
 
-from kernel import REGISTRY_ENV
+from wasmkernel import REGISTRY_ENV
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 #: Seconds a connection may send nothing (`--read-timeout`). hypercorn's read
 #: timeout also runs while a request is being answered (an HTTP/1.1 client sends

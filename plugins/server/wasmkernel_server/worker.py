@@ -5,7 +5,7 @@ failed startup the parent learns of (see `serving.reporting_failed_startup`).
 
 from __future__ import annotations
 
-from kernel import StartupError, load_application
+from wasmkernel import StartupError, load_application
 from wasmkernel_server.serving import reporting_failed_startup, tune_gc
 
 try:

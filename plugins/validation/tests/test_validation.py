@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application, RegistryError, Request, Route, StartupError, hookimpl
-from kernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Route, StartupError, hookimpl
+from wasmkernel.testing import app_from, running
 
 BODY = {
     "type": "object",

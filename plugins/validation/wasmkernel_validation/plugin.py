@@ -30,7 +30,7 @@ import attrs
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
-from kernel import (
+from wasmkernel import (
     Application,
     ConfiguredPlugin,
     Handler,

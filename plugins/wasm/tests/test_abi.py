@@ -11,7 +11,7 @@ from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
 from wasmkernel_wasm.modules import cap_memory, inspect_wasm
 from wasmkernel_wasm.wire import decode_response, encode_request
 
-from kernel.cli import main
+from wasmkernel.cli import main
 
 
 def test_request_encoding_layout() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from kernel import Application, RegistryError, StartupError
-from kernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, StartupError
+from wasmkernel.testing import app_from, running
 
 KEY = "filter-test-key"
 

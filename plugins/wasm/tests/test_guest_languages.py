@@ -13,7 +13,7 @@ import tomli as tomllib
 from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import ROOT
 
-from kernel.testing import running
+from wasmkernel.testing import running
 
 EXAMPLES = ("c_hello", "c_greet", "c_filter", "c_wagi", "as_hello", "as_counter", "as-filter", "as-wagi")
 

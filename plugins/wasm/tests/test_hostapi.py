@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm import WasmError, WasmTrap
 from wasmkernel_wasm.testing import loader_of
 
-from kernel import Application, StartupError
-from kernel.testing import app_from, running
 from tests.redis_server import RedisServer
+from wasmkernel import Application, StartupError
+from wasmkernel.testing import app_from, running
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 

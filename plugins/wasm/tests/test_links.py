@@ -15,8 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import ROOT
 
-from kernel import Application
-from kernel.testing import app_from, running
+from wasmkernel import Application
+from wasmkernel.testing import app_from, running
 
 try:
     import tomllib

@@ -14,8 +14,8 @@ import trio
 from wasmkernel_wasm import ArrayIn, ArrayOut, WasmTrap
 from wasmkernel_wasm.testing import base_config, loader_of
 
-from kernel import RegistryError, StartupError
-from kernel.testing import running
+from wasmkernel import RegistryError, StartupError
+from wasmkernel.testing import running
 
 
 async def test_matmul_matches_numpy(make_app: Any, config: dict[str, Any]) -> None:

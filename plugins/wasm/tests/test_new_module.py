@@ -20,9 +20,9 @@ import tomli as tomllib
 from wasmkernel_wasm.scaffold import KINDS
 from wasmkernel_wasm.testing import ROOT
 
-from kernel import StartupError
-from kernel.cli import main
-from kernel.testing import running
+from wasmkernel import StartupError
+from wasmkernel.cli import main
+from wasmkernel.testing import running
 
 REGISTRY = str(ROOT / "plugin_registry.toml")
 FAST = {("c", kind) for kind in KINDS} | {("assemblyscript", "http")}

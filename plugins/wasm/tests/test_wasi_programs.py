@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm import ArrayIn
 from wasmkernel_wasm.testing import loader_of
 
-from kernel import RegistryError, StartupError
-from kernel.testing import running
+from wasmkernel import RegistryError, StartupError
+from wasmkernel.testing import running
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect x="0.123456" width="5" height="5" fill="red"/></svg>'
 

@@ -238,7 +238,7 @@ class ModuleLoader(Protocol):
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
         """Check and compile `module` (default: every declared module) into the
         on-disk cache without starting anything; for the CLI. Raises
-        `kernel.StartupError` naming the module when one cannot be loaded."""
+        `wasmkernel.StartupError` naming the module when one cannot be loaded."""
 
     def modules(self) -> Sequence[ModuleInfo]:
         """The loaded modules."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kernel import BadRequest
+from wasmkernel import BadRequest
 from wasmkernel_wasm import (
     WasmBadResponse,
     WasmRequest,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from wasmkernel_introspect import listed_application, print_table
 
-from kernel import Command, StartupError, default_registry_path, load_registry
+from wasmkernel import Command, StartupError, default_registry_path, load_registry
 from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kernel import AuthRequirement, ConfigError, StartupError, header_problem
+from wasmkernel import AuthRequirement, ConfigError, StartupError, header_problem
 from wasmkernel_wasm import MIB, ModuleKind
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
 

@@ -4,7 +4,7 @@ function, never host paths."""
 
 from __future__ import annotations
 
-from kernel import HTTPError
+from wasmkernel import HTTPError
 
 
 class WasmError(HTTPError):

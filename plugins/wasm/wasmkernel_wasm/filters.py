@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from kernel import Handler, Headers, Middleware, PayloadTooLarge, Request, Response, Route, header_problem
+from wasmkernel import Handler, Headers, Middleware, PayloadTooLarge, Request, Response, Route, header_problem
 from wasmkernel_wasm import (
     FilterDecision,
     FilterRequest,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kernel import hookspec
+from wasmkernel import hookspec
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
     from wasmkernel_wasm import ModuleLoader
 
 

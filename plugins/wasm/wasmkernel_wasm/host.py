@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pluggy
 
-from kernel import Application, Command, ConfiguredPlugin, NoConfig, ServiceKey, StartupError, hookimpl
+from wasmkernel import Application, Command, ConfiguredPlugin, NoConfig, ServiceKey, StartupError, hookimpl
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
 

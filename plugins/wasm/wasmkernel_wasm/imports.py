@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasm.modules import PreparedModule
 
 WASI = "wasi_snapshot_preview1"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,
@@ -43,7 +43,7 @@ from wasmkernel_wasm.modules import PreparedModule, prepare_module
 from wasmkernel_wasm.wire import decode_response, encode_request
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 log = structlog.get_logger("wasmkernel.wasm")
 

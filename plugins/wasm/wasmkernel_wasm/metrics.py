@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from kernel import Sample
+from wasmkernel import Sample
 
 
 @attrs.define

@@ -12,7 +12,7 @@ from typing import TypeVar
 import attrs
 import structlog
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasm import MIB, PAGE
 from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec

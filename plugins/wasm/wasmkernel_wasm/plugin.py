@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from kernel import ConfiguredPlugin, MetricSource, Middleware, Route, hookimpl
+from wasmkernel import ConfiguredPlugin, MetricSource, Middleware, Route, hookimpl
 from wasmkernel_wasm import (
     ModuleLoader,
 )
@@ -18,7 +18,7 @@ from wasmkernel_wasm.requests import credential_headers
 from wasmkernel_wasm.routes import bind_routes
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 
 class ConfiguredLoader(ModuleLoader, Protocol):

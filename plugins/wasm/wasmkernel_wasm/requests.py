@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from kernel import Authenticator, ClientDisconnected, Request
+from wasmkernel import Authenticator, ClientDisconnected, Request
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup

@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
-from kernel import BadRequest, JSONResponse, Request, Response, Route
+from wasmkernel import BadRequest, JSONResponse, Request, Response, Route
 from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel import ServiceKey
+from wasmkernel import ServiceKey
 from wasmkernel_wasm import ModuleLoader
 
 MODULE_LOADER: ServiceKey[ModuleLoader] = ServiceKey("module loader", hint="enable wasmer-loader or wasmtime-loader")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from kernel import Application
-from kernel.testing import app_from
+from wasmkernel import Application
+from wasmkernel.testing import app_from
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from kernel import head_problem
+from wasmkernel import head_problem
 from wasmkernel_wasm import (
     WasmBadResponse,
     WasmRequest,

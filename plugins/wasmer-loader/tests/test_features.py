@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
 from wasmkernel_wasmer_loader import compile as compiling
 
-from kernel import StartupError
-from kernel.testing import running
+from wasmkernel import StartupError
+from wasmkernel.testing import running
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from kernel.testing import running
+from wasmkernel.testing import running
 
 # The shared fixtures (config, dist, make_app) live in the repository's
 # tests/wasm: make it importable when this directory is run on its own. Tests

@@ -35,13 +35,13 @@ from wasmkernel_wasm.loader import LoaderBase
 from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
 from wasmkernel_wasm.watch import watch_files
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasmer_loader import worker
 from wasmkernel_wasmer_loader.compile import compile_artifact
 from wasmkernel_wasmer_loader.worker import ModuleRef
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 log = structlog.get_logger("wasmkernel.wasmer_loader")
 
@@ -60,7 +60,7 @@ class Loaded:
 def _workers_skip_main() -> None:
     """Keep multiprocessing from re-running this program's main script in every
     worker: it does so for a script run by path (the `wasmkernel` console
-    script, whose import of `kernel.cli` brings in the kernel, hypercorn and
+    script, whose import of `wasmkernel.cli` brings in the kernel, hypercorn and
     trio: ~20 MiB per worker that never serves). Workers need only `worker`,
     and a main module named `__main__` is never re-imported."""
     main = sys.modules.get("__main__")

@@ -15,7 +15,7 @@ from pathlib import Path
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.plugin import LoaderPlugin
 
-from kernel import Application
+from wasmkernel import Application
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerLoader
 
 

@@ -14,7 +14,7 @@ import pytest
 import trio
 from wasmkernel_wasm import WasmMemoryLimit, WasmTimeout
 
-from kernel.testing import running
+from wasmkernel.testing import running
 
 # The shared fixtures (config, dist, make_app) live in the repository's
 # tests/wasm: make it importable when this directory is run on its own. Tests

@@ -31,12 +31,12 @@ from wasmkernel_wasm.loader import LoaderBase
 from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
 from wasmkernel_wasm.watch import watch_files
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasmtime_loader import runtime
 from wasmkernel_wasmtime_loader.runtime import INTERRUPTIBLE, TICK, Compiled, Deadline, Runtime
 
 if TYPE_CHECKING:
-    from kernel import Application
+    from wasmkernel import Application
 
 log = structlog.get_logger("wasmkernel.wasmtime_loader")
 

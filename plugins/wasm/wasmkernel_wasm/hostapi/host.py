@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
-from kernel import StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasm.hostapi import INVALID, NOT_FOUND, HostDenied, HostFailure
 from wasmkernel_wasm.hostapi.grants import Grants, HttpGrant, KvGrant, denial
 from wasmkernel_wasm.hostapi.kv import LIST_LIMIT, Backend, MemoryBackend, Namespace, RedisBackend, SqliteBackend

@@ -3,7 +3,7 @@
 A plugin is an entry point in the group ``wasmkernel.plugins`` (its name is
 the plugin's name in ``plugin_registry.toml``) whose object is a class,
 instantiated once per application, or a module; implementations are marked
-``@kernel.hookimpl``. The plugins of the kernel's own distribution (the
+``@wasmkernel.hookimpl``. The plugins of the kernel's own distribution (the
 server) are built in: enabled unless the registry disables them.
 
 Hooks run while an application is assembled, started, stopped or driven from
@@ -16,7 +16,7 @@ keys of those names; ties go by file order, so plugins declaring distinct
 orders build one application from any file layout. A class's ``requires``
 (plugin names) brings in required plugins that are installed but not enabled.
 Awaitable results (pluggy has no async hooks) are awaited inside the ASGI
-lifespan, under trio. ``app`` is the `kernel.Application` being built.
+lifespan, under trio. ``app`` is the `wasmkernel.Application` being built.
 ``WASMKERNEL_TRACE_HOOKS=1`` logs every hook call with its arguments and results.
 """
 
@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from kernel.app import Application
-    from kernel.auth import AccessPolicy, Authenticator
-    from kernel.cli import Command
-    from kernel.errors import HTTPError
-    from kernel.http import Request
-    from kernel.metrics import MetricSource
-    from kernel.middleware import Middleware
-    from kernel.responses import Response
-    from kernel.routing import Route, Router
-    from kernel.services import ServiceKey
+    from wasmkernel.app import Application
+    from wasmkernel.auth import AccessPolicy, Authenticator
+    from wasmkernel.cli import Command
+    from wasmkernel.errors import HTTPError
+    from wasmkernel.http import Request
+    from wasmkernel.metrics import MetricSource
+    from wasmkernel.middleware import Middleware
+    from wasmkernel.responses import Response
+    from wasmkernel.routing import Route, Router
+    from wasmkernel.services import ServiceKey
 
 PROJECT = "wasmkernel"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -64,8 +64,8 @@ def wasmkernel_configure(config: Mapping[str, Any], app: Application) -> None:
     Called first, once per plugin, with only its ``[plugins.<name>.config]``
     table (empty if absent), secret references (``{ env = "NAME" }``,
     ``{ file = "path" }``) resolved. Validate it, typically with
-    `kernel.parse_config` into an attrs class, and keep it; raise
-    `kernel.ConfigError` naming the key: the kernel adds file and plugin
+    `wasmkernel.parse_config` into an attrs class, and keep it; raise
+    `wasmkernel.ConfigError` naming the key: the kernel adds file and plugin
     and stops startup.
     """
 
@@ -101,7 +101,7 @@ def wasmkernel_routes(app: Application) -> Iterable[Route] | None:
 def wasmkernel_router(routes: Sequence[Route], app: Application) -> Router | None:
     """Compile every plugin's routes into a `Router`: called once after
     `wasmkernel_routes`, the first plugin returning one provides it; raise
-    `kernel.StartupError` for duplicate or conflicting routes, naming both
+    `wasmkernel.StartupError` for duplicate or conflicting routes, naming both
     owners. Without a router every request gets 404."""
 
 
@@ -181,4 +181,4 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
 def wasmkernel_commands() -> Iterable[Command] | None:
     """Contribute ``wasmkernel`` subcommands: called on the registry's enabled
     plugins when the CLI starts (before any configuration); a command that
-    needs the application builds it with `kernel.load_application`."""
+    needs the application builds it with `wasmkernel.load_application`."""

@@ -29,9 +29,9 @@ from typing import Any
 import attrs
 import trio
 
-from kernel.errors import Forbidden, HTTPError
-from kernel.http import Request
-from kernel.responses import GONE, Response, Send
+from wasmkernel.errors import Forbidden, HTTPError
+from wasmkernel.http import Request
+from wasmkernel.responses import GONE, Response, Send
 
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
 NORMAL, GOING_AWAY, LOST, POLICY, TOO_BIG, INTERNAL = 1000, 1001, 1006, 1008, 1009, 1011

@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from kernel.datastructures import Headers, HeadersInit
+from wasmkernel.datastructures import Headers, HeadersInit
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 #: What a `send` raises when the connection is gone (or the server already answers on it).

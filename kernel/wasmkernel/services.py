@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from kernel.errors import StartupError
+from wasmkernel.errors import StartupError
 
 T = TypeVar("T")
 

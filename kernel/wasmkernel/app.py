@@ -20,17 +20,17 @@ import pluggy
 import structlog
 import trio
 
-from kernel import plugins as plugin_loading
-from kernel.auth import AccessPolicy, Authenticator
-from kernel.errors import ConfigError, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, RegistryError, ServiceUnavailable, StartupError
-from kernel.http import ClientDisconnected, Receive, Request
-from kernel.metrics import MetricSource
-from kernel.middleware import Handler, Middleware, build_chain
-from kernel.registry import Registry, load_registry, resolve_secrets, topological
-from kernel.responses import GONE, InvalidResponse, JSONResponse, Response, Send, to_response
-from kernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
-from kernel.services import Services
-from kernel.websocket import WebSocket, websocket_handler
+from wasmkernel import plugins as plugin_loading
+from wasmkernel.auth import AccessPolicy, Authenticator
+from wasmkernel.errors import ConfigError, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, RegistryError, ServiceUnavailable, StartupError
+from wasmkernel.http import ClientDisconnected, Receive, Request
+from wasmkernel.metrics import MetricSource
+from wasmkernel.middleware import Handler, Middleware, build_chain
+from wasmkernel.registry import Registry, load_registry, resolve_secrets, topological
+from wasmkernel.responses import GONE, InvalidResponse, JSONResponse, Response, Send, to_response
+from wasmkernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
+from wasmkernel.services import Services
+from wasmkernel.websocket import WebSocket, websocket_handler
 
 Scope = MutableMapping[str, Any]
 LoadedPlugin = plugin_loading.LoadedPlugin

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from kernel.datastructures import Headers, HeadersInit
+from wasmkernel.datastructures import Headers, HeadersInit
 
 
 class HTTPError(Exception):

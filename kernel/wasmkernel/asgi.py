@@ -1,11 +1,11 @@
-"""The ASGI entry point, ``hypercorn --worker-class trio kernel.asgi:app``: the
+"""The ASGI entry point, ``hypercorn --worker-class trio wasmkernel.asgi:app``: the
 application of $WASMKERNEL_REGISTRY (or ./plugin_registry.toml), assembled on
 import; a registry or plugin error exits with its message, no traceback."""
 
 from __future__ import annotations
 
-from kernel.app import load_application
-from kernel.errors import StartupError
+from wasmkernel.app import load_application
+from wasmkernel.errors import StartupError
 
 try:
     app = load_application()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kernel.http import Identity, Request
-from kernel.routing import AuthRequirement, Route
+from wasmkernel.http import Identity, Request
+from wasmkernel.routing import AuthRequirement, Route
 
 
 class Authenticator(Protocol):

@@ -14,9 +14,9 @@ import attrs
 import pluggy
 import structlog
 
-from kernel import hookspecs
-from kernel.errors import PluginLoadError
-from kernel.registry import PluginEntry, Registry, order_plugins
+from wasmkernel import hookspecs
+from wasmkernel.errors import PluginLoadError
+from wasmkernel.registry import PluginEntry, Registry, order_plugins
 
 ENTRY_POINT_GROUP = "wasmkernel.plugins"
 #: The kernel's own distribution: the plugins it ships are built in.
@@ -101,7 +101,7 @@ def _required_entry(name: str, needed_by: str, registry: Registry, available: Ma
 
 def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mapping[str, Any] | None = None) -> list[LoadedPlugin]:
     """Import, instantiate and register in `manager`, in plugin order (see
-    `kernel.hookspecs`), every enabled plugin, those they `require` and the
+    `wasmkernel.hookspecs`), every enabled plugin, those they `require` and the
     built-in ones the registry does not disable; `extra` maps names to
     in-memory plugin objects (tests, embedding). A plugin that is missing,
     fails to import or implements an unknown hook stops everything with a

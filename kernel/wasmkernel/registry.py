@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from kernel.config import parse_config
-from kernel.errors import ConfigError, RegistryError
+from wasmkernel.config import parse_config
+from wasmkernel.errors import ConfigError, RegistryError
 
 if sys.version_info >= (3, 11):
     import tomllib

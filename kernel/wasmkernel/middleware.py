@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from kernel.http import Request
-from kernel.responses import Response
-from kernel.routing import Route
+from wasmkernel.http import Request
+from wasmkernel.responses import Response
+from wasmkernel.routing import Route
 
 #: One link of the chain: takes the request, returns the response.
 Handler = Callable[[Request], Awaitable[Response]]

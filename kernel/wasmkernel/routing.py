@@ -115,7 +115,7 @@ class Route:
     `max_body_size` replaces the default body cap (the limits plugin's
     overrides still win); the kernel fills in `owner`, the declaring plugin.
     Routes compare by identity. ``websocket=True`` declares a WebSocket
-    route: endpoint ``async def (ws: kernel.WebSocket) -> None``, methods
+    route: endpoint ``async def (ws: wasmkernel.WebSocket) -> None``, methods
     ``("WEBSOCKET",)``, the chain around the whole connection, `max_body_size`
     per message.
     """

@@ -1,6 +1,6 @@
 """The test kit: applications assembled in-process, an httpx client talking
 to them and in-process WebSocket connections (needs httpx: ``pip install
-wasmkernel[test]``). Plugins' tests import it as `kernel.testing`."""
+wasmkernel[test]``). Plugins' tests import it as `wasmkernel.testing`."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import attrs
 import httpx
 import trio
 
-from kernel import Application, Registry, WebSocketDisconnect
-from kernel.registry import parse_registry
+from wasmkernel import Application, Registry, WebSocketDisconnect
+from wasmkernel.registry import parse_registry
 
 __all__ = ["WebSocketClient", "WebSocketDenied", "app_from", "registry_from", "running", "websocket_connect"]
 
@@ -94,7 +94,7 @@ class WebSocketClient:
         await self.to_app.send({"type": "websocket.receive", "text": data} if isinstance(data, str) else {"type": "websocket.receive", "bytes": data})
 
     async def receive(self) -> str | bytes:
-        """The next message; `kernel.WebSocketDisconnect` when the app closed."""
+        """The next message; `wasmkernel.WebSocketDisconnect` when the app closed."""
         try:
             message = await self.from_app.receive()
         except trio.EndOfChannel:

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from kernel.datastructures import Headers, QueryParams
-from kernel.errors import BadRequest, PayloadTooLarge
-from kernel.routing import Route
+from wasmkernel.datastructures import Headers, QueryParams
+from wasmkernel.errors import BadRequest, PayloadTooLarge
+from wasmkernel.routing import Route
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 

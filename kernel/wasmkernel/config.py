@@ -13,11 +13,11 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import mapping_structure_factory
 from cattrs.v import transform_error
 
-from kernel.errors import ConfigError
-from kernel.hookspecs import hookimpl
+from wasmkernel.errors import ConfigError
+from wasmkernel.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from kernel.app import Application
+    from wasmkernel.app import Application
 
 T = TypeVar("T")
 ConfigT = TypeVar("ConfigT")

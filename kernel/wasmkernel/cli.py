@@ -11,9 +11,9 @@ from pathlib import Path
 
 import attrs
 
-from kernel import plugins as plugin_loading
-from kernel.errors import StartupError
-from kernel.registry import Registry, default_registry_path, load_registry
+from wasmkernel import plugins as plugin_loading
+from wasmkernel.errors import StartupError
+from wasmkernel.registry import Registry, default_registry_path, load_registry
 
 
 @attrs.frozen
