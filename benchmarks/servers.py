@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -23,11 +24,6 @@ from typing import IO, Any
 import attrs
 import httpx
 import psutil
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_FILE = ROOT / "benchmarks" / "peers" / "peers.toml"

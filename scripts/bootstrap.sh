@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set-up steps behind `make run` / `make test`. Each step is idempotent and
 # stops with one clear line when something must be installed by hand.
-#   scripts/bootstrap.sh python        find Python 3.10, create .venv, install everything
+#   scripts/bootstrap.sh interpreter   choose the server's Python (newest CPython >= 3.11), (re)create .venv, say which
+#   scripts/bootstrap.sh python        install the kernel and every plugin into .venv
+#   scripts/bootstrap.sh wasmer        find Python 3.10 and the Wasmer workers' own environment (created once)
+#   scripts/bootstrap.sh versions      minimal venvs (.venv-3.X) of the other supported Pythons found (CI's version matrix)
 #   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
 #   scripts/bootstrap.sh c             make sure clang-14 + wasi-libc (C guests) are installed
@@ -11,35 +14,78 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=.venv
+# The oldest Python the server supports (3.10 reached end of life; only the
+# Wasmer loader's workers run on it, in an environment of their own).
+MIN_MINOR=11
+TAB=$'\t'
 
 die() { echo "error: $*" >&2; exit 1; }
 
-is_py310() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; }
+# -- the server's interpreter ---------------------------------------------------
 
-find_python310() {
-    local candidate
-    for candidate in "${PYTHON:-}" "$(command -v python3.10 || true)"; do
-        is_py310 "$candidate" && { echo "$candidate"; return; }
-    done
-    if command -v pyenv >/dev/null 2>&1; then
-        local version
-        for version in 3.10.13 $(pyenv versions --bare 2>/dev/null | grep '^3\.10' | sort -rV); do
-            candidate="$(pyenv prefix "$version" 2>/dev/null)/bin/python3.10"
-            is_py310 "$candidate" && { echo "$candidate"; return; }
-        done
-    fi
-    return 1
+# "VERSION BASE_PREFIX" of a working CPython >= 3.MIN_MINOR, else failure
+# (pyenv's shims exist for every installed version but run only selected ones).
+describe_python() {
+    [ -n "$1" ] || return 1
+    "$1" -c "import platform, sys
+if platform.python_implementation() != 'CPython' or sys.version_info < (3, $MIN_MINOR): sys.exit(1)
+print(platform.python_version(), sys.base_prefix)" 2>/dev/null
 }
 
-step_python() {
-    if ! is_py310 "$VENV/bin/python"; then
-        local python
-        python=$(find_python310) || die "Python 3.10 is required (wasmer 1.1.0 ships wheels only up to 3.10): install it (apt-get install python3.10, or pyenv install 3.10.13) or set PYTHON=/path/to/python3.10"
-        echo "creating $VENV with $python"
-        rm -rf "$VENV"
-        "$python" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+# Every interpreter found, one "VERSION<TAB>PATH<TAB>WHERE" line each.
+python_candidates() {
+    local candidate minor version
+    for minor in $(seq "$MIN_MINOR" 19); do
+        candidate=$(command -v "python3.$minor" || true)
+        if [ -n "$candidate" ] && version=$(describe_python "$candidate"); then
+            echo "${version%% *}$TAB$candidate${TAB}PATH"
+        fi
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        for version in $(pyenv versions --bare --skip-aliases 2>/dev/null | grep -E '^3\.[0-9]+\.[0-9]+$' || true); do
+            candidate="$(pyenv root)/versions/$version/bin/python3"
+            describe_python "$candidate" >/dev/null && echo "$version$TAB$candidate${TAB}pyenv"
+        done
     fi
+    return 0
+}
+
+# The server's interpreter, "VERSION<TAB>PATH<TAB>WHERE": $PYTHON if set, else the newest found.
+choose_python() {
+    if [ -n "${PYTHON:-}" ]; then
+        local version
+        version=$(describe_python "$PYTHON") || die "PYTHON=$PYTHON is not a working CPython >= 3.$MIN_MINOR"
+        echo "${version%% *}$TAB$PYTHON$TAB\$PYTHON"
+        return
+    fi
+    python_candidates | sort -t "$TAB" -k1,1V | tail -n 1
+}
+
+# Make sure `$1` is a venv of interpreter `$2`; recreate it if it was made with another.
+venv_of() {
+    local venv=$1 python=$2 wanted current=""
+    wanted=$(describe_python "$python")
+    [ -x "$venv/bin/python" ] && current=$("$venv/bin/python" -c 'import platform, sys; print(platform.python_version(), sys.base_prefix)' 2>/dev/null || true)
+    [ "$current" = "$wanted" ] && return 0
+    [ -n "$current" ] && echo "recreating $venv: it was made with Python ${current%% *}, not ${wanted%% *}"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+}
+
+step_interpreter() {
+    local chosen version python where
+    chosen=$(choose_python)
+    [ -n "$chosen" ] || die "the server needs CPython >= 3.$MIN_MINOR: install it (apt-get install python3, or pyenv install 3.13.0) or set PYTHON=/path/to/python3"
+    IFS=$TAB read -r version python where <<<"$chosen"
+    venv_of "$VENV" "$python"
+    echo "server: Python $version ($where)"
+}
+
+# -- installing -------------------------------------------------------------------
+
+step_python() {
+    [ -x "$VENV/bin/python" ] || step_interpreter
     local editable=(-e ".[dev]")
     local plugin
     for plugin in plugins/*; do
@@ -106,11 +152,12 @@ step_dev_secret() {
 }
 
 case "${1:-}" in
+    interpreter) step_interpreter ;;
     python) step_python ;;
     apt) shift; step_apt "$@" ;;
     rust) step_rust ;;
     c) step_c ;;
     npm) step_npm ;;
     dev-secret) shift; step_dev_secret "$@" ;;
-    *) die "usage: $0 python|apt PKG...|rust|c|npm|dev-secret" ;;
+    *) die "usage: $0 interpreter|python|wasmer|versions|apt PKG...|rust|c|npm|dev-secret" ;;
 esac

@@ -5,7 +5,7 @@ tables in any order build the same application."""
 from __future__ import annotations
 
 import random
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,6 @@ from tests.conftest import ROOT
 from wasmkernel import Application, StartupError
 from wasmkernel.registry import load_registry, parse_registry
 from wasmkernel.testing import running
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 DEFAULT = ROOT / "plugin_registry.toml"
 NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled]

@@ -7,17 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Collection, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import ROOT
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
 LOADER = "wasmer-loader"

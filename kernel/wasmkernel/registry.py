@@ -11,7 +11,7 @@ import graphlib
 import heapq
 import os
 import secrets
-import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +20,6 @@ import attrs
 
 from wasmkernel.config import parse_config
 from wasmkernel.errors import ConfigError, RegistryError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10
-    import tomli as tomllib
 
 REGISTRY_ENV = "WASMKERNEL_REGISTRY"
 DEFAULT_REGISTRY = "plugin_registry.toml"

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 import attrs
 import httpx

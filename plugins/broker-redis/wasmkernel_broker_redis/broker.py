@@ -24,7 +24,6 @@ already delivered are skipped, so nothing is delivered twice.
 from __future__ import annotations
 
 import secrets
-import sys
 from typing import Any
 
 import structlog
@@ -32,9 +31,6 @@ import trio
 from coredis.retry import NoRetryPolicy
 from wasmkernel_channels import BrokerUnavailable, Deliver, Event
 from wasmkernel_redis import REDIS_ERRORS, Backoff, RedisLink, redis_failure
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 log = structlog.get_logger("wasmkernel.broker.redis")
 

@@ -14,7 +14,6 @@ ends; compression leaves ``text/event-stream`` alone by default).
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,6 @@ from wasmkernel_channels.broker import Event
 
 if TYPE_CHECKING:
     from wasmkernel_channels.hub import Subscription
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 

@@ -76,7 +76,7 @@ async def test_http_error_keeps_extra_members_without_overriding_standard_ones()
     assert response.status_code == 422
     assert response.json() == {
         "type": "https://errors.example.com/problems/422",
-        "title": "Unprocessable Entity",
+        "title": "Unprocessable Content",
         "status": 422,
         "detail": "Body is invalid",
         "instance": "/invalid",
@@ -128,3 +128,13 @@ async def test_successful_responses_pass_through() -> None:
 def test_relative_type_base_is_refused(type_base: str) -> None:
     with pytest.raises(RegistryError, match="type_base"):
         make_app(type_base=type_base)
+
+
+def test_titles_are_rfc_9110_phrases_on_every_python() -> None:
+    """`http.HTTPStatus` renamed 413 and 422 in Python 3.13: titles come from the plugin's own table."""
+    from http import HTTPStatus
+
+    from wasmkernel_errors.titles import TITLES, title
+
+    assert (title(413), title(422), title(499)) == ("Content Too Large", "Unprocessable Content", "Error")
+    assert {status.value for status in HTTPStatus if status >= 400} <= set(TITLES)

@@ -7,6 +7,8 @@ Config (`[plugins.errors.config]`):
 - `debug`: include the exception's type and message in the `detail` of 500s
   (default false; a traceback is never sent)
 
+Titles are RFC 9110's reason phrases (`titles.TITLES`), the same on every Python.
+
 The plugin is the application's error renderer (`wasmkernel_error_renderer`),
 not a middleware: the kernel turns every `HTTPError` raised inside the chain
 (by an endpoint, a middleware or the kernel's 404/405) into a response at the
@@ -21,13 +23,13 @@ exception has been logged once by the kernel, with its traceback, as
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
 from wasmkernel import Application, ConfiguredPlugin, HTTPError, JSONResponse, Request, Response, hookimpl
+from wasmkernel_errors.titles import title
 
 PROBLEM_JSON = "application/problem+json"
 GENERIC_DETAIL = "The server failed to handle this request; quote the error_id when reporting it."
@@ -42,13 +44,6 @@ def _type_base(instance: Any, attribute: attrs.Attribute[str], value: str) -> No
 class Config:
     type_base: str = attrs.field(default="about:blank", validator=_type_base)
     debug: bool = False
-
-
-def _title(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 class Plugin(ConfiguredPlugin[Config]):
@@ -72,7 +67,7 @@ class Plugin(ConfiguredPlugin[Config]):
         replace the standard ones)."""
         body: dict[str, Any] = {
             "type": "about:blank" if self.config.type_base == "about:blank" else f"{self.config.type_base}{status}",
-            "title": _title(status),
+            "title": title(status),
             "status": status,
             "detail": detail,
             "instance": request.path,

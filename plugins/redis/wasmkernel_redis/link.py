@@ -16,7 +16,6 @@ the first successful ping logs `redis.connected`);
 from __future__ import annotations
 
 import math
-import sys
 
 import anyio
 import coredis
@@ -24,9 +23,6 @@ import structlog
 import trio
 
 from wasmkernel_redis.backoff import Backoff
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 log = structlog.get_logger("wasmkernel.redis")
 

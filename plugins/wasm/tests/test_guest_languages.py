@@ -5,11 +5,11 @@ on every loader."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli as tomllib
 from structlog.testing import capture_logs
 from wasmkernel_wasm.testing import ROOT
 

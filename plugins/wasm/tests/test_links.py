@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,6 @@ from wasmkernel_wasm.testing import ROOT
 
 from wasmkernel import Application
 from wasmkernel.testing import app_from, running
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 SECRET = "links-test-" + "s" * 40
 KEY = "links-signing-key"

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli as tomllib
 from wasmkernel_wasm.scaffold import KINDS
 from wasmkernel_wasm.testing import ROOT
 

@@ -4,16 +4,12 @@ and cancelling a call when its client goes away."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import trio
 
 from wasmkernel import Authenticator, ClientDisconnected, Request
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 #: Headers that carry credentials whichever schemes are configured.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
