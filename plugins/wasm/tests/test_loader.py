@@ -107,6 +107,7 @@ async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, conf
 
 
 async def test_memory_bomb_is_507_and_stack_overflow_500(make_app: Any, config: dict[str, Any]) -> None:
+    config["modules"][2]["timeout"] = 30.0  # exhausting the stack takes wasmer ~1 s on a busy machine
     async with running(make_app(config)) as client:
         response = await client.get("/faults/oom")
         assert response.status_code == 507
@@ -155,7 +156,8 @@ async def test_corrupt_cache_file_is_recompiled(make_app: Any, config: dict[str,
     async with running(make_app(config)):
         pass
     for artifact in Path(config["cache_dir"]).iterdir():
-        artifact.write_bytes(artifact.read_bytes()[:100])
+        if artifact.is_file():  # not a loader's own folders (wasmer's worker code)
+            artifact.write_bytes(artifact.read_bytes()[:100])
     app = make_app(config)
     async with running(app) as client:
         assert {info.cache for info in loader_of(app).modules()} == {"compiled"}

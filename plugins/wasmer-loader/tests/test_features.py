@@ -1,10 +1,12 @@
 """wasmer-only behaviour: features wasmer 1.1 cannot run are refused at startup
-with the feature named; large modules compile in a child process."""
+with the feature named; modules compile in a Python 3.10 process, never in the server."""
 
 # ruff: noqa: F811
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,13 @@ def test_unsupported_feature_is_refused_with_a_hint(make_app: Any, config: dict[
     assert "module 'newer'" in message and feature in message and "wasmtime-loader" in message
 
 
-async def test_large_module_compiles_in_a_child_process(make_app: Any, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compiling, "CHILD_COMPILE_BYTES", 0)
+async def test_modules_compile_in_a_python_310_process_never_in_the_server(make_app: Any, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiling, "PROGRESS_BYTES", 0)  # log every compile, with the compiling process's pid
     with capture_logs() as logs:
         async with running(make_app(config)) as client:
             response = await client.get("/hello/child")
     assert (response.status_code, response.text) == (200, "Hello, child!\n")
-    compiled = {entry["module"] for entry in logs if entry["event"] == "wasm.compiling"}
-    assert compiled == {"matmul", "hello", "faults", "wagi"}
+    compiled = {entry["module"]: entry["pid"] for entry in logs if entry["event"] == "wasm.compiling"}
+    assert set(compiled) == {"matmul", "hello", "faults", "wagi"}
+    assert len(set(compiled.values())) == 1 and os.getpid() not in compiled.values()  # one compile process for the batch
+    assert "wasmer" not in sys.modules

@@ -1,4 +1,6 @@
-"""wasmer-only behaviour: calls run in worker processes, which can be lost."""
+"""wasmer-only behaviour: calls run in Python 3.10 worker processes, which are
+started and warmed at startup, killed on timeout or when their client goes
+away, lost when they crash, and replaced in the background."""
 
 # ruff: noqa: F811
 
@@ -7,20 +9,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
+from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
+from wasmkernel_wasmer_loader.environment import BOOT
 
+from wasmkernel import StartupError
 from wasmkernel.testing import running
-
-# The shared fixtures (config, dist, make_app) live in the repository's
-# tests/wasm: make it importable when this directory is run on its own. Tests
-# take them as arguments, hence the file-wide F811 exemption.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from wasmkernel_wasm.testing import config, dist, make_app, use_loader  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -28,29 +28,90 @@ def loader_name() -> str:
     return str(use_loader("wasmer-loader"))
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
-    except OSError:
-        return []
+def workers() -> dict[int, str]:
+    """This process's worker children: pid → state (R running, S sleeping...)."""
+    found = {}
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if BOOT.encode() in command and state != "Z":
+                found[int(child)] = state
+    return found
 
 
-def _busy_worker() -> int | None:
-    """A descendant of this process (workers may be forked by a forkserver) that is running."""
-    pending = _children(os.getpid())
-    while pending:
-        pid = pending.pop()
-        pending += _children(pid)
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R":
-                return pid
-        except (OSError, IndexError):
-            continue
-    return None
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` (no wall-clock bound on how long it may take, only a generous cap)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await trio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == name]
+
+
+async def test_startup_starts_and_warms_the_workers_on_python_310(make_app: Any, config: dict[str, Any]) -> None:
+    with capture_logs() as logs:
+        async with running(make_app(config)):
+            pids = workers()
+            assert len(pids) == 2
+            for pid in pids:  # the environment's interpreter, a venv of a CPython 3.10
+                assert os.path.basename(os.path.realpath(f"/proc/{pid}/exe")).startswith("python3.10")
+        assert not workers()  # stopped with the application
+    warm = events(logs, "wasm.workers_warm")
+    assert [entry["workers"] for entry in warm] == [2]
+    loaded = [entry["module"] for entry in events(logs, "wasm.module_loaded")]
+    assert logs.index(warm[0]) > max(logs.index(entry) for entry in events(logs, "wasm.module_loaded"))  # compiled, then warmed
+    assert sorted(loaded) == ["faults", "hello", "matmul", "wagi"]
+
+
+async def test_without_prewarm_a_worker_starts_on_the_first_call(make_app: Any, config: dict[str, Any]) -> None:
+    async with running(make_app(config | {"prewarm": False})) as client:
+        assert not workers()
+        assert (await client.get("/hello/lazy")).text == "Hello, lazy!\n"
+        assert len(workers()) == 1
+
+
+async def test_timeout_kills_the_worker_and_a_replacement_is_warmed(make_app: Any, config: dict[str, Any]) -> None:
+    with capture_logs() as logs:
+        async with running(make_app(config)) as client:
+            before = set(workers())
+            response = await client.get("/faults/spin")
+            assert response.status_code == 504
+            await wait_for(lambda: len(events(logs, "wasm.workers_warm")) == 2, "a replacement worker warmed")
+            after = set(workers())
+            assert len(before & after) == 1  # the spinning one was killed, the other kept
+            assert (await client.get("/faults/ok")).status_code == 200
+    assert [entry["workers"] for entry in events(logs, "wasm.workers_warm")] == [2, 1]
+
+
+async def test_client_going_away_kills_its_call_and_worker(make_app: Any, config: dict[str, Any]) -> None:
+    config["modules"][2]["timeout"] = 60.0
+    app = make_app(config)
+    async with running(app) as client:
+        before = set(workers())
+        with trio.CancelScope() as scope:
+
+            async def leave_when_spinning() -> None:
+                await wait_for(lambda: "R" in workers().values(), "a spinning worker")
+                scope.cancel()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(leave_when_spinning)
+                await client.get("/faults/spin")
+        await wait_for(lambda: len(workers()) == 2 and "R" not in workers().values() and set(workers()) != before, "the spinner killed and replaced")
+        assert len(before & set(workers())) == 1
+        assert loader_of(app).metrics.errors["faults", "handle", "cancelled"] == 1  # type: ignore[attr-defined]
 
 
 async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[str, Any]) -> None:
-    config["modules"][2]["timeout"] = 10.0
+    config["modules"][2]["timeout"] = 60.0
     async with running(make_app(config)) as client:
         results = {}
 
@@ -59,34 +120,23 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
-            for _ in range(100):
-                await trio.sleep(0.02)
-                pid = _busy_worker()
-                if pid is not None:
-                    break
-            assert pid is not None
-            os.kill(pid, signal.SIGKILL)
+            await wait_for(lambda: "R" in workers().values(), "a spinning worker")
+            busy = next(pid for pid, state in workers().items() if state == "R")
+            os.kill(busy, signal.SIGKILL)
         assert results["spin"].status_code == 503
         assert "worker lost" in results["spin"].json()["message"]
         assert (await client.get("/faults/ok")).status_code == 200
+        await wait_for(lambda: len(workers()) == 2, "a replacement worker")
+        assert busy not in workers()
 
 
-def test_worker_processes_import_neither_the_kernel_nor_the_app(tmp_path: Path) -> None:
-    """What the forkserver preloads (and every worker inherits): wasmer and the
-    kernel-free parts of wasmkernel_wasm, not the kernel, hypercorn, trio or
-    OpenSSL; and a script run by path is not re-run in the workers."""
-    import subprocess
-
-    probe = (
-        "import sys, wasmkernel_wasmer_loader.worker\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'kernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
-        "from wasmkernel_wasmer_loader.loader import _workers_skip_main\n"
-        "_workers_skip_main()\n"
-        "import multiprocessing.spawn\n"
-        "data = multiprocessing.spawn.get_preparation_data('probe')\n"
-        "print(heavy, 'init_main_from_path' in data, data.get('init_main_from_name'))\n"
-    )
-    script = tmp_path / "probe.py"
-    script.write_text(probe)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60)
-    assert done.stdout.split() == ["[]", "False", "__main__"], done.stdout + done.stderr
+async def test_bogus_interpreter_stops_startup_with_one_line(make_app: Any, config: dict[str, Any]) -> None:
+    app = make_app(config | {"python": "/nonexistent/python3.10"})
+    with pytest.raises(StartupError) as info:
+        async with running(app):
+            pass
+    message = str(info.value)
+    assert "\n" not in message
+    assert "'/nonexistent/python3.10' is not a working CPython 3.10" in message
+    assert "pyenv install 3.10" in message and "wasmtime loader needs none" in message
+    assert "wasmer" not in sys.modules

@@ -1,31 +1,28 @@
-"""`WasmerLoader`: compiles in the main process, runs every call in a worker process.
+"""`WasmerLoader`: everything wasmer does happens in Python 3.10 processes.
 
-wasmer-python holds the GIL during a call, binds instances to their thread and
-cannot interrupt a running call, so calls run in a `trio_parallel` worker
-context: a timeout kills the worker (`kill_on_cancel`), a crash loses only that
-worker, and both are replaced on the next call.
+wasmer 1.1 runs only on CPython 3.10, holds the GIL during a call, binds
+instances to their thread and cannot interrupt a running call. So the server
+(Python ≥ 3.11) never imports it: a short-lived 3.10 process compiles the
+modules or checks their cached artifacts (`compile.Compiler`), and every call
+runs in a 3.10 worker process (`pool.WorkerPool`, in the environment that
+`environment` finds or creates). A timeout, or a client that goes away, kills
+the call's worker; a crash loses only that worker; either way a replacement
+is started and warmed in the background.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.machinery
-import math
-import multiprocessing
-import sys
+import functools
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
-import trio_parallel
-import wasmer
-from wasmkernel_wasm import (
-    ModuleInfo,
-    WasmUnavailable,
-)
+from wasmkernel_wasm import MIB, ModuleInfo, WasmError, WasmUnavailable
 from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
 from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
@@ -36,9 +33,10 @@ from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
 from wasmkernel_wasm.watch import watch_files
 
 from wasmkernel import StartupError
-from wasmkernel_wasmer_loader import worker
-from wasmkernel_wasmer_loader.compile import compile_artifact
-from wasmkernel_wasmer_loader.worker import ModuleRef
+from wasmkernel_wasmer_loader.compile import Compiler
+from wasmkernel_wasmer_loader.environment import WASMER_VERSION, WorkerEnvironment, install_worker_code, worker_environment
+from wasmkernel_wasmer_loader.pool import Worker, WorkerFailed, WorkerLost, WorkerPool
+from wasmkernel_wasmer_loader.worker.wire import Job, ModuleRef, WireError, decode_outcome
 
 if TYPE_CHECKING:
     from wasmkernel import Application
@@ -46,49 +44,75 @@ if TYPE_CHECKING:
 log = structlog.get_logger("wasmkernel.wasmer_loader")
 
 COMPILERS = ("cranelift", "singlepass")
+#: A reply may hold what the module's memory holds (a response, output
+#: arrays), plus this much: log lines, a WASI command's captured output.
+REPLY_SLACK = 64 * MIB
+
+
+@attrs.frozen
+class WasmerConfig(LoaderConfig):
+    """`LoaderConfig`, and where the workers' Python 3.10 and their
+    environment are (empty: found or created, see `environment`)."""
+
+    python: str = ""
+    environment: str = ""
 
 
 @attrs.frozen
 class Loaded:
-    """One generation of a module as the main process knows it."""
+    """One generation of a module as the server knows it."""
 
     info: ModuleInfo
     ref: ModuleRef
     watched: Path
 
 
-def _workers_skip_main() -> None:
-    """Keep multiprocessing from re-running this program's main script in every
-    worker: it does so for a script run by path (the `wasmkernel` console
-    script, whose import of `wasmkernel.cli` brings in the kernel, hypercorn and
-    trio: ~20 MiB per worker that never serves). Workers need only `worker`,
-    and a main module named `__main__` is never re-imported."""
-    main = sys.modules.get("__main__")
-    if main is not None and getattr(main, "__spec__", None) is None:
-        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class WasmerLoader(LoaderBase[Loaded]):
     """The `wasmkernel_wasm.ModuleLoader` backed by wasmer 1.1 (see docs/wasm-abi.md)."""
 
-    jobs = worker
+    jobs = Job
     runtime = "wasmer"
 
     def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
         super().__init__(config, base, app)
-        self._context: trio_parallel.WorkerContext | None = None
-        self._unlimited = trio.CapacityLimiter(math.inf)
-        self._stack = contextlib.AsyncExitStack()
+        self._settings = config if isinstance(config, WasmerConfig) else WasmerConfig()
+        self._environment: WorkerEnvironment | None = None
+        self._code: Path | None = None
+        self._compiler: Compiler | None = None
+        self._pool: WorkerPool | None = None
         #: Workers reach the host API's shared state (key-value, HTTP) through this socket.
         self._rpc = Server(self.host)
 
-    # -- compiling -----------------------------------------------------------
+    # -- the workers' interpreter -------------------------------------------------
+
+    def _path(self, value: str) -> str:
+        """A configured path: relative ones (with a slash) are relative to the registry's directory."""
+        return str(self.base / value) if value and "/" in value and not Path(value).is_absolute() else value
+
+    def _command(self) -> Callable[[int], list[str]]:
+        """How to start a worker (finding the interpreter and creating its environment on first use)."""
+        if self._environment is None:
+            environment = worker_environment(self._path(self._settings.python), self._path(self._settings.environment))
+            self._code = install_worker_code(self.cache_dir)
+            log.info("wasm.wasmer_workers", python=environment.interpreter.version, found=environment.interpreter.where, environment=str(environment.directory))
+            self._environment = environment
+        assert self._code is not None
+        return functools.partial(self._environment.command, self._code)
+
+    # -- compiling ---------------------------------------------------------------
 
     def _refuse_unsupported(self, prepared: PreparedModule) -> None:
         shape = prepared.shape
         refuse_unsupported(
             prepared,
-            f"wasmer {wasmer.__version__}",
+            f"wasmer {WASMER_VERSION}",
             [
                 ("exception handling", shape.tags),
                 ("threads (a shared memory)", shape.shared_memory),
@@ -96,13 +120,25 @@ class WasmerLoader(LoaderBase[Loaded]):
             ],
         )
 
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """One compile process for the modules compiled together."""
+        with Compiler(self._command()) as compiler:
+            self._compiler = compiler
+            try:
+                yield
+            finally:
+                self._compiler = None
+
     def _compile(self, prepared: PreparedModule, generation: int) -> Loaded:
-        """Compile `prepared` (in a child process if it is large) or take it from the cache."""
+        """Compile `prepared` or take it from the cache (in the batch's compile process)."""
+        compiler_process = self._compiler
+        assert compiler_process is not None, "compile inside _batch()"
         spec = prepared.spec
         compiler = spec.compiler or self.config.compiler
-        path = cache_path(self.cache_dir, prepared.wasm, self.runtime, wasmer.__version__, compiler)
+        path = cache_path(self.cache_dir, prepared.wasm, self.runtime, WASMER_VERSION, compiler)
         start = time.perf_counter()
-        _, state = compile_cached(prepared, path, worker.check_artifact, lambda wasm: compile_artifact(spec.name, wasm, compiler), (RuntimeError,))
+        _, state = compile_cached(prepared, path, compiler_process.check, lambda wasm: compiler_process.compile(spec.name, wasm, compiler), (RuntimeError,))
         self._log_loaded(spec, state, compiler, generation, start)
         ref = ModuleRef(
             name=spec.name,
@@ -120,25 +156,21 @@ class WasmerLoader(LoaderBase[Loaded]):
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 
+    def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
+        with self._batch():
+            return super().prepare(module)
+
+    def _compile_all(self) -> dict[str, Loaded]:
+        with self._batch():
+            return {spec.name: self._compile(self._prepare(spec), 1) for spec in self.config.modules}
+
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         self.host.start(self.redis_link)
-        for spec in self.config.modules:
-            self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
-        this = multiprocessing.current_process()
-        if this.daemon:
-            # hypercorn's workers are daemonic, and multiprocessing refuses to start
-            # children from those; ours exit when this process's pipes close.
-            this.daemon = False
-        # Workers fork from a forkserver that imported wasmer and this plugin's
-        # `worker` once (neither imports the kernel): a worker (re)starts in
-        # milliseconds instead of a fresh spawn.
-        multiprocessing.get_context("forkserver").set_forkserver_preload([worker.__name__])
-        _workers_skip_main()
-        self._context = await self._stack.enter_async_context(
-            trio_parallel.open_worker_context(idle_timeout=math.inf, grace_period=1.0, worker_type=trio_parallel.WorkerType.FORKSERVER),
-        )
+        # Finding (or, the first time, creating) the environment and compiling block: a thread.
+        self._loaded.update(await trio.to_thread.run_sync(self._compile_all))
+        self._pool = WorkerPool(self._command(), self.config.workers, WASMER_VERSION)
         try:
             if self.config.prewarm and self._loaded:
                 await self._warm(self.config.workers)
@@ -146,7 +178,8 @@ class WasmerLoader(LoaderBase[Loaded]):
                 await self._app.nursery.start(self._background)
         except Exception as exc:
             await self.stop()
-            raise StartupError(f"cannot start WebAssembly worker processes: {type(exc).__name__}: {exc}") from exc
+            cause = _leaf(exc)
+            raise StartupError(f"cannot start the WebAssembly worker processes: {type(cause).__name__}: {cause}") from None
 
     async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as tasks:
@@ -162,74 +195,95 @@ class WasmerLoader(LoaderBase[Loaded]):
         if self._tasks is not None:
             self._tasks.cancel_scope.cancel()
             self._tasks = None
-        with trio.CancelScope(shield=True):
-            await self._stack.aclose()
-        self._context = None
+        if self._pool is not None:
+            with trio.CancelScope(shield=True):
+                await self._pool.aclose()
+            self._pool = None
         self.host.stop()
 
     async def _warm(self, count: int) -> None:
-        """Spawn `count` workers at once (concurrent calls each take their own)
-        and deserialize every module in them."""
+        """Start `count` workers at once and deserialize every module in them."""
+        pool = self._pool
+        assert pool is not None
         refs = [loaded.ref for loaded in self._loaded.values()]
-        context = self._context
-        assert context is not None
         start = time.perf_counter()
-        pids: list[int] = []
 
-        async def one() -> None:
-            with contextlib.suppress(trio_parallel.BrokenWorkerError, trio.ClosedResourceError):
-                pids.append(await context.run_sync(worker.preload, refs, limiter=self._limiter))
+        async def preload(worker: Worker) -> None:
+            await worker.request(Job.preload, (refs,), 0, 1024)
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(count):
-                nursery.start_soon(one)
-        log.info("wasm.workers_warm", workers=len(set(pids)), ms=round((time.perf_counter() - start) * 1000, 1))
+        pids = await pool.warm(count, preload)
+        log.info("wasm.workers_warm", workers=len(pids), ms=round((time.perf_counter() - start) * 1000, 1))
 
     def _replace_worker(self) -> None:
-        """After a worker was killed, spawn and warm a replacement in the background."""
+        """After a worker was lost or killed, start and warm a replacement in the background."""
         if self._tasks is not None and self.config.prewarm:
             self._tasks.start_soon(self._replenish)
 
     async def _replenish(self) -> None:
-        if self._context is None:
+        if self._pool is None:
             return
-        stats = self._context.statistics()
-        if stats.idle_workers + stats.running_workers < self.config.workers:
-            # Idle workers are taken first: one call per idle worker plus one per missing one.
-            await self._warm(self.config.workers - stats.running_workers)
+        try:
+            await self._warm(self.config.workers - self._pool.statistics()[1])
+        except Exception as exc:  # the next call starts one itself, and says why if it cannot
+            log.error("wasm.worker_start_failed", error=f"{type(_leaf(exc)).__name__}: {_leaf(exc)}")
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
         prepared = self._prepare(self.config.spec(module))
-        loaded = self._compile(prepared, current.info.generation + 1)
+
+        def compile_new() -> Loaded:
+            with self._batch():
+                return self._compile(prepared, current.info.generation + 1)
+
+        loaded = await trio.to_thread.run_sync(compile_new)
         self._loaded[module] = loaded
         log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])
         return loaded.info
 
     # -- calls -------------------------------------------------------------------
 
-    async def _run(self, module: str, function: str, fn: Any, *args: Any, timeout: float | None = None) -> Outcome:
+    async def _acquire(self, pool: WorkerPool) -> Worker:
+        try:
+            return await pool.acquire()
+        except trio.ClosedResourceError:
+            raise WasmUnavailable("the WebAssembly loader is stopping") from None
+        except (WorkerLost, OSError) as exc:
+            log.error("wasm.worker_start_failed", error=str(exc))
+            raise WasmUnavailable("no WebAssembly worker could be started (the server log says why); retry shortly", headers={"Retry-After": "1"}) from None
+
+    async def _run(self, module: str, function: str, job: Job, *args: Any, timeout: float | None = None) -> Outcome:
         loaded = self._get(module)
-        context = self._context
-        if context is None:
+        pool = self._pool
+        if pool is None:
             raise WasmUnavailable("the WebAssembly loader is not running")
         limit = timeout if timeout is not None else loaded.info.timeout
         async with self._slot(module):
             start = time.perf_counter()
             error: str | None = "cancelled"
             try:
-                with trio.move_on_after(limit) as scope:
-                    try:
-                        # The slot bounds concurrency; trio_parallel's own limiter must not.
-                        outcome: Outcome = await context.run_sync(fn, loaded.ref, *args, kill_on_cancel=True, limiter=self._unlimited)
-                    except trio.ClosedResourceError:
-                        error = "unavailable"
-                        raise WasmUnavailable("the WebAssembly loader is stopping") from None
-                    except trio_parallel.BrokenWorkerError:
-                        error = "crash"
-                        raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
-                    error = outcome.error
-                    emit_logs(module, outcome)
+                try:
+                    worker = await self._acquire(pool)
+                except WasmUnavailable:
+                    error = "unavailable"
+                    raise
+                answered = False
+                try:
+                    with trio.move_on_after(limit) as scope:
+                        try:
+                            outcome = decode_outcome(await worker.request(job, (loaded.ref, *args), limit, loaded.ref.memory_limit + REPLY_SLACK))
+                        except (WorkerLost, WireError) as exc:
+                            error = "crash"
+                            log.warning("wasm.worker_lost", module=module, function=function, reason=str(exc))
+                            raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
+                        except WorkerFailed as exc:
+                            answered, error = True, "worker"
+                            log.error("wasm.worker_failed", module=module, function=function, error=str(exc))
+                            raise WasmError(f"module '{module}' function '{function}' failed in its worker (the server log says why)") from None
+                        answered = True
+                        error = outcome.error
+                        emit_logs(module, outcome)
+                finally:
+                    await (pool.release(worker) if answered else pool.discard(worker))
                 if scope.cancelled_caught:
                     error = "timeout"
                     raise timeout_error(module, function, limit)

@@ -1,8 +1,8 @@
-"""Code that runs inside worker processes (importable: workers are spawned).
+"""The jobs a worker runs with wasmer (see `wire.Job`), on Python 3.10.
 
 Each worker keeps the deserialized modules it has seen in module globals,
 keyed by module name and generation. Calls never raise for guest faults: they
-return an `Outcome` that the main process turns into the right `WasmError`.
+return an `Outcome` that the server turns into the right `WasmError`.
 """
 
 from __future__ import annotations
@@ -20,33 +20,13 @@ import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.artifacts import first_line, read_cached
-from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.client import Client
-from wasmkernel_wasm.hostapi.grants import Grants
+
+from wasmkernel_wasmer_loader.worker.wire import ModuleRef
 
 _EXIT = re.compile(r"WASI exited with code: (\d+)")
-
-
-@attrs.frozen
-class ModuleRef:
-    """What a worker needs to run one generation of a module (picklable)."""
-
-    name: str
-    generation: int
-    artifact: str
-    stateful: bool
-    memory_limit: int
-    env: tuple[tuple[str, str], ...] = ()
-    dirs: tuple[tuple[str, str, bool], ...] = ()
-    exports: ExportNames = DEFAULT_EXPORTS
-    #: The module imports WASI (linked, granting nothing, for http and compute modules too).
-    wasi: bool = False
-    #: A fresh writable directory per call at this guest path.
-    scratch: str | None = None
-    grants: Grants | None = None
-    #: The main process's host-API socket ("" when no module is granted shared state).
-    host_socket: str = ""
 
 
 @attrs.frozen
