@@ -1,7 +1,10 @@
 # The two commands of the README:
 #   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
-# Both are idempotent: a step whose inputs did not change is skipped.
+#               (then the in-process tests on the other supported Pythons found)
+# Both are idempotent: a step whose inputs did not change is skipped. The
+# server runs on the newest CPython >= 3.11 found (PYTHON=... chooses); the
+# Wasmer loader's workers on a Python 3.10 environment of their own.
 
 VENV      := .venv
 BIN       := $(VENV)/bin
@@ -25,7 +28,14 @@ PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
 WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path wasm_modules/node_modules \) -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.c' -o -name '*.h' -o -name '*.ts' -o -name 'asconfig.json' \) -print 2>/dev/null) wasm_modules/build.sh wasm_modules/package.json
 
-.PHONY: run test install lint types unit wasm bench clean
+# The in-process tests (no server processes, no benchmark tools) that `make
+# test` also runs on every other supported Python found (.venv-3.X): the kernel's
+# and the plugins' tests; the WebAssembly loaders' shared suite and Wasmer's
+# own (its workers run on 3.10 whatever the server's Python) only on the primary.
+VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_%,$(wildcard tests/test_*.py)) \
+                 $(filter-out plugins/wasm/tests plugins/wasmer-loader/tests,$(wildcard plugins/*/tests))
+
+.PHONY: run test install interpreter wasmer-env versions lint types unit wasm bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -41,8 +51,24 @@ test: install $(VENV)/.test-apt
 	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
 	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@# The other supported Pythons (only for the whole suite, not for PYTEST_ARGS="...").
+	@if [ -z "$(PYTEST_ARGS)" ]; then \
+		bash scripts/bootstrap.sh versions && \
+		for venv in .venv-3.*; do \
+			[ -x "$$venv/bin/pytest" ] || continue; \
+			echo "in-process tests on $$($$venv/bin/python -V)"; \
+			$$venv/bin/pytest -q -p no:cacheprovider -m "not server and not slow" $(VERSION_TESTS) || exit 1; \
+		done; \
+	fi
 
-install: $(VENV)/.installed wasm
+install: interpreter $(VENV)/.installed wasm wasmer-env
+
+# Always checked (fast): the newest Python may have changed; a .venv of another is recreated.
+interpreter:
+	@bash scripts/bootstrap.sh interpreter
+
+wasmer-env: $(VENV)/.installed
+	@bash scripts/bootstrap.sh wasmer
 
 $(VENV)/.installed: $(PACKAGE_FILES)
 	bash scripts/bootstrap.sh python
@@ -65,4 +91,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) wasm_modules/target wasm_modules/dist .wasmkernel
+	rm -rf $(VENV) .venv-3.* wasm_modules/target wasm_modules/dist .wasmkernel

@@ -2,10 +2,11 @@
 
 ``python -m benchmarks.memory [REGISTRY]`` prints WasmKernel's tree at idle.
 
-RSS counts every page a process maps, so pages that forked WebAssembly
-workers share with their forkserver are counted once per process: the sum of
-RSS (what the targets use, as the issue measured it) overstates the tree's real
-footprint; PSS (each shared page divided among its sharers) sums to it. Peak
+RSS counts every page a process maps, so pages that processes share (the
+Python 3.10 interpreter and wasmer's library of the WebAssembly workers) are
+counted once per process: the sum of RSS (what the targets use, as the issue
+measured it) overstates the tree's real footprint; PSS (each shared page
+divided among its sharers) sums to it. Peak
 is Linux ``VmHWM`` (since the last reset of the cell, or since start).
 """
 
@@ -36,15 +37,13 @@ class ProcessMemory:
     peak_mb: float
 
 
-def role(proc: psutil.Process, index: int, forkservers: set[int]) -> str:
+def role(proc: psutil.Process, index: int) -> str:
     """What a process of the tree is, from its command line."""
     if index == 0:
         return "main"
     command = " ".join(proc.cmdline())
-    if "multiprocessing.resource_tracker" in command:
-        return "resource tracker"
-    if "multiprocessing.forkserver" in command:
-        return "wasm worker" if proc.ppid() in forkservers else "forkserver"
+    if "wasmkernel_wasmer_loader.worker" in command:
+        return "wasm worker"
     if "multiprocessing.spawn" in command:
         return "hypercorn worker"
     return f"child ({proc.name()})"
@@ -59,12 +58,9 @@ def _hwm_mb(pid: int) -> float:
 
 def snapshot(server: RunningServer, phase: str) -> list[ProcessMemory]:
     rows = []
-    forkservers: set[int] = set()
     for index, proc in enumerate(server.processes()):
         try:
-            name = role(proc, index, forkservers)
-            if name == "forkserver":
-                forkservers.add(proc.pid)
+            name = role(proc, index)
             info = proc.memory_full_info()
             rows.append(ProcessMemory(server.spec.name, phase, name, proc.pid, info.rss / 2**20, info.pss / 2**20, _hwm_mb(proc.pid)))
         except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):

@@ -57,7 +57,7 @@ class Phases:
     interpreter_s: float  # `python -c pass`
     kernel_import_s: float  # `wasmkernel.cli` and `wasmkernel.app`, as `wasmkernel run` imports them
     assembly_s: float  # reading the registry, importing and configuring every plugin
-    loader_start_s: float  # application startup less the worker warm-up: compile or deserialize, forkserver
+    loader_start_s: float  # application startup less the worker warm-up: the workers' environment, compile or deserialize
     workers_warm_s: float  # spawning the WebAssembly workers and loading every module in them
 
     @classmethod

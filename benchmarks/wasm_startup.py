@@ -7,7 +7,7 @@ wagi_echo:
   hit (warm), workers pre-spawned;
 - the first request's own latency with and without pre-spawned workers
   (`prewarm`), cache hit;
-- the very first start in the process (it also boots the loader's forkserver).
+- the very first start in the process (cold imports and disk caches).
 
 Usage: python benchmarks/wasm_startup.py [--loader wasmer-loader] [--repeat 5]
 Prints a table and writes benchmarks/results/wasm_startup.csv.
@@ -60,7 +60,7 @@ async def main(loader: str, repeat: int) -> None:
     rows: dict[str, list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         cache = Path(scratch) / "cache"
-        # The first start in a process also boots the loader's forkserver.
+        # The first start in a process also pays for cold imports and disk caches.
         rows["first in process: cold cache, prewarm"] = [await measure(loader, cache, True)]
         for _ in range(repeat):
             shutil.rmtree(cache, ignore_errors=True)

@@ -97,6 +97,51 @@ step_python() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" -r benchmarks/requirements.txt
 }
 
+# -- the Wasmer loader's workers: Python 3.10 and their own environment ------------
+
+# The loader finds or creates it at startup the same way (one mechanism:
+# wasmkernel_wasmer_loader.environment); doing it here says which, once, up front.
+step_wasmer() {
+    [ -x "$VENV/bin/python" ] || step_python
+    "$VENV/bin/python" -m wasmkernel_wasmer_loader.environment || exit 1
+}
+
+# -- the other supported Pythons: in-process tests only (make test) --------------
+
+# What the in-process tests import beyond the kernel and the plugins (no lint,
+# types, benchmark or fuzzing tools).
+VERSION_TEST_DEPS=(pytest pytest-trio httpx hypothesis pyyaml cryptography trio-websocket numpy)
+
+# One minimal venv per other supported minor version found (.venv-3.X, the
+# newest patch release of each); venvs of versions no longer found are removed.
+step_versions() {
+    local primary line version python where minor wanted=() plugin
+    primary=$("$VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    while IFS=$TAB read -r version python where; do
+        minor=${version%.*}
+        [ "$minor" = "$primary" ] && continue
+        case " ${wanted[*]:-} " in *" $minor "*) continue ;; esac
+        wanted+=("$minor")
+        local venv=".venv-$minor"
+        venv_of "$venv" "$python"
+        if [ ! -f "$venv/.installed" ] || [ -n "$(find pyproject.toml plugins/*/pyproject.toml scripts/bootstrap.sh -newer "$venv/.installed" 2>/dev/null)" ]; then
+            local editable=(-e ".[test]")
+            for plugin in plugins/*; do
+                [ -f "$plugin/pyproject.toml" ] || continue
+                if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
+            done
+            echo "installing the kernel and ${#editable[@]} packages into $venv (Python $version, in-process tests)"
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" "${VERSION_TEST_DEPS[@]}"
+            touch "$venv/.installed"
+        fi
+    done < <(python_candidates | sort -t "$TAB" -k1,1Vr)
+    for venv in .venv-3.*; do
+        [ -d "$venv" ] || continue
+        case " ${wanted[*]:-} " in *" ${venv#.venv-} "*) ;; *) echo "removing $venv (Python ${venv#.venv-} is no longer found)"; rm -rf "$venv" ;; esac
+    done
+    echo "other Pythons (in-process tests): ${wanted[*]:-none found}"
+}
+
 step_apt() {
     local missing=() pkg
     for pkg in "$@"; do
@@ -154,6 +199,8 @@ step_dev_secret() {
 case "${1:-}" in
     interpreter) step_interpreter ;;
     python) step_python ;;
+    wasmer) step_wasmer ;;
+    versions) step_versions ;;
     apt) shift; step_apt "$@" ;;
     rust) step_rust ;;
     c) step_c ;;

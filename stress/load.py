@@ -139,13 +139,8 @@ def role_of(process: psutil.Process) -> str:
         command = " ".join(process.cmdline())
     except psutil.Error:
         return "gone"
-    if "resource_tracker" in command:
-        return "resource-tracker"
-    if "forkserver" in command:
-        try:
-            return "wasm-worker" if "forkserver" in " ".join(process.parent().cmdline()) else "forkserver"
-        except (psutil.Error, AttributeError):
-            return "forkserver"
+    if "wasmkernel_wasmer_loader.worker" in command:
+        return "wasm-worker"
     if "spawn_main" in command:
         return "hypercorn-worker"
     return "server"

@@ -60,7 +60,7 @@ def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
     with (out / "memory.csv").open() as handle:
         memory = list(csv.DictReader(handle))
     roles = {row["role"] for row in memory if row["server"] == "wasmkernel"}
-    assert {"main", "forkserver", "wasm worker"} <= roles, roles
+    assert {"main", "wasm worker"} <= roles, roles
     assert {row["phase"] for row in memory if row["server"] == "wasmkernel"} == {"idle", "after"}
     assert all(float(row["rss_mb"]) > 0 for row in memory)
     assert "## Memory per server" in report

@@ -30,11 +30,11 @@ SPIN_TIMEOUT = 1.0
 
 
 def wasm_workers(instance: Instance) -> list[psutil.Process]:
-    """The loader's worker processes: forkserver children of the forkserver."""
+    """The loader's worker processes (Python 3.10, running its worker code)."""
     found = []
     for process in instance.processes():
         try:
-            if "forkserver" in " ".join(process.cmdline()) and "forkserver" in " ".join(process.parent().cmdline()):
+            if "wasmkernel_wasmer_loader.worker" in " ".join(process.cmdline()):
                 found.append(process)
         except (psutil.NoSuchProcess, AttributeError):
             continue

@@ -3,7 +3,7 @@ error messages: what worker processes need, without the kernel.
 
 `hashlib` is imported only where a digest is computed: it loads OpenSSL's
 libcrypto (~4 MiB resident), which a worker reading with ``verify=False``
-never needs, nor its forkserver."""
+never needs."""
 
 from __future__ import annotations
 

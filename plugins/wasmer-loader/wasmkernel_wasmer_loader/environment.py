@@ -56,8 +56,8 @@ WASMER_VERSION = re.search(r"^wasmer==(\S+)$", REQUIREMENTS.read_text(), re.M).g
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from wasmkernel_wasmer_loader.worker.serve import main; main()"
 MARKER = "wasmkernel-worker-env.json"
 INSTALL_HINT = (
-    "install it (`pyenv install 3.10.13`, or your distribution's python3.10) and name it with "
-    f"{PYTHON_VAR} or the loader's `python` key if it is not found; the wasmtime loader needs none (enable wasmtime-loader instead)"
+    "install CPython 3.10 (`pyenv install 3.10.13`, or your distribution's python3.10; name it with "
+    f"${PYTHON_VAR} or the loader's `python` key unless it is on PATH or in pyenv); the wasmtime loader needs none (enable wasmtime-loader instead)"
 )
 
 
