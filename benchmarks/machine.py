@@ -19,7 +19,7 @@ _VERSIONS = {
     "cargo": ["cargo", "--version"],
     "wrk": ["wrk", "--version"],
 }
-_PACKAGES = ("wasmkernel", "wasmer", "wasmer_compiler_cranelift", "hypercorn", "trio", "numpy", "scipy")
+_PACKAGES = ("wasmkernel", "hypercorn", "trio", "numpy", "scipy")
 
 
 def cpu_model() -> str:
@@ -59,4 +59,15 @@ def facts() -> dict[str, str]:
             result[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             result[package] = "not installed"
+    result["wasmer"] = _wasmer_workers()
     return result
+
+
+def _wasmer_workers() -> str:
+    """wasmer's release and the Python 3.10 its workers run on (they have their own interpreter)."""
+    try:
+        from wasmkernel_wasmer_loader.environment import WASMER_VERSION, find_interpreter
+
+        return f"{WASMER_VERSION} (workers on Python {find_interpreter().version})"
+    except Exception as exc:  # not installed, or no Python 3.10
+        return f"unavailable ({type(exc).__name__})"

@@ -37,7 +37,9 @@ def test_kubernetes_manifest_probes_and_secrets() -> None:
 
 def test_containerfile_recipe() -> None:
     text = (DEPLOY / "Containerfile").read_text()
-    assert text.count("FROM python:3.10-slim") == 2
+    assert text.count("FROM python:3.13-slim-bookworm") == 2  # the server's Python
+    assert text.count("--from=python:3.10-slim-bookworm") == 3  # the Wasmer workers' interpreter, same Debian
+    assert "python -m wasmkernel_wasmer_loader.environment" in text and "WASMKERNEL_WASMER_ENV=" in text
     assert "libstd-rust-dev-wasm32" in text and "wasm_modules/build.sh" in text
     assert "--bind 0.0.0.0:8000" in text and "USER wasmkernel" in text
     assert "WASMKERNEL_JWT_SECRET=" not in text.replace("-e WASMKERNEL_JWT_SECRET=...", "")

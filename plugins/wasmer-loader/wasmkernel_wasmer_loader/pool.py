@@ -17,12 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
-import structlog
 import trio
 
 from wasmkernel_wasmer_loader.worker.wire import HEADER, Job, WireError, dumps, frame_size, loads, to_wire
-
-log = structlog.get_logger("wasmkernel.wasmer_loader")
 
 #: Seconds a new worker may take to say it is ready (start Python, import wasmer).
 READY_TIMEOUT = 60.0
@@ -134,8 +131,8 @@ class WorkerPool:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _start(self) -> Worker:
-        self._count += 1
+    async def _start_counted(self) -> Worker:
+        """Start a worker whose place `_count` already holds (given back if it fails)."""
         try:
             return await start_worker(self.command, self.wasmer)
         except BaseException:
@@ -152,7 +149,8 @@ class WorkerPool:
             if self._idle:
                 return self._idle.pop()
             if self._count < self.size:
-                return await self._start()
+                self._count += 1
+                return await self._start_counted()
             await self._changed.wait()
 
     async def release(self, worker: Worker) -> None:
@@ -175,9 +173,11 @@ class WorkerPool:
         run `preload` on each and make them idle; their pids. Raises (an
         exception group) if any fails to start or preload."""
         pids: list[int] = []
+        starting = max(0, min(count, self.size - self._count))
+        self._count += starting  # held now: concurrent callers see them
 
         async def one() -> None:
-            worker = await self._start()
+            worker = await self._start_counted()
             try:
                 await preload(worker)
             except BaseException:
@@ -187,7 +187,7 @@ class WorkerPool:
             await self.release(worker)
 
         async with trio.open_nursery() as nursery:
-            for _ in range(min(count, self.size - self._count)):
+            for _ in range(starting):
                 nursery.start_soon(one)
         return pids
 
