@@ -131,7 +131,13 @@ step_versions() {
                 if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
             done
             echo "installing the kernel and ${#editable[@]} packages into $venv (Python $version, in-process tests)"
-            "$venv/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" "${VERSION_TEST_DEPS[@]}"
+            # One setuptools for every editable build, instead of a fresh build environment each.
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check "setuptools>=68"
+            local output
+            if ! output=$("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation "${editable[@]}" "${VERSION_TEST_DEPS[@]}" 2>&1); then
+                echo "$output" | tail -n 20 >&2
+                die "installing into $venv failed (the lines above say why)"
+            fi
             touch "$venv/.installed"
         fi
     done < <(python_candidates | sort -t "$TAB" -k1,1Vr)

@@ -56,13 +56,15 @@ def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [entry for entry in logs if entry["event"] == name]
 
 
-async def test_startup_starts_and_warms_the_workers_on_python_310(make_app: Any, config: dict[str, Any]) -> None:
+async def test_startup_starts_and_warms_the_workers_on_python_310(make_app: Any, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WASMKERNEL_TEST_SECRET", "never in a worker")
     with capture_logs() as logs:
         async with running(make_app(config)):
             pids = workers()
             assert len(pids) == 2
             for pid in pids:  # the environment's interpreter, a venv of a CPython 3.10
                 assert os.path.basename(os.path.realpath(f"/proc/{pid}/exe")).startswith("python3.10")
+                assert b"WASMKERNEL_TEST_SECRET" not in Path(f"/proc/{pid}/environ").read_bytes()  # none of the server's variables
         assert not workers()  # stopped with the application
     warm = events(logs, "wasm.workers_warm")
     assert [entry["workers"] for entry in warm] == [2]

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from wasmkernel import StartupError
+from wasmkernel_wasmer_loader.environment import WORKER_VARIABLES
 from wasmkernel_wasmer_loader.pool import READY_TIMEOUT
 from wasmkernel_wasmer_loader.worker.wire import MAX_REQUEST, Job, WireError, receive, send, to_wire
 
@@ -62,7 +63,9 @@ class Compiler:
             return self._sock
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._process = subprocess.Popen(self._command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+            self._process = subprocess.Popen(
+                self._command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), env=WORKER_VARIABLES
+            )
         except OSError as exc:
             ours.close()
             raise StartupError(f"cannot start the Wasmer compile process: {exc}") from None

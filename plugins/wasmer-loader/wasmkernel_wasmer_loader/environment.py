@@ -54,6 +54,9 @@ WASMER_VERSION = re.search(r"^wasmer==(\S+)$", REQUIREMENTS.read_text(), re.M).g
 #: How a worker starts: ``python -I -c BOOT CODE_DIR FD`` (isolated: no user
 #: site, no $PYTHON* variables, no current directory on the path).
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from wasmkernel_wasmer_loader.worker.serve import main; main()"
+#: A worker's whole environment: none of the server's variables (its secrets
+#: among them) reach a process that runs guest code.
+WORKER_VARIABLES = {"PATH": os.defpath}
 MARKER = "wasmkernel-worker-env.json"
 INSTALL_HINT = (
     "install CPython 3.10 (`pyenv install 3.10.13`, or your distribution's python3.10; name it with "

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 import trio
 
+from wasmkernel_wasmer_loader.environment import WORKER_VARIABLES
 from wasmkernel_wasmer_loader.worker.wire import HEADER, Job, WireError, dumps, frame_size, loads, to_wire
 
 #: Seconds a new worker may take to say it is ready (start Python, import wasmer).
@@ -87,7 +88,9 @@ async def start_worker(command: Callable[[int], list[str]], expected_wasmer: str
     """Start one worker and wait until it is ready (`WorkerLost` if it is not)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        process = await trio.lowlevel.open_process(command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+        process = await trio.lowlevel.open_process(
+            command(theirs.fileno()), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), env=WORKER_VARIABLES
+        )
     except BaseException:
         ours.close()
         raise
