@@ -32,7 +32,8 @@ WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path
 # test` also runs on every other supported Python found (.venv-3.X): the kernel's
 # and the plugins' tests; the WebAssembly loaders' shared suite and Wasmer's
 # own (its workers run on 3.10 whatever the server's Python) only on the primary.
-VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_%,$(wildcard tests/test_*.py)) \
+SERVER_ONLY   := tests/test_server.py tests/test_third_party.py tests/test_standalone_plugins.py
+VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_% $(SERVER_ONLY),$(wildcard tests/test_*.py)) \
                  $(filter-out plugins/wasm/tests plugins/wasmer-loader/tests,$(wildcard plugins/*/tests))
 
 .PHONY: run test install interpreter wasmer-env versions lint types unit wasm bench clean

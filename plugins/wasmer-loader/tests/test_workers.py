@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == name]
 
 
@@ -109,7 +109,7 @@ async def test_client_going_away_kills_its_call_and_worker(make_app: Any, config
                 await client.get("/faults/spin")
         await wait_for(lambda: len(workers()) == 2 and "R" not in workers().values() and set(workers()) != before, "the spinner killed and replaced")
         assert len(before & set(workers())) == 1
-        assert loader_of(app).metrics.errors["faults", "handle", "cancelled"] == 1  # type: ignore[attr-defined]
+        assert loader_of(app).metrics.errors["faults", "handle", "cancelled"] == 1
 
 
 async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[str, Any]) -> None:
