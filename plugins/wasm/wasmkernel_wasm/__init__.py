@@ -6,14 +6,15 @@ wasmtime) implements `ModuleLoader` and hands it out through the
 service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
 Its submodules are public API too: loader plugins build on them (`plugin`,
-`loader`, `config`, `modules`, `artifacts`, `calls`, `watch`, `commands`,
+`loader`, `config`, `modules`, `artifacts`, `calls`, `portable`, `watch`, `commands`,
 `requests`: credential headers, cancelling a call whose client left) and
 their tests on `testing`.
 
-Worker processes import only the plain data types below (and `calls`,
-`artifacts`): the names that build on the kernel, the `WasmError` family
-(`errors`) and `MODULE_LOADER` (`service`), are imported on first use
-(PEP 562), so a process that runs modules never imports the kernel.
+Worker processes import only the portable modules (`portable`: the plain
+data types below, `calls`, `artifacts` and the guest side of `hostapi`; the
+Wasmer loader's run on Python 3.10): the names that build on the kernel, the
+`WasmError` family (`errors`) and `MODULE_LOADER` (`service`), are imported on
+first use (PEP 562), so a process that runs modules never imports the kernel.
 """
 
 from __future__ import annotations
