@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 from structlog.testing import capture_logs
+from wasmkernel_wasm.artifacts import write_cached
 from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
 from wasmkernel_wasmer_loader.environment import BOOT
 
@@ -142,3 +143,18 @@ async def test_bogus_interpreter_stops_startup_with_one_line(make_app: Any, conf
     assert "'/nonexistent/python3.10' is not a working CPython 3.10" in message
     assert "pyenv install 3.10" in message and "wasmtime loader needs none" in message
     assert "wasmer" not in sys.modules
+
+
+async def test_a_cached_artifact_wasmer_refuses_stops_startup_naming_the_module(make_app: Any, config: dict[str, Any]) -> None:
+    """Cached artifacts are trusted once their sha256 frame checks (no 3.10
+    process starts when every module is a hit); one wasmer cannot load stops
+    startup with the module and the file to remove."""
+    async with running(make_app(config | {"prewarm": False})):
+        pass
+    for artifact in Path(config["cache_dir"]).glob("*.wasmer"):
+        write_cached(artifact, b"a well-framed artifact wasmer cannot load")
+    with pytest.raises(StartupError) as info:
+        async with running(make_app(config)):
+            pass
+    message = str(info.value)
+    assert "\n" not in message and "its compiled artifact cannot be loaded" in message and "to recompile it" in message

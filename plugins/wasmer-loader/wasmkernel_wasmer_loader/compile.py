@@ -1,8 +1,9 @@
-"""Compiling modules and checking cached artifacts, in a short-lived Python 3.10 process.
+"""Compiling modules, in a short-lived Python 3.10 process.
 
 The server never imports wasmer: a `Compiler` starts one worker process (the
-program the call workers run) for a batch — startup, a reload, `wasmkernel
-check` — sends it compile and check jobs and ends it when the batch is done.
+program the call workers run) when a batch — startup, a reload, `wasmkernel
+check` — first misses the compile cache, sends it compile jobs and ends it
+when the batch is done.
 So the memory cranelift takes while it compiles (about 15 times a module's
 size, much of it kept by the allocator afterwards) is never held by the server
 or a call worker. A compile of at least `PROGRESS_BYTES` is logged when it
@@ -123,10 +124,6 @@ class Compiler:
         if not isinstance(artifact, bytes):
             raise RuntimeError("the compile process sent no artifact")
         return artifact
-
-    def check(self, artifact: bytes) -> None:
-        """Deserialize `artifact` once (`RuntimeError` if it is corrupt or foreign)."""
-        self._request(Job.check, (artifact,))
 
     def close(self) -> None:
         if self._sock is not None:

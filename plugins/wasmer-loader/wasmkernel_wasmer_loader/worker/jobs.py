@@ -152,9 +152,14 @@ def _instance(ref: ModuleRef) -> wasmer.Instance:
 
 
 def preload(refs: Sequence[ModuleRef]) -> int:
-    """Deserialize every module into this worker; returns the worker's pid."""
+    """Deserialize every module into this worker; returns the worker's pid.
+    `RuntimeError` naming the module whose cached artifact wasmer refuses."""
     for ref in refs:
-        _module(ref)
+        try:
+            _module(ref)
+        except (RuntimeError, OSError, ValueError) as exc:
+            reason = first_line(exc)
+            raise RuntimeError(f"module '{ref.name}': its compiled artifact cannot be loaded ({reason}); remove {ref.artifact} to recompile it") from None
     return os.getpid()
 
 
@@ -263,8 +268,3 @@ def compile_module(wasm: bytes, compiler: str) -> bytes:
     else:
         from wasmer_compiler_cranelift import Compiler
     return bytes(wasmer.Module(wasmer.Store(wasmer.engine.Universal(Compiler)), wasm).serialize())
-
-
-def check_artifact(data: bytes) -> None:
-    """Deserialize `data` once (`RuntimeError` if it is corrupt or foreign)."""
-    wasmer.Module.deserialize(wasmer.Store(wasmer.engine.Universal()), data)

@@ -39,7 +39,6 @@ _JOBS: dict[Job, Callable[..., Any]] = {
     Job.handle: _outcome(jobs.handle),
     Job.run_wasi: _outcome(jobs.run_wasi),
     Job.compile: jobs.compile_module,
-    Job.check: jobs.check_artifact,
 }
 
 

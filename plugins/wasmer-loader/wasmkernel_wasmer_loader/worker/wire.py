@@ -50,8 +50,6 @@ class Job(enum.Enum):
     run_wasi = "run_wasi"
     #: (wasm, compiler) → the serialized artifact
     compile = "compile"
-    #: (artifact,) → None, once it deserialized
-    check = "check"
 
 
 @attrs.frozen
