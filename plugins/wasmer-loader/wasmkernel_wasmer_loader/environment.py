@@ -1,7 +1,7 @@
 """The Python 3.10 the Wasmer loader's workers run on, and their environment.
 
 wasmer 1.1 has native wheels only for CPython 3.10, so everything wasmer does
-(compiling, checking the compile cache, calls) happens in processes of a 3.10
+(compiling, deserializing, calls) happens in processes of a 3.10
 interpreter of its own; the server never imports wasmer. One mechanism, for
 the bootstrap (``python -m wasmkernel_wasmer_loader.environment``, run by
 `make run`/`make test`) and for the loader at startup (a user who

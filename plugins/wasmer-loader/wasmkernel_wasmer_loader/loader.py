@@ -3,7 +3,7 @@
 wasmer 1.1 runs only on CPython 3.10, holds the GIL during a call, binds
 instances to their thread and cannot interrupt a running call. So the server
 (Python ≥ 3.11) never imports it: a short-lived 3.10 process compiles the
-modules or checks their cached artifacts (`compile.Compiler`), and every call
+modules the cache misses (`compile.Compiler`), and every call
 runs in a 3.10 worker process (`pool.WorkerPool`, in the environment that
 `environment` finds or creates). A timeout, or a client that goes away, kills
 the call's worker; a crash loses only that worker; either way a replacement
