@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 READ_TIMEOUT = 30
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
+#: "1" when the server sits behind a reverse proxy (`--behind-proxy`): set by
+#: `serve` for itself and its workers (or by hand under plain hypercorn).
+BEHIND_PROXY_ENV = "WASMKERNEL_BEHIND_PROXY"
 
 
 def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False, read_timeout: int = READ_TIMEOUT) -> Config:
@@ -100,10 +103,12 @@ def reporting_failed_startup(app: Application) -> ASGIFramework:
     return reporting
 
 
-def serve(registry_path: str, config: Config, app: Application) -> int:
+def serve(registry_path: str, config: Config, app: Application, *, behind_proxy: bool = False) -> int:
     """Serve until interrupted; returns the exit code. `app` is the application
     assembled from `registry_path`, served directly when no worker process is asked for."""
     os.environ[REGISTRY_ENV] = os.path.abspath(registry_path)
+    if behind_proxy:
+        os.environ[BEHIND_PROXY_ENV] = "1"
     if config.workers == 0:
         return serve_in_process(app, config)
     with tempfile.TemporaryDirectory(prefix="wasmkernel-") as folder:
