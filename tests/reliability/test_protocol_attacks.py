@@ -13,67 +13,47 @@ connection, a send meeting a close).
 
 from __future__ import annotations
 
-import time
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
-import httpx
-import psutil
 import pytest
 
+from tests.reliability import hostile
 from tests.reliability import raw_clients as raw
-from tests.reliability.harness import Instance, full_plugins, installed, registry_toml, spawn
+from tests.reliability.harness import Instance, installed, spawn
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("channels", "feed", "limits"), reason="needs the feed and limits plugins")]
 
 REPEAT = 6  # connections per attack: each worker of two meets it
-MESSAGE_LIMIT = 65536
-
-
-def hostile_registry(workdir: Path) -> str:
-    plugins = full_plugins(workdir, with_wasm=False, limits={"max_body_bytes": MESSAGE_LIMIT})
-    return registry_toml({**plugins, "channels": {}, "feed": {"database": str(workdir / "feed.db")}})
+MESSAGE_LIMIT = hostile.MESSAGE_LIMIT
 
 
 @pytest.fixture(scope="module", params=[0, 2], ids=["in-process", "2-workers"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     workdir = tmp_path_factory.mktemp(f"protocol-attacks-{request.param}")
-    instance = spawn(hostile_registry(workdir), workdir, workers=request.param)
+    instance = spawn(hostile.registry(workdir), workdir, workers=request.param)
     yield instance
     instance.stop()
-
-
-def serving_processes(instance: Instance) -> set[int]:
-    return {process.pid for process in instance.processes()}
-
-
-def assert_still_serves(instance: Instance, processes: set[int]) -> None:
-    """The server runs with the same processes and answers, on new connections."""
-    assert instance.process.poll() is None, instance.log_path.read_text(errors="replace")[-3000:]
-    assert serving_processes(instance) == processes, instance.log_path.read_text(errors="replace")[-3000:]
-    for _ in range(REPEAT):
-        assert httpx.get(instance.base + "/healthz", headers={"connection": "close"}, timeout=10).status_code == 200
 
 
 def test_websocket_frames_in_the_handshake_packet(server: Instance) -> None:
     """The reported packet: a handshake and a masked text frame sent together
     (hypercorn saw the frame before the application accepted, answered 400
     while the application accepted, and h11's error ended the server)."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     for _ in range(REPEAT):
         with raw.connect(server.port) as sock:
             sock.sendall(raw.websocket_handshake("/feed/ws") + raw.frame(b'{"hello": 1}') + raw.frame(b"again"))
             head, _ = raw.read_head(sock)
             assert raw.status_of(head) == 101
-    assert_still_serves(server, processes)
+    hostile.assert_still_serves(server, processes)
 
 
 def test_data_before_the_handshake_beyond_the_limit(server: Instance) -> None:
     """More than the early-data limit before the handshake is answered: the
     handshake is refused (or, if the application accepted first, the
     message is served); never a dead server."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     for size in (70_000, 200_000, 1_000_000):
         with raw.connect(server.port) as sock:
             try:
@@ -82,14 +62,14 @@ def test_data_before_the_handshake_beyond_the_limit(server: Instance) -> None:
             except (ConnectionResetError, BrokenPipeError):
                 answer = b""
             assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 101"))
-    assert_still_serves(server, processes)
+    hostile.assert_still_serves(server, processes)
 
 
 def test_websocket_compression_is_not_negotiated(server: Instance) -> None:
     """permessage-deflate offered: not taken up (issue 22, class 3); a client
     compressing anyway — a 50 MiB bomb in about 50 KiB — breaks the protocol
     and is disconnected before anything is inflated."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
     payload = bomb.compress(bytes(50 << 20)) + bomb.flush(zlib.Z_SYNC_FLUSH)[:-4]
     assert len(payload) < 100_000
@@ -105,18 +85,7 @@ def test_websocket_compression_is_not_negotiated(server: Instance) -> None:
             assert {opcode for opcode, _ in frames} <= {raw.PING, raw.CLOSE}, frames
     grown = sum(process.memory_info().rss for process in server.processes()) - before
     assert grown < 50 << 20, f"the server grew by {grown >> 20} MiB"
-    assert_still_serves(server, processes)
-
-
-def close_wait(instance: Instance) -> int:
-    """Server-side connections the client closed but the server still holds."""
-    held = 0
-    for process in instance.processes():
-        try:
-            held += sum(1 for c in process.net_connections("tcp") if c.status == psutil.CONN_CLOSE_WAIT)
-        except psutil.NoSuchProcess:
-            continue
-    return held
+    hostile.assert_still_serves(server, processes)
 
 
 def test_unread_websocket_messages_do_not_hold_the_connection(server: Instance) -> None:
@@ -124,22 +93,22 @@ def test_unread_websocket_messages_do_not_hold_the_connection(server: Instance) 
     reading; the client floods on and leaves. hypercorn's reader and the
     application's clean-up then waited forever for room in the finished
     application's queue: the connection was never closed."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     for _ in range(REPEAT):
         with raw.connect(server.port) as sock:
             sock.sendall(raw.websocket_handshake("/feed/ws"))
             raw.read_head(sock)
             sock.sendall(raw.frame(b"x" * (MESSAGE_LIMIT + 1)) + b"".join(raw.frame(b"flood %d" % i) for i in range(100)))
             raw.read_until_closed(sock, limit=65536)
-    wait_until(lambda: close_wait(server) == 0, "connections the clients closed are still held")
-    assert_still_serves(server, processes)
+    hostile.wait_until(lambda: hostile.close_wait(server) == 0, "connections the clients closed are still held")
+    hostile.assert_still_serves(server, processes)
 
 
 def test_h2_body_after_a_complete_response(server: Instance) -> None:
     """h2 allows a response before the whole request: the client goes on
     sending its body. hypercorn looked the finished stream up (KeyError),
     which ended the server; the connection now goes on serving."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     for _ in range(REPEAT):
         client = raw.H2Client(server.port)
         try:
@@ -150,13 +119,13 @@ def test_h2_body_after_a_complete_response(server: Instance) -> None:
             assert client.response(client.request("GET", "/healthz"))[0] == 200
         finally:
             client.close()
-    assert_still_serves(server, processes)
+    hostile.assert_still_serves(server, processes)
 
 
 def test_websocket_over_h2_with_data_before_accept(server: Instance) -> None:
     """RFC 8441 WebSocket over h2c, its first frames in the same packet as
     the CONNECT, then more after the stream was refused or ended."""
-    processes = serving_processes(server)
+    processes = hostile.serving_processes(server)
     for _ in range(REPEAT):
         client = raw.H2Client(server.port)
         try:
@@ -167,13 +136,4 @@ def test_websocket_over_h2_with_data_before_accept(server: Instance) -> None:
             assert client.response(client.request("GET", "/healthz"))[0] == 200
         finally:
             client.close()
-    assert_still_serves(server, processes)
-
-
-def wait_until(condition: Callable[[], bool], message: str, attempts: int = 300) -> None:
-    """Poll `condition` every 0.1 s, `attempts` times at most."""
-    for _ in range(attempts):
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(message)
+    hostile.assert_still_serves(server, processes)

@@ -49,7 +49,8 @@ class GuardedTCPServer(TCPServer):
             failures, rest = _split(exc)
             if failures is not None:
                 client = getattr(getattr(self, "protocol", None), "client", None)
-                log.error("server.connection_failed", client=client, error="; ".join(map(_describe, _leaves(failures))), exc_info=failures)
+                leaves = _leaves(failures)
+                log.error("server.connection_failed", client=client, error="; ".join(map(_describe, leaves)), exc_info=leaves[0])
             if rest is not None:
                 raise rest from None
 
