@@ -25,6 +25,10 @@ Config (`[plugins.limits.config]`):
 - `websocket_per_client` (default 100) and `websocket_total` (default
   10000): concurrent WebSocket connections per client address and in total
   (0: unlimited); a handshake over either is refused with 429
+- `streams_per_client` (default 100) and `streams_total` (default 10000):
+  the same for streamed responses (`StreamingResponse`: Server-Sent Events,
+  long downloads), counted until the stream ends; one over either is
+  answered 429 instead (it is released first, e.g. its channel subscription)
 - `websocket_idle_seconds`: close a WebSocket after this many seconds
   without a message either way (default 0: never; hypercorn's pings keep a
   live peer's connection up)
@@ -68,10 +72,11 @@ from wasmkernel import (
     Request,
     Response,
     Route,
+    StreamingResponse,
     TooManyRequests,
     hookimpl,
 )
-from wasmkernel_limits.connections import ConnectionLimits
+from wasmkernel_limits.connections import ConnectionLimits, OpenCounts, hold_stream
 from wasmkernel_limits.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -102,6 +107,8 @@ class Config:
     websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     websocket_queue: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    streams_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    streams_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     redis_unavailable: Literal["open", "local", "closed"] = "open"
     redis_prefix: str = attrs.field(default="wasmkernel:ratelimit:", validator=attrs.validators.min_len(1))
     redis_timeout: float = attrs.field(default=0.5, validator=positive)
@@ -150,7 +157,9 @@ class Plugin(ConfiguredPlugin[Config]):
 
     def configured(self) -> None:
         config = self.config
-        self.connections = ConnectionLimits(config.websocket_per_client, config.websocket_total, config.websocket_idle_seconds, config.websocket_queue)
+        websockets = OpenCounts("WebSocket connections", config.websocket_per_client, config.websocket_total)
+        self.connections = ConnectionLimits(websockets, config.websocket_idle_seconds, config.websocket_queue)
+        self.streams = OpenCounts("streams", config.streams_per_client, config.streams_total)
         if self.config.rate > 0:
             self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
 
@@ -175,6 +184,7 @@ class Plugin(ConfiguredPlugin[Config]):
         shared = None if exempt else self.shared
         key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
         route_name = route.name if route is not None else None
+        streams = self.streams
         if route is not None and route.websocket:
             next_handler = self.connections.wrap(next_handler, body_limit)
             timeout = math.inf
@@ -202,6 +212,8 @@ class Plugin(ConfiguredPlugin[Config]):
             if response is None:
                 log.warning("request.timeout", route=route_name, method=request.method, path=request.path, timeout_seconds=timeout)
                 raise GatewayTimeout(f"The request was not handled within {timeout:g} s", headers=rate_headers)
+            if isinstance(response, StreamingResponse):
+                await hold_stream(streams, request, response)
             for name, value in rate_headers.items():
                 response.headers.set(name, value)
             return response
