@@ -22,8 +22,9 @@ import hpack
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 # HTTP/2 frame types (RFC 9113 §6)
-DATA, HEADERS, RST_STREAM, SETTINGS, H2_PING, CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x9
+DATA, HEADERS, RST_STREAM, SETTINGS, H2_PING, GOAWAY, CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x9
 END_STREAM, END_HEADERS = 0x1, 0x4
+GOAWAY_CALM = 0xB  # ENHANCE_YOUR_CALM
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:

@@ -137,3 +137,29 @@ def test_websocket_over_h2_with_data_before_accept(server: Instance) -> None:
         finally:
             client.close()
     hostile.assert_still_serves(server, processes)
+
+
+def test_h2_priority_flood_is_told_to_calm_down(server: Instance) -> None:
+    """PRIORITY frames for 1500 idle streams overflow hypercorn's priority tree
+    (1000 streams): the server ended; now the client gets GOAWAY
+    ENHANCE_YOUR_CALM and only its connection closes."""
+    processes = hostile.serving_processes(server)
+    for _ in range(REPEAT):
+        with raw.connect(server.port) as sock:
+            frames = b"".join(raw.h2_frame(0x2, 0, 2 * i + 1, (0).to_bytes(4, "big") + b"\x10") for i in range(1500))
+            sock.sendall(raw.PREFACE + raw.h2_frame(raw.SETTINGS, 0, 0) + frames)
+            answer = raw.read_until_closed(sock)
+        assert raw.GOAWAY_CALM in goaway_codes(answer), answer[:200]
+    hostile.assert_still_serves(server, processes)
+    assert not [r for r in server.log_lines() if r.get("event") == "server.connection_failed"]
+
+
+def goaway_codes(data: bytes) -> list[int]:
+    """The error codes of the GOAWAY frames in a server's HTTP/2 bytes."""
+    codes = []
+    while len(data) >= 9:
+        size, kind = int.from_bytes(data[:3], "big"), data[3]
+        if kind == raw.GOAWAY:
+            codes.append(int.from_bytes(data[9 + 4 : 9 + 8], "big"))
+        data = data[9 + size :]
+    return codes
