@@ -15,7 +15,7 @@
   message limits bound memory. (wsproto inflates a compressed frame without
   bound before any size check: a 509 KiB frame became hundreds of MiB; each
   compressed connection also holds zlib state of its own.) A client that
-  compresses anyway breaks the protocol: closed 1002.
+  compresses anyway breaks the protocol and is disconnected, nothing inflated.
 - Frames are handed to the application by one task at a time (the reader,
   or the task delivering the early data), so their order is kept.
 """
@@ -43,7 +43,8 @@ class GuardedWSStream(WSStream):
         self.early = bytearray()
         #: The early data went to the accepted connection: frames flow as in hypercorn.
         self.flowing = False
-        self.refusing = False
+        #: The application answers the handshake with an HTTP response.
+        self.rejecting = False
         self.inbound = trio.Lock()
 
     async def handle(self, event: Event) -> None:
@@ -77,14 +78,14 @@ class GuardedWSStream(WSStream):
             await self._handle_events()
 
     async def _send_rejection(self, message: WebsocketResponseBodyEvent) -> None:
-        self.refusing = True
+        self.rejecting = True
         await super()._send_rejection(message)
 
     async def _refuse(self) -> None:
         """Too much data before the handshake was answered: the application
         hears a disconnect, the client a 400 (or, once an answer has begun, a
         closed connection). Nothing the application sends later goes out."""
-        answer = self.state is ASGIWebsocketState.HANDSHAKE and not self.refusing
+        answer = self.state is ASGIWebsocketState.HANDSHAKE and not self.rejecting
         self.closed = True
         self.early.clear()
         if self.app_put is not None:
