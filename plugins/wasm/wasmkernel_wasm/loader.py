@@ -4,6 +4,7 @@ WASI command)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -15,16 +16,19 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from wasmkernel import StartupError
+from wasmkernel import StartupError, Supervisor
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,
+    ArrayIn,
+    ArrayOut,
     CallResult,
     FilterDecision,
     FilterRequest,
     FilterResponse,
     HeaderEdits,
     ModuleInfo,
+    WasmBadArguments,
     WasmBadResponse,
     WasmError,
     WasmRequest,
@@ -85,6 +89,15 @@ class LoaderBase(Generic[L]):
         self.host = HostAPI(config, base, f"{self.runtime}-loader")
         #: The redis plugin's `RedisLink`, when a module's key-value store is Redis (see `use_services`).
         self.redis_link: Any = None
+        #: Restarts the loader's background tasks (host RPC server, watcher, ticker) if one dies.
+        self.supervisor = Supervisor(f"{self.runtime}-loader")
+        #: Threads for file work around calls (scratch directories, reload): this subsystem's own.
+        self.file_threads = trio.CapacityLimiter(2)
+
+    def readiness(self) -> tuple[bool, Any]:
+        """Ready while every background task runs; the loaded modules and the tasks as detail."""
+        ok, tasks = self.supervisor.readiness()
+        return ok, {"modules": [info.name for info in self.modules()], "tasks": tasks}
 
     def use_services(self, app: Application) -> None:
         """Take the services the host API needs from other plugins (during
@@ -174,7 +187,12 @@ class LoaderBase(Generic[L]):
         raise NotImplementedError
 
     async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
-        outcome = await self._run(module, function, self.jobs.call, function, args, timeout=timeout)
+        """Call a compute export with `args` checked against its parameter types
+        (`WasmBadArguments`, 400) and its result checked to be finite (502)."""
+        checked = checked_arguments(self._get(module).info, function, args)
+        outcome = await self._run(module, function, self.jobs.call, function, checked, timeout=timeout)
+        if isinstance(outcome.value, float) and not math.isfinite(outcome.value):
+            raise WasmBadResponse(f"module '{module}' function '{function}' returned a non-finite number ({outcome.value})")
         return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
 
     async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
@@ -201,7 +219,7 @@ class LoaderBase(Generic[L]):
             outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()), tuple(spec.argv(request.params)), scratch)
         finally:
             with trio.CancelScope(shield=True):  # also when the client left
-                await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
+                await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True), limiter=self.file_threads)
         if outcome.stderr:
             # A field of one log line, never raw text: a guest cannot forge log lines.
             log.info("wasm.stderr", module=module, exit_status=outcome.exit_status, stderr=outcome.stderr.decode("utf-8", "replace"))
@@ -215,6 +233,49 @@ class LoaderBase(Generic[L]):
 
 
 T = TypeVar("T")
+_INT_BITS = {"i32": 32, "i64": 64}
+_F32_MAX = 3.4028234663852886e38
+
+
+def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
+    """`args` as the export `function` of `info` takes them: integers within
+    i32/i64, finite floats within f32/f64 (an integer is a fine float, a float
+    is never an integer), arrays for i32 pointers. `WasmBadArguments` (400)
+    names the first argument that does not fit."""
+    signature = next((found for found in info.signatures if found[0] == function), None)
+    if signature is None:
+        return tuple(args)  # an unknown export: the runtime answers (no exported function ...)
+    params = signature[1]
+    where = f"module '{info.name}' function '{function}'"
+    if len(args) != len(params):
+        raise WasmBadArguments(f"{where} takes {len(params)} arguments, got {len(args)}")
+    out: list[Arg] = []
+    for position, (kind, given) in enumerate(zip(params, args), start=1):
+        problem, value = None, given
+        if isinstance(value, (ArrayIn, ArrayOut)):
+            problem = None if kind == "i32" else f"is {kind}, not a pointer"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            problem = f"must be a number ({kind})"
+        elif kind in _INT_BITS:
+            bits = _INT_BITS[kind]
+            if not isinstance(value, int):
+                problem = f"must be an integer ({kind})"
+            elif not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+                problem = f"is out of range for {kind}"
+        elif kind in ("f32", "f64"):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number) or (kind == "f32" and abs(number) > _F32_MAX):
+                problem = f"must be a finite number within {kind}"
+            value = number
+        else:
+            problem = f"has type {kind}, which cannot be passed from Python"
+        if problem is not None:
+            raise WasmBadArguments(f"{where}: argument {position} {problem}")
+        out.append(value)
+    return tuple(out)
 
 
 def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
@@ -222,5 +283,5 @@ def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
     try:
         return parse(output, module)
     except WasmBadResponse as exc:
-        log.warning("wasm.bad_response", module=module, reason=exc.detail)
+        log.warning("wasm.bad_response", module=module, reason=exc.detail, detail=exc.reason)
         raise

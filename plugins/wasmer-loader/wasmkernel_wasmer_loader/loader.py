@@ -9,6 +9,7 @@ worker, and both are replaced on the next call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import math
 import multiprocessing
@@ -152,9 +153,9 @@ class WasmerLoader(LoaderBase[Loaded]):
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
             if self.host.needed:
-                await tasks.start(self._rpc.serve)
+                await tasks.start(self.supervisor.run, "host-rpc", self._rpc.serve)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(self.supervisor.run, "watch", functools.partial(watch_files, self._watched, self.reload, self.config.watch_interval))
             task_status.started()
             await trio.sleep_forever()
 
@@ -165,7 +166,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         with trio.CancelScope(shield=True):
             await self._stack.aclose()
         self._context = None
-        self.host.stop()
+        await self.host.stop()
 
     async def _warm(self, count: int) -> None:
         """Spawn `count` workers at once (concurrent calls each take their own)
