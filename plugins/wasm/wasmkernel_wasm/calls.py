@@ -196,6 +196,8 @@ def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb:
         return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB", reason=reason)
     if outcome.error == "trap":
         return WasmTrap(f"{where} trapped (the server log says why)", reason=reason)
+    if outcome.error == "abi":  # the host's own words about the module's shape
+        return WasmError(f"{where} failed: {reason}", reason=reason)
     return WasmError(f"{where} failed (the server log says why)", reason=reason)
 
 
