@@ -10,11 +10,11 @@ is under the prefix. A selector that selects nothing (a route name nobody
 declares, a tag no route has, a prefix no route can serve) stops startup,
 unless the entry says ``allow_unused = true`` (then it is logged as a warning).
 
-On a WebSocket route a filter runs `on_request` on the handshake only: it may
-refuse it or edit the request's headers; `body = true` selecting a WebSocket
-route stops startup (a handshake has no body), and a decision editing the
-response's headers there is refused (502): the handshake's answer is not the
-filter's to edit. On a request the middleware calls the
+On a WebSocket route a filter runs `on_request` on the handshake only (never
+reading from the connection): it may refuse the handshake or edit the
+request's headers. The handshake's answer (101) is the server's, so response
+edits and `on_response` do not apply there; `body = true` selecting a
+WebSocket route stops startup (a handshake has no body). On a request the middleware calls the
 module's `on_request` with the request (and, if `body = true`, the body up
 to `max_body_bytes`; more is a 413) and then responds for it, or edits the
 request's headers and calls the next handler; the answer may also edit the
@@ -279,8 +279,6 @@ def _wrapper(loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], f
             decision = await decide(request)
             if decision.respond is not None:
                 return _response(decision.respond)
-            if route.websocket and decision.response:
-                raise WasmBadResponse(f"filter module '{module}' edited the response headers of WebSocket route {name!r}, which filters cannot do")
             if decision.request:
                 _apply(request.headers, decision.request)
             response = await next_handler(request)
