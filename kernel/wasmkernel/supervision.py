@@ -74,7 +74,7 @@ class Supervisor:
                 if first:
                     raise _lone(exc) from None
                 log.exception("task.crashed", owner=self.owner, task=name, restarts=state.restarts)
-                state.last_error = f"{type(exc).__name__}"
+                state.last_error = type(_lone(exc)).__name__
             state.running = False
             if trio.current_time() - began >= self.max_backoff:
                 delay = self.backoff

@@ -289,3 +289,36 @@ async def test_sqlite_stores_opening_one_new_file_at_once_all_open_it_in_wal_mod
             backend.close()
         with contextlib.closing(sqlite3.connect(path)) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_many_tiny_entries_meet_the_quota(backend: str, tmp_path: Path) -> None:
+    """Issue 22 class 12: 64 KiB of quota holds about a thousand one-byte
+    entries (each costs 64 bytes besides its bytes), not 32,000."""
+    from wasmkernel_wasm.hostapi.grants import KvGrant
+    from wasmkernel_wasm.hostapi.kv import ENTRY_COST, MemoryBackend, Namespace, SqliteBackend
+
+    store = MemoryBackend() if backend == "memory" else SqliteBackend(tmp_path / "kv.sqlite3")
+    namespace = Namespace(store, "tiny", KvGrant(max_total_bytes=64 * 1024))
+    stored = 0
+    while store.set(namespace.name, namespace.key(stored.to_bytes(4, "big")), b"x", namespace.grant.max_total_bytes):
+        stored += 1
+    assert stored == 64 * 1024 // (4 + 1 + ENTRY_COST)
+    assert store.delete(namespace.name, (0).to_bytes(4, "big"))
+    assert store.set(namespace.name, b"back", b"x", namespace.grant.max_total_bytes)  # a delete gives its whole cost back
+    store.close()
+
+
+def test_a_sqlite_file_from_before_entry_costs_is_recounted(tmp_path: Path) -> None:
+    from wasmkernel_wasm.hostapi.kv import ENTRY_COST, SqliteBackend
+
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE kv (ns TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+            "CREATE TABLE usage (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL);"
+            "INSERT INTO kv VALUES ('m', x'6b', x'7676'); INSERT INTO usage VALUES ('m', 3);"
+        )
+    SqliteBackend(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT bytes FROM usage WHERE ns = 'm'").fetchone()[0] == 3 + ENTRY_COST
