@@ -3,6 +3,8 @@ as not ready and restarted; one that fails before it is ready fails startup."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
@@ -35,7 +37,7 @@ async def test_a_task_that_dies_is_reported_and_restarted(autojump_clock: trio.t
                 await trio.sleep(0.1)
             assert supervisor.readiness()[0] and supervisor.tasks["flaky"].restarts == 3
             nursery.cancel_scope.cancel()
-    gaps = [later - earlier for earlier, later in zip(runs, runs[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
     assert gaps == pytest.approx([1.5, 2.5, 4.5])  # 0.5 s of running, then backoffs of 1, 2, 4 s
     assert [entry["event"] for entry in logs].count("task.crashed") == 3
 
