@@ -11,7 +11,7 @@ import pytest
 from wasmkernel_wasm import WasmBadArguments
 from wasmkernel_wasm.testing import loader_of
 
-from wasmkernel import Application
+from wasmkernel import Application, StartupError
 from wasmkernel.testing import app_from, running
 
 
@@ -87,3 +87,25 @@ async def test_a_trap_answer_names_module_and_function_only(loader_name: str, di
             assert detail.startswith("module 'faults' function 'handle' "), detail
             for leak in ("unreachable", "call stack", "out of bounds", "alloc", "RuntimeError", "wasm trap"):
                 assert leak not in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("route", "problem"),
+    [
+        ({"path": "/nope/{a}", "module": "numbers", "function": "nope"}, "exports no function 'nope'"),
+        ({"path": "/add/{a}", "module": "numbers", "function": "add32"}, r"takes \(i32, i32\); a compute route passes its 1 path parameter"),
+    ],
+)
+async def test_a_compute_route_that_cannot_call_its_function_stops_startup(
+    loader_name: str, dist: Path, tmp_path: Path, route: dict[str, str], problem: str
+) -> None:
+    config = {
+        "cache_dir": str(tmp_path / "cache"),
+        "watch": False,
+        "modules": [{"name": "numbers", "path": str(dist / "c_numbers.wasm")}],
+        "routes": [route],
+    }
+    app = app_from({"router": {}, loader_name: {"config": config}})
+    with pytest.raises(StartupError, match=problem):
+        async with running(app):
+            pass

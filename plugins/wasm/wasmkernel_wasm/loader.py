@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import structlog
 import trio
 
-from wasmkernel import StartupError, Supervisor
+from wasmkernel import PathPattern, StartupError, Supervisor
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,
@@ -144,7 +144,28 @@ class LoaderBase(Generic[L]):
         raise NotImplementedError
 
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        return [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
+        infos = [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
+        self._check_compute_routes(infos)
+        return infos
+
+    def _check_compute_routes(self, infos: Sequence[ModuleInfo]) -> None:
+        """`StartupError` for a compute route whose function the module does not
+        export, or whose path parameters do not match its parameters (count, number types)."""
+        by_name = {info.name: info for info in infos}
+        for index, route in enumerate(self.config.routes):
+            info = by_name.get(route.module)
+            if info is None or info.kind != "compute":
+                continue
+            where = f"plugins.{self.runtime}-loader.config.routes[{index}] ({route.path})"
+            signature = next((found for found in info.signatures if found[0] == route.function), None)
+            if signature is None:
+                raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")
+            params = PathPattern.parse(route.path).params
+            if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
+                raise StartupError(
+                    f"{where}: function '{route.function}' takes ({', '.join(signature[1])}); "
+                    f"a compute route passes its {len(params)} path parameter(s) as numbers, in order"
+                )
 
     def modules(self) -> Sequence[ModuleInfo]:
         return [loaded.info for loaded in self._loaded.values()]

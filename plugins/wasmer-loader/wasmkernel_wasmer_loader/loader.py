@@ -127,6 +127,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         self.host.start(self.redis_link)
         for spec in self.config.modules:
             self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
+        self._check_compute_routes(self.modules())
         this = multiprocessing.current_process()
         if this.daemon:
             # hypercorn's workers are daemonic, and multiprocessing refuses to start
