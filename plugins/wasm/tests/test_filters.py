@@ -219,3 +219,35 @@ def test_a_selector_that_selects_nothing_stops_startup(loader_name: str, dist: P
     with capture_logs() as logs:
         make(loader_name, config)
     assert any(entry["event"] == "wasm.filter_unused" and named in entry["selectors"] for entry in logs)
+
+
+def test_wasmkernel_check_refuses_a_filter_that_selects_nothing(loader_name: str, dist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 27 item 7: `wasmkernel check` fails as startup would (a typo in a route name)."""
+    from wasmkernel.cli import main
+
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        f"""
+[plugins.router]
+[plugins.{loader_name}.config]
+cache_dir = "{tmp_path / "cache"}"
+watch = false
+[[plugins.{loader_name}.config.modules]]
+name = "hc"
+path = "{dist / "hostcalls.wasm"}"
+kind = "http"
+[[plugins.{loader_name}.config.modules]]
+name = "rule"
+path = "{dist / "header_rule.wasm"}"
+kind = "filter"
+[[plugins.{loader_name}.config.routes]]
+path = "/x/{{op}}"
+module = "hc"
+name = "links-create"
+[[plugins.{loader_name}.config.filters]]
+module = "rule"
+routes = ["links-craete"]
+"""
+    )
+    assert main(["check", "--registry", str(registry)]) == 1
+    assert "selects no route with routes: 'links-craete'" in capsys.readouterr().err
