@@ -198,7 +198,10 @@ class WasmerLoader(LoaderBase[Loaded]):
         stats = self._context.statistics()
         if stats.idle_workers + stats.running_workers < self.config.workers:
             # Idle workers are taken first: one call per idle worker plus one per missing one.
-            await self._warm(self.config.workers - stats.running_workers)
+            try:
+                await self._warm(self.config.workers - stats.running_workers)
+            except Exception:  # e.g. no process could be started now: the next call spawns one; never the loader's tasks
+                log.exception("wasm.workers_replenish_failed")
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
