@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from wasmkernel_wasm import WasmBadArguments
 from wasmkernel_wasm.testing import loader_of
@@ -68,6 +69,8 @@ async def test_the_python_api_checks_arguments_too(loader_name: str, dist: Path,
     async with running(app):
         loader = loader_of(app)
         assert (await loader.call("numbers", "add64", 2**62, 2**62 - 1)).value == 2**63 - 1
+        assert (await loader.call("numbers", "add32", np.int64(2), np.int32(3))).value == 5  # numpy numbers are numbers
+        assert (await loader.call("numbers", "div", np.float32(1.0), 4)).value == 0.25
         for args, problem in [((1.0, 2), "argument 1 must be an integer"), ((1,), "takes 2 arguments"), ((True, 1), "must be a number")]:
             with pytest.raises(WasmBadArguments, match=problem):
                 await loader.call("numbers", "add32", *args)

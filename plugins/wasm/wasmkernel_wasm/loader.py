@@ -5,6 +5,7 @@ WASI command)."""
 from __future__ import annotations
 
 import math
+import numbers
 import shutil
 import tempfile
 import time
@@ -258,6 +259,27 @@ _INT_BITS = {"i32": 32, "i64": 64}
 _F32_MAX = 3.4028234663852886e38
 
 
+def _fitted(kind: str, value: Arg) -> tuple[Arg, str]:
+    """`value` as a `kind` parameter takes it (numpy numbers become Python's), or why it cannot be one."""
+    if isinstance(value, (ArrayIn, ArrayOut)):
+        return value, "" if kind == "i32" else f"is {kind}, not a pointer"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value, f"must be a number ({kind})"
+    if kind in _INT_BITS:
+        half = 2 ** (_INT_BITS[kind] - 1)
+        if not isinstance(value, numbers.Integral):
+            return value, f"must be an integer ({kind})"
+        return int(value), "" if -half <= int(value) < half else f"is out of range for {kind}"
+    if kind in ("f32", "f64"):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        finite = math.isfinite(number) and (kind == "f64" or abs(number) <= _F32_MAX)
+        return number, "" if finite else f"must be a finite number within {kind}"
+    return value, f"has type {kind}, which cannot be passed from Python"
+
+
 def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
     """`args` as the export `function` of `info` takes them: integers within
     i32/i64, finite floats within f32/f64 (an integer is a fine float, a float
@@ -272,28 +294,8 @@ def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> t
         raise WasmBadArguments(f"{where} takes {len(params)} arguments, got {len(args)}")
     out: list[Arg] = []
     for position, (kind, given) in enumerate(zip(params, args), start=1):
-        problem, value = None, given
-        if isinstance(value, (ArrayIn, ArrayOut)):
-            problem = None if kind == "i32" else f"is {kind}, not a pointer"
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            problem = f"must be a number ({kind})"
-        elif kind in _INT_BITS:
-            bits = _INT_BITS[kind]
-            if not isinstance(value, int):
-                problem = f"must be an integer ({kind})"
-            elif not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-                problem = f"is out of range for {kind}"
-        elif kind in ("f32", "f64"):
-            try:
-                number = float(value)
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number) or (kind == "f32" and abs(number) > _F32_MAX):
-                problem = f"must be a finite number within {kind}"
-            value = number
-        else:
-            problem = f"has type {kind}, which cannot be passed from Python"
-        if problem is not None:
+        value, problem = _fitted(kind, given)
+        if problem:
             raise WasmBadArguments(f"{where}: argument {position} {problem}")
         out.append(value)
     return tuple(out)
