@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import shutil
 import tempfile
 import time
@@ -259,17 +260,17 @@ _INT_BITS = {"i32": 32, "i64": 64}
 _F32_MAX = 3.4028234663852886e38
 
 
-def _fitted(kind: str, value: Arg) -> tuple[Arg, str]:
+def _fitted(kind: str, value: object) -> tuple[Arg, str]:
     """`value` as a `kind` parameter takes it (numpy numbers become Python's), or why it cannot be one."""
     if isinstance(value, (ArrayIn, ArrayOut)):
         return value, "" if kind == "i32" else f"is {kind}, not a pointer"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return value, f"must be a number ({kind})"
+        return 0, f"must be a number ({kind})"
     if kind in _INT_BITS:
-        half = 2 ** (_INT_BITS[kind] - 1)
         if not isinstance(value, numbers.Integral):
-            return value, f"must be an integer ({kind})"
-        return int(value), "" if -half <= int(value) < half else f"is out of range for {kind}"
+            return 0, f"must be an integer ({kind})"
+        half, integer = 2 ** (_INT_BITS[kind] - 1), operator.index(value)
+        return integer, "" if -half <= integer < half else f"is out of range for {kind}"
     if kind in ("f32", "f64"):
         try:
             number = float(value)
@@ -277,7 +278,7 @@ def _fitted(kind: str, value: Arg) -> tuple[Arg, str]:
             number = math.inf
         finite = math.isfinite(number) and (kind == "f64" or abs(number) <= _F32_MAX)
         return number, "" if finite else f"must be a finite number within {kind}"
-    return value, f"has type {kind}, which cannot be passed from Python"
+    return 0, f"has type {kind}, which cannot be passed from Python"
 
 
 def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
