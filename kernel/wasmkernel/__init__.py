@@ -46,7 +46,6 @@ from wasmkernel.responses import (
 )
 from wasmkernel.routing import HTTP_METHODS, WEBSOCKET, AuthRequirement, MatchKind, PathPattern, Route, RouteMatch, Router
 from wasmkernel.services import ServiceKey, Services
-from wasmkernel.supervision import Supervisor, TaskState
 from wasmkernel.websocket import WebSocket, WebSocketDisconnect
 
 __version__ = "0.1.0"

@@ -49,18 +49,6 @@ class _NoRouter:
         return RouteMatch(MatchKind.NOT_FOUND)
 
 
-_SYNC_THREADS: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("wasmkernel_sync_endpoints")
-
-
-def _sync_endpoint_threads() -> trio.CapacityLimiter:
-    """The threads of sync endpoints (40, trio's default): their own, so they never starve another subsystem's."""
-    try:
-        return _SYNC_THREADS.get()
-    except LookupError:
-        _SYNC_THREADS.set(trio.CapacityLimiter(40))
-        return _SYNC_THREADS.get()
-
-
 def endpoint_handler(endpoint: Endpoint) -> Handler:
     """Adapt an endpoint (sync or async, any return type) into a `Handler`;
     sync endpoints run in a worker thread so they never block the event loop."""
@@ -72,7 +60,7 @@ def endpoint_handler(endpoint: Endpoint) -> Handler:
         return call_async
 
     async def call_sync(request: Request) -> Response:
-        return to_response(await trio.to_thread.run_sync(endpoint, request, limiter=_sync_endpoint_threads()))
+        return to_response(await trio.to_thread.run_sync(endpoint, request))
 
     return call_sync
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 import trio
+from wasmkernel_health import Supervisor
 
-from wasmkernel import PathPattern, StartupError, Supervisor
+from wasmkernel import PathPattern, StartupError
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,

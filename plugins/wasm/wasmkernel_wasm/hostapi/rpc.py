@@ -14,7 +14,7 @@ API's limiter. It never dies of what a call or a peer does: any exception of
 an operation fails that call (`UNAVAILABLE`, logged), a malformed frame
 closes that connection, and an operation is cancelled when its worker goes
 away (a timeout or a client that left killed it). The loader supervises it
-(`wasmkernel.Supervisor`): should it end anyway, it is restarted and
+(`wasmkernel_health.Supervisor`): should it end anyway, it is restarted and
 `/readyz` says so meanwhile.
 """
 

@@ -28,7 +28,7 @@ import trio
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-log = structlog.get_logger("wasmkernel.supervision")
+log = structlog.get_logger("wasmkernel.health.supervision")
 
 #: A task `Supervisor.run` starts: ``async def fn(task_status=trio.TASK_STATUS_IGNORED)``.
 TaskFunction = Callable[..., Awaitable[Any]]

@@ -9,8 +9,7 @@ import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
-
-from wasmkernel import Supervisor
+from wasmkernel_health import Supervisor
 
 
 async def test_a_task_that_dies_is_reported_and_restarted(autojump_clock: trio.testing.MockClock) -> None:
