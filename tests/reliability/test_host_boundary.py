@@ -26,6 +26,7 @@ import brotli
 import pytest
 import trio
 from structlog.testing import capture_logs
+from wasmkernel_wasm import WasmRequest
 from wasmkernel_wasm.hostapi.outbound import Decoder
 from wasmkernel_wasm.testing import LOADERS, dist, loader_of, use_loader
 
@@ -306,6 +307,26 @@ async def test_an_outbound_exchange_ends_with_its_module_call(loader_name: str, 
             while upstream.open_drips:
                 await trio.sleep(0.05)
         assert upstream.drips_seen == 1
+        await assert_host_api_serves(client, upstream)
+
+
+async def test_an_outbound_exchange_ends_when_its_client_leaves(loader_name: str, dist: Path, tmp_path: Path, upstream: Upstream) -> None:
+    """A call cancelled from outside (what a client leaving does: the kernel
+    cancels the module call) takes its outbound exchange with it."""
+    config = forward_config(dist, tmp_path / "cache", upstream, timeout=60.0)
+    config["modules"][1]["timeout"] = 60.0
+    app = make(loader_name, config)
+    async with running(app) as client:
+        request = WasmRequest("GET", "/h/fetch", query=f"url={upstream.origin}/drip", params=(("op", "fetch"),))
+        with trio.fail_after(30):  # a hang detector
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(loader_of(app).handle_http, "hc", request)
+                while not upstream.drips_seen:  # polling: until the exchange is under way
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()  # the client leaves
+        with trio.fail_after(30):  # a hang detector: the exchange would otherwise run for 60 s
+            while upstream.open_drips:
+                await trio.sleep(0.05)
         await assert_host_api_serves(client, upstream)
 
 
