@@ -29,6 +29,8 @@ NEEDED = {
     "validation": "declares schema checks no enabled plugin enforces: enable validation",
     "wasmer-loader": "plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader",
     "channels": "requires plugin 'channels', which .* disables: enable it or disable",
+    # A limit for a route nobody serves is a typo or a disabled plugin: said at startup.
+    "matmul": r"\[plugins.limits\] config.routes: no route named 'matmul'",
 }
 
 
@@ -105,3 +107,12 @@ async def test_a_shuffled_registry_serves_the_same_answers() -> None:
             answers.append([(r.status_code, r.headers.get("content-type"), sorted(k for k in r.headers if k != "x-request-id")) for r in responses])
     assert answers[0] == answers[1]
     assert [status for status, _, _ in answers[0]] == [200, 200, 404, 405]
+
+
+async def test_anonymous_clients_cannot_fill_the_public_examples_stores() -> None:
+    """Issue 22 class 12/14: reading a count is public, counting needs scope
+    counter:write; a link's stats need the creators' scope links:write."""
+    async with running(assemble(default_tables())) as client:
+        assert (await client.get("/as/count/anyone")).status_code == 200
+        assert (await client.post("/as/count/anyone")).status_code == 401
+        assert (await client.get("/links/abcdefgh/stats")).status_code == 401

@@ -112,4 +112,5 @@ def module_info(prepared: PreparedModule, compiler: str, cache: str, config: Loa
         timeout=config.timeout_of(spec),
         memory_limit_mb=prepared.memory_limit // MIB,
         generation=generation,
+        signatures=prepared.shape.signatures,
     )
