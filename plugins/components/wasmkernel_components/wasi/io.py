@@ -167,10 +167,12 @@ class Pipe:
         self.wakeup.set()
 
     def close(self, error: str | None = None) -> None:
-        """The writer is done (any thread)."""
+        """The writer is done (any thread); closing twice keeps the first outcome."""
         with self.call.cond:
+            if self.closed:
+                return
             self.closed = True
-            self.error = self.error or error
+            self.error = error
             self.call.cond.notify_all()
         self.wakeup.set()
 
