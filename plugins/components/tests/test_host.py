@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
-from wat import component
+import pytest
+import trio
+from wat import BODY, component
 
 from wasmkernel.testing import running
 
@@ -26,12 +29,112 @@ ECHO = """
       (loop $copy
         (call $blocking_read (local.get $in) (i64.const 65536) (i32.const 48))
         (br_if $closed (i32.load8_u (i32.const 48)))
-        (global.set $counter (i32.add (global.get $counter) (i32.const 1)))
         (call $send (local.get $stream) (i32.load (i32.const 52)) (i32.load (i32.const 56)))
         (br $copy)))
     (call $drop_input (local.get $in))
     (call $end (local.get $stream))
 """
+
+#: The body is [status u16 LE][header name] NUL [header value]: the component appends that
+#: header to its response's fields and answers with that status; if the host refuses the
+#: header, it answers 422 with the header-error case ('0' invalid-syntax, '1' forbidden).
+HEADER = """
+    (local $len i32) (local $nul i32) (local $fields i32) (local $response i32) (local $stream i32)
+    (local.set $len (call $read_body (local.get $request)))
+    (local.set $nul (i32.const 1026))
+    (block $found
+      (loop $scan
+        (br_if $found (i32.ge_u (local.get $nul) (i32.add (i32.const 1024) (local.get $len))))
+        (br_if $found (i32.eqz (i32.load8_u (local.get $nul))))
+        (local.set $nul (i32.add (local.get $nul) (i32.const 1)))
+        (br $scan)))
+    (local.set $fields (call $fields))
+    (call $append (local.get $fields) (i32.const 1026) (i32.sub (local.get $nul) (i32.const 1026))
+      (i32.add (local.get $nul) (i32.const 1)) (i32.sub (i32.add (i32.const 1023) (local.get $len)) (local.get $nul)) (i32.const 64))
+    (if (i32.load8_u (i32.const 64))
+      (then
+        (local.set $stream (call $respond (local.get $out) (i32.const 422)))
+        (i32.store8 (i32.const 300) (i32.add (i32.const 48) (i32.load8_u (i32.const 65))))
+        (call $send (local.get $stream) (i32.const 300) (i32.const 1))
+        (call $end (local.get $stream))
+        (return)))
+    (local.set $response (call $response (local.get $fields)))
+    (drop (call $set_status (local.get $response) (i32.load16_u (i32.const 1024))))
+    (local.set $stream (call $start (local.get $out) (local.get $response)))
+    (call $end (local.get $stream))
+"""
+
+#: Answers the number of requests this instance has served (a global counter), as one byte.
+COUNTER = """
+    (local $stream i32)
+    (global.set $counter (i32.add (global.get $counter) (i32.const 1)))
+    (local.set $stream (call $respond (local.get $out) (i32.const 200)))
+    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (global.get $counter)))
+    (call $send (local.get $stream) (i32.const 300) (i32.const 1))
+    (call $end (local.get $stream))
+"""
+
+SPIN = "(loop $forever (br $forever))"
+
+#: Waits on a clock pollable for 20 ms: 200 if it was not ready before and is after, else 500.
+POLL = """
+    (local $pollable i32) (local $before i32)
+    (local.set $pollable (call $sleep_for (i64.const 20000000)))
+    (local.set $before (call $ready (local.get $pollable)))
+    (call $block (local.get $pollable))
+    (if (i32.and (i32.eqz (local.get $before)) (call $ready (local.get $pollable)))
+      (then (call $end (call $respond (local.get $out) (i32.const 200))))
+      (else (call $end (call $respond (local.get $out) (i32.const 500)))))
+"""
+
+#: Blocks for an hour on a clock pollable (a host call, not guest code).
+SLEEP = "(call $block (call $sleep_for (i64.const 3600000000000)))"
+
+#: Grows memory a page at a time until refused; answers the pages it ended with (u32 LE).
+GROW = """
+    (local $stream i32)
+    (block $refused (loop $grow (br_if $refused (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (br $grow)))
+    (local.set $stream (call $respond (local.get $out) (i32.const 200)))
+    (i32.store (i32.const 300) (memory.size))
+    (call $send (local.get $stream) (i32.const 300) (i32.const 4))
+    (call $end (local.get $stream))
+"""
+
+#: Says it ran out of memory on stderr, then traps (what language runtimes do).
+OOM = """
+    (local $err i32)
+    (local.set $err (call $stderr))
+    (i32.store (i32.const 300) (i32.const 0x2074756f)) (i32.store (i32.const 304) (i32.const 0x6d20666f)) (i32.store (i32.const 308) (i32.const 0x726f6d65)) (i32.store8 (i32.const 312) (i32.const 0x79))
+    (call $send (local.get $err) (i32.const 300) (i32.const 13))
+    unreachable
+"""
+
+#: Drops a fields handle, then uses it.
+USE_AFTER_DROP = """
+    (local $fields i32)
+    (local.set $fields (call $fields))
+    (call $drop_fields (local.get $fields))
+    (call $append (local.get $fields) (i32.const 300) (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 64))
+"""
+
+#: Creates host resources without end.
+HOARD = "(loop $more (drop (call $fields)) (br $more))"
+
+#: Starts a response, writes a byte, drops the body without finishing it.
+UNFINISHED = """
+    (local $stream i32)
+    (local.set $stream (call $respond (local.get $out) (i32.const 200)))
+    (call $send (local.get $stream) (i32.const 300) (i32.const 1))
+    (call $drop_output (local.get $stream))
+    (call $drop_outgoing_body (i32.load (i32.const 200)))
+"""
+
+#: Returns without setting a response.
+SILENT = "(nop)"
+
+
+def header_body(status: int, name: bytes, value: bytes) -> bytes:
+    return struct.pack("<H", status) + name + b"\0" + value
 
 
 async def test_a_component_answers(make_app: Callable[..., Any]) -> None:
@@ -45,3 +148,138 @@ async def test_the_request_body_is_streamed_through_and_back(make_app: Callable[
     async with running(make_app({"echo": component(ECHO)})) as client:
         response = await client.post("/echo", content=body)
     assert response.status_code == 200 and response.content == body
+
+
+async def test_response_bytes_flow_before_the_request_body_ends(make_app: Callable[..., Any]) -> None:
+    """Streamed both ways: the echo's first bytes reach the client while the
+    client still holds back the rest of its body (a buffering host would hang)."""
+    app = make_app({"echo": component(ECHO)})
+    first_out = trio.Event()
+    sent: list[bytes] = []
+    parts = [{"type": "http.request", "body": b"first", "more_body": True}, {"type": "http.request", "body": b"second", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if parts:
+            if len(parts) == 1:
+                await first_out.wait()  # the rest of the body only once the first echo came back
+            return parts.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            sent.append(message["body"])
+            first_out.set()
+
+    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"", "headers": [], "http_version": "1.1"}
+    async with running(app):
+        with trio.fail_after(120):  # a deadlock guard, not a timing assertion
+            await app(scope, receive, send)
+    assert b"".join(sent) == b"firstsecond"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "case"),
+    [
+        (b"bad name", b"x", "0"),
+        (b":path", b"/", "0"),
+        (b"x-ok", b"a\r\nb", "0"),
+        (b"x-ok", b"nul\0", "0"),
+        (b"connection", b"close", "1"),
+        (b"transfer-encoding", b"chunked", "1"),
+        (b"proxy-authorization", b"x", "1"),
+    ],
+)
+async def test_header_fields_follow_the_response_rules(make_app: Callable[..., Any], name: bytes, value: bytes, case: str) -> None:
+    async with running(make_app({"h": component(HEADER, BODY)})) as client:
+        refused = await client.post("/h", content=header_body(200, name, value))
+        accepted = await client.post("/h", content=header_body(201, b"X-Fine", b"yes"))
+    assert (refused.status_code, refused.text) == (422, case)
+    assert accepted.status_code == 201 and accepted.headers["x-fine"] == "yes"
+
+
+async def test_an_unsendable_status_is_a_502(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"h": component(HEADER, BODY)})) as client:
+        interim = await client.post("/h", content=header_body(101, b"x-a", b"b"))
+        fine = await client.post("/h", content=header_body(299, b"x-a", b"b"))
+    assert interim.status_code == 502 and "status 101" in interim.text
+    assert fine.status_code == 299
+
+
+async def test_no_state_is_shared_between_two_requests(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"count": component(COUNTER)})) as client:
+        answers = [(await client.get("/count")).text for _ in range(3)]
+    assert answers == ["1", "1", "1"]
+
+
+async def test_pollables_are_really_ready_or_not(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"poll": component(POLL)})) as client:
+        assert (await client.get("/poll")).status_code == 200
+
+
+@pytest.mark.parametrize("handle", [SPIN, SLEEP], ids=["guest-loop", "blocked-host-call"])
+async def test_a_timeout_is_a_504_and_the_next_call_is_served(make_app: Callable[..., Any], handle: str) -> None:
+    app = make_app({"slow": {"path": str(component(handle)), "timeout": 0.3}, "hello": component(HELLO)})
+    async with running(app) as client:
+        slow = await client.get("/slow")
+        again = await client.get("/slow")
+        hello = await client.get("/hello")
+    assert slow.status_code == again.status_code == 504 and "time limit" in slow.text
+    assert hello.status_code == 200
+
+
+async def test_memory_growth_stops_at_the_limit(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"grow": {"path": str(component(GROW)), "memory_limit_mb": 2}})) as client:
+        response = await client.get("/grow")
+    assert response.status_code == 200
+    (pages,) = struct.unpack("<I", response.content)
+    assert pages * 65536 <= 2 * 1024 * 1024
+
+
+async def test_running_out_of_memory_is_a_507(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"oom": component(OOM), "hello": component(HELLO)})) as client:
+        response = await client.get("/oom")
+        assert (await client.get("/hello")).status_code == 200
+    assert response.status_code == 507 and "memory limit" in response.text
+
+
+@pytest.mark.parametrize(("handle", "expected"), [(USE_AFTER_DROP, "trapped"), (HOARD, "host resources"), (SILENT, "without setting a response")])
+async def test_resource_misuse_fails_only_that_call(make_app: Callable[..., Any], handle: str, expected: str) -> None:
+    async with running(make_app({"bad": component(handle), "hello": component(HELLO)})) as client:
+        response = await client.get("/bad")
+        hello = await client.get("/hello")
+    assert response.status_code == 500 and expected in response.text
+    assert hello.status_code == 200
+
+
+async def test_a_dropped_unfinished_body_cuts_the_response(make_app: Callable[..., Any]) -> None:
+    import httpx
+
+    async with running(make_app({"cut": component(UNFINISHED), "hello": component(HELLO)})) as client:
+        with pytest.raises((httpx.HTTPError, Exception)):  # the response is cut off, never completed as if whole
+            response = await client.get("/cut")
+            assert response.status_code != 200 or len(response.content) != 1
+            raise RuntimeError("cut")
+        assert (await client.get("/hello")).status_code == 200
+
+
+async def test_a_client_leaving_stops_the_call(make_app: Callable[..., Any]) -> None:
+    """The guest waits for more body; the client goes away: the call stops and its worker is free."""
+    app = make_app({"echo": component(ECHO)}, workers=1)
+    messages = [{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/echo", "raw_path": b"/echo", "query_string": b"", "headers": [], "http_version": "1.1"}
+    async with running(app) as client:
+        with trio.fail_after(120):  # a deadlock guard, not a timing assertion
+            await app(scope, receive, send)
+            # The one worker is free again: the next request is served.
+            assert (await client.post("/echo", content=b"next")).content == b"next"

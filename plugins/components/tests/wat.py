@@ -67,11 +67,15 @@ PRELUDE = """
         (br $grow)))
     (local.get $p))
 
-  ;; Start a response with `status` and no headers; returns its output stream, keeps the body at 200.
+  ;; Start a response with `status` and no headers; returns its output stream.
   (func $respond (param $out i32) (param $status i32) (result i32)
     (local $response i32)
     (local.set $response (call $response (call $fields)))
     (drop (call $set_status (local.get $response) (local.get $status)))
+    (call $start (local.get $out) (local.get $response)))
+
+  ;; Send `response` through `out`; returns the body's output stream (the body handle is kept at 200).
+  (func $start (param $out i32) (param $response i32) (result i32)
     (call $response_body (local.get $response) (i32.const 0))
     (i32.store (i32.const 200) (i32.load (i32.const 4)))
     (call $body_write (i32.load (i32.const 200)) (i32.const 8))
@@ -122,3 +126,20 @@ def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0"
     subprocess.run([tool, "component", "embed", "--world", world, str(WIT), str(module), "-o", str(embedded)], check=True, capture_output=True)
     subprocess.run([tool, "component", "new", str(embedded), "-o", str(target)], check=True, capture_output=True)
     return target
+
+
+#: Functions tests use: `$read_body(request) -> len` copies the whole request body to address 1024.
+BODY = """
+  (func $read_body (param $request i32) (result i32)
+    (local $in i32) (local $len i32)
+    (local.set $in (call $request_body (local.get $request)))
+    (block $closed
+      (loop $more
+        (call $blocking_read (local.get $in) (i64.const 16384) (i32.const 48))
+        (br_if $closed (i32.load8_u (i32.const 48)))
+        (memory.copy (i32.add (i32.const 1024) (local.get $len)) (i32.load (i32.const 52)) (i32.load (i32.const 56)))
+        (local.set $len (i32.add (local.get $len) (i32.load (i32.const 56))))
+        (br $more)))
+    (call $drop_input (local.get $in))
+    (local.get $len))
+"""

@@ -36,10 +36,10 @@ from wasmkernel_components.linking import Policy, link, unversioned
 from wasmkernel_components.policy import CLI, HTTP
 from wasmkernel_components.runtime import TICK, Interrupt, Outcome, Prepared, engine
 from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
-from wasmkernel_wasm.artifacts import first_line, read_cached
+from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
 from wasmkernel_wasm.hostapi.host import HostAPI
 from wasmkernel_wasm.metrics import CallMetrics
-from wasmkernel_wasm.modules import cache_path
+from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 
 if TYPE_CHECKING:
     from wasmkernel import Application
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("wasmkernel.components")
 
 VERSION = importlib.metadata.version("wasmtime")
-#: The magic and layer of a component binary (a core module has version 1).
-COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 #: Rough cost of a first compile, per MiB of component (measured: 18 MB in 11-60 s, 370 MB of memory).
 SECONDS_PER_MIB = 1.5
 ENTRIES = {"wasi-http": ("wasi:http/incoming-handler", "handle"), "wasi-cli": ("wasi:cli/run", "run")}
@@ -76,8 +74,13 @@ def compile_in_child(source: Path, target: Path) -> None:
         [sys.executable, "-m", "wasmkernel_components.compile", str(source), str(target)], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["the compiler process failed"])[-1]
-        raise StartupError(f"component {source.name} does not compile: {reason}")
+        raise StartupError(f"component {source.name} does not compile: {_cause(result.stderr)}")
+
+
+def _cause(error: object) -> str:
+    """The root cause of a wasmtime error: its last line (after "Caused by:")."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "the compiler failed"
 
 
 class ComponentHost:
@@ -138,7 +141,13 @@ class ComponentHost:
                     expect=f"about {math.ceil(size_mb * SECONDS_PER_MIB)} s or more and {math.ceil(size_mb * 20)} MB of memory, once (then cached)",
                 )
             started = time.perf_counter()
-            compile_in_child(path, artifact)
+            if size_mb >= self.config.compile_warning_mb:
+                compile_in_child(path, artifact)  # its memory goes back to the system when it exits
+            else:
+                try:
+                    write_cached(artifact, bytes(Component(self.engine, data).serialize()))
+                except wasmtime.WasmtimeError as exc:
+                    raise StartupError(f"component '{spec.name}' does not compile: {_cause(exc)}") from None
             log.info("component.compiled", component=spec.name, seconds=round(time.perf_counter() - started, 1))
             try:
                 component = Component.deserialize(self.engine, read_cached(artifact))

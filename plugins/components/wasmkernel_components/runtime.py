@@ -102,12 +102,12 @@ def classify(exc: Exception, call: Call) -> Outcome:
     text = str(exc)
     if call.exit_status is not None and "exited with status" in text:
         return Outcome(exit_status=call.exit_status)
-    if isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-        return Outcome("timeout", "interrupted at its deadline") if call.stopped is None else Outcome("stopped", call.stopped)
-    if isinstance(exc, Stopped) or "the call was stopped" in text or "exceeded its time limit" in text:
-        return Outcome("stopped", call.stopped) if call.stopped is not None else Outcome("timeout", "reached its deadline in a host call")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     cause = lines[-1].removeprefix("wasm trap: ") if lines else type(exc).__name__
+    interrupted = (isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT) or cause == "interrupt"
+    if interrupted or isinstance(exc, Stopped) or "the call was stopped" in text or "exceeded its time limit" in text:
+        # Component calls report an epoch interrupt as a plain error whose cause is "interrupt".
+        return Outcome("stopped", call.stopped) if call.stopped is not None else Outcome("timeout", "interrupted at its deadline")
     stderr = call.stderr.decode("utf-8", "replace")
     if "exceeds memory limits" in text or any(marker in stderr for marker in _OUT_OF_MEMORY):
         return Outcome("memory", cause)

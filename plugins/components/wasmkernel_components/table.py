@@ -36,7 +36,7 @@ class Table:
     """rep -> host object, for one instance (one store)."""
 
     #: The most handles one instance may hold at once.
-    LIMIT = 100_000
+    LIMIT = 10_000
 
     def __init__(self) -> None:
         self._items: dict[int, Any] = {}
