@@ -182,14 +182,18 @@ build_other() { # dir
             local cpy
             cpy=$(tool "$venv" componentize-py)
             [[ -n "$cpy" ]] || { echo "error: $d is a $what: install its tools with: bash scripts/bootstrap.sh components" >&2; return 1; }
-            if [[ $venv == spin ]]; then  # spin-sdk ships its WIT (world spin-http) inside the package
-                args=(-d "$("$(dirname "$cpy")/python" -c 'import os, spin_sdk; print(os.path.join(os.path.dirname(spin_sdk.__file__), "wit"))')" -w spin-http)
+            local paths=()
+            if [[ $venv == spin ]]; then  # spin-sdk ships its WIT (world spin-http) in the package, which the app imports
+                local sdk
+                sdk=$("$(dirname "$cpy")/python" -c 'import os, spin_sdk; print(os.path.dirname(spin_sdk.__file__))')
+                args=(-d "$sdk/wit" -w spin-http)
+                paths=(-p . -p "$(dirname "$sdk")")
             fi
             OTHER_TARGET[$d]="component ($what)"
             stamp="$(tree_hash "$d" "$ROOT/wit/wasi-http") $("$cpy" --version 2>/dev/null) $venv"
             [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
             echo "==> $d ($what, $cpy; a minute or more)"
-            (cd "$d" && "$cpy" "${args[@]}" componentize app -o "$tmp") >"$tmp.log" 2>&1 || { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; return 1; }
+            (cd "$d" && "$cpy" "${args[@]}" componentize "${paths[@]}" app -o "$tmp") >"$tmp.log" 2>&1 || { sed "/Stack backtrace:/q" "$tmp.log" | tail -n 25 >&2; rm -f "$tmp.log"; return 1; }
             rm -f "$tmp.log"
             ;;
         javascript)
@@ -199,7 +203,7 @@ build_other() { # dir
             stamp="$(tree_hash "$d" "$ROOT/wit/js-http" "$ROOT/componentize-js.mjs") $(grep '"version"' "$ROOT/node_modules/@bytecodealliance/componentize-js/package.json")"
             [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
             echo "==> $d (JavaScript component, componentize-js; a minute or more)"
-            (cd "$ROOT" && node componentize-js.mjs "$(cd "$d" && pwd)/app.js" "$ROOT/wit/js-http" http "$tmp") >"$tmp.log" 2>&1 || { tail -n 20 "$tmp.log" >&2; rm -f "$tmp.log"; return 1; }
+            (cd "$ROOT" && node componentize-js.mjs "$(cd "$d" && pwd)/app.js" "$ROOT/wit/js-http" http "$tmp") >"$tmp.log" 2>&1 || { sed "/Stack backtrace:/q" "$tmp.log" | tail -n 25 >&2; rm -f "$tmp.log"; return 1; }
             rm -f "$tmp.log"
             ;;
     esac

@@ -101,11 +101,11 @@ GROW = """
 """
 
 #: Says it ran out of memory on stderr, then traps (what language runtimes do).
+OOM_DATA = '(data (i32.const 400) "out of memory")'
 OOM = """
     (local $err i32)
     (local.set $err (call $stderr))
-    (i32.store (i32.const 300) (i32.const 0x2074756f)) (i32.store (i32.const 304) (i32.const 0x6d20666f)) (i32.store (i32.const 308) (i32.const 0x726f6d65)) (i32.store8 (i32.const 312) (i32.const 0x79))
-    (call $send (local.get $err) (i32.const 300) (i32.const 13))
+    (call $send (local.get $err) (i32.const 400) (i32.const 13))
     unreachable
 """
 
@@ -237,7 +237,7 @@ async def test_memory_growth_stops_at_the_limit(make_app: Callable[..., Any]) ->
 
 
 async def test_running_out_of_memory_is_a_507(make_app: Callable[..., Any]) -> None:
-    async with running(make_app({"oom": component(OOM), "hello": component(HELLO)})) as client:
+    async with running(make_app({"oom": component(OOM, OOM_DATA), "hello": component(HELLO)})) as client:
         response = await client.get("/oom")
         assert (await client.get("/hello")).status_code == 200
     assert response.status_code == 507 and "memory limit" in response.text
@@ -283,3 +283,38 @@ async def test_a_client_leaving_stops_the_call(make_app: Callable[..., Any]) -> 
             await app(scope, receive, send)
             # The one worker is free again: the next request is served.
             assert (await client.post("/echo", content=b"next")).content == b"next"
+
+
+#: A WAGI command: writes a CGI header, its first argument, then stdin; fails (exit 1) on an empty stdin.
+CLI = """
+    (local $out i32) (local $in i32) (local $total i32)
+    (local.set $out (call $stdout))
+    (call $send (local.get $out) (i32.const 400) (i32.const 26))
+    (call $arguments (i32.const 64))
+    (if (i32.gt_u (i32.load (i32.const 68)) (i32.const 1))
+      (then (call $send (local.get $out)
+        (i32.load (i32.add (i32.load (i32.const 64)) (i32.const 8)))
+        (i32.load (i32.add (i32.load (i32.const 64)) (i32.const 12))))))
+    (local.set $in (call $stdin))
+    (block $closed
+      (loop $copy
+        (call $blocking_read (local.get $in) (i64.const 65536) (i32.const 48))
+        (br_if $closed (i32.load8_u (i32.const 48)))
+        (local.set $total (i32.add (local.get $total) (i32.load (i32.const 56))))
+        (call $send (local.get $out) (i32.load (i32.const 52)) (i32.load (i32.const 56)))
+        (br $copy)))
+    (i32.eqz (local.get $total))
+"""
+CLI_DATA = '(data (i32.const 400) "content-type: text/plain\\n\\n")'
+
+
+async def test_a_wasi_cli_component_serves_wagi_style(make_app: Callable[..., Any]) -> None:
+    from wat import command
+
+    spec = {"path": str(command(CLI, CLI_DATA)), "kind": "wasi-cli", "args": ["{word}"], "exit_status": {"1": 422}}
+    app = make_app({"cli": spec}, routes=[{"path": "/cli/{word}", "module": "cli", "methods": ["POST"]}])
+    async with running(app) as client:
+        answer = await client.post("/cli/hi", content=b" there")
+        failed = await client.post("/cli/hi", content=b"")
+    assert answer.status_code == 200 and answer.text == "hi there" and answer.headers["content-type"] == "text/plain"
+    assert failed.status_code == 422

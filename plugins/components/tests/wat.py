@@ -114,6 +114,10 @@ def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0"
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle") (param $request i32) (param $out i32)
     {handle})
 )"""
+    return _componentize(core, world)
+
+
+def _componentize(core: str, world: str) -> Path:
     key = hashlib.sha256((core + world).encode()).hexdigest()[:20]
     target = CACHE / f"{key}.wasm"
     if target.is_file():
@@ -143,3 +147,33 @@ BODY = """
     (call $drop_input (local.get $in))
     (local.get $len))
 """
+
+
+CLI_PRELUDE = """
+  (import "cm32p2|wasi:cli/stdout@0.2" "get-stdout" (func $stdout (result i32)))
+  (import "cm32p2|wasi:cli/stdin@0.2" "get-stdin" (func $stdin (result i32)))
+  (import "cm32p2|wasi:cli/environment@0.2" "get-arguments" (func $arguments (param i32)))
+  (import "cm32p2|wasi:cli/environment@0.2" "get-environment" (func $environment (param i32)))
+  (import "cm32p2|wasi:io/streams@0.2" "[method]input-stream.blocking-read" (func $blocking_read (param i32 i64 i32)))
+  (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.blocking-write-and-flush" (func $blocking_write (param i32 i32 i32 i32)))
+  (memory (export "cm32p2_memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func $realloc (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1))) (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (func $send (param $stream i32) (param $ptr i32) (param $len i32)
+    (call $blocking_write (local.get $stream) (local.get $ptr) (local.get $len) (i32.const 16))
+    (if (i32.load8_u (i32.const 16)) (then unreachable)))
+"""
+
+
+def command(run: str, extra: str = "") -> Path:
+    """A `wasi:cli/command` component whose `run() -> result` body is `run` (returns i32: 0 ok, 1 err)."""
+    core = f"""(module {CLI_PRELUDE}
+  {extra}
+  (func (export "cm32p2|wasi:cli/run@0.2|run") (result i32)
+    {run})
+)"""
+    return _componentize(core, "wasi:cli/command@0.2.0")

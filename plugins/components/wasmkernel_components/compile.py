@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import wasmtime
+from wasmkernel_wasm.artifacts import write_cached
 from wasmtime.component import Component
 
 from wasmkernel_components.runtime import engine
-from wasmkernel_wasm.artifacts import write_cached
 
 
 def main(source: str, target: str) -> int:

@@ -6,11 +6,11 @@ import re
 from typing import Any, Literal
 
 import attrs
-
-from wasmkernel import AuthRequirement, ConfigError
 from wasmkernel_wasm import MIB
 from wasmkernel_wasm.config import ARG_PARAM, DirSpec, LoaderConfig, ModuleSpec
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
+
+from wasmkernel import AuthRequirement, ConfigError
 
 Kind = Literal["wasi-http", "wasi-cli"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")

@@ -22,7 +22,6 @@ _SIZE = ctypes.sizeof(_VAL)
 _KIND = _VAL.kind.offset
 _PAYLOAD = _VAL.of.offset
 _U8 = int(ffi.WASMTIME_COMPONENT_U8.value)
-_installed = False
 
 
 def _view(address: int, count: int) -> memoryview:
@@ -60,8 +59,5 @@ _ORIGINAL_FROM_C = _types.ListType.convert_from_c
 
 def install() -> None:
     """Use the strided conversions for byte lists (idempotent)."""
-    global _installed
-    if not _installed:
-        _types.ListType.convert_to_c = _to_c  # type: ignore[method-assign]
-        _types.ListType.convert_from_c = _from_c  # type: ignore[method-assign]
-        _installed = True
+    _types.ListType.convert_to_c = _to_c  # type: ignore[method-assign]
+    _types.ListType.convert_from_c = _from_c  # type: ignore[method-assign]

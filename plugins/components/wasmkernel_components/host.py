@@ -27,6 +27,11 @@ import attrs
 import structlog
 import trio
 import wasmtime
+from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
+from wasmkernel_wasm.hostapi.host import HostAPI
+from wasmkernel_wasm.metrics import CallMetrics
+from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 from wasmtime.component import Component
 
 from wasmkernel import StartupError
@@ -35,11 +40,6 @@ from wasmkernel_components.config import ComponentsConfig, ComponentSpec
 from wasmkernel_components.linking import Policy, link, unversioned
 from wasmkernel_components.policy import CLI, HTTP
 from wasmkernel_components.runtime import TICK, Interrupt, Outcome, Prepared, engine
-from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
-from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
-from wasmkernel_wasm.hostapi.host import HostAPI
-from wasmkernel_wasm.metrics import CallMetrics
-from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 
 if TYPE_CHECKING:
     from wasmkernel import Application
@@ -70,9 +70,7 @@ def is_component(data: bytes) -> bool:
 
 def compile_in_child(source: Path, target: Path) -> None:
     """Compile `source` into the artifact `target` in a child process (`StartupError` with the compiler's reason)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "wasmkernel_components.compile", str(source), str(target)], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([sys.executable, "-m", "wasmkernel_components.compile", str(source), str(target)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise StartupError(f"component {source.name} does not compile: {_cause(result.stderr)}")
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from wasmkernel_wasm.requests import credential_headers
+
 from wasmkernel import Application, ConfiguredPlugin, MetricSource, Route, StartupError, hookimpl
 from wasmkernel_components.config import ComponentsConfig
 from wasmkernel_components.host import ComponentHost
 from wasmkernel_components.serve import bind_routes
-from wasmkernel_wasm.requests import credential_headers
 
 
 class Plugin(ConfiguredPlugin[ComponentsConfig]):

@@ -19,6 +19,9 @@ from typing import Any
 import structlog
 import trio
 import wasmtime
+from wasmkernel_wasm import WasmBadResponse, WasmError, WasmRequest
+from wasmkernel_wasm.calls import STDOUT_LIMIT
+from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
 
 from wasmkernel import ClientDisconnected, PayloadTooLarge, Request, Response, Route, StreamingResponse, head_problem
 from wasmkernel_components.call import CONSOLE_LIMIT, Call
@@ -27,9 +30,6 @@ from wasmkernel_components.host import ComponentHost
 from wasmkernel_components.runtime import Interrupt, Outcome, run
 from wasmkernel_components.wasi.http import Exchange, Fields, IncomingBody, IncomingRequest, new_exchange
 from wasmkernel_components.wasi.io import Pipe
-from wasmkernel_wasm import WasmBadResponse, WasmError, WasmRequest
-from wasmkernel_wasm.calls import STDOUT_LIMIT
-from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
 
 log = structlog.get_logger("wasmkernel.components")
 GONE = "the client went away"
@@ -296,4 +296,3 @@ def bind_routes(host: ComponentHost, config: ComponentsConfig, credentials: Call
                 )
             )
     return routes
-

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import structlog
@@ -47,6 +47,7 @@ MAX_FIELDS_BYTES = 64 * 1024
 MAX_OUTGOING_BODY = 8 * 1024 * 1024
 METHODS = ("get", "head", "post", "put", "delete", "connect", "options", "trace", "patch")
 _U32 = struct.Struct("<I")
+T = TypeVar("T")
 
 
 def field_problem(name: str, value: bytes) -> tuple[str, str] | None:
@@ -298,7 +299,7 @@ def _scheme(value: Any) -> str | None:
     return str(value.payload).lower() if tag == "other" else tag.lower()
 
 
-def _get(store: Any, handle: ResourceAny, kind: str, cls: type[Any]) -> Any:
+def _get(store: Any, handle: ResourceAny, kind: str, cls: type[T]) -> T:
     return current().table.get(store, handle, kind, cls)
 
 
@@ -451,6 +452,19 @@ def _options_getter(attribute: str) -> Any:
     return lambda store, handle: _some(getattr(_get(store, handle, REQUEST_OPTIONS, RequestOptions), attribute))
 
 
+def _trailers_subscribe(store: Any, handle: ResourceAny) -> ResourceHost:
+    _get(store, handle, FUTURE_TRAILERS, FutureTrailers)
+    return _new(POLLABLE, Pollable(lambda: True))
+
+
+def _new_response(store: Any, headers: ResourceAny) -> ResourceHost:
+    return _new(OUTGOING_RESPONSE, OutgoingResponse(current().table.take(store, headers, FIELDS, Fields)))
+
+
+def _future_subscribe(store: Any, handle: ResourceAny) -> ResourceHost:
+    return _new(POLLABLE, Pollable(_get(store, handle, FUTURE_RESPONSE, FutureResponse).ready))
+
+
 def _future_get(store: Any, handle: ResourceAny) -> Any:
     future = _get(store, handle, FUTURE_RESPONSE, FutureResponse)
     if future.value is None:
@@ -495,9 +509,7 @@ TYPES = Interface(
         "[method]incoming-request.authority": lambda store, handle: _some(_request_field(store, handle, "authority") or None),
         "[method]incoming-request.headers": lambda store, handle: _child_fields(_request_field(store, handle, "headers")),
         "[method]incoming-request.consume": lambda store, handle: _consume(store, handle, INCOMING_REQUEST, IncomingRequest),
-        "[constructor]outgoing-request": lambda store, headers: _new(
-            OUTGOING_REQUEST, OutgoingRequest(current().table.take(store, headers, FIELDS, Fields))
-        ),
+        "[constructor]outgoing-request": lambda store, headers: _new(OUTGOING_REQUEST, OutgoingRequest(current().table.take(store, headers, FIELDS, Fields))),
         "[method]outgoing-request.body": lambda store, handle: _outgoing_body(store, handle, OUTGOING_REQUEST, OutgoingRequest),
         "[method]outgoing-request.method": lambda store, handle: _method_value(_get(store, handle, OUTGOING_REQUEST, OutgoingRequest).method),
         "[method]outgoing-request.set-method": _setter(OUTGOING_REQUEST, OutgoingRequest, "method", _method),
@@ -523,16 +535,16 @@ TYPES = Interface(
         "[method]incoming-response.consume": lambda store, handle: _consume(store, handle, INCOMING_RESPONSE, IncomingResponse),
         "[method]incoming-body.stream": _body_stream,
         "[static]incoming-body.finish": _body_finish,
-        "[method]future-trailers.subscribe": lambda store, handle: _get(store, handle, FUTURE_TRAILERS, FutureTrailers) and _new(POLLABLE, Pollable(lambda: True)),
+        "[method]future-trailers.subscribe": _trailers_subscribe,
         "[method]future-trailers.get": _trailers_get,
-        "[constructor]outgoing-response": lambda store, headers: _new(OUTGOING_RESPONSE, OutgoingResponse(current().table.take(store, headers, FIELDS, Fields))),
+        "[constructor]outgoing-response": _new_response,
         "[method]outgoing-response.status-code": lambda store, handle: _get(store, handle, OUTGOING_RESPONSE, OutgoingResponse).status,
         "[method]outgoing-response.set-status-code": _set_status,
         "[method]outgoing-response.headers": lambda store, handle: _child_fields(_get(store, handle, OUTGOING_RESPONSE, OutgoingResponse).headers),
         "[method]outgoing-response.body": lambda store, handle: _outgoing_body(store, handle, OUTGOING_RESPONSE, OutgoingResponse),
         "[method]outgoing-body.write": _body_write,
         "[static]outgoing-body.finish": _body_finish_out,
-        "[method]future-incoming-response.subscribe": lambda store, handle: _new(POLLABLE, Pollable(_get(store, handle, FUTURE_RESPONSE, FutureResponse).ready)),
+        "[method]future-incoming-response.subscribe": _future_subscribe,
         "[method]future-incoming-response.get": _future_get,
     },
 )
@@ -585,7 +597,6 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
 
     async def perform() -> None:
         import trio
-
         from wasmkernel_wasm.hostapi import HostDenied, HostFailure
 
         body = request.body

@@ -15,13 +15,12 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
-from wasmtime.component import ResourceAny, ResourceHost
+from wasmtime.component import ResourceAny, ResourceHost, Variant
 
 from wasmkernel_components.call import Call, Wakeup, current
 from wasmkernel_components.interface import Interface
 from wasmkernel_components.table import GuestFault
 from wasmkernel_components.values import Err, Ok
-from wasmtime.component import Variant
 
 #: The most bytes one read returns, and one write may carry.
 MAX_CHUNK = 1 << 20
@@ -322,6 +321,16 @@ def _debug_string(store: Any, handle: ResourceAny) -> str:
     return current().table.get(store, handle, ERROR, IoError).message
 
 
+def _flush(store: Any, handle: ResourceAny) -> Ok | Err:
+    """Writes are handed over at once: flushing only reports a closed or failed stream."""
+    call, stream = _output(store, handle)
+    try:
+        stream.sink.capacity()
+        return Ok()
+    except (Closed, Failed) as exc:
+        return stream_error(call, exc)
+
+
 INTERFACES = {
     "wasi:io/error": Interface({"error": IoError}, {"[method]error.to-debug-string": _debug_string}),
     "wasi:io/poll": Interface(
@@ -343,8 +352,8 @@ INTERFACES = {
             "[method]output-stream.check-write": _check_write,
             "[method]output-stream.write": lambda store, handle, data: _write(*_output(store, handle), data, False),
             "[method]output-stream.blocking-write-and-flush": lambda store, handle, data: _write(*_output(store, handle), data, True),
-            "[method]output-stream.flush": lambda store, handle: _flush(store, handle),
-            "[method]output-stream.blocking-flush": lambda store, handle: _flush(store, handle),
+            "[method]output-stream.flush": _flush,
+            "[method]output-stream.blocking-flush": _flush,
             "[method]output-stream.write-zeroes": lambda store, handle, size: _write(*_output(store, handle), bytes(_length(size)), False),
             "[method]output-stream.blocking-write-zeroes-and-flush": lambda store, handle, size: _write(*_output(store, handle), bytes(_length(size)), True),
             "[method]output-stream.splice": lambda store, out, src, size: _splice(store, out, src, size, False),
@@ -353,16 +362,6 @@ INTERFACES = {
         },
     ),
 }
-
-
-def _flush(store: Any, handle: ResourceAny) -> Ok | Err:
-    """Writes are handed over at once: flushing only reports a closed or failed stream."""
-    call, stream = _output(store, handle)
-    try:
-        stream.sink.capacity()
-        return Ok()
-    except (Closed, Failed) as exc:
-        return stream_error(call, exc)
 
 
 async def feed(pipe: Pipe, chunks: Any) -> None:

@@ -56,7 +56,7 @@ def _open(store: Any, label: str) -> Ok | Err:
     services, component = _services()
     granted = services is not None and services.grants.get(component) is not None and services.grants[component].kv
     if not granted:
-        log.warning("component.kv_denied", component=component, reason="not granted key-value: add `kv = { backend = \"memory\" }` to its registry entry")
+        log.warning("component.kv_denied", component=component, reason='not granted key-value: add `kv = { backend = "memory" }` to its registry entry')
         return Err(Variant("access-denied"))
     return Ok(current().table.new(STORE, Store()))
 
