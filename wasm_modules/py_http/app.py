@@ -60,7 +60,9 @@ def fetch(url: str) -> tuple[int, bytes]:
     future = outgoing_handler.handle(request, None)
     pollable = future.subscribe()
     poll.poll([pollable])
-    result = future.get()  # Ok(Ok(response)) once ready; raises Err(error-code)
+    result = future.get()  # once ready: Ok(Ok(response)) or Ok(Err(error-code))
+    if isinstance(result.value, Err):
+        raise result.value
     response = result.value.value
     body = response.consume()
     data = b"".join(read_all(body.stream()))

@@ -318,3 +318,35 @@ async def test_a_wasi_cli_component_serves_wagi_style(make_app: Callable[..., An
         failed = await client.post("/cli/hi", content=b"")
     assert answer.status_code == 200 and answer.text == "hi there" and answer.headers["content-type"] == "text/plain"
     assert failed.status_code == 422
+
+
+async def test_loaders_and_the_host_refuse_each_others_binaries(make_app: Callable[..., Any], tmp_path: Any) -> None:
+    """A component given to a core-module loader, or a core module to the component host, stops startup naming the plugin that serves it."""
+    import wasmtime
+
+    from wasmkernel import StartupError
+    from wasmkernel.testing import app_from
+
+    core = tmp_path / "core.wasm"
+    core.write_bytes(wasmtime.wat2wasm("(module)"))
+    loader = {"cache_dir": str(tmp_path / "c"), "modules": [{"name": "x", "path": str(component(HELLO)), "kind": "http"}]}
+    with pytest.raises(StartupError, match="is a WebAssembly component .* serve it with the components plugin"):
+        async with running(app_from({"router": {}, "wasmtime-loader": {"config": loader}})):
+            pass
+    with pytest.raises(StartupError, match="not a WebAssembly component .* wasmtime-loader"):
+        async with running(make_app({"x": core})):
+            pass
+
+
+def test_directories_and_wasi_03_are_refused_not_ignored(tmp_path: Any) -> None:
+    from wasmkernel_components import ComponentsConfig
+    from wasmkernel_components.config import ComponentSpec
+    from wasmkernel_components.linking import wasi_03
+
+    from wasmkernel import ConfigError
+    from wasmkernel_wasm.config import DirSpec
+
+    config = ComponentsConfig(modules=[ComponentSpec(name="x", path="x.wasm", dirs=[DirSpec(host="data", guest="/data")])])
+    with pytest.raises(ConfigError, match="directories cannot be granted"):
+        config.check()
+    assert wasi_03("wasi:http/types@0.3.0-rc-2025-09-16") and not wasi_03("wasi:http/types@0.2.10")

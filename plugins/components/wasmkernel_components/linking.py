@@ -48,6 +48,12 @@ def unversioned(name: str) -> str:
     return name.split("@", 1)[0]
 
 
+def wasi_03(name: str) -> bool:
+    """Whether `name` is a WASI 0.3 (component-model async) interface."""
+    version = name.partition("@")[2]
+    return name.startswith("wasi:") and not version.startswith("0.2")
+
+
 def _host(name: str, function: HostFunction, result: Any) -> HostFunction:
     lower = lowering(result)
 
@@ -117,6 +123,11 @@ def link(engine: Engine, component: Component, policy: Policy, what: str) -> Lin
         for full_name, extern in imports.items():
             ty = extern.ty
             name = unversioned(full_name)
+            if wasi_03(full_name):
+                raise StartupError(
+                    f"{what} imports {full_name}: WASI 0.3 (async) components cannot run here yet "
+                    "(wasmtime's C API, which wasmtime-py wraps, has no async component calls); build it for WASI 0.2"
+                )
             interface = policy.implemented.get(name)
             why = policy.why_denied(name)
             if not isinstance(ty, ComponentInstanceType) or (interface is None and why is None):
