@@ -330,10 +330,10 @@ async def test_loaders_and_the_host_refuse_each_others_binaries(make_app: Callab
     core = tmp_path / "core.wasm"
     core.write_bytes(wasmtime.wat2wasm("(module)"))
     loader = {"cache_dir": str(tmp_path / "c"), "modules": [{"name": "x", "path": str(component(HELLO)), "kind": "http"}]}
-    with pytest.raises(StartupError, match="is a WebAssembly component .* serve it with the components plugin"):
+    with pytest.raises(StartupError, match=r"is a WebAssembly component .* serve it with the components plugin"):
         async with running(app_from({"router": {}, "wasmtime-loader": {"config": loader}})):
             pass
-    with pytest.raises(StartupError, match="not a WebAssembly component .* wasmtime-loader"):
+    with pytest.raises(StartupError, match=r"not a WebAssembly component .* wasmtime-loader"):
         async with running(make_app({"x": core})):
             pass
 
@@ -342,9 +342,9 @@ def test_directories_and_wasi_03_are_refused_not_ignored(tmp_path: Any) -> None:
     from wasmkernel_components import ComponentsConfig
     from wasmkernel_components.config import ComponentSpec
     from wasmkernel_components.linking import wasi_03
+    from wasmkernel_wasm.config import DirSpec
 
     from wasmkernel import ConfigError
-    from wasmkernel_wasm.config import DirSpec
 
     config = ComponentsConfig(modules=[ComponentSpec(name="x", path="x.wasm", dirs=[DirSpec(host="data", guest="/data")])])
     with pytest.raises(ConfigError, match="directories cannot be granted"):
