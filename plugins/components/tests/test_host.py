@@ -338,7 +338,7 @@ async def test_loaders_and_the_host_refuse_each_others_binaries(make_app: Callab
             pass
 
 
-def test_directories_and_wasi_03_are_refused_not_ignored(tmp_path: Any) -> None:
+def test_relative_guest_directories_and_wasi_03_are_refused(tmp_path: Any) -> None:
     from wasmkernel_components import ComponentsConfig
     from wasmkernel_components.config import ComponentSpec
     from wasmkernel_components.linking import wasi_03
@@ -346,7 +346,121 @@ def test_directories_and_wasi_03_are_refused_not_ignored(tmp_path: Any) -> None:
 
     from wasmkernel import ConfigError
 
-    config = ComponentsConfig(modules=[ComponentSpec(name="x", path="x.wasm", dirs=[DirSpec(host="data", guest="/data")])])
-    with pytest.raises(ConfigError, match="directories cannot be granted"):
+    config = ComponentsConfig(modules=[ComponentSpec(name="x", path="x.wasm", dirs=[DirSpec(host="data", guest="data")])])
+    with pytest.raises(ConfigError, match="absolute guest path"):
         config.check()
     assert wasi_03("wasi:http/types@0.3.0-rc-2025-09-16") and not wasi_03("wasi:http/types@0.2.10")
+
+
+#: Opens argv[1] in the first preopened directory, to read (argv[2] = "r": copied to stdout)
+#: or to write (argv[2] = "w": "written" is written to it); an error-code is printed as one
+#: letter, "A" + its index in FS_ERRORS.
+FILES = """
+    (local $out i32) (local $args i32) (local $write i32) (local $file i32) (local $in i32) (local $stream i32)
+    (local.set $out (call $stdout))
+    (call $send (local.get $out) (i32.const 400) (i32.const 26))
+    (call $arguments (i32.const 64))
+    (local.set $args (i32.load (i32.const 64)))
+    (local.set $write (i32.eq (i32.load8_u (i32.load (i32.add (local.get $args) (i32.const 16)))) (i32.const 0x77)))
+    (call $directories (i32.const 72))
+    (call $open_at (i32.load (i32.load (i32.const 72))) (i32.const 1)
+      (i32.load (i32.add (local.get $args) (i32.const 8))) (i32.load (i32.add (local.get $args) (i32.const 12)))
+      (select (i32.const 9) (i32.const 0) (local.get $write)) (select (i32.const 2) (i32.const 1) (local.get $write)) (i32.const 80))
+    (if (i32.load8_u (i32.const 80))
+      (then
+        (i32.store8 (i32.const 300) (i32.add (i32.const 65) (i32.load8_u (i32.const 84))))
+        (call $send (local.get $out) (i32.const 300) (i32.const 1))
+        (return (i32.const 0))))
+    (local.set $file (i32.load (i32.const 84)))
+    (if (local.get $write)
+      (then
+        (call $write_via_stream (local.get $file) (i64.const 0) (i32.const 96))
+        (if (i32.load8_u (i32.const 96))
+          (then
+            (i32.store8 (i32.const 300) (i32.add (i32.const 65) (i32.load8_u (i32.const 100))))
+            (call $send (local.get $out) (i32.const 300) (i32.const 1))
+            (return (i32.const 0))))
+        (call $send (i32.load (i32.const 100)) (i32.const 430) (i32.const 7))
+        (call $send (local.get $out) (i32.const 430) (i32.const 7))
+        (return (i32.const 0))))
+    (call $read_via_stream (local.get $file) (i64.const 0) (i32.const 96))
+    (local.set $in (i32.load (i32.const 100)))
+    (block $closed
+      (loop $copy
+        (call $blocking_read (local.get $in) (i64.const 65536) (i32.const 48))
+        (br_if $closed (i32.load8_u (i32.const 48)))
+        (call $send (local.get $out) (i32.load (i32.const 52)) (i32.load (i32.const 56)))
+        (br $copy)))
+    (i32.const 0)
+"""
+FILES_DATA = CLI_DATA + ' (data (i32.const 430) "written")'
+FS_ERRORS = [
+    "access",
+    "would-block",
+    "already",
+    "bad-descriptor",
+    "busy",
+    "deadlock",
+    "quota",
+    "exist",
+    "file-too-large",
+    "illegal-byte-sequence",
+    "in-progress",
+    "interrupted",
+    "invalid",
+    "io",
+    "is-directory",
+    "loop",
+    "too-many-links",
+    "message-size",
+    "name-too-long",
+    "no-device",
+    "no-entry",
+    "no-lock",
+    "insufficient-memory",
+    "insufficient-space",
+    "not-directory",
+    "not-empty",
+    "not-recoverable",
+    "unsupported",
+    "no-tty",
+    "no-such-device",
+    "overflow",
+    "not-permitted",
+    "pipe",
+    "read-only",
+    "invalid-seek",
+    "text-file-busy",
+    "cross-device",
+]
+
+
+def fs_error(code: str) -> str:
+    return chr(65 + FS_ERRORS.index(code))
+
+
+@pytest.mark.parametrize("writable", [False, True])
+async def test_files_only_in_granted_directories(make_app: Callable[..., Any], tmp_path: Any, writable: bool) -> None:
+    from wat import command
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("hi from a file")
+    (tmp_path / "secret.txt").write_text("secret")
+    (data / "link").symlink_to(tmp_path / "secret.txt")
+    spec = {"path": str(command(FILES, FILES_DATA)), "kind": "wasi-cli", "args": ["{name}", "{mode}"]}
+    spec["dirs"] = [{"host": str(data), "guest": "/data", "writable": writable}]
+    app = make_app({"fs": spec}, routes=[{"path": "/fs/{mode}/{name:path}", "module": "fs"}])
+    async with running(app) as client:
+        read = await client.get("/fs/r/hello.txt")
+        escape = await client.get("/fs/r/..%2Fsecret.txt")
+        through_link = await client.get("/fs/r/link")
+        missing = await client.get("/fs/r/nothing.txt")
+        write = await client.get("/fs/w/new.txt")
+    assert read.text == "hi from a file"
+    assert escape.text == through_link.text == fs_error("not-permitted")
+    assert missing.text == fs_error("no-entry")
+    if writable:
+        assert write.text == "written" and (data / "new.txt").read_text() == "written"
+    else:
+        assert write.text == fs_error("read-only") and not (data / "new.txt").exists()

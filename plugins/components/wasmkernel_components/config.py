@@ -34,8 +34,8 @@ class ComponentSpec:
     `kind` "wasi-http" exports `wasi:http/incoming-handler` (a Spin SDK 3 app
     is one too); "wasi-cli" exports `wasi:cli/run` and is served WAGI-style
     like the core `wasi` kind (`args`, `output`, `content_type`,
-    `exit_status`). `env` is its environment; `dirs` (directories) is
-    refused: no directory can be granted to a component yet. Grants, denied unless set: `vars`
+    `exit_status`). `env` is its environment, `dirs` the directories it may
+    see (read-only unless `writable`). Grants, denied unless set: `vars`
     (Spin variables), `kv` (Spin key-value: the store "default"), `http`
     (outgoing HTTP to these origins). `timeout`, `memory_limit_mb`,
     `max_concurrency` default to the plugin's settings; `max_body_bytes`
@@ -140,8 +140,9 @@ class ComponentsConfig:
             cli_only += [key for key in ("output", "content_type") if getattr(spec, key) != getattr(defaults, key).default]
             if cli_only and spec.kind != "wasi-cli":
                 raise ConfigError(f"modules[{index}]", f"{', '.join(cli_only)}: only for kind = 'wasi-cli' components")
-            if spec.dirs:
-                raise ConfigError(f"modules[{index}].dirs", "directories cannot be granted to components yet (no wasi:filesystem preopens): remove dirs")
+            for position, directory in enumerate(spec.dirs):
+                if not directory.guest.startswith("/"):
+                    raise ConfigError(f"modules[{index}].dirs[{position}].guest", f"expected an absolute guest path, got {directory.guest!r}")
             if (spec.vars is not None or spec.kv or spec.http) and spec.kind != "wasi-http":
                 raise ConfigError(f"modules[{index}]", "vars, kv and http are granted to kind = 'wasi-http' components only")
             try:

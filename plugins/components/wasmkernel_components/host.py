@@ -62,6 +62,8 @@ class Loaded:
     sha256: str
     cache: str
     prepared: Prepared
+    #: Granted directories: (host path, guest path, writable).
+    dirs: tuple[tuple[str, str, bool], ...] = ()
 
 
 def is_component(data: bytes) -> bool:
@@ -151,10 +153,16 @@ class ComponentHost:
                 component = Component.deserialize(self.engine, read_cached(artifact))
             except (OSError, ValueError, wasmtime.WasmtimeError) as exc:
                 raise StartupError(f"component '{spec.name}': its compiled artifact cannot be loaded: {first_line(exc)}") from None
+        dirs = []
+        for directory in spec.dirs:
+            host = (self.base / directory.host).resolve()
+            if not host.is_dir():
+                raise StartupError(f"component '{spec.name}': dirs: {directory.host} is not a directory")
+            dirs.append((str(host), directory.guest, directory.writable))
         entry = self._entry(spec, component)
         linker = link(self.engine, component, POLICIES[spec.kind], f"component '{spec.name}'")
         prepared = Prepared(spec.name, self.engine, component, linker, entry, self.config.memory_limit_of(spec))
-        return Loaded(spec, len(data), digest, state, prepared)
+        return Loaded(spec, len(data), digest, state, prepared, tuple(dirs))
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -100,6 +100,7 @@ class HttpCall:
             args=(name,),
             spawner=host.spawn,
         )
+        self.call.state["dirs"] = loaded.dirs
         self.pipe = Pipe(self.call)
         self.exchange, self.request_handle, self.outparam = new_exchange(self.call, _http_request(request, withheld, self.pipe), host.services)
         self.interrupt = Interrupt()
@@ -235,6 +236,7 @@ def cli_endpoint(host: ComponentHost, name: str, route: str, withheld: Callable[
             stdout_limit=STDOUT_LIMIT,
         )
         call.state["stdin"] = body
+        call.state["dirs"] = loaded.dirs
         interrupt = Interrupt()
 
         def enter(store: wasmtime.Store, func: Any) -> None:
