@@ -266,7 +266,7 @@ async def test_a_dropped_unfinished_body_cuts_the_response(make_app: Callable[..
 async def test_a_client_leaving_stops_the_call(make_app: Callable[..., Any]) -> None:
     """The guest waits for more body; the client goes away: the call stops and its worker is free."""
     app = make_app({"echo": component(ECHO)}, workers=1)
-    messages = [{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}]
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"part", "more_body": True}, {"type": "http.disconnect"}]
 
     async def receive() -> dict[str, Any]:
         if messages:
@@ -448,7 +448,7 @@ async def test_files_only_in_granted_directories(make_app: Callable[..., Any], t
     (data / "hello.txt").write_text("hi from a file")
     (tmp_path / "secret.txt").write_text("secret")
     (data / "link").symlink_to(tmp_path / "secret.txt")
-    spec = {"path": str(command(FILES, FILES_DATA)), "kind": "wasi-cli", "args": ["{name}", "{mode}"]}
+    spec: dict[str, Any] = {"path": str(command(FILES, FILES_DATA)), "kind": "wasi-cli", "args": ["{name}", "{mode}"]}
     spec["dirs"] = [{"host": str(data), "guest": "/data", "writable": writable}]
     app = make_app({"fs": spec}, routes=[{"path": "/fs/{mode}/{name:path}", "module": "fs"}])
     async with running(app) as client:
