@@ -464,3 +464,24 @@ async def test_files_only_in_granted_directories(make_app: Callable[..., Any], t
         assert write.text == "written" and (data / "new.txt").read_text() == "written"
     else:
         assert write.text == fs_error("read-only") and not (data / "new.txt").exists()
+
+
+async def test_concurrency_and_queue_bounds_answer_503(make_app: Callable[..., Any]) -> None:
+    """One call at a time for the component, one waiting: a third is refused at once with Retry-After."""
+    app = make_app({"sleep": {"path": str(component(SLEEP)), "max_concurrency": 1, "timeout": 30.0}}, max_queued=1)
+    (host,) = [plugin.instance.host for plugin in app.plugins if plugin.name == "components"]
+    answers: list[Any] = []
+    async with running(app) as client, trio.open_nursery() as nursery:
+
+        async def call() -> None:
+            answers.append(await client.get("/sleep"))
+
+        nursery.start_soon(call)
+        while host._running < 1:  # the first call runs (polling, no sleep barrier)
+            await trio.sleep(0.01)
+        nursery.start_soon(call)
+        while host._queued < 1:  # the second waits for the component
+            await trio.sleep(0.01)
+        refused = await client.get("/sleep")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        nursery.cancel_scope.cancel()
