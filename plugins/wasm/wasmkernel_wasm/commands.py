@@ -51,7 +51,8 @@ def _wasm_build(args: argparse.Namespace) -> int:
         print(f"wasmkernel: build script not found: {script}", file=sys.stderr)
         return 1
     out = ["--out", args.out] if args.out else []
-    return subprocess.call(["bash", str(script), *args.crates, *out])
+    components = ["--components"] if args.components else []
+    return subprocess.call(["bash", str(script), *args.crates, *out, *components])
 
 
 def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +65,7 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("crates", nargs="*", metavar="MODULE", help="only these modules: names in wasm_modules/ or module folders anywhere (PATH)")
     build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist)")
     build.add_argument("--script", default=None, help="build script (default: wasm_modules/build.sh next to the registry)")
+    build.add_argument("--components", action="store_true", help="also build every component folder (Python, JavaScript, Spin: minutes the first time)")
     build.set_defaults(wasm_handler=_wasm_build)
 
 
