@@ -2,9 +2,11 @@
 
 Every host resource type has a fixed id (`ResourceType.host(id)`); a
 handle given to the guest is `ResourceHost.own(rep, id)`; a handle the
-guest passes back arrives as a `ResourceAny`, which is read once
-(`to_host` works once per handle) and then dropped at once: a borrow must
-not outlive the host call, an owned handle handed to the host is consumed.
+guest passes back arrives as a `ResourceAny`, read exactly once with
+`to_host`, which also releases it (a borrow ends there, an owned handle is
+the host's; a second `to_host` or a `drop` of it fails: "unknown handle
+index"). The object behind an owned handle is taken out of the table before
+that, so the guest's later drop of the type finds nothing.
 """
 
 from __future__ import annotations
