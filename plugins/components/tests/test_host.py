@@ -477,10 +477,10 @@ async def test_concurrency_and_queue_bounds_answer_503(make_app: Callable[..., A
             answers.append(await client.get("/sleep"))
 
         nursery.start_soon(call)
-        while host._running < 1:  # the first call runs (polling, no sleep barrier)
+        while host.running < 1:  # the first call runs (polling, no sleep barrier)
             await trio.sleep(0.01)
         nursery.start_soon(call)
-        while host._queued < 1:  # the second waits for the component
+        while host.queued < 1:  # the second waits for the component
             await trio.sleep(0.01)
         refused = await client.get("/sleep")
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"

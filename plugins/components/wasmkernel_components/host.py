@@ -224,6 +224,22 @@ class ComponentHost:
         finally:
             limiter.release()
 
+    @property
+    def running(self) -> int:
+        """Calls running in worker threads now."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a slot now."""
+        return self._queued
+
+    async def begin(self, call: Callable[..., Awaitable[Any]]) -> None:
+        """Start a call's task in the host's nursery (it outlives the endpoint while its body streams)."""
+        if self._nursery is None:
+            raise WasmUnavailable("the component host is not running")
+        await self._nursery.start(call)
+
     def spawn(self, task: Callable[[], Awaitable[Any]]) -> None:
         """Start a call's background task (outgoing requests) in the host's nursery."""
         if self._nursery is not None:

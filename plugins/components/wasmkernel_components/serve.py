@@ -29,7 +29,7 @@ from wasmkernel_components.config import ComponentsConfig
 from wasmkernel_components.host import ComponentHost
 from wasmkernel_components.runtime import Interrupt, Outcome, run
 from wasmkernel_components.wasi.http import Exchange, Fields, IncomingBody, IncomingRequest, new_exchange
-from wasmkernel_components.wasi.io import Pipe
+from wasmkernel_components.wasi.io import Failed, Pipe
 
 log = structlog.get_logger("wasmkernel.components")
 GONE = "the client went away"
@@ -185,8 +185,6 @@ class HttpCall:
                 self.gone()
 
     async def pipe_out(self) -> bytes | None:
-        from wasmkernel_components.wasi.io import Failed
-
         try:
             return await self.exchange.body.get()
         except Failed as exc:
@@ -200,10 +198,7 @@ def http_endpoint(host: ComponentHost, name: str, withheld: Callable[[], frozens
         if declared is not None and declared.isdigit() and int(declared) > spec.max_body_bytes:
             raise PayloadTooLarge(f"Request body exceeds {spec.max_body_bytes} bytes")
         call = HttpCall(host, name, request, withheld())
-        nursery = host._nursery
-        if nursery is None:
-            raise WasmError(f"component '{name}' is not running")
-        await nursery.start(call.run)
+        await host.begin(call.run)
         return await call.response()
 
     return endpoint
