@@ -131,12 +131,18 @@ class Pipe:
             if self.closed:
                 raise Closed
             return b""
-        chunk = self._chunks.popleft()
-        if len(chunk) > size:
-            self._chunks.appendleft(chunk[size:])
-            chunk = chunk[:size]
-        self._size -= len(chunk)
-        return chunk
+        taken: list[bytes] = []
+        room = size
+        while self._chunks and room > 0:  # coalesce small writes into one read
+            chunk = self._chunks.popleft()
+            if len(chunk) > room:
+                self._chunks.appendleft(chunk[room:])
+                chunk = chunk[:room]
+            taken.append(chunk)
+            room -= len(chunk)
+        data = taken[0] if len(taken) == 1 else b"".join(taken)
+        self._size -= len(data)
+        return data
 
     def _put(self, data: bytes) -> None:
         if self.closed:
