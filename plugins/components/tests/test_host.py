@@ -485,3 +485,17 @@ async def test_concurrency_and_queue_bounds_answer_503(make_app: Callable[..., A
         refused = await client.get("/sleep")
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         nursery.cancel_scope.cancel()
+
+
+#: Drops the response body without finishing it, then keeps running (an hour-long wait).
+DROP_THEN_WAIT = UNFINISHED + SLEEP
+
+
+async def test_dropping_the_body_cuts_the_response_at_once(make_app: Callable[..., Any]) -> None:
+    """The client learns the body is incomplete when the guest drops it, not when the call ends."""
+    app = make_app({"cut": {"path": str(component(DROP_THEN_WAIT)), "timeout": 60.0}})
+    (host,) = [plugin.instance.host for plugin in app.plugins if plugin.name == "components"]
+    async with running(app) as client:
+        with pytest.raises(Exception):  # noqa: B017 (the transport's own error for a body cut off)
+            await client.get("/cut")
+        assert host.running == 1  # the guest is still waiting: the cut came from the drop

@@ -209,6 +209,10 @@ class OutgoingBody:
     written: bool = False
     finished: bool = False
 
+    def dropped(self) -> None:
+        """The guest dropped its handle (finish consumes it first, so this is a drop without finish)."""
+        dropped_body(self)
+
 
 @attrs.define(eq=False)
 class OutgoingResponse:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import trio
 from wasmtime.component import ResourceAny, ResourceHost, Variant
 
 from wasmkernel_components.call import Call, Wakeup, current
@@ -368,14 +367,3 @@ INTERFACES = {
         },
     ),
 }
-
-
-async def feed(pipe: Pipe, chunks: Any) -> None:
-    """Copy an async iterable of byte chunks into `pipe`, then close it."""
-    try:
-        async for chunk in chunks:
-            await pipe.put(chunk)
-    except trio.Cancelled:
-        pipe.close("the body was cut off")
-        raise
-    pipe.close()
