@@ -119,7 +119,7 @@ tool_venv() { # name, packages...
     python=$(find_python311) || die "the component toolchains need Python >= 3.11 (apt-get install python3.11 python3.11-venv, or set TOOLS_PYTHON=/path/to/python3.11+)"
     echo "installing $* into $venv"
     rm -rf "$venv"
-    "$python" -m venv "$venv"
+    "$python" -m venv "$venv" || die "cannot create a venv with $python: install its venv module (apt-get install python3-venv) or set TOOLS_PYTHON"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
     echo "$*" > "$venv/.installed"
 }
