@@ -499,3 +499,15 @@ async def test_dropping_the_body_cuts_the_response_at_once(make_app: Callable[..
         with pytest.raises(Exception):  # noqa: B017 (the transport's own error for a body cut off)
             await client.get("/cut")
         assert host.running == 1  # the guest is still waiting: the cut came from the drop
+
+
+async def test_head_requests_drop_the_body_without_blocking_the_guest(make_app: Callable[..., Any]) -> None:
+    """A HEAD answer has no body: the guest's writes (more than the pipe holds) are dropped, its call ends normally."""
+    app = make_app({"echo": component(ECHO)}, routes=[{"prefix": "/echo", "module": "echo", "methods": ["POST", "HEAD"]}])
+    (host,) = [plugin.instance.host for plugin in app.plugins if plugin.name == "components"]
+    async with running(app) as client:
+        head = await client.request("HEAD", "/echo", content=b"x" * 1_000_000)
+        while host.running:  # the call ends by itself (polling, no sleep barrier)
+            await trio.sleep(0.01)
+    assert head.status_code == 200 and head.content == b""
+    assert not [key for key in host.metrics.errors if key[0] == "echo"]

@@ -107,11 +107,15 @@ class HttpCall:
         self.outcome: Outcome | None = None
         self.finished = trio.Event()
         self.started = time.perf_counter()
+        #: The whole response was handed to the server.
+        self.sent = False
 
     def gone(self) -> None:
-        """The client left: stop the call (blocked host calls trap, running code at the next tick)."""
-        self.call.stop(GONE)
-        self.interrupt.stop()
+        """The client left: stop the call (blocked host calls trap, running code at the next tick),
+        unless its whole response was already sent (what the guest still does is bounded by its timeout)."""
+        if not self.sent:
+            self.call.stop(GONE)
+            self.interrupt.stop()
 
     def _enter(self, store: wasmtime.Store, func: Any) -> None:
         func(store, self.request_handle, self.outparam)
@@ -164,12 +168,17 @@ class HttpCall:
         problem = head_problem(state.status, state.headers)
         if problem is not None:
             self.call.stop("its response was refused")
+            self.interrupt.stop()
             log.warning("wasm.bad_response", module=self.name, reason=problem)
             raise WasmBadResponse(f"component '{self.name}' returned an unsendable response: {problem}")
         headers = [(name, value) for name, value in state.headers if name != "content-length"]
+        if self.request.method == "HEAD":  # no body is sent: what the guest writes is dropped
+            state.body.discard()
+            self.sent = True
         return StreamingResponse(self._body(), status=state.status, headers=headers)
 
     async def _body(self) -> AsyncIterator[bytes]:
+        complete = False
         try:
             while True:
                 try:
@@ -178,10 +187,11 @@ class HttpCall:
                     log.warning("component.body_cut", component=self.name, reason=str(exc))
                     raise
                 if chunk is None:
+                    complete = self.sent = True
                     break
                 yield chunk
         finally:
-            if not self.finished.is_set():
+            if not complete and not self.finished.is_set():  # the client left mid-body
                 self.gone()
 
     async def pipe_out(self) -> bytes | None:

@@ -111,6 +111,7 @@ class Pipe:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
         self.closed = False
+        self.discarding = False
         self.error: str | None = None
         #: Wakes the event-loop side when the guest's side changed the pipe.
         self.wakeup = Wakeup(call.token)
@@ -143,10 +144,18 @@ class Pipe:
         self._size -= len(data)
         return data
 
+    def discard(self) -> None:
+        """Nobody will read this pipe (a HEAD response): from now on writes are dropped, never blocked."""
+        with self.call.cond:
+            self.discarding = True
+            self._chunks.clear()
+            self._size = 0
+            self.call.cond.notify_all()
+
     def _put(self, data: bytes) -> None:
         if self.closed:
             raise Closed
-        if data:
+        if data and not self.discarding:
             self._chunks.append(data)
             self._size += len(data)
 
