@@ -68,6 +68,8 @@ Signature = tuple[str, tuple[str, ...], tuple[str, ...]]
 def _types(data: bytes, pos: int) -> tuple[tuple[str, ...], int]:
     count, pos = _leb(data, pos)
     return tuple(VALUE_TYPES.get(data[pos + i], f"type 0x{data[pos + i]:02x}") for i in range(count)), pos + count
+#: How a component binary starts (magic, then version 0x0d and layer 1); a core module has version 1.
+COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 
 
 @attrs.frozen
@@ -210,6 +212,11 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
     except OSError as exc:
         raise StartupError(f"wasm module '{spec.name}': cannot read {spec.path}: {exc.strerror}") from None
     digest = hashlib.sha256(original).hexdigest()
+    if original[:8] == COMPONENT_HEADER:
+        raise StartupError(
+            f"wasm module '{spec.name}': {spec.path} is a WebAssembly component (WASI 0.2), not a core module: "
+            'serve it with the components plugin (enable [plugins.components] and declare it there, kind = "wasi-http" or "wasi-cli")'
+        )
     if spec.sha256 is not None and digest != spec.sha256:
         raise StartupError(f"wasm module '{spec.name}': sha256 mismatch for {spec.path}: expected {spec.sha256}, file has {digest}")
     try:
