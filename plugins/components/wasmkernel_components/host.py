@@ -217,7 +217,7 @@ class ComponentHost:
             self._nursery = None
         for _ in range(1000):  # interrupt calls still running
             self.engine.increment_epoch()
-        self.services.stop()
+        await self.services.stop()
 
     # -- calls -------------------------------------------------------------------------
 
@@ -258,11 +258,6 @@ class ComponentHost:
         if self._nursery is None:
             raise WasmUnavailable("the component host is not running")
         await self._nursery.start(call)
-
-    def spawn(self, task: Callable[[], Awaitable[Any]]) -> None:
-        """Start a call's background task (outgoing requests) in the host's nursery."""
-        if self._nursery is not None:
-            self._nursery.start_soon(task)
 
     async def in_thread(self, job: Callable[[], Outcome], interrupt: Interrupt) -> Outcome:
         """Run a call's job in a worker thread; if this task is cancelled the call is interrupted (and abandoned)."""

@@ -84,6 +84,17 @@ def _http_request(request: Request, withheld: frozenset[str], pipe: Pipe) -> Inc
     )
 
 
+def _spawner(nursery: trio.Nursery) -> Callable[[Callable[[], Awaitable[Any]]], None]:
+    """Start a call's host task in `nursery` while it is open (a guest thread's
+    late request, arriving after the call ended, is dropped)."""
+
+    def spawn(task: Callable[[], Awaitable[Any]]) -> None:
+        if not nursery.cancel_scope.cancel_called:
+            nursery.start_soon(task)
+
+    return spawn
+
+
 class HttpCall:
     """One wasi-http call: runs `handle` in a thread, hands the response head over, then streams the body."""
 
@@ -98,7 +109,6 @@ class HttpCall:
             deadline=time.monotonic() + self.timeout,
             env=tuple(loaded.spec.env.items()),
             args=(name,),
-            spawner=host.spawn,
         )
         self.call.state["dirs"] = loaded.dirs
         self.pipe = Pipe(self.call)
@@ -132,6 +142,8 @@ class HttpCall:
         """The call's task (in the host's nursery, so it outlives the endpoint while the body streams)."""
         try:
             async with self.host.slot(self.name), trio.open_nursery() as nursery:
+                # The guest's outgoing requests run in this nursery: they end with the call.
+                self.call.spawner = _spawner(nursery)
                 nursery.start_soon(_feed_body, self.request, self.pipe, self.spec.max_body_bytes, self.gone)
                 task_status.started()
                 with trio.move_on_after(self.timeout + 1.0):

@@ -68,6 +68,8 @@ Signature = tuple[str, tuple[str, ...], tuple[str, ...]]
 def _types(data: bytes, pos: int) -> tuple[tuple[str, ...], int]:
     count, pos = _leb(data, pos)
     return tuple(VALUE_TYPES.get(data[pos + i], f"type 0x{data[pos + i]:02x}") for i in range(count)), pos + count
+
+
 #: How a component binary starts (magic, then version 0x0d and layer 1); a core module has version 1.
 COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 

@@ -600,7 +600,6 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
     timeout_ms = max(1, min(timeouts) // 1_000_000) if timeouts else 0
 
     async def perform() -> None:
-        import trio
         from wasmkernel_wasm.hostapi import HostDenied, HostFailure
 
         body = request.body
@@ -619,7 +618,7 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
             data = bytes(body.sink.data) if body is not None and isinstance(body.sink, BufferSink) else b""
             buffer = encode_outbound(request.method, url, request.headers.sendable(), data, timeout_ms)
             try:
-                reply = await trio.to_thread.run_sync(services.call, call.component, "http", [buffer])
+                reply = await services.acall(call.component, "http", [buffer])
                 result = Ok(decode_reply(reply))
             except HostDenied as exc:
                 log.warning("component.outbound_denied", component=call.component, reason=str(exc))
