@@ -50,8 +50,7 @@ memory per process (with N worker processes a client may make up to N times
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -61,6 +60,7 @@ import trio
 from wasmkernel import (
     Application,
     ConfiguredPlugin,
+    Connection,
     GatewayTimeout,
     Handler,
     Middleware,
@@ -69,6 +69,8 @@ from wasmkernel import (
     Response,
     Route,
     TooManyRequests,
+    WebSocket,
+    WebSocketHandler,
     hookimpl,
 )
 from wasmkernel_limits.connections import ConnectionLimits
@@ -112,11 +114,11 @@ def matches(key: str, route: Route) -> bool:
     return key == route.name or any(key == f"{method} {route.path}" for method in route.methods)
 
 
-def client_key(request: Request) -> str:
+def client_key(request: Connection) -> str:
     return "client:" + (request.client_host or "unknown")
 
 
-def subject_key(request: Request) -> str:
+def subject_key(request: Connection) -> str:
     identity = request.identity
     return "subject:" + identity.subject if identity is not None else client_key(request)
 
@@ -163,39 +165,60 @@ class Plugin(ConfiguredPlugin[Config]):
         for key in self.config.routes:
             if not any(matches(key, route) for route in app.router.routes):
                 log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
-        return [Middleware("limits", self.wrap)]
+        return [Middleware("limits", self.wrap, websocket=self.wrap_websocket)]
 
-    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
-        overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
-        declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
-        body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
-        timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
+    def admission(self, route: Route | None) -> Callable[[Connection], Awaitable[dict[str, str]]]:
+        """The rate-limit check of `route`: returns the rate headers of an
+        admitted request or handshake, raises 429 for a refused one."""
         exempt = route is not None and route.path in self.config.exempt_paths
         limiter = None if exempt else self.limiter
         shared = None if exempt else self.shared
-        key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
+        key_of: Callable[[Connection], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
+
+        async def admit(connection: Connection) -> dict[str, str]:
+            decision = None
+            if shared is not None:
+                decision = await shared.take(key_of(connection))
+            elif limiter is not None:
+                decision = limiter.take(key_of(connection), trio.current_time())
+            if decision is None:
+                return {}
+            headers = decision.headers()
+            if not decision.allowed:
+                raise TooManyRequests(f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**headers, "Retry-After": str(decision.retry_after)})
+            return headers
+
+        return admit
+
+    def body_limit(self, route: Route | None) -> int:
+        overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
+        declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
+        return next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
+
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        """The handshake takes a rate-limit token; the connection counts
+        against the connection limits; messages are bounded by the body limit."""
+        admit, limited = self.admission(route), self.connections.wrap(next_handler, self.body_limit(route))
+
+        async def handler(ws: WebSocket) -> Response:
+            await admit(ws)
+            return await limited(ws)
+
+        return handler
+
+    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
+        overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
+        body_limit = self.body_limit(route)
+        timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
+        admit = self.admission(route)
         route_name = route.name if route is not None else None
-        if route is not None and route.websocket:
-            next_handler = self.connections.wrap(next_handler, body_limit)
-            timeout = math.inf
 
         async def handler(request: Request) -> Response:
             request.max_body_size = body_limit
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > body_limit:
                 raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
-            rate_headers: dict[str, str] = {}
-            decision = None
-            if shared is not None:
-                decision = await shared.take(key_of(request))
-            elif limiter is not None:
-                decision = limiter.take(key_of(request), trio.current_time())
-            if decision is not None:
-                rate_headers = decision.headers()
-                if not decision.allowed:
-                    raise TooManyRequests(
-                        f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**rate_headers, "Retry-After": str(decision.retry_after)}
-                    )
+            rate_headers = await admit(request)
             response: Response | None = None
             with trio.move_on_after(timeout):
                 response = await next_handler(request)

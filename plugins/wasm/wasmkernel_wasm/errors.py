@@ -1,35 +1,35 @@
-"""The errors a module call raises: HTTP errors, so a failed call answers with
-the right status (see docs/wasm-abi.md). Messages name the module and
-function, never host paths."""
+"""The errors a module call raises: plain exceptions (no kernel import, so
+any process may raise them), answered with their statuses through the
+mapping the host contributes to the kernel's error boundary (`STATUSES`;
+see docs/wasm-abi.md). Messages name the module and function, never host
+paths: they are sent to the client."""
 
 from __future__ import annotations
 
-from wasmkernel import HTTPError
 
-
-class WasmError(HTTPError):
-    """A module failed. Messages name the module and function, never host paths."""
-
-    status = 500
+class WasmError(Exception):
+    """A module failed (500)."""
 
 
 class WasmTrap(WasmError):
-    status = 500
+    """The module trapped (500)."""
 
 
 class WasmTimeout(WasmError):
-    status = 504
+    """The call exceeded the module's time limit (504)."""
 
 
 class WasmMemoryLimit(WasmError):
-    status = 507
+    """The module exceeded its memory limit (507)."""
 
 
 class WasmUnavailable(WasmError):
-    status = 503
+    """The module cannot run now (503; `Retry-After` when `retry_after` is set)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WasmBadResponse(WasmError):
-    """A module's response cannot be sent (not a final status, a bad header)."""
-
-    status = 502
+    """A module's response cannot be sent: not a final status, a bad header (502)."""

@@ -30,7 +30,6 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.config import FilterSpec, LoaderConfig
-from wasmkernel_wasm.requests import cancelled_on_disconnect
 from wasmkernel_wasm.wire import Fields, checked_response
 
 log = structlog.get_logger("wasmkernel.wasm")
@@ -161,6 +160,9 @@ def filter_middleware(loader: ModuleLoader, config: LoaderConfig, withheld: Call
     for spec in config.filters:
         if not any(selects(spec, route) for route in known):
             log.warning("wasm.filter_unused", module=spec.module, routes=spec.routes, tags=spec.tags, prefixes=spec.prefixes)
+        websockets = [route.name for route in known if route.websocket and selects(spec, route)]
+        if websockets:
+            log.warning("wasm.filter_http_only", module=spec.module, websocket_routes=websockets, hint="filters run on HTTP routes only")
         links.append(Middleware(f"wasm-filter:{spec.module}", _wrapper(loader, spec, withheld)))
     return links
 
@@ -189,7 +191,7 @@ def _wrapper(loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], f
                 headers=tuple((key.lower(), value) for key, value in request.headers if key.lower() not in hidden),
                 body=body,
             )
-            async with cancelled_on_disconnect(request):
+            async with request.cancelled_on_disconnect():
                 decision = await loader.filter_request(module, seen)
             if decision.respond is not None:
                 return _response(decision.respond)
