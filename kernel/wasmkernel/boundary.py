@@ -14,8 +14,9 @@ import structlog
 
 from wasmkernel.connection import Connection
 from wasmkernel.errors import HTTPError, StartupError
-from wasmkernel.http import ClientDisconnected
+from wasmkernel.http import ClientDisconnected, Request
 from wasmkernel.responses import JSONResponse, Response
+from wasmkernel.routing import WEBSOCKET
 
 C = TypeVar("C", bound=Connection)
 
@@ -78,7 +79,8 @@ class ErrorBoundary:
         error = self.http_error(exc)
         if error is None:
             route = connection.route.name if connection.route is not None else None
-            log.exception("request.failed", route=route, path=connection.path, error_id=connection.id)
+            method = connection.method if isinstance(connection, Request) else WEBSOCKET
+            log.exception("request.failed", route=route, method=method, path=connection.path, error_id=connection.id)
             response = self.render(connection, HTTPError("Internal server error"), exc)
         else:
             response = self.render(connection, error, None)

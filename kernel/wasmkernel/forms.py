@@ -56,7 +56,7 @@ FormData = list[tuple[str, "str | UploadFile"]]
 
 def parse_urlencoded(body: bytes, limits: FormLimits) -> FormData:
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=limits.max_fields)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=limits.max_fields, errors="strict")
     except UnicodeDecodeError:
         raise BadRequest("Form body is not valid UTF-8") from None
     except ValueError:
