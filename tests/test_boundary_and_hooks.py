@@ -134,7 +134,7 @@ class Painter:
 def test_hooks_are_called_in_plugin_order_with_their_plugins() -> None:
     """pluggy alone calls the last registered plugin first."""
     painters = {"red": Painter("red", 1), "green": Painter("green", 2), "blue": Painter("blue", 3)}
-    app = app_from({"palette": {}, **dict.fromkeys(painters, {})}, extra_plugins={"palette": Palette(), **painters})
+    app = app_from({"palette": {}, **{name: {} for name in painters}}, extra_plugins={"palette": Palette(), **painters})
     assert [(plugin.name, colour) for plugin, colour in app.hooks.each("wasmkernel_colour")] == [("red", "red"), ("green", "green"), ("blue", "blue")]
     assert app.hooks.first("wasmkernel_colour") == "red"
     red = next(plugin for plugin in app.plugins if plugin.name == "red")

@@ -177,5 +177,5 @@ def test_middleware_needs_a_wrapper_for_a_websocket_protection() -> None:
         def wasmkernel_middleware(self, app: Any) -> list[Middleware]:
             return [Middleware("http-auth", lambda handler, route: handler, enforces=frozenset({AUTH}))]
 
-    with pytest.raises(StartupError, match="route 'WEBSOCKET /ws' .* declares auth checks no enabled plugin enforces: enable authz"):
+    with pytest.raises(StartupError, match=r"route 'WEBSOCKET /ws' .* declares auth checks no enabled plugin enforces: enable authz"):
         app_from({"router": {}, "guarded": {}}, extra_plugins={"guarded": Guarded()})

@@ -36,8 +36,9 @@ class Forms:
             for name, value in await request.form(SMALL):
                 if isinstance(value, UploadFile):
                     self.uploads.append(value)
-                    value = {"filename": value.filename, "type": value.content_type, "size": value.size, "content": (await value.read()).decode()}
-                fields[name] = value
+                    fields[name] = {"filename": value.filename, "type": value.content_type, "size": value.size, "content": (await value.read()).decode()}
+                else:
+                    fields[name] = value
             return fields
 
         return [
