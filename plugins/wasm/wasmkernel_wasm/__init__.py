@@ -7,7 +7,7 @@ service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything 
 plain picklable data, so a loader may run modules in worker processes.
 Its submodules are public API too: loader plugins build on them (`plugin`,
 `loader`, `config`, `modules`, `artifacts`, `calls`, `watch`, `commands`,
-`requests`: credential headers, cancelling a call whose client left) and
+`requests`: credential headers; `errors`) and
 their tests on `testing`.
 
 The `WasmError` family are plain exceptions (the host maps them to statuses
