@@ -49,11 +49,17 @@ class Connection:
     path_params: dict[str, Any] = attrs.field(factory=dict)
     route: Route | None = attrs.field(default=None, repr=False)
     identity: Identity | None = None
-    stash: Stash = attrs.field(factory=Stash, repr=False)
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    _stash: Stash | None = attrs.field(default=None, repr=False)
     _headers: Headers | None = attrs.field(default=None, repr=False)
     _query: QueryParams | None = attrs.field(default=None, repr=False)
     _cookies: dict[str, str] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def stash(self) -> Stash:
+        if self._stash is None:
+            self._stash = Stash()
+        return self._stash
 
     @property
     def path(self) -> str:

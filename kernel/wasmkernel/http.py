@@ -61,10 +61,11 @@ class Request(Connection):
     _streamed: bool = attrs.field(default=False, repr=False)
     _json: Any = attrs.field(default=_UNSET, repr=False)
     _form: Any = attrs.field(default=None, repr=False)
-    _uploads: list[Any] = attrs.field(factory=list, repr=False)
-    _gone: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    #: Created on first use (most requests need none of them).
+    _uploads: list[Any] | None = attrs.field(default=None, repr=False)
+    _gone: bool = attrs.field(default=False, repr=False)
     _watcher: trio.CancelScope | None = attrs.field(default=None, repr=False)
-    _blocks: set[trio.CancelScope] = attrs.field(factory=set, repr=False)
+    _blocks: set[trio.CancelScope] | None = attrs.field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -91,7 +92,7 @@ class Request(Connection):
         while more:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                self._gone.set()
+                self._gone = True
                 raise ClientDisconnected()
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -139,6 +140,7 @@ class Request(Connection):
             if self.content_type == "application/x-www-form-urlencoded":
                 self._form = forms.parse_urlencoded(await self.body(), limits)
             elif self.content_type == "multipart/form-data":
+                self._uploads = []
                 self._form = await forms.parse_multipart(self.headers.get("content-type") or "", self.stream(), limits, self._uploads)
             else:
                 raise UnsupportedMediaType(f"Expected a form body ({', '.join(forms.FORM_TYPES)}), got {self.content_type or 'none'}")
@@ -149,7 +151,7 @@ class Request(Connection):
         stream reset). Reads the body first (413 as `body()`); the first call
         starts the request's one watcher, which every later call and
         `cancelled_on_disconnect` share and which ends with the request."""
-        if not self._gone.is_set() and self._watcher is None:
+        if not self._gone and self._watcher is None:
             try:
                 if not self._streamed:
                     await self.body()
@@ -160,14 +162,14 @@ class Request(Connection):
             self._watcher = trio.CancelScope()
             self.nursery.start_soon(self._watch, self._watcher)
         await trio.lowlevel.checkpoint()
-        return self._gone.is_set()
+        return self._gone
 
     async def _watch(self, scope: trio.CancelScope) -> None:
         with scope:
             while (await self.receive())["type"] != "http.disconnect":
                 pass
-            self._gone.set()
-            for block in self._blocks:
+            self._gone = True
+            for block in self._blocks or ():
                 block.cancel()
 
     @asynccontextmanager
@@ -177,13 +179,14 @@ class Request(Connection):
         once nobody waits for it). No task of its own (see `is_disconnected`)."""
         if await self.is_disconnected():
             raise ClientDisconnected()
+        blocks = self._blocks = self._blocks or set()
         with trio.CancelScope() as block:
-            self._blocks.add(block)
+            blocks.add(block)
             try:
                 yield
             finally:
-                self._blocks.discard(block)
-        if block.cancelled_caught and self._gone.is_set():
+                blocks.discard(block)
+        if block.cancelled_caught and self._gone:
             raise ClientDisconnected()
 
     def close(self) -> None:
@@ -191,5 +194,5 @@ class Request(Connection):
         and closes (deletes) uploaded files."""
         if self._watcher is not None:
             self._watcher.cancel()
-        for upload in self._uploads:
+        for upload in self._uploads or ():
             upload.file.close()
