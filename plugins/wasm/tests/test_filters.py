@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from wasmkernel import Application, RegistryError, StartupError
+from wasmkernel import Application, RegistryError, Route, StartupError, WebSocket, hookimpl
 from wasmkernel.testing import app_from, running
 
 KEY = "filter-test-key"
@@ -130,3 +130,22 @@ async def test_a_filter_module_must_export_on_request(loader_name: str, dist: Pa
     with pytest.raises(StartupError, match=r"kind filter\) does not export on_request"):
         async with running(make(loader_name, config)):
             pass
+
+
+async def test_a_filter_selecting_a_websocket_route_stops_startup(loader_name: str, dist: Path, tmp_path: Path) -> None:
+    """Issue 27: a filter read the body of every route it selected, a
+    WebSocket's too, which consumed ``websocket.connect``: the handshake hung.
+    Filters are HTTP middleware (the kernel leaves them off WebSocket chains),
+    so one selecting a WebSocket route would not guard it: startup stops."""
+
+    class Chat:
+        @hookimpl
+        def wasmkernel_routes(self, app: Application) -> list[Route]:
+            async def chat(ws: WebSocket) -> None:
+                await ws.accept()
+
+            return [Route("/ruled/chat", chat, websocket=True, name="chat")]
+
+    plugins = {"request-id": {}, "errors": {}, "router": {}, loader_name: {"config": filters_config(dist, tmp_path / "cache")}, "chat": {}}
+    with pytest.raises(StartupError, match="filter module 'rule' selects WebSocket route"):
+        app_from(plugins, extra_plugins={"chat": Chat()})

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from wasmkernel import Handler, Headers, Middleware, PayloadTooLarge, Request, Response, Route, header_problem
+from wasmkernel import Handler, Headers, Middleware, PayloadTooLarge, Request, Response, Route, StartupError, header_problem
 from wasmkernel_wasm import (
     FilterDecision,
     FilterRequest,
@@ -161,8 +161,9 @@ def filter_middleware(loader: ModuleLoader, config: LoaderConfig, withheld: Call
         if not any(selects(spec, route) for route in known):
             log.warning("wasm.filter_unused", module=spec.module, routes=spec.routes, tags=spec.tags, prefixes=spec.prefixes)
         websockets = [route.name for route in known if route.websocket and selects(spec, route)]
-        if websockets:
-            log.warning("wasm.filter_http_only", module=spec.module, websocket_routes=websockets, hint="filters run on HTTP routes only")
+        if websockets:  # it would not guard them: fail closed
+            named = ", ".join(websockets)
+            raise StartupError(f"filter module '{spec.module}' selects WebSocket route(s) {named}; filters run on HTTP routes only: narrow its selector")
         links.append(Middleware(f"wasm-filter:{spec.module}", _wrapper(loader, spec, withheld)))
     return links
 
