@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from wasmkernel.cookies import SameSite, set_cookie_value
+from wasmkernel.cookies import set_cookie_value
 from wasmkernel.datastructures import Headers, HeadersInit
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -88,28 +88,16 @@ class Response:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, body={len(self.body)} bytes)"
 
-    def set_cookie(
-        self,
-        name: str,
-        value: str,
-        *,
-        max_age: int | None = None,
-        expires: datetime | None = None,
-        path: str = "/",
-        domain: str | None = None,
-        secure: bool = True,
-        httponly: bool = True,
-        samesite: SameSite = "lax",
-    ) -> None:
-        """Add a `Set-Cookie` header: Secure, HttpOnly and SameSite=Lax unless
-        told otherwise; `ValueError` for what a browser would misread (see
-        `wasmkernel.cookies.set_cookie_value`). `expires` is an aware datetime."""
-        cookie = set_cookie_value(name, value, max_age=max_age, expires=expires, path=path, domain=domain, secure=secure, httponly=httponly, samesite=samesite)
-        self.headers.add("set-cookie", cookie)
+    def set_cookie(self, name: str, value: str, **options: Any) -> None:
+        """Add a `Set-Cookie` header: Secure, HttpOnly, SameSite=Lax and
+        Path=/ unless `options` say otherwise (`max_age`, `expires`, `path`,
+        `domain`, `secure`, `httponly`, `samesite`); `ValueError` for what a
+        browser would misread (see `wasmkernel.cookies.set_cookie_value`)."""
+        self.headers.add("set-cookie", set_cookie_value(name, value, **options))
 
-    def delete_cookie(self, name: str, *, path: str = "/", domain: str | None = None, secure: bool = True, samesite: SameSite = "lax") -> None:
-        """Tell the browser to drop cookie `name` (same `path` and `domain` as when it was set)."""
-        self.set_cookie(name, "", max_age=0, expires=datetime(1970, 1, 1, tzinfo=timezone.utc), path=path, domain=domain, secure=secure, samesite=samesite)
+    def delete_cookie(self, name: str, **options: Any) -> None:
+        """Tell the browser to drop cookie `name` (`options` as when it was set: same path and domain)."""
+        self.set_cookie(name, "", **options, max_age=0, expires=datetime(1970, 1, 1, tzinfo=timezone.utc))
 
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         """Send status, headers and (unless HEAD) the body; return bytes sent.
