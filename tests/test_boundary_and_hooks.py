@@ -158,3 +158,19 @@ def test_importing_one_kernel_module_does_not_import_the_kernel() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_lazy_exports_match_what_type_checkers_see() -> None:
+    """`wasmkernel/__init__.py` lists its names twice (for type checkers, and
+    for `__getattr__`): both lists agree, and every name resolves."""
+    import ast
+    from pathlib import Path
+
+    import wasmkernel
+
+    tree = ast.parse(Path(wasmkernel.__file__).read_text())
+    checked = next(node for node in tree.body if isinstance(node, ast.If))
+    imports = [node for node in checked.body if isinstance(node, ast.ImportFrom) and node.module]
+    static = {alias.name: str(node.module).removeprefix("wasmkernel.") for node in imports for alias in node.names}
+    assert static == wasmkernel._MODULE_OF
+    assert all(getattr(wasmkernel, name) is not None for name in wasmkernel.__all__)
