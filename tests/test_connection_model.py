@@ -4,8 +4,8 @@ tells an endpoint when its client has gone, with one watcher per request."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 import pytest
 import trio
@@ -23,6 +23,8 @@ from wasmkernel import (
     hookimpl,
 )
 from wasmkernel.testing import app_from, running, websocket_connect
+
+C = TypeVar("C", bound=Connection)
 
 
 class Chat:
@@ -56,8 +58,8 @@ class Chat:
 
             return handler
 
-        def both(next_handler: Any, route: Route | None) -> Any:
-            async def handler(connection: Connection) -> Response:
+        def both(next_handler: Callable[[C], Awaitable[Response]], route: Route | None) -> Callable[[C], Awaitable[Response]]:
+            async def handler(connection: C) -> Response:
                 self.seen.append(type(connection).__name__)
                 return await next_handler(connection)
 
@@ -125,7 +127,6 @@ class Slow:
                 self.events.append("cancelled")
                 assert await request.is_disconnected()
                 raise
-            return {}
 
         return [Route("/work", work, methods=["POST"])]
 
@@ -133,7 +134,7 @@ class Slow:
 async def test_a_request_whose_client_leaves_is_cancelled_with_one_watcher() -> None:
     slow = Slow()
     app = app_from({"router": {}, "slow": {}}, extra_plugins={"slow": slow})
-    gone, calls = trio.Event(), []
+    gone, calls = trio.Event(), list[str]()
     receive, send = _driven(app, b"x", gone, calls)
     async with running(app), trio.open_nursery() as nursery:
         nursery.start_soon(app, _scope("/work"), receive, send)
