@@ -50,7 +50,7 @@ memory per process (with N worker processes a client may make up to N times
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -74,7 +74,7 @@ from wasmkernel import (
     hookimpl,
 )
 from wasmkernel_limits.connections import ConnectionLimits
-from wasmkernel_limits.ratelimit import RateLimiter
+from wasmkernel_limits.ratelimit import Decision, RateLimiter
 
 if TYPE_CHECKING:
     from wasmkernel_limits.shared import SharedLimiter
@@ -123,6 +123,28 @@ def subject_key(request: Connection) -> str:
     return "subject:" + identity.subject if identity is not None else client_key(request)
 
 
+@attrs.frozen
+class Buckets:
+    """A route's rate limit: the local `limiter` or the `shared` one (none: unlimited), by `key_of`."""
+
+    limiter: RateLimiter | None
+    shared: SharedLimiter | None
+    key_of: Callable[[Connection], str]
+
+    def take_local(self, connection: Connection) -> Decision | None:
+        return self.limiter.take(self.key_of(connection), trio.current_time()) if self.limiter is not None else None
+
+
+def admitted(decision: Decision | None) -> dict[str, str]:
+    """The rate headers of an admitted request or handshake; 429 for a refused one."""
+    if decision is None:
+        return {}
+    headers = decision.headers()
+    if not decision.allowed:
+        raise TooManyRequests(f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**headers, "Retry-After": str(decision.retry_after)})
+    return headers
+
+
 def shared_limiter(app: Application, local: RateLimiter, config: Config) -> SharedLimiter | None:
     """A Redis-backed limiter when the redis plugin is installed and offers
     its link; None otherwise (in-process buckets)."""
@@ -167,28 +189,11 @@ class Plugin(ConfiguredPlugin[Config]):
                 log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
         return [Middleware("limits", self.wrap, websocket=self.wrap_websocket)]
 
-    def admission(self, route: Route | None) -> Callable[[Connection], Awaitable[dict[str, str]]]:
-        """The rate-limit check of `route`: returns the rate headers of an
-        admitted request or handshake, raises 429 for a refused one."""
+    def buckets(self, route: Route | None) -> Buckets:
+        """Where a request or handshake of `route` takes its rate-limit token."""
         exempt = route is not None and route.path in self.config.exempt_paths
-        limiter = None if exempt else self.limiter
-        shared = None if exempt else self.shared
-        key_of: Callable[[Connection], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
-
-        async def admit(connection: Connection) -> dict[str, str]:
-            decision = None
-            if shared is not None:
-                decision = await shared.take(key_of(connection))
-            elif limiter is not None:
-                decision = limiter.take(key_of(connection), trio.current_time())
-            if decision is None:
-                return {}
-            headers = decision.headers()
-            if not decision.allowed:
-                raise TooManyRequests(f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**headers, "Retry-After": str(decision.retry_after)})
-            return headers
-
-        return admit
+        key_of = subject_key if self.config.rate_limit_key == "subject" else client_key
+        return Buckets(None if exempt else self.limiter, None if exempt else self.shared, key_of)
 
     def body_limit(self, route: Route | None) -> int:
         overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
@@ -198,10 +203,10 @@ class Plugin(ConfiguredPlugin[Config]):
     def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
         """The handshake takes a rate-limit token; the connection counts
         against the connection limits; messages are bounded by the body limit."""
-        admit, limited = self.admission(route), self.connections.wrap(next_handler, self.body_limit(route))
+        buckets, limited = self.buckets(route), self.connections.wrap(next_handler, self.body_limit(route))
 
         async def handler(ws: WebSocket) -> Response:
-            await admit(ws)
+            admitted(await buckets.shared.take(buckets.key_of(ws)) if buckets.shared is not None else buckets.take_local(ws))
             return await limited(ws)
 
         return handler
@@ -210,7 +215,8 @@ class Plugin(ConfiguredPlugin[Config]):
         overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
         body_limit = self.body_limit(route)
         timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
-        admit = self.admission(route)
+        buckets = self.buckets(route)
+        shared, take_local, key_of = buckets.shared, buckets.take_local, buckets.key_of
         route_name = route.name if route is not None else None
 
         async def handler(request: Request) -> Response:
@@ -218,7 +224,7 @@ class Plugin(ConfiguredPlugin[Config]):
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > body_limit:
                 raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
-            rate_headers = await admit(request)
+            rate_headers = admitted(await shared.take(key_of(request)) if shared is not None else take_local(request))
             response: Response | None = None
             with trio.move_on_after(timeout):
                 response = await next_handler(request)
