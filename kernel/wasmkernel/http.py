@@ -8,13 +8,16 @@ import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from wasmkernel.connection import Connection
 from wasmkernel.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+if TYPE_CHECKING:  # python-multipart is imported when a form is read
+    from wasmkernel.forms import FormData, FormLimits, UploadFile
 
 #: Deepest nesting of arrays and objects a JSON body may have (400 beyond):
 #: deeper ones would exhaust the stack of the parser or of whoever walks them.
@@ -60,9 +63,9 @@ class Request(Connection):
     _body: bytes | None = attrs.field(default=None, repr=False)
     _streamed: bool = attrs.field(default=False, repr=False)
     _json: Any = attrs.field(default=_UNSET, repr=False)
-    _form: Any = attrs.field(default=None, repr=False)
+    _form: FormData | None = attrs.field(default=None, repr=False)
     #: Created on first use (most requests need none of them).
-    _uploads: list[Any] | None = attrs.field(default=None, repr=False)
+    _uploads: list[UploadFile] | None = attrs.field(default=None, repr=False)
     _gone: bool = attrs.field(default=False, repr=False)
     _watcher: trio.CancelScope | None = attrs.field(default=None, repr=False)
     _blocks: set[trio.CancelScope] | None = attrs.field(default=None, repr=False)
@@ -129,7 +132,7 @@ class Request(Connection):
             raise BadRequest(f"Malformed JSON body: {str(exc)[:200]}") from None
         return self._json
 
-    async def form(self, limits: Any = None) -> list[tuple[str, Any]]:
+    async def form(self, limits: FormLimits | None = None) -> FormData:
         """The urlencoded or multipart body as (name, value) pairs in body
         order, a file's value an `UploadFile` (see `wasmkernel.forms`;
         `limits` is a `FormLimits`); 415 for another content type."""
@@ -144,7 +147,7 @@ class Request(Connection):
                 self._form = await forms.parse_multipart(self.headers.get("content-type") or "", self.stream(), limits, self._uploads)
             else:
                 raise UnsupportedMediaType(f"Expected a form body ({', '.join(forms.FORM_TYPES)}), got {self.content_type or 'none'}")
-        return self._form  # type: ignore[no-any-return]
+        return self._form
 
     async def is_disconnected(self) -> bool:
         """Whether the client has gone (its connection closed, its HTTP/2
