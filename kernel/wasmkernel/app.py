@@ -1,6 +1,6 @@
 """The application: what assembly built (`wasmkernel.assembly`), started and
 stopped by `wasmkernel.lifecycle`, served by the ASGI adapter
-(`wasmkernel.asgi`), errors answered by its boundary (`wasmkernel.boundary`)."""
+(`wasmkernel.adapter`), errors answered by its boundary (`wasmkernel.boundary`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import trio
 
-from wasmkernel import asgi, lifecycle
+from wasmkernel import adapter, lifecycle
 from wasmkernel.boundary import ErrorBoundary
 from wasmkernel.hooks import Hooks
 from wasmkernel.middleware import Handler, Middleware, WebSocketHandler
@@ -90,7 +90,7 @@ class Application:
         await lifecycle.shutdown(self)
         self._nursery = None
 
-    __call__ = asgi.serve
+    __call__ = adapter.serve
 
 
 def load_application(registry_path: str | None = None) -> Application:
