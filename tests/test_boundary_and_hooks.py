@@ -174,3 +174,14 @@ def test_the_lazy_exports_match_what_type_checkers_see() -> None:
     static = {alias.name: str(node.module).removeprefix("wasmkernel.") for node in imports for alias in node.names}
     assert static == wasmkernel._MODULE_OF
     assert all(getattr(wasmkernel, name) is not None for name in wasmkernel.__all__)
+
+
+def test_hypercorn_finds_the_entry_point(tmp_path: Any) -> None:
+    """hypercorn evaluates ``app`` in `wasmkernel.asgi`'s namespace: the entry point is a real attribute."""
+    import os
+
+    registry = tmp_path / "registry.toml"
+    registry.write_text("[plugins.router]\n")
+    probe = "from hypercorn.utils import load_application; print(type(load_application('wasmkernel.asgi:app', 0)).__name__)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ, "WASMKERNEL_REGISTRY": str(registry)})
+    assert done.stdout.strip() == "ASGIWrapper", done.stdout + done.stderr
