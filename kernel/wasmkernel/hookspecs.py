@@ -18,7 +18,7 @@ that take it: ``each(hook, **kwargs)`` → [(plugin, result)] of the
 implementers; ``gather(hook)`` → [(plugin, item)] of the iterables they
 return; ``first(hook)`` → the first result that is not None (later plugins
 are not called); ``call(plugin, hook)`` → (implemented?, result) for one
-plugin, its exception unwrapped. An exception in ``each``/``gather``/``first``
+plugin, what it raises propagating as is. An exception in ``each``/``gather``/``first``
 becomes a `PluginLoadError` naming the plugin. Because the kernel orders the
 calls, pluggy's ``tryfirst``/``trylast`` and hook wrappers do not apply across
 plugins (use ``order``/``before``/``after``), and calling
