@@ -71,7 +71,6 @@ async def _websocket(app: Application, scope: Scope, receive: Receive, send: Sen
 
 
 async def _handle(app: Application, connection: Connection, match: RouteMatch, send: Send) -> None:
-    websocket = isinstance(connection, WebSocket)
     if match.kind is MatchKind.FOUND and match.route is not None:
         connection.route = match.route
         connection.path_params = dict(match.params)
@@ -81,7 +80,7 @@ async def _handle(app: Application, connection: Connection, match: RouteMatch, s
     else:
         not_found = match.kind is not MatchKind.METHOD_NOT_ALLOWED
         connection.stash[ROUTING_ERROR] = NotFound("No route matches this path") if not_found else MethodNotAllowed(match.allowed)
-        handler = app.websocket_fallback if websocket else app.fallback
+        handler = app.websocket_fallback if isinstance(connection, WebSocket) else app.fallback
     # Every log line of this request carries its id (rebound by the
     # request-id plugin when the client sent one).
     tokens = structlog.contextvars.bind_contextvars(request_id=connection.id)
