@@ -131,7 +131,10 @@ class Buckets:
     shared: SharedLimiter | None
     key_of: Callable[[Connection], str]
 
-    def take_local(self, connection: Connection) -> Decision | None:
+    async def take(self, connection: Connection) -> Decision | None:
+        """A token for `connection` (None: unlimited)."""
+        if self.shared is not None:
+            return await self.shared.take(self.key_of(connection))
         return self.limiter.take(self.key_of(connection), trio.current_time()) if self.limiter is not None else None
 
 
@@ -206,7 +209,7 @@ class Plugin(ConfiguredPlugin[Config]):
         buckets, limited = self.buckets(route), self.connections.wrap(next_handler, self.body_limit(route))
 
         async def handler(ws: WebSocket) -> Response:
-            admitted(await buckets.shared.take(buckets.key_of(ws)) if buckets.shared is not None else buckets.take_local(ws))
+            admitted(await buckets.take(ws))
             return await limited(ws)
 
         return handler
@@ -216,7 +219,7 @@ class Plugin(ConfiguredPlugin[Config]):
         body_limit = self.body_limit(route)
         timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
         buckets = self.buckets(route)
-        shared, take_local, key_of = buckets.shared, buckets.take_local, buckets.key_of
+        limiter, shared, key_of = buckets.limiter, buckets.shared, buckets.key_of
         route_name = route.name if route is not None else None
 
         async def handler(request: Request) -> Response:
@@ -224,7 +227,12 @@ class Plugin(ConfiguredPlugin[Config]):
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > body_limit:
                 raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
-            rate_headers = admitted(await shared.take(key_of(request)) if shared is not None else take_local(request))
+            # Inline, not `buckets.take`: one coroutine less per request.
+            if shared is not None:
+                decision = await shared.take(key_of(request))
+            else:
+                decision = limiter.take(key_of(request), trio.current_time()) if limiter is not None else None
+            rate_headers = admitted(decision)
             response: Response | None = None
             with trio.move_on_after(timeout):
                 response = await next_handler(request)

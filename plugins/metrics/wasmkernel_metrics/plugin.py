@@ -182,18 +182,19 @@ class RequestMetrics:
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         """The `metrics` middleware: records every request of `route`."""
-        return self.count(next_handler, route, lambda request: request.method)
+        return self.count(next_handler, route, None)
 
     def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
         """A connection counts as one request (its handshake is a GET), and in the WebSocket metrics."""
-        return self.count(self.sessions(next_handler, route) if route is not None else next_handler, route, lambda ws: "GET")
+        return self.count(self.sessions(next_handler, route) if route is not None else next_handler, route, "GET")
 
-    def count(self, next_handler: Callable[[C], Awaitable[Response]], route: Route | None, method_of: Callable[[C], str]) -> Callable[[C], Awaitable[Response]]:
+    def count(self, next_handler: Callable[[C], Awaitable[Response]], route: Route | None, fixed_method: str | None) -> Callable[[C], Awaitable[Response]]:
+        """Counts and times each request (`fixed_method`: what a connection without one counts as)."""
         label = route.name if route is not None else UNMATCHED
         total, duration, in_progress = self.total, self.duration, self.in_progress
 
         async def handler(request: C) -> Response:
-            method = method_of(request)
+            method = fixed_method or request.method  # type: ignore[attr-defined]
             method = method if method in HTTP_METHODS else "OTHER"
             gauge = in_progress.labels(method, label)
             gauge.inc()
