@@ -17,7 +17,7 @@ from wasmkernel.testing import app_from, running
 def test_each_application_has_its_own_plugin_manager() -> None:
     first = app_from({"router": {}, "health": {}})
     second = app_from({"router": {}})
-    assert first.manager is not second.manager
+    assert first.hooks.manager is not second.hooks.manager
     assert {route.path for route in first.routes} == {"/health", "/healthz", "/readyz"}
     assert second.routes == []
 

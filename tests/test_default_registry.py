@@ -68,7 +68,7 @@ def shape(app: Application) -> dict[str, Any]:
         "startup": [plugin.name for plugin in app.startup_order()],
         "chain": [(link.name, link.owner) for link in app.middleware],
         "routes": [(route.methods, route.path, route.owner) for route in app.router.routes],
-        "authenticators": [type(authenticator).__name__ for authenticator in app.authenticators],
+        "authenticators": [type(authenticator).__name__ for _, authenticator in app.hooks.gather("wasmkernel_authenticators")],
     }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from datetime import datetime, timezone
 from typing import Any
 
 import trio
 
+from wasmkernel.cookies import set_cookie_value
 from wasmkernel.datastructures import Headers, HeadersInit
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -85,6 +87,17 @@ class Response:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, body={len(self.body)} bytes)"
+
+    def set_cookie(self, name: str, value: str, **options: Any) -> None:
+        """Add a `Set-Cookie` header: Secure, HttpOnly, SameSite=Lax and
+        Path=/ unless `options` say otherwise (`max_age`, `expires`, `path`,
+        `domain`, `secure`, `httponly`, `samesite`); `ValueError` for what a
+        browser would misread (see `wasmkernel.cookies.set_cookie_value`)."""
+        self.headers.add("set-cookie", set_cookie_value(name, value, **options))
+
+    def delete_cookie(self, name: str, **options: Any) -> None:
+        """Tell the browser to drop cookie `name` (`options` as when it was set: same path and domain)."""
+        self.set_cookie(name, "", **options, max_age=0, expires=datetime(1970, 1, 1, tzinfo=timezone.utc))
 
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         """Send status, headers and (unless HEAD) the body; return bytes sent.

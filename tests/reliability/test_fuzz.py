@@ -22,6 +22,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wasmkernel_validation import QUERY
 
 from tests.reliability.harness import API_KEY, ENV, full_plugins, installed, token
 from wasmkernel import Application, AuthRequirement, Request, Route, hookimpl
@@ -56,7 +57,7 @@ class HostileTargets:
         return {"id": request.path_params["item_id"]}
 
     async def search(self, request: Request) -> dict[str, Any]:
-        return {"query": request.state.get("query")}
+        return {"query": request.stash.get(QUERY)}
 
     async def echo(self, request: Request) -> dict[str, Any]:
         return {

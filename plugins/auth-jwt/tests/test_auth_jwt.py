@@ -32,8 +32,10 @@ class Routes:
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
+        authenticators = [found for _, found in app.hooks.gather("wasmkernel_authenticators")]
+
         async def whoami(request: Request) -> dict[str, Any]:
-            for authenticator in app.authenticators:
+            for authenticator in authenticators:
                 identity = await authenticator.authenticate(request)
                 if identity is not None:
                     return {"subject": identity.subject, "scheme": identity.scheme, "scopes": sorted(identity.scopes), "roles": sorted(identity.roles)}

@@ -231,7 +231,7 @@ class ComponentHost:
     async def slot(self, name: str) -> AsyncIterator[None]:
         """At most `max_concurrency` calls of this component and `workers` in all; 503 when `max_queued` already wait."""
         if self._queued >= self.config.max_queued:
-            raise WasmUnavailable("every component worker is busy and the queue is full; retry shortly", headers={"Retry-After": "1"})
+            raise WasmUnavailable("every component worker is busy and the queue is full; retry shortly", retry_after=1)
         limiter = self._per_component[name]
         self._queued += 1
         try:

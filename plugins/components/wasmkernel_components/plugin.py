@@ -36,7 +36,8 @@ class Plugin(ConfiguredPlugin[ComponentsConfig]):
             return []
         if self.host.services.redis_needed:
             self.host.redis_link = _redis_link(app)
-        return bind_routes(self.host, self.config, lambda: credential_headers(app.authenticators))
+        credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
+        return bind_routes(self.host, self.config, lambda: credentials)
 
     @hookimpl
     async def wasmkernel_startup(self, app: Application) -> None:

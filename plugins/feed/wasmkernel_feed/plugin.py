@@ -177,5 +177,5 @@ def _author(request: Request) -> str:
 
 
 def _not_kept(kind: str, error: BrokerUnavailable) -> ServiceUnavailable:
-    log.warning("feed.not_delivered", kind=kind, error=error.detail)
-    return ServiceUnavailable(f"The {kind} was not kept: live delivery is unavailable ({error.detail}); retry later", headers={"Retry-After": "2"})
+    log.warning("feed.not_delivered", kind=kind, error=str(error))
+    return ServiceUnavailable(f"The {kind} was not kept: live delivery is unavailable ({error}); retry later", headers={"Retry-After": "2"})

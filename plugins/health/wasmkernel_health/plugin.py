@@ -39,7 +39,7 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl
     def wasmkernel_startup(self, app: Application) -> None:
-        for found in app.manager.hook.wasmkernel_readiness(app=app):
+        for _, found in app.hooks.each("wasmkernel_readiness"):
             self.probes.update(found or {})
 
     @hookimpl

@@ -7,7 +7,7 @@ from collections import Counter
 
 import attrs
 
-from wasmkernel import Handler, Request, Response, TooManyRequests, WebSocket
+from wasmkernel import Response, TooManyRequests, WebSocket, WebSocketHandler
 
 
 @attrs.define
@@ -23,9 +23,8 @@ class ConnectionLimits:
     queue_size: int
     open: Counter[str] = attrs.field(factory=Counter)
 
-    def wrap(self, next_handler: Handler, body_limit: int) -> Handler:
-        async def handler(request: Request) -> Response:
-            assert isinstance(request, WebSocket)
+    def wrap(self, next_handler: WebSocketHandler, body_limit: int) -> WebSocketHandler:
+        async def handler(request: WebSocket) -> Response:
             key = request.client_host or "unknown"
             if self.total and sum(self.open.values()) >= self.total:
                 raise TooManyRequests(f"Too many WebSocket connections ({self.total} open)", headers={"Retry-After": "5"})

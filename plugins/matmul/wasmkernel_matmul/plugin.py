@@ -46,10 +46,10 @@ import attrs
 import structlog
 import trio
 from wasmkernel_wasm import MODULE_LOADER, ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
-from wasmkernel_wasm.requests import cancelled_on_disconnect
 
 from wasmkernel import (
     Application,
+    Authenticator,
     AuthRequirement,
     Command,
     ConfiguredPlugin,
@@ -111,10 +111,13 @@ class Plugin(ConfiguredPlugin[Config]):
     requires = ("wasm",)
     order = 52
     loader: ModuleLoader
+    #: Whose challenges a 401 carries.
+    authenticators: tuple[Authenticator, ...] = ()
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         self.loader = app.services.get(MODULE_LOADER, needed_by="matmul")
+        self.authenticators = tuple(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
         cfg = self.config
         return [
             Route(
@@ -186,7 +189,7 @@ class Plugin(ConfiguredPlugin[Config]):
     def _check_caller(self, request: Request, n: int) -> None:
         identity = request.identity
         if identity is None:
-            challenges = [("WWW-Authenticate", a.challenge) for a in self.app.authenticators] if self.app is not None else []
+            challenges = [("WWW-Authenticate", a.challenge) for a in self.authenticators]
             raise Unauthorized(f"n above {self.config.public_max_n} needs credentials with scope {SCOPE}", headers=challenges)
         if SCOPE not in identity.scopes:
             raise Forbidden(f"n above {self.config.public_max_n} needs scope {SCOPE}")
@@ -203,7 +206,7 @@ class Plugin(ConfiguredPlugin[Config]):
             results.append(await loader.call(module, "bench_checksum", n, lo, hi, fast))
 
         started = time.perf_counter()
-        async with cancelled_on_disconnect(request), trio.open_nursery() as nursery:
+        async with request.cancelled_on_disconnect(), trio.open_nursery() as nursery:
             for lo, hi in ranges:
                 nursery.start_soon(run, lo, hi)
         compute_ms = (time.perf_counter() - started) * 1000.0

@@ -15,7 +15,7 @@ Per route (skipping `include_in_schema=False`), per method, one operation:
   statuses reference the kernel's error body (`components.schemas.Error`);
 - `auth` becomes `security`: one alternative per known authenticator
   scheme listing the required scopes (plus `{}` when authentication is
-  optional). Schemes come from `app.authenticators`: "jwt" is HTTP bearer
+  optional). Schemes come from the plugins' authenticators: "jwt" is HTTP bearer
   (JWT), "apikey" an API key in the header named by the authenticator's
   `header` attribute (default X-API-Key); others are left out.
 """

@@ -183,8 +183,8 @@ class Plugin(ConfiguredPlugin[Config]):
             app.router.routes,
             title=self.config.title or app.registry.title,
             version=self.config.version or app.registry.version,
-            authenticators=app.authenticators,
-            has_access_policies=bool(app.access_policies),
+            authenticators=[found for _, found in app.hooks.gather("wasmkernel_authenticators")],
+            has_access_policies=bool(app.hooks.gather("wasmkernel_access_policies")),
         )
         try:
             self.document = dump_json(document)

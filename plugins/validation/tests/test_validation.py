@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+import wasmkernel_validation
 
 from wasmkernel import Application, RegistryError, Request, Route, StartupError, hookimpl
 from wasmkernel.testing import app_from, running
@@ -40,7 +41,7 @@ class Routes:
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         async def echo(request: Request) -> dict[str, Any]:
             body = await request.json() if request.route and request.route.body_schema else None
-            return {"body": body, "query": request.state.get("query"), "path": request.state.get("path")}
+            return {"body": body, "query": request.stash.get(wasmkernel_validation.QUERY), "path": request.stash.get(wasmkernel_validation.PATH)}
 
         return [
             Route("/items", echo, methods=["POST"], body_schema=BODY, query_schema=QUERY),

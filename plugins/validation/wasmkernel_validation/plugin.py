@@ -14,8 +14,9 @@ startup; an invalid schema stops startup naming the route):
 - query: parameters form an object — one value as a string, a repeated key
   (or a property declared ``"type": "array"``) as a list — and strings are
   converted to the declared ``integer``/``number``/``boolean`` first.
-  The converted object is stored in ``request.state["query"]``.
-- path: ``request.path_params`` likewise, into ``request.state["path"]``.
+  The converted object is stored in ``request.stash[QUERY]``.
+- path: ``request.path_params`` likewise, into ``request.stash[PATH]``
+  (`QUERY` and `PATH` are this plugin's public stash keys).
 - every violation, across all three, makes one 422 whose ``errors`` list
   gives each error's ``location`` ("path" | "query" | "body"), RFC 6901
   ``pointer`` (for a missing property: where it should be), ``message`` and
@@ -31,6 +32,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
 from wasmkernel import (
+    SCHEMA,
     Application,
     ConfiguredPlugin,
     Handler,
@@ -43,6 +45,7 @@ from wasmkernel import (
     UnsupportedMediaType,
     hookimpl,
 )
+from wasmkernel_validation import PATH, QUERY
 from wasmkernel_validation.schemas import Coercer, compile_schema, errors_of
 
 NAME = "validation"
@@ -98,11 +101,11 @@ class RouteValidator:
         limit = self.max_errors + 1
         errors: list[dict[str, Any]] = []
         if self.path is not None:
-            request.state["path"] = self.path_coercer.coerce(request.path_params)
-            errors += errors_of(self.path, request.state["path"], "path", limit)
+            request.stash[PATH] = path = self.path_coercer.coerce(request.path_params)
+            errors += errors_of(self.path, path, "path", limit)
         if self.query is not None:
-            request.state["query"] = self.query_coercer.coerce(request.query.to_dict())
-            errors += errors_of(self.query, request.state["query"], "query", limit)
+            request.stash[QUERY] = query = self.query_coercer.coerce(request.query.to_dict())
+            errors += errors_of(self.query, query, "query", limit)
         if self.body is not None:
             errors += errors_of(self.body, body, "body", limit)
         if errors:
@@ -118,7 +121,7 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware(NAME, self.wrap, enforces=frozenset({"schema"}))]
+        return [Middleware(NAME, self.wrap, enforces=frozenset({SCHEMA}))]
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         validator = RouteValidator.for_route(route, self.config.max_errors) if route is not None else None

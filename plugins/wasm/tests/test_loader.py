@@ -213,7 +213,7 @@ async def test_metrics_count_calls_and_errors(make_app: Any, config: dict[str, A
         await client.get("/faults/ok")
         await client.get("/faults/trap")
         await client.get("/faults/oom")
-    samples = [s for source in app.metric_sources for s in source.collect()]
+    samples = [s for _, source in app.hooks.gather("wasmkernel_metric_sources") for s in source.collect()]
     calls = {(s.labels["module"], s.labels["function"]): s.value for s in samples if s.name == "wasm_calls_total"}
     errors = {s.labels["kind"]: s.value for s in samples if s.name == "wasm_errors_total"}
     assert calls[("faults", "handle")] == 3

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from wasmkernel_wasm import ITEMSIZE, MIB, ArrayIn, ArrayOut
-
-if TYPE_CHECKING:  # the errors import the kernel: only the main process raises them
-    from wasmkernel_wasm import WasmError, WasmTimeout
+from wasmkernel_wasm.errors import WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap
 
 
 def _log() -> Any:
@@ -175,14 +173,11 @@ def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXP
 
 
 def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
-    from wasmkernel_wasm import WasmTimeout
-
     return WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
 
 
 def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
     """The `WasmError` for a failed `Outcome` (naming module and function)."""
-    from wasmkernel_wasm import WasmError, WasmMemoryLimit, WasmTrap
 
     where, reason = f"module '{module}' function '{function}'", outcome.message
     if outcome.error == "denied":

@@ -31,7 +31,21 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from wasmkernel import Handler, Headers, Middleware, PathPattern, PayloadTooLarge, Request, Response, Route, StartupError, header_problem
+from wasmkernel import (
+    Connection,
+    Handler,
+    Headers,
+    Middleware,
+    PathPattern,
+    PayloadTooLarge,
+    Request,
+    Response,
+    Route,
+    StartupError,
+    WebSocket,
+    WebSocketHandler,
+    header_problem,
+)
 from wasmkernel_wasm import (
     FilterDecision,
     FilterRequest,
@@ -42,7 +56,6 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.config import FilterSpec, LoaderConfig
-from wasmkernel_wasm.requests import cancelled_on_disconnect
 from wasmkernel_wasm.wire import Fields, checked_response
 
 log = structlog.get_logger("wasmkernel.wasm")
@@ -239,51 +252,53 @@ def filter_middleware(
                 f"{where}[{index}] (filter module {spec.module!r}) has body = true but selects WebSocket route {websockets[0]!r}, "
                 "whose handshake has no body: narrow the selection or drop body"
             )
-        links.append(Middleware(f"wasm-filter:{spec.module}", _wrapper(loader, spec, withheld)))
+        wrap, wrap_websocket = _wrappers(loader, spec, withheld)
+        links.append(Middleware(f"wasm-filter:{spec.module}", wrap, websocket=wrap_websocket))
     return links
 
 
-def _wrapper(loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], frozenset[str]]) -> Callable[[Handler, Route | None], Handler]:
+def _wrappers(
+    loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], frozenset[str]]
+) -> tuple[Callable[[Handler, Route | None], Handler], Callable[[WebSocketHandler, Route | None], WebSocketHandler]]:
+    """The filter's wrapper for HTTP routes and for WebSocket routes (the handshake only)."""
     module = spec.module
     bases = [normalised(prefix) for prefix in spec.prefixes]
 
-    def wrap(next_handler: Handler, route: Route | None) -> Handler:
-        if not selects(spec, route):
-            return next_handler
-        assert route is not None
-        name, whole = route.name, _named(spec, route) or "/" in bases
+    def guards(route: Route, connection: Connection) -> bool:
+        whole = _named(spec, route) or "/" in bases
+        return whole or any(_under(normalised(connection.path), base) for base in bases)
 
-        async def decide(request: Request) -> FilterDecision:
+    async def decide(connection: Connection, route: Route, method: str, body: bytes | None) -> FilterDecision:
+        hidden = withheld(module)
+        seen = FilterRequest(
+            method=method,
+            path=connection.path,
+            query=connection.query_string.decode("latin-1"),
+            route=route.name,
+            headers=tuple((key.lower(), value) for key, value in connection.headers if key.lower() not in hidden),
+            body=body,
+        )
+        return await loader.filter_request(module, seen)
+
+    def wrap(next_handler: Handler, route: Route | None) -> Handler:
+        if route is None or not selects(spec, route):
+            return next_handler
+
+        async def filtered(request: Request) -> Response:
+            if not guards(route, request):
+                return await next_handler(request)
             body = None
             if spec.body:
                 body = await request.body()
                 if len(body) > spec.max_body_bytes:
                     raise PayloadTooLarge(f"Request body exceeds {spec.max_body_bytes} bytes (filter '{module}')")
-            hidden = withheld(module)
-            seen = FilterRequest(
-                method=request.method,
-                path=request.path,
-                query=request.query_string.decode("latin-1"),
-                route=name,
-                headers=tuple((key.lower(), value) for key, value in request.headers if key.lower() not in hidden),
-                body=body,
-            )
-            if route.websocket:  # the handshake: nothing to read (reading would take `websocket.connect`)
-                return await loader.filter_request(module, seen)
-            async with cancelled_on_disconnect(request):
-                return await loader.filter_request(module, seen)
-
-        async def filtered(request: Request) -> Response:
-            if not whole and not any(_under(normalised(request.path), base) for base in bases):
-                return await next_handler(request)
-            decision = await decide(request)
+            async with request.cancelled_on_disconnect():
+                decision = await decide(request, route, request.method, body)
             if decision.respond is not None:
                 return _response(decision.respond)
             if decision.request:
                 _apply(request.headers, decision.request)
             response = await next_handler(request)
-            if route.websocket:
-                return response
             if decision.response:
                 _apply(response.headers, decision.response)
             edits = await loader.filter_response(module, FilterResponse(request.method, request.path, response.status, tuple(response.headers)))
@@ -293,7 +308,24 @@ def _wrapper(loader: ModuleLoader, spec: FilterSpec, withheld: Callable[[str], f
 
         return filtered
 
-    return wrap
+    def wrap_websocket(next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        if route is None or not selects(spec, route):
+            return next_handler
+
+        async def filtered(websocket: WebSocket) -> Response:
+            # The handshake: nothing is read from the connection (that would take `websocket.connect`).
+            if not guards(route, websocket):
+                return await next_handler(websocket)
+            decision = await decide(websocket, route, "GET", None)
+            if decision.respond is not None:
+                return _response(decision.respond)
+            if decision.request:
+                _apply(websocket.headers, decision.request)
+            return await next_handler(websocket)
+
+        return filtered
+
+    return wrap, wrap_websocket
 
 
 def _response(result: WasmResponse) -> Response:

@@ -189,7 +189,7 @@ class LoaderBase(Generic[L]):
         already wait, 503 with Retry-After at once. A call's time limit starts
         once it holds its slot, never while it waits."""
         if self._queued >= self.config.max_queued:
-            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", headers={"Retry-After": "1"})
+            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", retry_after=1)
         per_module = self._per_module[module]
         self._queued += 1
         try:
@@ -308,5 +308,5 @@ def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
     try:
         return parse(output, module)
     except WasmBadResponse as exc:
-        log.warning("wasm.bad_response", module=module, reason=exc.detail, detail=exc.reason)
+        log.warning("wasm.bad_response", module=module, reason=str(exc), detail=exc.reason)
         raise

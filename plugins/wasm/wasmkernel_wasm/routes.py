@@ -15,7 +15,7 @@ from wasmkernel_wasm import (
 )
 from wasmkernel_wasm.cgi import cgi_env
 from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, cancelled_on_disconnect
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
 
 
 async def wasm_request(request: Request, withheld: frozenset[str] = frozenset()) -> WasmRequest:
@@ -77,7 +77,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
 def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         wreq = await wasm_request(request, withheld())
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.handle_http(module, wreq)
         return _to_response(result)
 
@@ -90,7 +90,7 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Call
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)
         server = request.scope.get("server") or ("localhost", 80)
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.run_wasi(module, wreq, env)
         return _to_response(result)
 
@@ -113,7 +113,7 @@ def _number(name: str, value: object) -> int | float:
 def _compute_endpoint(loader: ModuleLoader, module: str, function: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         args = [_number(name, value) for name, value in request.path_params.items()]
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.call(module, function, *args)
         return JSONResponse({"value": result.value})
 

@@ -79,7 +79,7 @@ def test_worker_processes_import_neither_the_kernel_nor_the_app(tmp_path: Path) 
 
     probe = (
         "import sys, wasmkernel_wasmer_loader.worker\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'kernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'wasmkernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
         "from wasmkernel_wasmer_loader.loader import _workers_skip_main\n"
         "_workers_skip_main()\n"
         "import multiprocessing.spawn\n"
