@@ -8,6 +8,7 @@ from wasmkernel.auth import AccessPolicy, Authenticator
 from wasmkernel.cli import Command
 from wasmkernel.config import ConfiguredPlugin, NoConfig, parse_config
 from wasmkernel.datastructures import Headers, QueryParams
+from wasmkernel.endpoints import success_status
 from wasmkernel.errors import (
     BadRequest,
     ConfigError,
@@ -28,8 +29,11 @@ from wasmkernel.errors import (
 )
 from wasmkernel.hookspecs import hookimpl, hookspec
 from wasmkernel.http import ClientDisconnected, Identity, Request
+from wasmkernel.inputs import Inputs, RequestInputs, SchemaProblem
+from wasmkernel.jsonio import MAX_JSON_DEPTH, dump_json, parse_json
 from wasmkernel.metrics import MetricSource, Sample
 from wasmkernel.middleware import Handler, Middleware
+from wasmkernel.models import ResponseSpec, SchemaBuilder, input_schema, model_schema, structure, unstructure
 from wasmkernel.plugins import LoadedPlugin, built_in, installed_plugins
 from wasmkernel.registry import REGISTRY_ENV, Registry, default_registry_path, load_registry, resolve_secrets
 from wasmkernel.responses import (
@@ -40,7 +44,6 @@ from wasmkernel.responses import (
     Response,
     StreamingResponse,
     TextResponse,
-    dump_json,
     head_problem,
     header_problem,
 )

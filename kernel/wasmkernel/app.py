@@ -22,13 +22,14 @@ import trio
 
 from wasmkernel import plugins as plugin_loading
 from wasmkernel.auth import AccessPolicy, Authenticator
+from wasmkernel.endpoints import endpoint_handler
 from wasmkernel.errors import ConfigError, HTTPError, MethodNotAllowed, NotFound, PluginLoadError, RegistryError, ServiceUnavailable, StartupError
 from wasmkernel.http import ClientDisconnected, Receive, Request
 from wasmkernel.metrics import MetricSource
 from wasmkernel.middleware import Handler, Middleware, build_chain
 from wasmkernel.registry import Registry, load_registry, resolve_secrets, topological
-from wasmkernel.responses import GONE, InvalidResponse, JSONResponse, Response, Send, to_response
-from wasmkernel.routing import WEBSOCKET, Endpoint, MatchKind, Route, RouteMatch, Router
+from wasmkernel.responses import GONE, InvalidResponse, JSONResponse, Response, Send
+from wasmkernel.routing import WEBSOCKET, MatchKind, Route, RouteMatch, Router
 from wasmkernel.services import Services
 from wasmkernel.websocket import WebSocket, websocket_handler
 
@@ -47,22 +48,6 @@ class _NoRouter:
 
     def match(self, method: str, path: str) -> RouteMatch:
         return RouteMatch(MatchKind.NOT_FOUND)
-
-
-def endpoint_handler(endpoint: Endpoint) -> Handler:
-    """Adapt an endpoint (sync or async, any return type) into a `Handler`;
-    sync endpoints run in a worker thread so they never block the event loop."""
-    if inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(type(endpoint).__call__):
-
-        async def call_async(request: Request) -> Response:
-            return to_response(await endpoint(request))
-
-        return call_async
-
-    async def call_sync(request: Request) -> Response:
-        return to_response(await trio.to_thread.run_sync(endpoint, request))
-
-    return call_sync
 
 
 async def _unrouted(request: Request) -> Response:
@@ -199,7 +184,10 @@ class Application:
     def _compile(self) -> None:
         enforced = {protection for link in self.middleware for protection in link.enforces}
         for route in self.router.routes:
-            endpoint = websocket_handler(route.endpoint) if route.websocket else endpoint_handler(route.endpoint)
+            try:
+                endpoint = websocket_handler(route.endpoint) if route.websocket else endpoint_handler(route)
+            except (TypeError, ValueError) as exc:
+                raise StartupError(f"route '{route.name}' of plugin '{route.owner}': {exc}") from None
             self._chains[route] = build_chain(endpoint, route, self.middleware, self.guard)
             for missing in sorted(protections(route) - enforced):
                 message = f"route '{route.name}' of plugin '{route.owner}' declares {missing} checks no enabled plugin enforces: enable {PROTECTIONS[missing]}"

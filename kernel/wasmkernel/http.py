@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
-import math
-import re
+import functools
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -15,41 +12,16 @@ import attrs
 
 from wasmkernel.datastructures import Headers, QueryParams
 from wasmkernel.errors import BadRequest, PayloadTooLarge
+from wasmkernel.jsonio import off_loop, parse_json
 from wasmkernel.routing import Route
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
-#: Deepest nesting of arrays and objects a JSON body may have (400 beyond):
-#: deeper ones would exhaust the stack of the parser or of whoever walks them.
-MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKETS = str.maketrans({c: None for c in map(chr, range(128)) if c not in "[]{}"})
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was read."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether `text` nests arrays/objects deeper than `limit` (brackets
-    inside strings do not count); linear time, no recursion."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _JSON_STRING.sub("", text).translate(_BRACKETS)
-    return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
 def _names(values: Iterable[str]) -> frozenset[str]:
@@ -173,17 +145,11 @@ class Request:
             raise BadRequest(f"Request body is not valid UTF-8: {exc.reason}") from None
 
     async def json(self) -> Any:
-        """The body parsed as JSON; 400 with the parser's message if malformed."""
+        """The body parsed as JSON (see `wasmkernel.jsonio`: a large body is
+        decoded in a worker thread); 400 with the parser's message if malformed."""
         if "parsed_json" in self.state:
             return self.state["parsed_json"]
-        text = await self.text()
-        if json_too_deep(text):
-            raise BadRequest(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
-        try:
-            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        except (ValueError, RecursionError) as exc:
-            raise BadRequest(f"Malformed JSON body: {str(exc)[:200]}") from None
+        raw = await self.body()
+        value = await off_loop(len(raw), functools.partial(parse_json, raw))
         self.state["parsed_json"] = value
         return value

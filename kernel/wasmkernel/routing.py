@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import attrs
 
+from wasmkernel.models import ResponseSpec, response_specs
+
 #: What a route's endpoint may be: sync or async, taking the `Request` and
 #: returning a `Response`, or a dict/list (sent as JSON), str (text) or bytes;
 #: for a WebSocket route, ``async def (ws: WebSocket) -> None``.
@@ -110,8 +112,11 @@ class Route:
     """One route: methods, a path pattern and the endpoint serving it.
 
     `path` uses `{name}` or `{name:converter}` placeholders (str, int, float,
-    uuid, path), compiled into `pattern` (ValueError here if bad). `auth` and
-    the schemas are read by the authz, validation and openapi plugins;
+    uuid, path), compiled into `pattern` (ValueError here if bad). The
+    endpoint receives `body_model`, `query_model` and `path_model` objects
+    (`wasmkernel.endpoints`); `responses` maps statuses to descriptions,
+    models or `ResponseSpec`s. `auth` and the hand-written JSON Schemas are
+    read by the authz, validation and openapi plugins;
     `max_body_size` replaces the default body cap (the limits plugin's
     overrides still win); the kernel fills in `owner`, the declaring plugin.
     Routes compare by identity. ``websocket=True`` declares a WebSocket
@@ -131,10 +136,13 @@ class Route:
     path_schema: Mapping[str, Any] | None = None
     summary: str = ""
     tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    responses: Mapping[int, str] = attrs.field(factory=dict)
+    responses: Mapping[int, ResponseSpec] = attrs.field(factory=dict, converter=response_specs)
     include_in_schema: bool = True
     max_body_size: int | None = None
     websocket: bool = False
+    body_model: Any = None
+    query_model: type | None = None
+    path_model: type | None = None
     pattern: PathPattern = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
