@@ -12,6 +12,7 @@ import contextlib
 import graphlib
 import inspect
 import secrets
+from http import HTTPStatus
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -60,11 +61,22 @@ ErrorRenderer = Callable[[Request, HTTPError, "Exception | None"], Response]
 
 
 def render_error(request: Request, error: HTTPError, cause: Exception | None) -> Response:
-    """The kernel's error body, used when no plugin renders errors."""
-    body: dict[str, Any] = {"status": error.status, "message": error.detail, **error.extra}
+    """The kernel's error body, used when no plugin renders errors: an RFC
+    9457 problem (``title``, ``status``, ``detail``; ``error_id`` for a 5xx),
+    the shape the errors plugin extends."""
+    body: dict[str, Any] = {"title": _phrase(error.status), "status": error.status, "detail": error.detail}
     if error.status >= 500:
         body["error_id"] = request.id
-    return JSONResponse(body, status=error.status, headers=error.headers)
+    for key, value in error.extra.items():
+        body.setdefault(key, value)
+    return JSONResponse(body, status=error.status, headers=error.headers, media_type="application/problem+json")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 #: Route protections and the plugins that enforce them (for startup errors).

@@ -76,11 +76,11 @@ async def test_content_type_and_malformed_json() -> None:
         broken = await client.post("/items", content=b'{"name": ', headers={"content-type": "application/json"})
         plain = await client.post("/plain", content=b"anything")
     assert text.status_code == 415
-    assert text.json()["message"] == "Content-Type must be application/json, got text/plain"
+    assert text.json()["detail"] == "Content-Type must be application/json, got text/plain"
     assert missing.status_code == 415
     assert problem.status_code == 200
     assert broken.status_code == 400
-    assert broken.json()["message"].startswith("Malformed JSON body")
+    assert broken.json()["detail"].startswith("Malformed JSON body")
     assert plain.status_code == 200
 
 
@@ -90,7 +90,7 @@ async def test_every_body_error_with_pointers_sorted_by_location() -> None:
         response = await client.post("/items?n=0", json=body)
     assert response.status_code == 422
     payload = response.json()
-    assert payload["message"] == "Request validation failed"
+    assert payload["detail"] == "Request validation failed"
     found = [(e["location"], e["pointer"], e["validator"]) for e in payload["errors"]]
     assert found == [
         ("query", "/n", "minimum"),
