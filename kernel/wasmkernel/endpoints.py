@@ -122,6 +122,9 @@ def endpoint_handler(route: Route) -> Handler:
     ValueError/TypeError when its models are declared wrongly."""
     endpoint = route.endpoint
     typed = TypedInputs.for_route(route)
+    for spec in route.responses.values():
+        if spec.model is not None:
+            model_schema(spec.model)  # TypeError now, not when the document is built
     status = success_status(route)
     if inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(type(endpoint).__call__):
         if typed is None:
