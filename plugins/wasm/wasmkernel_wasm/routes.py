@@ -17,10 +17,10 @@ from wasmkernel_wasm.cgi import cgi_env
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, cancelled_on_disconnect
 
-
 #: What a compute route answers: the function's result.
 COMPUTE_RESULT = ResponseSpec(
-    "The function's result", schema={"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}, "additionalProperties": False}
+    "The function's result",
+    schema={"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}, "additionalProperties": False},
 )
 
 
