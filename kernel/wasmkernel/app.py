@@ -12,8 +12,8 @@ import contextlib
 import graphlib
 import inspect
 import secrets
-from http import HTTPStatus
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 import attrs
