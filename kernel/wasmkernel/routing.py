@@ -15,10 +15,11 @@ import attrs
 
 from wasmkernel.models import ResponseSpec, response_specs
 
-#: What a route's endpoint may be: sync or async, taking the `Request` and
-#: returning a `Response`, or a dict/list (sent as JSON), str (text) or bytes;
-#: for a WebSocket route, ``async def (ws: WebSocket) -> None``.
-Endpoint = Callable[[Any], Any]
+#: What a route's endpoint may be: sync or async, taking the `Request` (and
+#: the objects of its declared models as keyword arguments `body`, `query`,
+#: `path`) and returning a `Response`, a model, a dict/list (sent as JSON),
+#: str (text) or bytes; for a WebSocket route, ``async def (ws: WebSocket) -> None``.
+Endpoint = Callable[..., Any]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The pseudo-method of WebSocket routes: the kernel matches ``websocket``

@@ -14,14 +14,14 @@ _VISIBLE = attrs.validators.matches_re(r"\S", func=re.search)
 class NewText:
     """A post or a comment: 1 or more characters, not only blanks."""
 
-    text: str = attrs.field(validator=[attrs.validators.min_len(1), _VISIBLE])
+    text: str = attrs.field(validator=attrs.validators.and_(attrs.validators.min_len(1), _VISIBLE))
 
 
 def new_text(max_text: int) -> type[NewText]:
     """`NewText` of at most `max_text` characters (the plugin's config)."""
     cls = attrs.make_class(
         "NewText",
-        {"text": attrs.field(type=str, validator=[attrs.validators.min_len(1), attrs.validators.max_len(max_text), _VISIBLE])},
+        {"text": attrs.field(type=str, validator=attrs.validators.and_(attrs.validators.min_len(1), attrs.validators.max_len(max_text), _VISIBLE))},
         bases=(NewText,),
         frozen=True,
         slots=True,

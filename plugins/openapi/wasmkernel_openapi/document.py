@@ -92,7 +92,7 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 FIXED_COMPONENTS = {"Error": _ERROR_SCHEMA, "Problem": _PROBLEM_SCHEMA, "ValidationError": _VALIDATION_ERROR_SCHEMA}
 #: Any body: what a 2xx that declares nothing may carry.
-_ANY_CONTENT = {"*/*": {"schema": {}}}
+_ANY_CONTENT: dict[str, Any] = {"*/*": {"schema": {}}}
 #: Statuses whose answers have no body.
 _BODILESS = (204, 304)
 
