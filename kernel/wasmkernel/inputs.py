@@ -148,12 +148,13 @@ class Defaults:
         return cls._walk(schema, root, {})
 
     @classmethod
-    def _walk(cls, schema: Any, root: Mapping[str, Any], seen: dict[int, Defaults]) -> Defaults | None:
+    def _walk(cls, schema: Any, root: Mapping[str, Any], seen: dict[int, Defaults | None]) -> Defaults | None:
         if not isinstance(schema, Mapping):
             return None
         if id(schema) in seen:  # a recursive schema: the plan refers to itself
             return seen[id(schema)]
-        plan = seen[id(schema)] = cls()
+        plan = cls()
+        seen[id(schema)] = plan
         for part in [_resolve(schema.get("$ref"), root), *(schema.get("allOf") or ())]:
             found = cls._walk(part, root, seen)
             if found is not None:
@@ -168,7 +169,10 @@ class Defaults:
             if inner is not None:
                 plan.members[name] = inner
         plan.items = plan.items or cls._walk(schema.get("items"), root, seen)
-        return plan if plan.values or plan.members or plan.items else None
+        if plan.values or plan.members or plan.items:
+            return plan
+        seen[id(schema)] = None  # known to declare none
+        return None
 
     def apply(self, instance: Any) -> None:
         """Fill in the defaults, in place."""

@@ -301,6 +301,10 @@ def _identity(value: Any, _: Any) -> Any:
     return value
 
 
+def _identity_one(value: Any) -> Any:
+    return value
+
+
 def _plain(tp: Any) -> bool:
     """Whether values of `tp` come out of JSON decoding as they are."""
     if get_origin(tp) is Annotated:
@@ -339,8 +343,15 @@ def _is_plain_choice(tp: Any) -> bool:
     return get_origin(tp) is Literal or (_is_union(tp) and _plain(tp))
 
 
-def _is_declared_plain_list(tp: Any) -> bool:
-    return _is_plain_sequence(tp) and bool(get_args(tp)) and (get_origin(tp) or tp) not in _SETS
+def _is_json(tp: Any) -> bool:
+    """Whether values of `tp` are JSON-ready as they are: scalars, and lists
+    (or tuples) and str-keyed dicts of them, declared with their item types."""
+    origin, args = get_origin(tp) or tp, get_args(tp)
+    if _plain(tp) or tp is float:
+        return True
+    if origin in _SEQUENCES or origin is tuple:
+        return bool(args) and all(_is_json(arg) for arg in args if arg is not Ellipsis)
+    return origin in _MAPPINGS and len(args) == 2 and args[0] is str and _is_json(args[1])
 
 
 def _parse_datetime(value: str, _: Any) -> datetime.datetime:
@@ -365,11 +376,11 @@ def _unstructuring() -> cattrs.Converter:
     converter.register_unstructure_hook(datetime.datetime, lambda value: value.isoformat())
     converter.register_unstructure_hook(datetime.date, lambda value: value.isoformat())
     converter.register_unstructure_hook(uuid.UUID, str)
-    # A declared list of scalars is JSON as it is (not one hook call per item).
-    converter.register_unstructure_hook_func(_is_declared_plain_list, list)
+    # A declared list of numbers (a matrix...) is JSON as it is: no hook call per item.
+    converter.register_unstructure_hook_func(lambda tp: get_origin(tp) is not None and _is_json(tp), _identity_one)
     # Items by their own class (this also serves recursive models, which cattrs' generated code does not).
     converter.register_unstructure_hook_func(
-        lambda tp: _is_collection(tp) and not _is_plain_sequence(tp), lambda value: [converter.unstructure(item) for item in value]
+        lambda tp: _is_collection(tp) and not _is_json(tp), lambda value: [converter.unstructure(item) for item in value]
     )
     return converter
 
