@@ -56,7 +56,8 @@ async def test_health_answers_while_a_300x300_body_is_handled(dist: Path, tmp_pa
         warm = await client.post("/api/matmul", content=body, headers=headers)  # worker, caches, code paths
         assert warm.status_code == 200, warm.text[:300]
         # The baseline spans as long as one POST takes, so it sees as much of the machine's noise.
-        window, baseline = time.perf_counter() - started, []
+        window = time.perf_counter() - started
+        baseline: list[float] = []
         started = time.perf_counter()
         while len(baseline) < 20 or time.perf_counter() - started < window:
             baseline.append(await health_latency(client))
