@@ -69,7 +69,8 @@ EVENT_STREAM = ResponseSpec("Server-Sent Events: `post` and `comment`", schema={
 
 @attrs.frozen
 class PostRef:
-    id: int
+    #: A row id: SQLite's are 64-bit (a larger one is a 422, not a 500).
+    id: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(2**63 - 1)])
 
 
 @attrs.frozen
