@@ -163,7 +163,7 @@ def median_ms(work: Callable[[], object], reps: int) -> float:
     return statistics.median(times)
 
 
-def validation(reps: int) -> list[dict[str, Any]]:
+def validation(reps: int, matrix_sizes: list[int]) -> list[dict[str, Any]]:
     import jsonschema
     import jsonschema_rs
     from wasmkernel_matmul.matrices import operands
@@ -175,7 +175,7 @@ def validation(reps: int) -> list[dict[str, Any]]:
     before = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     after = jsonschema_rs.validator_for(schema, validate_formats=True)
     rows = []
-    for n in (10, 300):
+    for n in matrix_sizes:
         matrix = [[(i * n + j) % 7 * 0.5 for j in range(n)] for i in range(n)]
         raw = orjson.dumps({"a": matrix, "b": matrix})
         body = json.loads(raw)
@@ -230,10 +230,11 @@ def summarize(samples: list[Sample]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (10)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10; whole seconds)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--micro-reps", type=int, default=30, help="repetitions of each validation step (30)")
+    parser.add_argument("--matrix-sizes", default="10,300", help="n of the n x n pairs whose validation cost is measured (10,300)")
     parser.add_argument("--skip-load", action="store_true", help="sizes and validation cost only")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -245,7 +246,7 @@ def main() -> None:
     write_csv(out / "loc.csv", lines)
     for row in lines:
         print(f"{row['version']:<12}{row['lines']:>5} lines  ({row['files']})")
-    costs = validation(args.micro_reps)
+    costs = validation(args.micro_reps, [int(n) for n in args.matrix_sizes.split(",")])
     write_csv(out / "validation.csv", costs)
     for row in costs:
         what = f"{row['n']}x{row['n']} pair ({row['body_bytes']} bytes) {row['step']:<9}"

@@ -63,11 +63,10 @@ class Bookmarks:
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         self.channels = app.services.get(CHANNELS, needed_by="bookmarks")
-        stream = ResponseSpec("created and deleted bookmarks", schema={"type": "string"}, media_types="text/event-stream")
         return [
             Route("/bookmarks", self.create, methods=["POST"], auth=WRITE, body_model=NewBookmark, responses={201: Bookmark}),
             Route("/bookmarks", self.list, query_model=Page, responses={200: list[Bookmark]}),
-            Route("/bookmarks/events", self.events, responses={200: stream}),
+            Route("/bookmarks/events", self.events, responses={200: ResponseSpec("Events", schema={"type": "string"}, media_types="text/event-stream")}),
             Route("/bookmarks/{id:int}", self.get, path_model=BookmarkId, responses={200: Bookmark}),
             Route("/bookmarks/{id:int}", self.delete, methods=["DELETE"], auth=WRITE, path_model=BookmarkId, responses={204: "Deleted"}),
         ]
