@@ -111,7 +111,7 @@ async def test_the_openapi_document_is_valid_with_content_for_every_2xx() -> Non
     async with running(assemble(default_tables())) as client:
         document = (await client.get("/openapi.json")).json()
     validator.validate(document)
-    generic = {"*/*": {"schema": {}}}  # what a module's http or wasi route may answer: anything
+    generic: dict[str, Any] = {"*/*": {"schema": {}}}  # what a module's http or wasi route may answer: anything
     modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasmer-loader"}
     for path, item in document["paths"].items():
         for method, operation in item.items():

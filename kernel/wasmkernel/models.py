@@ -379,9 +379,7 @@ def _unstructuring() -> cattrs.Converter:
     # A declared list of numbers (a matrix...) is JSON as it is: no hook call per item.
     converter.register_unstructure_hook_func(lambda tp: get_origin(tp) is not None and _is_json(tp), _identity_one)
     # Items by their own class (this also serves recursive models, which cattrs' generated code does not).
-    converter.register_unstructure_hook_func(
-        lambda tp: _is_collection(tp) and not _is_json(tp), lambda value: [converter.unstructure(item) for item in value]
-    )
+    converter.register_unstructure_hook_func(lambda tp: _is_collection(tp) and not _is_json(tp), lambda value: [converter.unstructure(item) for item in value])
     return converter
 
 
