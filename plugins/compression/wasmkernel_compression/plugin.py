@@ -168,6 +168,11 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         return [Middleware("compression", self.wrap)]
 
+    @functools.cached_property
+    def threads(self) -> trio.CapacityLimiter:
+        """This plugin's own threads for large bodies: it never takes another subsystem's."""
+        return trio.CapacityLimiter(2)
+
     def compressor(self, coding: str) -> Compressor:
         return Brotli(self.config.brotli_quality) if coding == "br" else Gzip(self.config.level)
 
@@ -203,7 +208,7 @@ class Plugin(ConfiguredPlugin[Config]):
             else:
                 body = response.body
                 if len(body) >= BIG_BODY:
-                    compressed = await trio.to_thread.run_sync(compress_body, self.compressor(coding), body)
+                    compressed = await trio.to_thread.run_sync(compress_body, self.compressor(coding), body, limiter=self.threads)
                 else:
                     compressed = compress_body(self.compressor(coding), body)
                 if len(compressed) >= len(body):

@@ -50,9 +50,11 @@ class FeedStore:
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._lock = trio.Lock()
+        #: The store's own thread (its work is serialised by `_lock`): never another subsystem's.
+        self._threads = trio.CapacityLimiter(1)
 
     async def open(self) -> None:
-        await trio.to_thread.run_sync(self._open)
+        await trio.to_thread.run_sync(self._open, limiter=self._threads)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,14 +73,14 @@ class FeedStore:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             async with self._lock:
-                await trio.to_thread.run_sync(connection.close)
+                await trio.to_thread.run_sync(connection.close, limiter=self._threads)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the feed store is not open")
         async with self._lock:
-            return await trio.to_thread.run_sync(work, connection)
+            return await trio.to_thread.run_sync(work, connection, limiter=self._threads)
 
     async def add_post(self, text: str, author: str) -> Post:
         def insert(db: sqlite3.Connection) -> Post:

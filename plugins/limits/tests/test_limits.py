@@ -10,7 +10,7 @@ import trio
 from structlog.testing import capture_logs
 from wasmkernel_limits.ratelimit import RateLimiter
 
-from wasmkernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, hookimpl
+from wasmkernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, StartupError, hookimpl
 from wasmkernel.testing import app_from, running
 
 TWO_MIB = b"x" * (2 * 1024 * 1024)
@@ -108,9 +108,11 @@ async def test_a_route_declared_body_cap_beats_the_default_and_loses_to_an_overr
         assert (await client.post("/declared-upload", content=b"x" * 101)).status_code == 413
 
 
-def test_unknown_route_key_is_a_warning() -> None:
-    with structlog.testing.capture_logs() as logs:
+def test_unknown_route_key_stops_startup_unless_allowed() -> None:
+    with pytest.raises(StartupError, match=r"\[plugins.limits\] config.routes: no route named 'POST /nowhere'.*allow_unknown_routes"):
         make_app(routes={"POST /nowhere": {"max_body_bytes": 1}, "GET /ok": {"max_body_bytes": 1}})
+    with structlog.testing.capture_logs() as logs:
+        make_app(routes={"POST /nowhere": {"max_body_bytes": 1}, "GET /ok": {"max_body_bytes": 1}}, allow_unknown_routes=True)
     assert [entry["key"] for entry in logs if entry["event"] == "limits.unknown_route"] == ["POST /nowhere"]
 
 

@@ -68,6 +68,7 @@ from wasmkernel import (
     Request,
     Response,
     Route,
+    StartupError,
     TooManyRequests,
     hookimpl,
 )
@@ -98,6 +99,8 @@ class Config:
     max_clients: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     exempt_paths: list[str] = attrs.field(factory=lambda: ["/health", "/healthz", "/readyz", "/metrics"])
     routes: dict[str, RouteLimits] = attrs.field(factory=dict)
+    #: Start even when a `routes` key names no route (each is logged as a warning).
+    allow_unknown_routes: bool = False
     websocket_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
     websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
@@ -158,11 +161,17 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         if self.limiter is not None:
             self.shared = shared_limiter(app, self.limiter, self.config)
-        # A key matching no route is a typo or a route whose plugin is disabled
-        # (which must not stop the server): say so loudly, do not refuse.
-        for key in self.config.routes:
-            if not any(matches(key, route) for route in app.router.routes):
-                log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
+        # A key matching no route is a typo (a limit nothing enforces) or a
+        # route whose plugin is disabled: refused, unless the registry allows it.
+        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.routes)]
+        if unknown and not self.config.allow_unknown_routes:
+            raise StartupError(
+                f"{app.registry.where('limits', 'config.routes')}: no route named {', '.join(map(repr, unknown))} "
+                "(keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`); "
+                "set allow_unknown_routes = true to start anyway"
+            )
+        for key in unknown:
+            log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
         return [Middleware("limits", self.wrap)]
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:

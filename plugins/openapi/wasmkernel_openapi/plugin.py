@@ -128,6 +128,8 @@ class Assets:
     """Files served from one directory, never from outside it."""
 
     directory: Path
+    #: Its own threads for file lookups: never another subsystem's.
+    threads: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2), eq=False)
 
     def locate(self, name: str) -> tuple[Path, os.stat_result] | None:
         """The file `name` inside the directory and its stat, or None (missing,
@@ -141,7 +143,7 @@ class Assets:
             return None
 
     async def serve(self, request: Request) -> Response:
-        found = await trio.to_thread.run_sync(self.locate, str(request.path_params["path"]))
+        found = await trio.to_thread.run_sync(self.locate, str(request.path_params["path"]), limiter=self.threads)
         if found is None:
             raise NotFound("No such asset")
         target, stat = found

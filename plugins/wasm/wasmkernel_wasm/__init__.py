@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import attrs
 
 if TYPE_CHECKING:
-    from wasmkernel_wasm.errors import WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+    from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
     from wasmkernel_wasm.service import MODULE_LOADER
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "ModuleInfo",
     "ModuleKind",
     "ModuleLoader",
+    "WasmBadArguments",
     "WasmBadResponse",
     "WasmError",
     "WasmMemoryLimit",
@@ -54,7 +55,7 @@ __all__ = [
 
 #: Where each kernel-bound name lives (imported on first access).
 _LAZY = {
-    **dict.fromkeys(("WasmError", "WasmTrap", "WasmTimeout", "WasmMemoryLimit", "WasmUnavailable", "WasmBadResponse"), "errors"),
+    **dict.fromkeys(("WasmError", "WasmTrap", "WasmTimeout", "WasmMemoryLimit", "WasmUnavailable", "WasmBadResponse", "WasmBadArguments"), "errors"),
     "MODULE_LOADER": "service",
 }
 
@@ -216,6 +217,8 @@ class ModuleInfo:
     #: The enforced cap: the smaller of the configured limit and the module's declared maximum.
     memory_limit_mb: int | None
     generation: int = 1
+    #: Exported functions: (name, parameter types, result types), types "i32" "i64" "f32" "f64" "v128" "funcref" "externref".
+    signatures: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 class ModuleLoader(Protocol):
@@ -260,3 +263,7 @@ class ModuleLoader(Protocol):
 
     async def reload(self, module: str) -> ModuleInfo:
         """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""
+
+    def readiness(self) -> tuple[bool, Any]:
+        """(ready, detail) for `/readyz`: not ready while a background task the
+        loader needs (its host-API server, say) is down and being restarted."""

@@ -6,8 +6,9 @@
 - Offers that loader as the `MODULE_LOADER` service; starts it (compiling
   every declared module) before the plugins that use it and stops it after
   them.
-- ``wasmkernel check`` compiles every declared module; ``/readyz`` lists the
-  loaded modules; ``wasmkernel wasm list | reload NAME | build``.
+- ``wasmkernel check`` compiles every declared module; ``/readyz`` is not
+  ready while a loader's background task is down (its detail, for a local
+  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
 
 Loader plugins require this plugin, so enabling a loader brings it in.
 Config: none.
@@ -64,8 +65,7 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl(optionalhook=True)
     def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:
-        loader = self.loader
-        return {"wasm_modules": lambda: (True, [info.name for info in loader.modules()])} if loader is not None else {}
+        return {"wasm": self.loader.readiness} if self.loader is not None else {}
 
     @hookimpl
     def wasmkernel_commands(self) -> list[Command]:

@@ -67,7 +67,7 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
         def withheld(module: str) -> frozenset[str]:  # on first use, once every authenticator is known
             return config.withheld_headers(config.spec(module), credential_headers(app.authenticators))
 
-        return filter_middleware(self.loader, config, withheld, app.routes)
+        return filter_middleware(self.loader, config, withheld, app.routes, where=f"plugins.{self.loader.runtime}-loader.config.filters")
 
     @hookimpl
     def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:
