@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from wasmkernel.connection import Identity as Identity
     from wasmkernel.datastructures import Headers as Headers
     from wasmkernel.datastructures import QueryParams as QueryParams
+    from wasmkernel.endpoints import success_status as success_status
     from wasmkernel.errors import BadRequest as BadRequest
     from wasmkernel.errors import ConfigError as ConfigError
     from wasmkernel.errors import Forbidden as Forbidden
@@ -46,11 +47,23 @@ if TYPE_CHECKING:
     from wasmkernel.hookspecs import hookspec as hookspec
     from wasmkernel.http import ClientDisconnected as ClientDisconnected
     from wasmkernel.http import Request as Request
+    from wasmkernel.inputs import Inputs as Inputs
+    from wasmkernel.inputs import RequestInputs as RequestInputs
+    from wasmkernel.inputs import SchemaProblem as SchemaProblem
+    from wasmkernel.jsonio import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+    from wasmkernel.jsonio import dump_json as dump_json
+    from wasmkernel.jsonio import parse_json as parse_json
     from wasmkernel.metrics import MetricSource as MetricSource
     from wasmkernel.metrics import Sample as Sample
     from wasmkernel.middleware import Handler as Handler
     from wasmkernel.middleware import Middleware as Middleware
     from wasmkernel.middleware import WebSocketHandler as WebSocketHandler
+    from wasmkernel.models import ResponseSpec as ResponseSpec
+    from wasmkernel.models import SchemaBuilder as SchemaBuilder
+    from wasmkernel.models import input_schema as input_schema
+    from wasmkernel.models import model_schema as model_schema
+    from wasmkernel.models import structure as structure
+    from wasmkernel.models import unstructure as unstructure
     from wasmkernel.plugins import ConfiguredPlugin as ConfiguredPlugin
     from wasmkernel.plugins import LoadedPlugin as LoadedPlugin
     from wasmkernel.plugins import NoConfig as NoConfig
@@ -68,7 +81,6 @@ if TYPE_CHECKING:
     from wasmkernel.responses import Response as Response
     from wasmkernel.responses import StreamingResponse as StreamingResponse
     from wasmkernel.responses import TextResponse as TextResponse
-    from wasmkernel.responses import dump_json as dump_json
     from wasmkernel.responses import head_problem as head_problem
     from wasmkernel.responses import header_problem as header_problem
     from wasmkernel.routing import AUTH as AUTH
@@ -99,17 +111,21 @@ _EXPORTS = {
     "config": "parse_config",
     "connection": "Connection Identity",
     "datastructures": "Headers QueryParams",
+    "endpoints": "success_status",
     "errors": "BadRequest ConfigError Forbidden GatewayTimeout HTTPError MethodNotAllowed NotFound PayloadTooLarge PluginLoadError RegistryError "
     "ServiceUnavailable StartupError TooManyRequests Unauthorized UnprocessableEntity UnsupportedMediaType",
     "forms": "FormLimits UploadFile",
     "hooks": "Hooks",
     "hookspecs": "hookimpl hookspec",
     "http": "ClientDisconnected Request",
+    "inputs": "Inputs RequestInputs SchemaProblem",
+    "jsonio": "MAX_JSON_DEPTH dump_json parse_json",
     "metrics": "MetricSource Sample",
     "middleware": "Handler Middleware WebSocketHandler",
+    "models": "ResponseSpec SchemaBuilder input_schema model_schema structure unstructure",
     "plugins": "ConfiguredPlugin LoadedPlugin NoConfig built_in installed_plugins",
     "registry": "REGISTRY_ENV Registry default_registry_path load_registry resolve_secrets",
-    "responses": "HOP_BY_HOP HTMLResponse InvalidResponse JSONResponse Response StreamingResponse TextResponse dump_json head_problem header_problem",
+    "responses": "HOP_BY_HOP HTMLResponse InvalidResponse JSONResponse Response StreamingResponse TextResponse head_problem header_problem",
     "routing": "AUTH HTTP_METHODS SCHEMA WEBSOCKET AuthRequirement MatchKind PathPattern Protection Route RouteMatch Router",
     "services": "ServiceKey Services",
     "stash": "Stash StashKey",

@@ -5,23 +5,21 @@ route's chain → endpoint."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import structlog
-import trio
 
 from wasmkernel import plugins as plugin_loading
 from wasmkernel.connection import Connection
+from wasmkernel.endpoints import endpoint_handler
 from wasmkernel.errors import ConfigError, HTTPError, RegistryError, StartupError
 from wasmkernel.hooks import Hooks, blamed
-from wasmkernel.http import Request
-from wasmkernel.middleware import Handler, WebSocketHandler, build_chain
+from wasmkernel.middleware import WebSocketHandler, build_chain
 from wasmkernel.registry import Registry, resolve_secrets
-from wasmkernel.responses import Response, to_response
-from wasmkernel.routing import Endpoint, Route, protections
+from wasmkernel.responses import Response
+from wasmkernel.routing import Route, protections
 from wasmkernel.stash import StashKey
 from wasmkernel.websocket import websocket_handler
 
@@ -30,22 +28,6 @@ if TYPE_CHECKING:
 
 A = TypeVar("A", bound="Application")
 log = structlog.get_logger("wasmkernel")
-
-
-def endpoint_handler(endpoint: Endpoint) -> Handler:
-    """Adapt an endpoint (sync or async, any return type) into a `Handler`;
-    sync endpoints run in a worker thread so they never block the event loop."""
-    if inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(type(endpoint).__call__):
-
-        async def call_async(request: Request) -> Response:
-            return to_response(await endpoint(request))
-
-        return call_async
-
-    async def call_sync(request: Request) -> Response:
-        return to_response(await trio.to_thread.run_sync(endpoint, request))
-
-    return call_sync
 
 
 #: The router's 404/405 for a connection no route matched.
@@ -101,7 +83,10 @@ def compile_chains(app: Application) -> None:
     of its kind enforces stops startup (or is warned about, with `allow_unenforced`)."""
     status_of = app.boundary.status
     for route in app.router.routes:
-        endpoint = websocket_handler(route.endpoint, status_of) if route.websocket else endpoint_handler(route.endpoint)
+        try:
+            endpoint = websocket_handler(route.endpoint, status_of) if route.websocket else endpoint_handler(route)
+        except (TypeError, ValueError) as exc:
+            raise StartupError(f"route '{route.name}' of plugin '{route.owner}': {exc}") from None
         app.chains[route] = route_chain(app, route, endpoint)
         enforced = {key for link in app.middleware if link.wrapper(route.websocket) is not None for key in link.enforces}
         for missing in sorted(protections(route) - enforced, key=lambda key: key.name):

@@ -7,6 +7,7 @@ lookup): `HTTPError` is its own mapping, plugins map their domain errors
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import attrs
@@ -31,11 +32,22 @@ ErrorRenderer = Callable[[Connection, HTTPError, "Exception | None"], Response]
 
 
 def render_error(connection: Connection, error: HTTPError, cause: Exception | None) -> Response:
-    """The kernel's error body, used when no plugin renders errors."""
-    body: dict[str, Any] = {"status": error.status, "message": error.detail, **error.extra}
+    """The kernel's error body, used when no plugin renders errors: an RFC
+    9457 problem (``title``, ``status``, ``detail``; ``error_id`` for a 5xx),
+    the shape the errors plugin extends."""
+    body: dict[str, Any] = {"title": _phrase(error.status), "status": error.status, "detail": error.detail}
     if error.status >= 500:
         body["error_id"] = connection.id
-    return JSONResponse(body, status=error.status, headers=error.headers)
+    for key, value in error.extra.items():
+        body.setdefault(key, value)
+    return JSONResponse(body, status=error.status, headers=error.headers, media_type="application/problem+json")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 @attrs.define

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-import json
-import math
-import re
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -15,42 +12,17 @@ import trio
 
 from wasmkernel.connection import Connection
 from wasmkernel.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from wasmkernel.jsonio import off_loop, parse_json
 
 if TYPE_CHECKING:  # python-multipart is imported when a form is read
     from wasmkernel.forms import FormData, FormLimits, UploadFile
 
-#: Deepest nesting of arrays and objects a JSON body may have (400 beyond):
-#: deeper ones would exhaust the stack of the parser or of whoever walks them.
-MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKETS = str.maketrans({c: None for c in map(chr, range(128)) if c not in "[]{}"})
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _UNSET: Any = object()
 
 
 class ClientDisconnected(Exception):
     """The client went away before its answer (while the body was read, or
     during `Request.cancelled_on_disconnect`)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether `text` nests arrays/objects deeper than `limit` (brackets
-    inside strings do not count); linear time, no recursion."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    brackets = _JSON_STRING.sub("", text).translate(_BRACKETS)
-    return max(itertools.accumulate(_DEPTH_STEP.get(c, 0) for c in brackets), default=0) > limit
 
 
 @attrs.define(slots=True, eq=False)
@@ -118,18 +90,11 @@ class Request(Connection):
             raise BadRequest(f"Request body is not valid UTF-8: {exc.reason}") from None
 
     async def json(self) -> Any:
-        """The body parsed as JSON; 400 with the parser's message if malformed."""
-        if self._json is not _UNSET:
-            return self._json
-        text = await self.text()
-        if json_too_deep(text):
-            raise BadRequest(f"Malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
-        try:
-            self._json = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"Malformed JSON body: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        except (ValueError, RecursionError) as exc:
-            raise BadRequest(f"Malformed JSON body: {str(exc)[:200]}") from None
+        """The body parsed as JSON (see `wasmkernel.jsonio`: a large body is
+        decoded in a worker thread); 400 with the parser's message if malformed."""
+        if self._json is _UNSET:
+            raw = await self.body()
+            self._json = await off_loop(len(raw), functools.partial(parse_json, raw))
         return self._json
 
     async def form(self, limits: FormLimits | None = None) -> FormData:

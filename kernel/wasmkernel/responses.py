@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ import trio
 
 from wasmkernel.cookies import set_cookie_value
 from wasmkernel.datastructures import Headers, HeadersInit
+from wasmkernel.jsonio import dump_json
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 #: What a `send` raises when the connection is gone (or the server already answers on it).
@@ -119,13 +119,6 @@ class TextResponse(Response):
 
 class HTMLResponse(Response):
     media_type = "text/html; charset=utf-8"
-
-
-def dump_json(data: Any) -> bytes:
-    """Compact UTF-8 JSON; NaN and infinities are refused (they are not JSON)."""
-    # "replace": a lone surrogate (e.g. from a crafted ASGI path) must not make
-    # an error answer fail in turn.
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 class JSONResponse(Response):

@@ -13,14 +13,16 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from wasmkernel.models import ResponseSpec, response_specs
 from wasmkernel.stash import Stash, StashKey
 
 T = TypeVar("T")
 
-#: What a route's endpoint may be: sync or async, taking the `Request` and
-#: returning a `Response`, or a dict/list (sent as JSON), str (text) or bytes;
-#: for a WebSocket route, ``async def (ws: WebSocket) -> None``.
-Endpoint = Callable[[Any], Any]
+#: What a route's endpoint may be: sync or async, taking the `Request` (and
+#: the objects of its declared models as keyword arguments `body`, `query`,
+#: `path`) and returning a `Response`, a model, a dict/list (sent as JSON),
+#: str (text) or bytes; for a WebSocket route, ``async def (ws: WebSocket) -> None``.
+Endpoint = Callable[..., Any]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The pseudo-method of WebSocket routes: the kernel matches ``websocket``
@@ -135,8 +137,11 @@ class Route:
     """One route: methods, a path pattern and the endpoint serving it.
 
     `path` uses `{name}` or `{name:converter}` placeholders (str, int, float,
-    uuid, path), compiled into `pattern` (ValueError here if bad). `auth` and
-    the schemas are read by the authz, validation and openapi plugins;
+    uuid, path), compiled into `pattern` (ValueError here if bad). The
+    endpoint receives `body_model`, `query_model` and `path_model` objects
+    (`wasmkernel.endpoints`); `responses` maps statuses to descriptions,
+    models or `ResponseSpec`s. `auth` and the hand-written JSON Schemas are
+    read by the authz, validation and openapi plugins;
     `max_body_size` replaces the default body cap (the limits plugin's
     overrides still win); `stash` holds plugins' data under typed keys (a
     mapping given here is copied into one); the kernel fills in `owner`, the declaring plugin.
@@ -157,10 +162,13 @@ class Route:
     path_schema: Mapping[str, Any] | None = None
     summary: str = ""
     tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    responses: Mapping[int, str] = attrs.field(factory=dict)
+    responses: Mapping[int, ResponseSpec] = attrs.field(factory=dict, converter=response_specs)
     include_in_schema: bool = True
     max_body_size: int | None = None
     websocket: bool = False
+    body_model: Any = None
+    query_model: type | None = None
+    path_model: type | None = None
     stash: Stash = attrs.field(factory=Stash, converter=_stash, repr=False)
     pattern: PathPattern = attrs.field(init=False, repr=False)
 

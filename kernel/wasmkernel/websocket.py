@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
+import functools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -32,7 +32,8 @@ import attrs
 import trio
 
 from wasmkernel.connection import Connection
-from wasmkernel.errors import Forbidden
+from wasmkernel.errors import BadRequest, Forbidden
+from wasmkernel.jsonio import dump_json, off_loop, parse_json
 from wasmkernel.responses import GONE, Response, Send
 
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
@@ -134,10 +135,13 @@ class WebSocket(Connection):
         return message if isinstance(message, bytes) else message.encode()
 
     async def receive_json(self) -> Any:
-        """The next message parsed as JSON; malformed JSON closes with 1008."""
+        """The next message parsed as JSON (the guarantees of `wasmkernel.jsonio`);
+        malformed JSON closes with 1008."""
+        message = await self.receive_message()
+        raw = message.encode("utf-8", "surrogatepass") if isinstance(message, str) else message
         try:
-            return json.loads(await self.receive_message())
-        except ValueError:
+            return await off_loop(len(raw), functools.partial(parse_json, raw))
+        except BadRequest:
             await self.close(POLICY, "malformed JSON")
             raise WebSocketDisconnect(POLICY, "malformed JSON") from None
 
@@ -178,7 +182,7 @@ class WebSocket(Connection):
         await self.send(data)
 
     async def send_json(self, data: Any) -> None:
-        await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+        await self.send(dump_json(data).decode())
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close the session (the close frame follows a message being sent);

@@ -54,7 +54,7 @@ async def test_unknown_key_is_401_and_missing_header_is_anonymous() -> None:
         empty = await client.get("/whoami", headers={"X-API-Key": ""})
         missing = await client.get("/whoami")
     assert wrong.status_code == 401
-    assert wrong.json()["message"] == "invalid API key"
+    assert wrong.json()["detail"] == "invalid API key"
     assert wrong.headers["www-authenticate"] == 'ApiKey header="X-API-Key"'
     assert empty.status_code == 401
     assert missing.json() == {"subject": None}

@@ -17,12 +17,43 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pluggy
 
-from wasmkernel import Application, AuthRequirement, ConfiguredPlugin, JSONResponse, NoConfig, Request, Route, hookimpl
+from wasmkernel import Application, AuthRequirement, ConfiguredPlugin, JSONResponse, NoConfig, Request, ResponseSpec, Route, hookimpl
 from wasmkernel_health import hookspecs
+
+
+@attrs.frozen
+class Health:
+    """The service answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+@attrs.frozen
+class Liveness:
+    """The process serves."""
+
+    status: Literal["alive"] = "alive"
+
+
+#: `/readyz`'s body, ready (200) or not (503): each probe's detail under its name.
+READINESS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready", "starting"]},
+        "failed_plugins": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Optional plugins that failed to start, with why."},
+    },
+    "additionalProperties": True,
+}
+
+
+HEALTHY = Health()
+ALIVE = Liveness()
 
 
 class Plugin(ConfiguredPlugin[NoConfig]):
@@ -45,16 +76,24 @@ class Plugin(ConfiguredPlugin[NoConfig]):
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         return [
-            Route("/health", self.health, name="health", summary="Service health", tags=("health",)),
-            Route("/healthz", self.alive, name="healthz", summary="Liveness probe", tags=("health",)),
-            Route("/readyz", self.ready, name="readyz", summary="Readiness probe", tags=("health",), auth=AuthRequirement(required=False, identify=True)),
+            Route("/health", self.health, name="health", summary="Service health", tags=("health",), responses={200: Health}),
+            Route("/healthz", self.alive, name="healthz", summary="Liveness probe", tags=("health",), responses={200: Liveness}),
+            Route(
+                "/readyz",
+                self.ready,
+                name="readyz",
+                summary="Readiness probe",
+                tags=("health",),
+                auth=AuthRequirement(required=False, identify=True),
+                responses={200: ResponseSpec("Ready", schema=READINESS), 503: ResponseSpec("Not ready (yet)", schema=READINESS)},
+            ),
         ]
 
-    async def health(self, request: Request) -> dict[str, str]:
-        return {"status": "ok"}
+    async def health(self, request: Request) -> Health:
+        return HEALTHY
 
-    async def alive(self, request: Request) -> dict[str, str]:
-        return {"status": "alive"}
+    async def alive(self, request: Request) -> Liveness:
+        return ALIVE
 
     async def ready(self, request: Request) -> JSONResponse:
         ready = self.app.ready

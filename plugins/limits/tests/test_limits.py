@@ -83,7 +83,7 @@ async def test_body_over_the_limit_is_refused() -> None:
         small = await client.post("/upload", content=b"x" * 1000)
     assert declared.status_code == 413
     assert streamed.status_code == 413
-    assert declared.json()["message"] == "Request body exceeds 1048576 bytes"
+    assert declared.json()["detail"] == "Request body exceeds 1048576 bytes"
     assert small.json() == {"received": 1000}
 
 
@@ -125,7 +125,7 @@ async def test_slow_handler_is_cancelled_with_504() -> None:
         elapsed = trio.current_time() - started
         following = await client.get("/ok")
     assert response.status_code == 504
-    assert response.json()["message"] == "The request was not handled within 0.2 s"
+    assert response.json()["detail"] == "The request was not handled within 0.2 s"
     assert elapsed < 0.7
     assert routes.cancelled and not routes.slept_through
     assert following.json() == {"ok": True}
@@ -146,7 +146,7 @@ async def test_burst_then_429_with_retry_after() -> None:
     assert all(r.headers["ratelimit-limit"] == "3" for r in responses)
     refused = responses[-1]
     assert refused.headers["retry-after"] == "2"
-    assert refused.json()["message"] == "Rate limit exceeded; retry in 2 s"
+    assert refused.json()["detail"] == "Rate limit exceeded; retry in 2 s"
     assert refused.headers["ratelimit-reset"] == "6"
 
 

@@ -15,6 +15,10 @@ Routes:
 - `POST /api/matmul` (scope ``matrix:compute``) — ``{"a": [[...]], "b": [[...]]}``
   → ``{"c": [[...]]}``, computed by `matmul_fast`.
 
+Both are typed routes (`wasmkernel_matmul.matrices`: `BenchmarkQuery` →
+`BenchmarkResult`, `Operands` → `Product`): the kernel checks the query and
+the body against the models' schemas (422) before the endpoints run.
+
 Config (``[plugins.matmul.config]``):
 
 - `module` (str, default ``"matmul"``): the loader's module name.
@@ -38,9 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import time
-from typing import Any
 
 import attrs
 import structlog
@@ -58,21 +60,18 @@ from wasmkernel import (
     Route,
     StartupError,
     Unauthorized,
-    UnprocessableEntity,
     hookimpl,
 )
 from wasmkernel_matmul import command
-from wasmkernel_matmul.matrices import body_schema, check_finite, parse_operands
+from wasmkernel_matmul.matrices import BenchmarkQuery, BenchmarkResult, Operands, Product, benchmark_query, check_finite, operands, parse_operands
 
 log = structlog.get_logger("wasmkernel.matmul")
 
-KERNELS = ("naive", "fast")
 SCOPE = "matrix:compute"
 EXPORTS = ("bench_checksum", "matmul_fast")
-_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be at least 1, got {value}")
 
@@ -86,17 +85,6 @@ class Config:
     api_max_body_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=_positive)
     split_rows: int = attrs.field(default=2, validator=_positive)
     split_min_n: int = attrs.field(default=256, validator=_positive)
-
-
-def query_schema(max_n: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["n"],
-        "properties": {
-            "n": {"type": "integer", "minimum": 1, "maximum": max_n},
-            "kernel": {"type": "string", "enum": list(KERNELS), "default": "naive"},
-        },
-    }
 
 
 def row_ranges(n: int, parts: int) -> list[tuple[int, int]]:
@@ -124,12 +112,12 @@ class Plugin(ConfiguredPlugin[Config]):
                 "/matmul",
                 self.benchmark,
                 name="matmul",
-                query_schema=query_schema(cfg.max_n),
+                query_model=benchmark_query(cfg.max_n),
                 auth=AuthRequirement(required=False, identify=True),
                 summary="Multiply the benchmark matrices of size n in WebAssembly; returns the checksum",
                 tags=("matmul", "benchmark"),
                 responses={
-                    200: "checksum and timings",
+                    200: BenchmarkResult,
                     401: f"n above {cfg.public_max_n} without credentials",
                     403: f"n above {cfg.public_max_n} without scope {SCOPE}",
                     422: "bad n or kernel",
@@ -141,11 +129,11 @@ class Plugin(ConfiguredPlugin[Config]):
                 methods=("POST",),
                 name="api.matmul",
                 auth=AuthRequirement(scopes=(SCOPE,)),
-                body_schema=body_schema(cfg.api_max_dim),
+                body_model=operands(cfg.api_max_dim),
                 max_body_size=cfg.api_max_body_bytes,
                 summary="Multiply two matrices: {a, b} → {c}",
                 tags=("matmul",),
-                responses={200: "the product", 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
+                responses={200: Product, 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
             ),
         ]
 
@@ -168,24 +156,6 @@ class Plugin(ConfiguredPlugin[Config]):
 
     # -- endpoints --------------------------------------------------------------
 
-    def _parse_query(self, request: Request) -> tuple[int, str]:
-        """The handler's own check (the validation plugin may be disabled)."""
-        errors = []
-        raw_n = request.query.get("n")
-        n = int(raw_n) if raw_n is not None and _DIGITS.fullmatch(raw_n) else 0
-        if not 1 <= n <= self.config.max_n:
-            errors.append({"pointer": "/n", "location": "query", "message": f"n must be an integer in 1..{self.config.max_n}"})
-        kernel = request.query.get("kernel")
-        if kernel is None:
-            kernel = "naive"
-        elif kernel not in KERNELS:
-            errors.append({"pointer": "/kernel", "location": "query", "message": f"kernel must be one of: {', '.join(KERNELS)}"})
-        if errors:
-            raise UnprocessableEntity("Invalid query parameters", extra={"errors": errors})
-        if n > self.config.public_max_n:
-            self._check_caller(request, n)
-        return n, kernel
-
     def _check_caller(self, request: Request, n: int) -> None:
         identity = request.identity
         if identity is None:
@@ -194,8 +164,10 @@ class Plugin(ConfiguredPlugin[Config]):
         if SCOPE not in identity.scopes:
             raise Forbidden(f"n above {self.config.public_max_n} needs scope {SCOPE}")
 
-    async def benchmark(self, request: Request) -> dict[str, Any]:
-        n, kernel = self._parse_query(request)
+    async def benchmark(self, request: Request, query: BenchmarkQuery) -> BenchmarkResult:
+        n, kernel = query.n, query.kernel
+        if n > self.config.public_max_n:
+            self._check_caller(request, n)
         loader = self.loader
         module = self.config.module
         ranges = row_ranges(n, self.config.split_rows if kernel == "fast" and n >= self.config.split_min_n else 1)
@@ -213,21 +185,15 @@ class Plugin(ConfiguredPlugin[Config]):
         checksum = sum(float(result.value or 0.0) for result in results)
         if math.isnan(checksum):  # the module refused its arguments
             raise WasmError(f"module '{module}' function 'bench_checksum' returned NaN for n={n}")
-        return {
-            "n": n,
-            "kernel": kernel,
-            "checksum": checksum,
-            "compute_ms": compute_ms,
-            "module_ms": max(result.duration_ms for result in results),
-        }
+        return BenchmarkResult(n, kernel, checksum, compute_ms, max(result.duration_ms for result in results))
 
-    async def multiply(self, request: Request) -> dict[str, Any]:
-        a, b = parse_operands(await request.json(), self.config.api_max_dim)
+    async def multiply(self, request: Request, body: Operands) -> Product:
+        a, b = parse_operands(body)
         result = await self.loader.call(
             self.config.module,
             "matmul_fast",
-            ArrayIn.of(a.values),
-            ArrayIn.of(b.values),
+            ArrayIn(a.values, "f64"),
+            ArrayIn(b.values, "f64"),
             ArrayOut(a.rows * b.cols),
             a.rows,
             a.cols,
@@ -236,4 +202,4 @@ class Plugin(ConfiguredPlugin[Config]):
         c = result.output_array(0).tolist()
         check_finite(c)
         m = b.cols
-        return {"c": [c[i * m : (i + 1) * m] for i in range(a.rows)]}
+        return Product([c[i * m : (i + 1) * m] for i in range(a.rows)])

@@ -69,6 +69,7 @@ from wasmkernel import (
     Middleware,
     Request,
     Response,
+    ResponseSpec,
     Route,
     StartupError,
     WebSocket,
@@ -245,7 +246,13 @@ class Plugin(ConfiguredPlugin[Config]):
                 auth=self.config.requirement(),
                 summary="Prometheus metrics",
                 tags=("observability",),
-                responses={200: "Metrics in Prometheus' text format (or OpenMetrics, if accepted)"},
+                responses={
+                    200: ResponseSpec(
+                        "Metrics in Prometheus' text format (or OpenMetrics, if accepted)",
+                        schema={"type": "string"},
+                        media_types=("text/plain", "application/openmetrics-text"),
+                    )
+                },
             )
         ]
 

@@ -57,7 +57,7 @@ async def test_ungranted_capability_fails_the_request_and_names_the_registry_key
             with capture_logs() as logs:
                 response = await client.get(path)
             assert response.status_code == 500
-            assert "refused" in response.json()["message"]
+            assert "refused" in response.json()["detail"]
             assert "modules[" not in response.text  # no host details for the client
             (line,) = [entry for entry in logs if entry["event"] == "wasm.host_call_denied"]
             assert capability in line["reason"] and key in line["reason"]

@@ -77,7 +77,7 @@ async def test_trap_is_500_then_next_call_succeeds(make_app: Any, config: dict[s
             response = await client.get("/faults/trap")
         assert response.status_code == 500
         # Issue 22 class 15: the trap's details go to the log, never to the client.
-        assert response.json()["message"] == "module 'faults' function 'handle' trapped (the server log says why)"
+        assert response.json()["detail"] == "module 'faults' function 'handle' trapped (the server log says why)"
         (line,) = [entry for entry in logs if entry["event"] == "wasm.call_failed"]
         assert (line["module"], line["function"], line["reason"]) == ("faults", "handle", "unreachable")
         assert (await client.get("/faults/ok")).status_code == 200
@@ -105,7 +105,7 @@ async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, conf
                 latencies.append(time.perf_counter() - start)
                 await trio.sleep(0.02)
         assert results["spin"].status_code == 504
-        assert "exceeded its time limit of 1 s" in results["spin"].json()["message"]
+        assert "exceeded its time limit of 1 s" in results["spin"].json()["detail"]
         assert 1.0 <= results["spin_seconds"] < 2.0
         assert sorted(latencies)[5] < 0.05
         assert (await client.get("/faults/ok")).status_code == 200
@@ -115,7 +115,7 @@ async def test_memory_bomb_is_507_and_stack_overflow_500(make_app: Any, config: 
     async with running(make_app(config)) as client:
         response = await client.get("/faults/oom")
         assert response.status_code == 507
-        assert "memory limit of 32 MiB" in response.json()["message"]
+        assert "memory limit of 32 MiB" in response.json()["detail"]
         with capture_logs() as logs:
             response = await client.get("/faults/stack")
         assert response.status_code == 500

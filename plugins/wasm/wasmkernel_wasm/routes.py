@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
-from wasmkernel import BadRequest, JSONResponse, Request, Response, Route
+from wasmkernel import BadRequest, JSONResponse, Request, Response, ResponseSpec, Route
 from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,
@@ -16,6 +16,12 @@ from wasmkernel_wasm import (
 from wasmkernel_wasm.cgi import cgi_env
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
+
+#: What a compute route answers: the function's result.
+COMPUTE_RESULT = ResponseSpec(
+    "The function's result",
+    schema={"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}, "additionalProperties": False},
+)
 
 
 async def wasm_request(request: Request, withheld: frozenset[str] = frozenset()) -> WasmRequest:
@@ -69,6 +75,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
                 auth=spec.requirement(),
                 summary=f"WebAssembly module '{spec.module}' ({kind}{', ' + spec.function if spec.function else ''})",
                 tags=("wasm", *spec.tags),
+                responses={200: COMPUTE_RESULT} if kind == "compute" else {},  # http and wasi modules answer anything
             )
         )
     return routes

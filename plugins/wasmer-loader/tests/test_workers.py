@@ -67,7 +67,7 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
         assert results["spin"].status_code == 503
-        assert "worker lost" in results["spin"].json()["message"]
+        assert "worker lost" in results["spin"].json()["detail"]
         assert (await client.get("/faults/ok")).status_code == 200
 
 
