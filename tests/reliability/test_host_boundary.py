@@ -229,9 +229,9 @@ async def test_the_rpc_server_is_restarted(dist: Path, tmp_path: Path, upstream:
     async with running(app) as client:
         with capture_logs():
             await client.put("/h/kv/k", content=b"v")  # the first connection kills the server
-            for _ in range(600):  # polling: until the supervisor restarted it
+            for _ in range(600):  # polling: until the supervisor restarted it (the crash is noticed after the PUT's answer)
                 ready = await client.get("/readyz")
-                if ready.status_code == 200:
+                if ready.status_code == 200 and ready.json()["wasm"]["tasks"]["host-rpc"]["restarts"] >= 1:
                     break
                 await trio.sleep(0.05)
         assert ready.json()["wasm"]["tasks"]["host-rpc"]["restarts"] == 1
