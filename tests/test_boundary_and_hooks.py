@@ -66,8 +66,8 @@ async def test_plain_exceptions_are_mapped_by_their_mro() -> None:
         quota = await client.get("/fail/quota")
         hard = await client.get("/fail/hard")
         other = await client.get("/fail/other")
-    assert (quota.status_code, quota.json()["message"], quota.headers["retry-after"]) == (429, "quota spent", "7")
-    assert (hard.status_code, hard.json()["message"]) == (403, "no: hard limit")
+    assert (quota.status_code, quota.json()["detail"], quota.headers["retry-after"]) == (429, "quota spent", "7")
+    assert (hard.status_code, hard.json()["detail"]) == (403, "no: hard limit")
     assert other.status_code == 500 and "secret" not in other.text
 
 

@@ -123,7 +123,7 @@ async def test_form_limits(forms: tuple[httpx.AsyncClient, Forms], data: Any, fi
     client, plugin = forms
     response = await client.post("/form", data=data, files=files)
     assert response.status_code == status
-    assert detail in response.json()["message"]
+    assert detail in response.json()["detail"]
     assert all(upload.file.closed for upload in plugin.uploads)
 
 

@@ -190,7 +190,7 @@ class Plugin(ConfiguredPlugin[Config]):
             self.shared = shared_limiter(app, self.limiter, self.config)
         # A key matching no route is a typo (a limit nothing enforces) or a
         # route whose plugin is disabled: refused, unless the registry allows it.
-        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.router.routes)]
+        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.routes)]
         if unknown and not self.config.allow_unknown_routes:
             raise StartupError(
                 f"{app.registry.where('limits', 'config.routes')}: no route named {', '.join(map(repr, unknown))} "
