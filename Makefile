@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
+# And: make run-components   install the component toolchains, build the Python,
+#      JavaScript and Spin components of wasm_modules/ and serve plugin_registry.components.toml
 # Both are idempotent: a step whose inputs did not change is skipped.
 
 VENV      := .venv
@@ -25,7 +27,10 @@ PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
 WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path wasm_modules/node_modules \) -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.c' -o -name '*.h' -o -name '*.ts' -o -name 'asconfig.json' \) -print 2>/dev/null) wasm_modules/build.sh wasm_modules/package.json
 
-.PHONY: run test install lint types unit wasm bench clean
+COMPONENT_TOOLS := .tools/components/.installed .tools/spin/.installed
+COMPONENTS      := py_http js_http spin_kv
+
+.PHONY: run run-components components test install lint types unit wasm bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -35,7 +40,19 @@ run: install
 	WASMKERNEL_LINKS_KEY="$${WASMKERNEL_LINKS_KEY:-$$(bash scripts/bootstrap.sh dev-secret links-key)}" \
 		$(BIN)/wasmkernel run --registry $(REGISTRY) --bind $(HOST):$(PORT)
 
-test: install $(VENV)/.test-apt
+run-components: install components
+	$(BIN)/wasmkernel run --registry plugin_registry.components.toml --bind $(HOST):$(PORT)
+
+# WASI 0.2 components: toolchains in Python >= 3.11 tool venvs and npm; each build
+# takes a minute or more the first time (incremental afterwards).
+components: $(COMPONENT_TOOLS) wasm
+	bash wasm_modules/build.sh $(COMPONENTS)
+
+$(COMPONENT_TOOLS) &: scripts/bootstrap.sh
+	bash scripts/bootstrap.sh components
+	@touch $(COMPONENT_TOOLS)
+
+test: install $(VENV)/.test-apt $(COMPONENT_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
@@ -65,4 +82,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) wasm_modules/target wasm_modules/dist .wasmkernel
+	rm -rf $(VENV) .tools wasm_modules/target wasm_modules/dist .wasmkernel

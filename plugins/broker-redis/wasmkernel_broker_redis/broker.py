@@ -135,7 +135,7 @@ class RedisBroker:
 
     async def publish(self, channel: str, event: str, data: str) -> Event:
         if not self._up:
-            raise BrokerUnavailable(f"The Redis broker is down ({self.last_error}); the event was not published", headers={"Retry-After": "1"})
+            raise BrokerUnavailable(f"The Redis broker is down ({self.last_error}); the event was not published", retry_after=1)
         keys = [self._key("epoch"), self._key("seq", channel), self._key("history", channel), self._key("channel", channel)]
         try:
             with trio.fail_after(self.timeout):
@@ -143,11 +143,11 @@ class RedisBroker:
         except trio.TooSlowError:
             log.warning("broker.publish_timeout", broker=self.name, channel=channel, timeout=self.timeout)
             late = f"Redis did not answer within {self.timeout:g} s; the event may have been published"
-            raise BrokerUnavailable(late, headers={"Retry-After": "1"}) from None
+            raise BrokerUnavailable(late, retry_after=1) from None
         except REDIS_ERRORS as exc:
             self._down(exc)
             self._subscription.cancel()  # resubscribing brings the broker up again
-            raise BrokerUnavailable(f"Redis failed ({type(exc).__name__}); the event was not published", headers={"Retry-After": "1"}) from None
+            raise BrokerUnavailable(f"Redis failed ({type(exc).__name__}); the event was not published", retry_after=1) from None
         event_id = raw.decode() if isinstance(raw, bytes) else str(raw)
         return Event(channel, event_id, event, data)
 

@@ -37,8 +37,8 @@ from typing import Any, Literal
 
 import attrs
 
-from wasmkernel import Application, ConfiguredPlugin, Sample, ServiceKey, hookimpl
-from wasmkernel_channels.broker import MemoryBroker
+from wasmkernel import Application, ConfiguredPlugin, ErrorMapping, Sample, ServiceKey, hookimpl
+from wasmkernel_channels.broker import BrokerUnavailable, MemoryBroker
 from wasmkernel_channels.hub import Channels
 
 NAME = "channels"
@@ -109,6 +109,10 @@ class Plugin(ConfiguredPlugin[Config]):
     @hookimpl
     def wasmkernel_metric_sources(self, app: Application) -> list[Metrics]:
         return [Metrics(self.hub)]
+
+    @hookimpl
+    def wasmkernel_error_statuses(self, app: Application) -> dict[type[Exception], ErrorMapping]:
+        return {BrokerUnavailable: 503}
 
     @hookimpl(optionalhook=True)
     def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from wasmkernel import Handler, Request, Response, StreamingResponse, TooManyRequests, WebSocket
+from wasmkernel import Connection, Response, StreamingResponse, TooManyRequests, WebSocket, WebSocketHandler
 
 
 @attrs.define
@@ -38,8 +38,8 @@ class OpenCounts:
             del self.open[client]
 
 
-def client_of(request: Request) -> str:
-    return request.client_host or "unknown"
+def client_of(connection: Connection) -> str:
+    return connection.client_host or "unknown"
 
 
 @attrs.define
@@ -52,9 +52,8 @@ class ConnectionLimits:
     idle_seconds: float
     queue_size: int
 
-    def wrap(self, next_handler: Handler, body_limit: int) -> Handler:
-        async def handler(request: Request) -> Response:
-            assert isinstance(request, WebSocket)
+    def wrap(self, next_handler: WebSocketHandler, body_limit: int) -> WebSocketHandler:
+        async def handler(request: WebSocket) -> Response:
             client = client_of(request)
             self.counts.take(client)
             request.max_body_size = body_limit
@@ -72,13 +71,13 @@ async def _nowhere(message: Any) -> None:
     """Where a refused stream is sent, without its body (to release what it holds)."""
 
 
-async def hold_stream(counts: OpenCounts, request: Request, response: StreamingResponse) -> None:
+async def hold_stream(counts: OpenCounts, connection: Connection, response: StreamingResponse) -> None:
     """Count `response` as one of its client's open streams until it has been
     sent, however that ends (or, should an outer middleware drop it unsent,
     until it is garbage). Over a limit the stream is sent nowhere without its
     body, so that it releases what it holds (a subscription, say), and 429 is
     raised instead."""
-    client = client_of(request)
+    client = client_of(connection)
     try:
         counts.take(client)
     except TooManyRequests:

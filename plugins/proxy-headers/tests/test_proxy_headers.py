@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from wasmkernel_proxy_headers import TrustedProxies, forwarded_client
 
-from wasmkernel import Application, RegistryError, Request, Route, hookimpl
-from wasmkernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Route, WebSocket, hookimpl
+from wasmkernel.testing import app_from, running, websocket_connect
 
 TRUSTED = TrustedProxies.parse(["127.0.0.1", "10.0.0.0/8", "::1"])
 
@@ -45,7 +45,11 @@ class Who:
         async def who(request: Request) -> dict[str, object]:
             return {"client": request.client_host, "scheme": request.scheme}
 
-        return [Route("/who", who)]
+        async def who_ws(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.send_json({"client": ws.client_host, "scheme": ws.scheme})
+
+        return [Route("/who", who), Route("/who/ws", who_ws, websocket=True)]
 
 
 def app(**config: object) -> Application:
@@ -84,6 +88,18 @@ async def test_metrics_and_rate_limits_see_the_client_behind_the_proxy() -> None
         first = [(await http.get("/who", headers={"x-forwarded-for": "203.0.113.7"})).status_code for _ in range(3)]
         second = [(await http.get("/who", headers={"x-forwarded-for": "203.0.113.8"})).status_code for _ in range(2)]
         assert first == [200, 200, 429] and second == [200, 200]
+
+
+async def test_websockets_see_the_client_too() -> None:
+    """The WebSocket chain (limits' per-client connection counts) sees the
+    client a trusted proxy names, and wss for https."""
+    application = app()
+    async with running(application, client=("127.0.0.1", 4000)):
+        headers = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
+        async with websocket_connect(application, "/who/ws", headers=headers, client=("127.0.0.1", 4000)) as ws:
+            assert await ws.receive_json() == {"client": "203.0.113.7", "scheme": "wss"}
+        async with websocket_connect(application, "/who/ws", headers=headers, client=("198.51.100.9", 4000)) as ws:
+            assert await ws.receive_json() == {"client": "198.51.100.9", "scheme": "ws"}
 
 
 async def test_forwarded_proto_can_be_ignored() -> None:

@@ -23,13 +23,10 @@ from typing import Any
 import attrs
 import structlog
 
-from wasmkernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, WebSocket, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Connection, Handler, Middleware, Request, Response, Route, WebSocket, WebSocketHandler, hookimpl
 from wasmkernel_proxy_headers.forwarded import TrustedProxies, forwarded_client
 
 log = structlog.get_logger("wasmkernel.proxy_headers")
-
-#: X-Forwarded-Proto values taken, and the scheme they give (HTTP, WebSocket).
-_SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss")}
 
 
 def _proxies(instance: Any, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
@@ -59,21 +56,33 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("proxy-headers", self.wrap)]
+        return [Middleware("proxy-headers", self.wrap, websocket=self.wrap_websocket)]
+
+    def adopt(self, connection: Connection, plain: str, secure: str) -> None:
+        """From a trusted proxy, make the client and the scheme (`plain` or
+        `secure` for this kind of connection) the ones it reports."""
+        peer = connection.client
+        if peer is None or not self.trusted.trusts(peer[0]):
+            return
+        chain = [entry for value in connection.headers.getall("x-forwarded-for") for entry in value.split(",")]
+        client = forwarded_client(chain, self.trusted)
+        if client is not None:
+            connection.scope["client"] = (client, 0)
+        if self.config.forwarded_proto:
+            proto = (connection.headers.get("x-forwarded-proto") or "").strip().lower()
+            if proto in ("http", "https"):
+                connection.scope["scheme"] = secure if proto == "https" else plain
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
-        trusted, proto = self.trusted, self.config.forwarded_proto
-
         async def handler(request: Request) -> Response:
-            peer = request.client
-            if peer is not None and trusted.trusts(peer[0]):
-                chain = [entry for value in request.headers.getall("x-forwarded-for") for entry in value.split(",")]
-                client = forwarded_client(chain, trusted)
-                if client is not None:
-                    request.scope["client"] = (client, 0)
-                scheme = _SCHEMES.get((request.headers.get("x-forwarded-proto") or "").strip().lower()) if proto else None
-                if scheme is not None:
-                    request.scope["scheme"] = scheme[1] if isinstance(request, WebSocket) else scheme[0]
+            self.adopt(request, "http", "https")
             return await next_handler(request)
+
+        return handler
+
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        async def handler(ws: WebSocket) -> Response:
+            self.adopt(ws, "ws", "wss")
+            return await next_handler(ws)
 
         return handler

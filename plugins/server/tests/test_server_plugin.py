@@ -79,3 +79,11 @@ def test_a_serving_process_freezes_what_assembly_allocated_and_collects_less_oft
     )
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
     assert GC_THRESHOLDS[0] > 700  # Python's default
+
+
+def test_a_slow_first_startup_is_not_cut_off() -> None:
+    """Compiling big WebAssembly components at a first start takes minutes (then cached):
+    hypercorn's 60 s default startup timeout must not kill it."""
+    from wasmkernel_server.serving import hypercorn_config
+
+    assert hypercorn_config(["127.0.0.1:0"]).startup_timeout >= 600

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 #: timeout also runs while a request is being answered (an HTTP/1.1 client sends
 #: nothing then): a request that takes longer needs a longer one.
 READ_TIMEOUT = 30
+#: How long the application's startup may take (seconds).
+STARTUP_TIMEOUT = 900.0
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
 #: "1" when the server sits behind a reverse proxy (`--behind-proxy`): set by
@@ -60,6 +62,10 @@ def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False
     config.keep_alive_timeout = 5.0
     config.read_timeout = read_timeout
     config.graceful_timeout = 5.0
+    # Startup compiles WebAssembly the first time (an 18 MB component takes
+    # 10-60 s, several take minutes; then cached): hypercorn's 60 s default
+    # would kill a first start that is merely slow.
+    config.startup_timeout = STARTUP_TIMEOUT
     # WebSocket keep-alive: a ping every 20 s; a peer that sends nothing (not
     # even the pong) for `read_timeout` is dropped.
     config.websocket_ping_interval = 20.0

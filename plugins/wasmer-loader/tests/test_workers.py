@@ -67,7 +67,7 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
         assert results["spin"].status_code == 503
-        assert "worker lost" in results["spin"].json()["message"]
+        assert "worker lost" in results["spin"].json()["detail"]
         assert (await client.get("/faults/ok")).status_code == 200
 
 
@@ -79,7 +79,7 @@ def test_worker_processes_import_neither_the_kernel_nor_the_app(tmp_path: Path) 
 
     probe = (
         "import sys, wasmkernel_wasmer_loader.worker\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'kernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'wasmkernel', 'hypercorn', 'trio', 'trio_parallel', 'structlog', '_hashlib'})\n"
         "from wasmkernel_wasmer_loader.loader import _workers_skip_main\n"
         "_workers_skip_main()\n"
         "import multiprocessing.spawn\n"

@@ -9,6 +9,7 @@ worker, and both are replaced on the next call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import math
 import multiprocessing
@@ -126,6 +127,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         self.host.start(self.redis_link)
         for spec in self.config.modules:
             self._loaded[spec.name] = self._compile(self._prepare(spec), 1)
+        self._check_compute_routes(self.modules())
         this = multiprocessing.current_process()
         if this.daemon:
             # hypercorn's workers are daemonic, and multiprocessing refuses to start
@@ -152,9 +154,9 @@ class WasmerLoader(LoaderBase[Loaded]):
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
             if self.host.needed:
-                await tasks.start(self._rpc.serve)
+                await tasks.start(self.supervisor.run, "host-rpc", self._rpc.serve)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(self.supervisor.run, "watch", functools.partial(watch_files, self._watched, self.reload, self.config.watch_interval))
             task_status.started()
             await trio.sleep_forever()
 
@@ -165,7 +167,7 @@ class WasmerLoader(LoaderBase[Loaded]):
         with trio.CancelScope(shield=True):
             await self._stack.aclose()
         self._context = None
-        self.host.stop()
+        await self.host.stop()
 
     async def _warm(self, count: int) -> None:
         """Spawn `count` workers at once (concurrent calls each take their own)
@@ -196,7 +198,10 @@ class WasmerLoader(LoaderBase[Loaded]):
         stats = self._context.statistics()
         if stats.idle_workers + stats.running_workers < self.config.workers:
             # Idle workers are taken first: one call per idle worker plus one per missing one.
-            await self._warm(self.config.workers - stats.running_workers)
+            try:
+                await self._warm(self.config.workers - stats.running_workers)
+            except Exception:  # e.g. no process could be started now: the next call spawns one; never the loader's tasks
+                log.exception("wasm.workers_replenish_failed")
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
