@@ -26,7 +26,8 @@ Config (`[plugins.channels.config]`):
 and answers 503 while the broker is down; metrics:
 ``wasmkernel_channels_broker_up``, ``..._subscribers``,
 ``..._published_total``, ``..._publish_failures_total``,
-``..._delivered_total``, ``..._dropped_total``, ``..._overflow_closes_total``.
+``..._delivered_total``, ``..._dropped_total``, ``..._overflow_closes_total``,
+``..._interruptions_total``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Metrics:
         yield Sample("wasmkernel_channels_delivered_total", float(counters.delivered), "counter", labels, "events queued to a local subscriber")
         yield Sample("wasmkernel_channels_dropped_total", float(counters.dropped), "counter", labels, "events dropped for a full subscriber queue")
         yield Sample("wasmkernel_channels_overflow_closes_total", float(counters.overflow_closes), "counter", labels, "subscriptions ended by a full queue")
+        yield Sample("wasmkernel_channels_interruptions_total", float(counters.interruptions), "counter", labels, "channels ended because events may be lost")
 
 
 class Plugin(ConfiguredPlugin[Config]):

@@ -25,6 +25,10 @@ Config (`[plugins.limits.config]`):
 - `websocket_per_client` (default 100) and `websocket_total` (default
   10000): concurrent WebSocket connections per client address and in total
   (0: unlimited); a handshake over either is refused with 429
+- `streams_per_client` (default 100) and `streams_total` (default 10000):
+  the same for streamed responses (`StreamingResponse`: Server-Sent Events,
+  long downloads), counted until the stream ends; one over either is
+  answered 429 instead (it is released first, e.g. its channel subscription)
 - `websocket_idle_seconds`: close a WebSocket after this many seconds
   without a message either way (default 0: never; hypercorn's pings keep a
   live peer's connection up)
@@ -69,12 +73,13 @@ from wasmkernel import (
     Response,
     Route,
     StartupError,
+    StreamingResponse,
     TooManyRequests,
     WebSocket,
     WebSocketHandler,
     hookimpl,
 )
-from wasmkernel_limits.connections import ConnectionLimits
+from wasmkernel_limits.connections import ConnectionLimits, OpenCounts, hold_stream
 from wasmkernel_limits.ratelimit import Decision, RateLimiter
 
 if TYPE_CHECKING:
@@ -107,6 +112,8 @@ class Config:
     websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     websocket_queue: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    streams_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    streams_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     redis_unavailable: Literal["open", "local", "closed"] = "open"
     redis_prefix: str = attrs.field(default="wasmkernel:ratelimit:", validator=attrs.validators.min_len(1))
     redis_timeout: float = attrs.field(default=0.5, validator=positive)
@@ -180,7 +187,9 @@ class Plugin(ConfiguredPlugin[Config]):
 
     def configured(self) -> None:
         config = self.config
-        self.connections = ConnectionLimits(config.websocket_per_client, config.websocket_total, config.websocket_idle_seconds, config.websocket_queue)
+        websockets = OpenCounts("WebSocket connections", config.websocket_per_client, config.websocket_total)
+        self.connections = ConnectionLimits(websockets, config.websocket_idle_seconds, config.websocket_queue)
+        self.streams = OpenCounts("streams", config.streams_per_client, config.streams_total)
         if self.config.rate > 0:
             self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
 
@@ -230,6 +239,7 @@ class Plugin(ConfiguredPlugin[Config]):
         buckets = self.buckets(route)
         limiter, shared, key_of = buckets.limiter, buckets.shared, buckets.key_of
         route_name = route.name if route is not None else None
+        streams = self.streams
 
         async def handler(request: Request) -> Response:
             request.max_body_size = body_limit
@@ -248,6 +258,8 @@ class Plugin(ConfiguredPlugin[Config]):
             if response is None:
                 log.warning("request.timeout", route=route_name, method=request.method, path=request.path, timeout_seconds=timeout)
                 raise GatewayTimeout(f"The request was not handled within {timeout:g} s", headers=rate_headers)
+            if isinstance(response, StreamingResponse):
+                await hold_stream(streams, request, response)
             for name, value in rate_headers.items():
                 response.headers.set(name, value)
             return response

@@ -37,6 +37,9 @@ global one), holding:
 - every `wasmkernel.MetricSource` plugins contribute (`wasmkernel_metric_sources`), converted on each scrape
   (conventions in `wasmkernel_metrics.sources`).
 
+With several worker processes (``wasmkernel run --workers N``), a scrape
+answered by any worker shows them all: see `wasmkernel_metrics.workers`.
+
 The answer is Prometheus' text format, or OpenMetrics when the scraper's
 `Accept` header asks for it.
 """
@@ -50,6 +53,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
@@ -76,6 +80,7 @@ from wasmkernel import (
     WebSocketHandler,
     hookimpl,
 )
+from wasmkernel_metrics import workers
 from wasmkernel_metrics.sources import SourceCollector, produced_names
 
 C = TypeVar("C", bound=Connection)
@@ -156,8 +161,12 @@ class RequestMetrics:
                 buckets=buckets,
                 registry=registry,
             ),
-            in_progress=Gauge("wasmkernel_requests_in_progress", "HTTP requests being handled.", ("method", "route"), registry=registry),
-            connections=Gauge("wasmkernel_websocket_connections", "WebSocket connections being handled.", ("route",), registry=registry),
+            in_progress=Gauge(
+                "wasmkernel_requests_in_progress", "HTTP requests being handled.", ("method", "route"), registry=registry, multiprocess_mode=workers.GAUGES
+            ),
+            connections=Gauge(
+                "wasmkernel_websocket_connections", "WebSocket connections being handled.", ("route",), registry=registry, multiprocess_mode=workers.GAUGES
+            ),
             messages=Counter("wasmkernel_websocket_messages_total", "WebSocket messages received and sent.", ("route", "direction"), registry=registry),
             closes=Counter("wasmkernel_websocket_closes_total", "Ended WebSocket sessions by close code.", ("route", "code"), registry=registry),
         )
@@ -226,6 +235,8 @@ class Plugin(ConfiguredPlugin[Config]):
         self.requests: RequestMetrics | None = None
         self.allow: tuple[Network, ...] = ()
         self.sources: list[MetricSource] = []
+        #: Set when this process is one of several workers sharing their metrics.
+        self.mirror: workers.SourceMirror | None = None
 
     def configured(self) -> None:
         self.allow = networks(self.config.allow_networks)
@@ -234,7 +245,10 @@ class Plugin(ConfiguredPlugin[Config]):
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         reserved = produced_names(self.registry.collect())
-        self.registry.register(SourceCollector(lambda: self.sources, reserved))
+        self.collector = SourceCollector(lambda: self.sources, reserved)
+        self.registry.register(self.collector)
+        if workers.shared():
+            self.mirror = workers.SourceMirror()
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
@@ -266,9 +280,26 @@ class Plugin(ConfiguredPlugin[Config]):
         self.sources = [source for _, source in app.hooks.gather("wasmkernel_metric_sources")]
         if self.config.requirement() is not None and not any(link.name == "authz" for link in app.middleware):
             raise StartupError("metrics: require_auth/scopes are set but nothing enforces them; enable the authz plugin (and an authentication plugin)")
+        if self.mirror is not None:
+            app.nursery.start_soon(self._mirror_sources)
+
+    @hookimpl
+    def wasmkernel_shutdown(self, app: Application) -> None:
+        if self.mirror is not None:
+            workers.worker_ended()
+
+    async def _mirror_sources(self) -> None:
+        assert self.mirror is not None
+        while True:
+            self.mirror.write(self.collector.collect())
+            await trio.sleep(workers.MIRROR_INTERVAL)
 
     async def metrics(self, request: Request) -> Response:
         if not allowed(request.client_host, self.allow):
             raise Forbidden("metrics are not available to this client")
+        registry = self.registry
+        if self.mirror is not None:
+            self.mirror.write(self.collector.collect())
+            registry = workers.all_workers()
         encode, content_type = choose_encoder(request.headers.get("accept") or "")
-        return Response(encode(self.registry), headers={"Cache-Control": "no-store"}, media_type=content_type)
+        return Response(encode(registry), headers={"Cache-Control": "no-store"}, media_type=content_type)
