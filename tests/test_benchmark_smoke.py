@@ -55,6 +55,11 @@ def test_smoke_run_writes_verified_results(tmp_path: Path) -> None:
         summary = list(csv.DictReader(handle))
     assert {(row["server"], row["n"]) for row in summary} >= {("wasmkernel-fast", "100"), ("wasmkernel-naive", "100")}
     assert "## Targets" in report and "## Latency (ms)" in report
+    # The machine's load is recorded before the run and for every section (a CI machine is busy: the run is marked so).
+    assert "## Machine load" in report
+    with (out / "machine_load.csv").open() as handle:
+        sections = [row["section"] for row in csv.DictReader(handle)]
+    assert sections[0] == "before the run" and "/matmul n=50" in sections and "/matmul n=100" in sections
     assert (out / "latency_vs_n.png").stat().st_size > 0
     assert (out / "gflops.png").exists() and (out / "memory.png").exists()
     with (out / "memory.csv").open() as handle:

@@ -21,9 +21,10 @@ NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled
 #: What disabling a plugin breaks, and the startup error that says so.
 NEEDED = {
     "authz": "declares auth checks no enabled plugin enforces: enable authz",
-    "validation": "declares schema checks no enabled plugin enforces: enable validation",
     "wasmer-loader": "plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader",
     "channels": "requires plugin 'channels', which .* disables: enable it or disable",
+    # A limit for a route nobody serves is a typo or a disabled plugin: said at startup.
+    "matmul": r"\[plugins.limits\] config.routes: no route named 'matmul'",
 }
 
 
@@ -61,7 +62,7 @@ def shape(app: Application) -> dict[str, Any]:
         "startup": [plugin.name for plugin in app.startup_order()],
         "chain": [(link.name, link.owner) for link in app.middleware],
         "routes": [(route.methods, route.path, route.owner) for route in app.router.routes],
-        "authenticators": [type(authenticator).__name__ for authenticator in app.authenticators],
+        "authenticators": [type(authenticator).__name__ for _, authenticator in app.hooks.gather("wasmkernel_authenticators")],
     }
 
 
@@ -100,3 +101,33 @@ async def test_a_shuffled_registry_serves_the_same_answers() -> None:
             answers.append([(r.status_code, r.headers.get("content-type"), sorted(k for k in r.headers if k != "x-request-id")) for r in responses])
     assert answers[0] == answers[1]
     assert [status for status, _, _ in answers[0]] == [200, 200, 404, 405]
+
+
+async def test_the_openapi_document_is_valid_with_content_for_every_2xx() -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    async with running(assemble(default_tables())) as client:
+        document = (await client.get("/openapi.json")).json()
+    validator.validate(document)
+    generic: dict[str, Any] = {"*/*": {"schema": {}}}  # what a module's http or wasi route may answer: anything
+    modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasmer-loader"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    assert response.get("content"), (method, path, status)
+                    assert path in modules or response["content"] != generic, (method, path, status)
+                elif (path, status) != ("/readyz", "503"):  # readiness says what is missing in its own body
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+    schemas = document["components"]["schemas"]
+    assert {"Post", "Comment", "Posts", "NewText", "BenchmarkResult", "Operands", "Product", "Health"} <= set(schemas)
+    assert schemas["Error"]["required"] == ["title", "status", "detail"]
+    assert schemas["Problem"]["properties"]["errors"]["items"] == {"$ref": "#/components/schemas/ValidationError"}
+
+
+async def test_anonymous_clients_cannot_fill_the_public_examples_stores() -> None:
+    """Issue 22 class 12/14: reading a count is public, counting needs scope
+    counter:write; a link's stats need the creators' scope links:write."""
+    async with running(assemble(default_tables())) as client:
+        assert (await client.get("/as/count/anyone")).status_code == 200
+        assert (await client.post("/as/count/anyone")).status_code == 401
+        assert (await client.get("/links/abcdefgh/stats")).status_code == 401

@@ -30,7 +30,8 @@ async def test_health(client: httpx.AsyncClient) -> None:
 async def test_unknown_path_is_404_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/nowhere")
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "message": "No route matches this path"}
+    assert response.json() == {"title": "Not Found", "status": 404, "detail": "No route matches this path"}
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
@@ -94,7 +95,7 @@ async def test_unhandled_error_is_500_json_logged_once_without_traceback(client:
     assert response.status_code == 500
     body = response.json()
     assert body["status"] == 500
-    assert body["message"] == "Internal server error"
+    assert body["detail"] == "Internal server error"
     assert body["error_id"]
     assert "secret internal detail" not in response.text
     assert "Traceback" not in response.text
@@ -108,7 +109,7 @@ async def test_unhandled_error_is_500_json_logged_once_without_traceback(client:
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/json", content=b'{"a": ', headers={"content-type": "application/json"})
     assert response.status_code == 400
-    assert response.json()["message"].startswith("Malformed JSON body")
+    assert response.json()["detail"].startswith("Malformed JSON body")
     ok = await client.post("/json", json={"a": [1, 2]})
     assert (ok.status_code, ok.json()) == (201, {"received": {"a": [1, 2]}})
 
@@ -117,13 +118,13 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
 async def test_non_finite_json_numbers_are_400(client: httpx.AsyncClient, body: bytes) -> None:
     response = await client.post("/json", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
-    assert response.json()["message"].startswith("Malformed JSON body")
+    assert response.json()["detail"].startswith("Malformed JSON body")
 
 
 async def test_invalid_utf8_body_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/json", content=b"\xff\xfe", headers={"content-type": "application/json"})
     assert response.status_code == 400
-    assert "UTF-8" in response.json()["message"]
+    assert "UTF-8" in response.json()["detail"]
 
 
 async def test_body_over_the_cap_is_413(client: httpx.AsyncClient) -> None:

@@ -121,7 +121,7 @@ class Greeter:
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        greetings = sorted(g for found in app.manager.hook.wasmkernel_greetings(app=app) for g in found)
+        greetings = sorted(g for _, g in app.hooks.gather("wasmkernel_greetings"))
         return [Route("/greetings", lambda request: greetings)]
 
 

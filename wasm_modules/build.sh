@@ -23,6 +23,14 @@
 #   asconfig.json or assembly/index.ts   AssemblyScript: asc (npm assemblyscript, installed in
 #                                    node_modules/ here) -O3 --runtime stub --use abort=
 #
+# WASI 0.2 components (served by the components plugin), built only when named
+# or with --components (each takes a minute or more and hundreds of MB):
+#   app.py (no spin.toml)            Python: componentize-py, world wasi:http/proxy@0.2.0 (wit/wasi-http)
+#   app.py + spin.toml               Spin Python SDK 3 app: spin-sdk's componentize-py, world spin-http
+#   app.js                           JavaScript: componentize-js (node_modules here), world wit/js-http
+# Their tools: scripts/bootstrap.sh components (a Python >= 3.11 tool venv in
+# ../.tools: componentize-py, spin-sdk, wasm-tools) and scripts/bootstrap.sh npm.
+#
 # Requirements: a Rust toolchain with the wasm32 standard library (rustup's or
 # Debian's rustc/cargo + libstd-rust-dev-wasm32 + lld); wasm-opt (binaryen) is
 # optional. No crates registry is needed: the crates have no external deps.
@@ -54,9 +62,11 @@ usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 clean=0
 clean_only=0
+components=0
 selected=()
 for arg in "$@"; do
     case "$arg" in
+        --components) components=1 ;;
         --clean) clean=1 ;;
         --clean-only) clean=1; clean_only=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -84,9 +94,12 @@ is_module_crate() { # dir
     [[ -f "$1/Cargo.toml" ]] && grep -q '^\[package\.metadata\.wasmkernel\]' "$1/Cargo.toml"
 }
 
-lang_of() { # dir -> rust | c | assemblyscript | (nothing)
+lang_of() { # dir -> rust | c | assemblyscript | python | spin-python | javascript | (nothing)
     if [[ -f "$1/Cargo.toml" ]]; then is_module_crate "$1" && echo rust
     elif [[ -f "$1/asconfig.json" || -f "$1/assembly/index.ts" ]]; then echo assemblyscript
+    elif [[ -f "$1/app.py" && -f "$1/spin.toml" ]]; then echo spin-python
+    elif [[ -f "$1/app.py" ]]; then echo python
+    elif [[ -f "$1/app.js" ]]; then echo javascript
     elif compgen -G "$1/*.c" >/dev/null; then echo c
     fi
 }
@@ -95,10 +108,11 @@ all_crates=()
 others=()
 for d in */; do
     d=${d%/}
-    case "$d" in target|dist|node_modules|sdk|sdk-c|sdk-as) continue ;; esac
+    case "$d" in target|dist|node_modules|sdk|sdk-c|sdk-as|wit) continue ;; esac
     case "$(lang_of "$d")" in
         rust) all_crates+=("$d") ;;
         c|assemblyscript) others+=("$d") ;;
+        python|spin-python|javascript) ((components)) && others+=("$d") ;;
     esac
 done
 
@@ -114,7 +128,7 @@ if ((named > 0)); then
     others=()
     for c in "${selected[@]}"; do
         case "$(lang_of "$c")" in
-            c|assemblyscript) others+=("$c") ;;
+            c|assemblyscript|python|spin-python|javascript) others+=("$c") ;;
             *) picked+=("$c") ;;
         esac
     done
@@ -126,6 +140,16 @@ declare -A OTHER_STATUS=() OTHER_TARGET=()
 other_failed=0
 ASC="$ROOT/node_modules/.bin/asc"
 [[ -x "$ASC" ]] || ASC=$(command -v asc 2>/dev/null || true)
+TOOLS="$ROOT/../.tools"
+
+tool() { # venv name -> its program, or the one on PATH
+    if [[ -x "$TOOLS/$1/bin/$2" ]]; then echo "$TOOLS/$1/bin/$2"; else command -v "$2" 2>/dev/null || true; fi
+}
+
+tree_hash() { # files and dirs -> one sha256 of their contents
+    find "$@" -type f \( -name '*.py' -o -name '*.js' -o -name '*.mjs' -o -name '*.wit' -o -name '*.toml' \) -not -path '*/__pycache__/*' -print0 2>/dev/null \
+        | sort -z | xargs -0 cat | sha256sum | cut -c1-64
+}
 
 build_other() { # dir
     local d=$1 name out stamp tmp
@@ -151,6 +175,36 @@ build_other() { # dir
             [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
             echo "==> $d (AssemblyScript, $ASC)"
             "$ASC" "$d/assembly/index.ts" -O3 --runtime stub --use abort= -o "$tmp" 2> >(grep -v -E '^(WARNING|$| +[:│└~])' >&2) || return 1
+            ;;
+        python|spin-python)
+            local venv=components args=(-d "$ROOT/wit/wasi-http" -w wasi:http/proxy@0.2.0) what="Python component"
+            [[ $(lang_of "$d") == spin-python ]] && { venv=spin; what="Spin Python app"; }
+            local cpy
+            cpy=$(tool "$venv" componentize-py)
+            [[ -n "$cpy" ]] || { echo "error: $d is a $what: install its tools with: bash scripts/bootstrap.sh components" >&2; return 1; }
+            local paths=()
+            if [[ $venv == spin ]]; then  # spin-sdk ships its WIT (world spin-http) in the package, which the app imports
+                local sdk
+                sdk=$("$(dirname "$cpy")/python" -c 'import os, spin_sdk; print(os.path.dirname(spin_sdk.__file__))')
+                args=(-d "$sdk/wit" -w spin-http)
+                paths=(-p . -p "$(dirname "$sdk")")
+            fi
+            OTHER_TARGET[$d]="component ($what)"
+            stamp="$(tree_hash "$d" "$ROOT/wit/wasi-http") $("$cpy" --version 2>/dev/null) $venv"
+            [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
+            echo "==> $d ($what, $cpy; a minute or more)"
+            (cd "$d" && "$cpy" "${args[@]}" componentize "${paths[@]}" app -o "$tmp") >"$tmp.log" 2>&1 || { sed "/Stack backtrace:/q" "$tmp.log" | tail -n 25 >&2; rm -f "$tmp.log"; return 1; }
+            rm -f "$tmp.log"
+            ;;
+        javascript)
+            [[ -f "$ROOT/node_modules/@bytecodealliance/componentize-js/package.json" ]] \
+                || { echo "error: $d is a JavaScript component: install componentize-js with: bash scripts/bootstrap.sh npm" >&2; return 1; }
+            OTHER_TARGET[$d]="component (JavaScript)"
+            stamp="$(tree_hash "$d" "$ROOT/wit/js-http" "$ROOT/componentize-js.mjs") $(grep '"version"' "$ROOT/node_modules/@bytecodealliance/componentize-js/package.json")"
+            [[ -f "$out" && "$(cat "$STAMPS/$name.stamp" 2>/dev/null)" == "$stamp" ]] && { OTHER_STATUS[$d]="up to date"; return 0; }
+            echo "==> $d (JavaScript component, componentize-js; a minute or more)"
+            (cd "$ROOT" && node componentize-js.mjs "$(cd "$d" && pwd)/app.js" "$ROOT/wit/js-http" http "$tmp") >"$tmp.log" 2>&1 || { sed "/Stack backtrace:/q" "$tmp.log" | tail -n 25 >&2; rm -f "$tmp.log"; return 1; }
+            rm -f "$tmp.log"
             ;;
     esac
     mv -f "$tmp" "$out"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from wasmkernel.http import Identity, Request
+from wasmkernel.connection import Connection, Identity
 from wasmkernel.routing import AuthRequirement, Route
 
 
@@ -18,9 +18,9 @@ class Authenticator(Protocol):
     scheme: str
     challenge: str
 
-    async def authenticate(self, request: Request) -> Identity | None:
-        """Return the caller's identity; None when the request carries no
-        credentials for this scheme; raise `Unauthorized` when it carries
+    async def authenticate(self, connection: Connection) -> Identity | None:
+        """Return the caller's identity (of an HTTP request or a WebSocket
+        handshake); None when it carries no credentials for this scheme; raise `Unauthorized` when it carries
         credentials that are invalid (expired, tampered, unknown)."""
 
 

@@ -13,6 +13,7 @@ import attrs
 
 from wasmkernel import plugins as plugin_loading
 from wasmkernel.errors import StartupError
+from wasmkernel.hooks import Hooks
 from wasmkernel.registry import Registry, default_registry_path, load_registry
 
 
@@ -33,18 +34,15 @@ def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
     the registry or its plugins do not load, the built-in plugins' commands
     (`check` and `run` then tell what is wrong)."""
     path = default_registry_path() if registry_path is None else Path(registry_path)
+    manager = plugin_loading.new_manager()
     try:
-        registry = load_registry(path)
-        loaded = plugin_loading.load_enabled(registry, plugin_loading.new_manager())
+        loaded = plugin_loading.load_enabled(load_registry(path), manager)
         origin = f"plugins' commands from {path}"
     except StartupError as exc:
-        loaded = plugin_loading.load_enabled(Registry(path=path, plugins=()), plugin_loading.new_manager())
+        manager = plugin_loading.new_manager()
+        loaded = plugin_loading.load_enabled(Registry(path=path, plugins=()), manager)
         origin = f"plugins' commands are missing: {exc}"
-    commands: list[Command] = []
-    for plugin in loaded:
-        _, found = plugin.call("wasmkernel_commands")
-        commands += found or ()
-    return commands, origin
+    return [command for _, command in Hooks(manager, loaded).gather("wasmkernel_commands")], origin
 
 
 def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, list[str]]:

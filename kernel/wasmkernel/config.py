@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
@@ -14,13 +14,8 @@ from cattrs.gen import mapping_structure_factory
 from cattrs.v import transform_error
 
 from wasmkernel.errors import ConfigError
-from wasmkernel.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from wasmkernel.app import Application
 
 T = TypeVar("T")
-ConfigT = TypeVar("ConfigT")
 
 
 def _strict(kind: type | tuple[type, ...], name: str, then: StructureHook | None = None) -> StructureHook:
@@ -89,35 +84,3 @@ def parse_config(cls: type[T], raw: Mapping[str, Any]) -> T:
     except ClassValidationError as exc:
         message, _, path = transform_error(exc, "", _describe)[0].rpartition(" @ ")
         raise ConfigError(path.removeprefix("."), message) from None
-
-
-@attrs.frozen
-class NoConfig:
-    """The config of a plugin that takes no options: every key is refused."""
-
-
-class ConfiguredPlugin(Generic[ConfigT]):
-    """Base class for a plugin whose registry `config` table is the attrs class
-    `config_class`: it is parsed strictly into `self.config` (defaults until
-    then), the application kept as `self.app`; then `configured()` runs."""
-
-    config_class: type[ConfigT]
-
-    def __init__(self) -> None:
-        self.config: ConfigT = self.config_class()
-        self._app: Application | None = None
-
-    @property
-    def app(self) -> Application:
-        if self._app is None:
-            raise RuntimeError(f"{type(self).__name__} is not configured yet")
-        return self._app
-
-    @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        self.config = parse_config(self.config_class, config)
-        self._app = app
-        self.configured()
-
-    def configured(self) -> None:
-        """Called once `self.config` and `self.app` are set."""

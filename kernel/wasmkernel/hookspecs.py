@@ -9,8 +9,23 @@ server) are built in: enabled unless the registry disables them.
 Hooks run while an application is assembled, started, stopped or driven from
 the CLI, never per request: the request path is the chain the hooks returned,
 compiled once. Unless a hook says otherwise the kernel calls it on each
-enabled plugin in plugin order, knowing which plugin returned what. Plugin
-order is what each plugin class declares, ``order`` (int, default 0, lower
+enabled plugin in plugin order, knowing which plugin returned what.
+
+There is one way to call a hook, for the kernel and for a plugin calling
+the hooks it adds: ``app.hooks`` (`wasmkernel.hooks.Hooks`), one plugin at a
+time, through pluggy (argument checks, tracing), ``app`` passed to hooks
+that take it: ``each(hook, **kwargs)`` → [(plugin, result)] of the
+implementers; ``gather(hook)`` → [(plugin, item)] of the iterables they
+return; ``first(hook)`` → the first result that is not None (later plugins
+are not called); ``call(plugin, hook)`` → (implemented?, result) for one
+plugin, what it raises propagating as is. An exception in ``each``/``gather``/``first``
+becomes a `PluginLoadError` naming the plugin. Because the kernel orders the
+calls, pluggy's ``tryfirst``/``trylast`` and hook wrappers do not apply across
+plugins (use ``order``/``before``/``after``), and calling
+``app.hooks.manager.hook.<name>(...)`` directly (pluggy's order: last
+registered first) is not supported.
+
+Plugin order is what each plugin class declares, ``order`` (int, default 0, lower
 first), ``before`` and ``after`` (plugin names), replaced by the registry's
 keys of those names; ties go by file order, so plugins declaring distinct
 orders build one application from any file layout. A class's ``requires``
@@ -22,7 +37,7 @@ lifespan, under trio. ``app`` is the `wasmkernel.Application` being built.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -30,12 +45,10 @@ import pluggy
 if TYPE_CHECKING:
     from wasmkernel.app import Application
     from wasmkernel.auth import AccessPolicy, Authenticator
+    from wasmkernel.boundary import ErrorMapping, ErrorRenderer
     from wasmkernel.cli import Command
-    from wasmkernel.errors import HTTPError
-    from wasmkernel.http import Request
     from wasmkernel.metrics import MetricSource
     from wasmkernel.middleware import Middleware
-    from wasmkernel.responses import Response
     from wasmkernel.routing import Route, Router
     from wasmkernel.services import ServiceKey
 
@@ -107,18 +120,34 @@ def wasmkernel_router(routes: Sequence[Route], app: Application) -> Router | Non
 
 @hookspec
 def wasmkernel_middleware(app: Application) -> Iterable[Middleware] | None:
-    """Contribute middleware to the request chain, which runs them in plugin
-    order (first = outermost); each `Middleware.wrap` is called once per
-    route to build its precompiled handler."""
+    """Contribute middleware to the request chains, which run them in plugin
+    order (first = outermost); each wrapper (`Middleware.wrap` for HTTP
+    routes, `Middleware.websocket` for WebSocket routes) is called once per
+    route of its kind to build its precompiled handler."""
+
+
+@hookspec
+def wasmkernel_error_statuses(app: Application) -> Mapping[type[Exception], ErrorMapping] | None:
+    """Map the plugin's own exception types to HTTP errors at the error
+    boundary: ``{BrokerUnavailable: 503}`` (the exception's message is sent as
+    the detail: raise such errors with messages safe to show) or
+    ``{QuotaExceeded: lambda exc: HTTPError(str(exc), status=429, headers=...)}``.
+
+    Called once after the middleware. An exception is answered by the mapping
+    of the first class of its MRO that has one (``HTTPError``s map to
+    themselves); an unmapped one is a logged 500. Two plugins mapping the same
+    class stop startup. Domain errors stay plain exceptions: code that
+    raises them needs no kernel import.
+    """
 
 
 @hookspec(firstresult=True)
-def wasmkernel_error_renderer(app: Application) -> Callable[[Request, HTTPError, Exception | None], Response] | None:
+def wasmkernel_error_renderer(app: Application) -> ErrorRenderer | None:
     """Provide the function that renders errors as responses.
 
     Called once; the first plugin returning one provides it (one format for
-    the whole application). It gets the request, the `HTTPError` (a 500 one
-    for a crash) and, for a crash, the exception, already logged with the
+    the whole application). It gets the connection, the `HTTPError` (a 500
+    one for a crash) and, for a crash, the exception, already logged with the
     request id as error id. Every error a handler or middleware raises goes
     through it once, at the boundary where it was raised. Default:
     ``{"status", "message", ...}`` JSON.
@@ -130,17 +159,18 @@ def wasmkernel_error_renderer(app: Application) -> Callable[[Request, HTTPError,
 
 @hookspec
 def wasmkernel_authenticators(app: Application) -> Iterable[Authenticator] | None:
-    """Contribute authentication schemes (JWT, API keys, ...), tried in plugin
-    order by the plugin that enforces routes' `AuthRequirement`s
-    (``app.authenticators``)."""
+    """Contribute authentication schemes (JWT, API keys, ...). The plugins
+    that use them gather them (``app.hooks.gather("wasmkernel_authenticators")``,
+    in plugin order: the order authz tries them); return the same objects on
+    every call."""
 
 
 @hookspec
 def wasmkernel_access_policies(app: Application) -> Iterable[AccessPolicy] | None:
-    """Contribute authorization policies (``app.access_policies``): a policy
-    gets (identity, requirement, route) and returns a refusal reason or None.
-    A request is authorized when its identity holds the route's scopes and
-    roles and no policy refuses."""
+    """Contribute authorization policies, gathered by the plugin enforcing
+    `AuthRequirement`s: a policy gets (identity, requirement, route) and
+    returns a refusal reason or None. A request is authorized when its
+    identity holds the route's scopes and roles and no policy refuses."""
 
 
 # -- lifecycle ----------------------------------------------------------------
@@ -171,7 +201,7 @@ def wasmkernel_shutdown(app: Application) -> Awaitable[None] | None:
 
 @hookspec
 def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None:
-    """Contribute metric sources (exported by the metrics plugin, if enabled)."""
+    """Contribute metric sources, gathered by the plugin exporting them (metrics, if enabled)."""
 
 
 # -- command line --------------------------------------------------------------

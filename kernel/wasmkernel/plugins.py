@@ -1,5 +1,6 @@
-"""Discovering installed plugins and registering the enabled ones in a
-fresh `pluggy.PluginManager` (one per application, never a global)."""
+"""Plugins: discovering installed ones and registering the enabled ones in a
+fresh `pluggy.PluginManager` (one per application, never a global), and
+`ConfiguredPlugin`, the base class of a plugin with a typed configuration."""
 
 from __future__ import annotations
 
@@ -8,15 +9,22 @@ import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import pluggy
 import structlog
 
 from wasmkernel import hookspecs
+from wasmkernel.config import parse_config
 from wasmkernel.errors import PluginLoadError
+from wasmkernel.hookspecs import hookimpl
 from wasmkernel.registry import PluginEntry, Registry, order_plugins
+
+if TYPE_CHECKING:
+    from wasmkernel.app import Application
+
+ConfigT = TypeVar("ConfigT")
 
 ENTRY_POINT_GROUP = "wasmkernel.plugins"
 #: The kernel's own distribution: the plugins it ships are built in.
@@ -33,23 +41,10 @@ class LoadedPlugin:
 
     entry: PluginEntry
     instance: Any
-    manager: pluggy.PluginManager = attrs.field(repr=False)
 
     @property
     def name(self) -> str:
         return self.entry.name
-
-    def call(self, hook: str, **kwargs: Any) -> tuple[bool, Any]:
-        """Call `hook` on this plugin only: (implemented?, result). Goes
-        through pluggy (a subset caller), so argument checking and tracing apply."""
-        caller = getattr(self.manager.hook, hook)
-        if not any(impl.plugin is self.instance for impl in caller.get_hookimpls()):
-            return False, None
-        others = [plugin for plugin in self.manager.get_plugins() if plugin is not self.instance]
-        result = self.manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
-        if not (caller.spec and caller.spec.opts.get("firstresult")):
-            result = result[0] if result else None
-        return True, result
 
 
 def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
@@ -119,7 +114,7 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
                 f"plugin '{entry.name}' is enabled in {registry.path} but not installed; install it with: {install_hint(entry.name, registry)}"
             )
         instance = _instantiate(entry.name, available[entry.name])
-        loaded[entry.name] = LoadedPlugin(entry.placed(instance), instance, manager)
+        loaded[entry.name] = LoadedPlugin(entry.placed(instance), instance)
         for name in getattr(instance, "requires", ()):
             if name not in loaded and all(other.name != name for other in pending):
                 pending.append(_required_entry(name, entry.name, registry, available))
@@ -135,3 +130,35 @@ def load_enabled(registry: Registry, manager: pluggy.PluginManager, extra: Mappi
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(f"plugin '{manager.get_name(exc.plugin)}' implements an unknown hook: {exc}") from None
     return ordered
+
+
+@attrs.frozen
+class NoConfig:
+    """The config of a plugin that takes no options: every key is refused."""
+
+
+class ConfiguredPlugin(Generic[ConfigT]):
+    """Base class for a plugin whose registry `config` table is the attrs class
+    `config_class`: it is parsed strictly into `self.config` (defaults until
+    then), the application kept as `self.app`; then `configured()` runs."""
+
+    config_class: type[ConfigT]
+
+    def __init__(self) -> None:
+        self.config: ConfigT = self.config_class()
+        self._app: Application | None = None
+
+    @property
+    def app(self) -> Application:
+        if self._app is None:
+            raise RuntimeError(f"{type(self).__name__} is not configured yet")
+        return self._app
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        self.config = parse_config(self.config_class, config)
+        self._app = app
+        self.configured()
+
+    def configured(self) -> None:
+        """Called once `self.config` and `self.app` are set."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
 
+from wasmkernel.cookies import set_cookie_value
 from wasmkernel.datastructures import Headers, HeadersInit
+from wasmkernel.jsonio import dump_json
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 #: What a `send` raises when the connection is gone (or the server already answers on it).
@@ -86,6 +88,17 @@ class Response:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, body={len(self.body)} bytes)"
 
+    def set_cookie(self, name: str, value: str, **options: Any) -> None:
+        """Add a `Set-Cookie` header: Secure, HttpOnly, SameSite=Lax and
+        Path=/ unless `options` say otherwise (`max_age`, `expires`, `path`,
+        `domain`, `secure`, `httponly`, `samesite`); `ValueError` for what a
+        browser would misread (see `wasmkernel.cookies.set_cookie_value`)."""
+        self.headers.add("set-cookie", set_cookie_value(name, value, **options))
+
+    def delete_cookie(self, name: str, **options: Any) -> None:
+        """Tell the browser to drop cookie `name` (`options` as when it was set: same path and domain)."""
+        self.set_cookie(name, "", **options, max_age=0, expires=datetime(1970, 1, 1, tzinfo=UTC))
+
     async def send(self, send: Send, *, include_body: bool = True) -> int:
         """Send status, headers and (unless HEAD) the body; return bytes sent.
         `InvalidResponse` before anything is sent if the head is not sendable."""
@@ -106,13 +119,6 @@ class TextResponse(Response):
 
 class HTMLResponse(Response):
     media_type = "text/html; charset=utf-8"
-
-
-def dump_json(data: Any) -> bytes:
-    """Compact UTF-8 JSON; NaN and infinities are refused (they are not JSON)."""
-    # "replace": a lone surrogate (e.g. from a crafted ASGI path) must not make
-    # an error answer fail in turn.
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 class JSONResponse(Response):

@@ -9,14 +9,20 @@ import enum
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-#: What a route's endpoint may be: sync or async, taking the `Request` and
-#: returning a `Response`, or a dict/list (sent as JSON), str (text) or bytes;
-#: for a WebSocket route, ``async def (ws: WebSocket) -> None``.
-Endpoint = Callable[[Any], Any]
+from wasmkernel.models import ResponseSpec, response_specs
+from wasmkernel.stash import Stash, StashKey
+
+T = TypeVar("T")
+
+#: What a route's endpoint may be: sync or async, taking the `Request` (and
+#: the objects of its declared models as keyword arguments `body`, `query`,
+#: `path`) and returning a `Response`, a model, a dict/list (sent as JSON),
+#: str (text) or bytes; for a WebSocket route, ``async def (ws: WebSocket) -> None``.
+Endpoint = Callable[..., Any]
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The pseudo-method of WebSocket routes: the kernel matches ``websocket``
@@ -36,6 +42,10 @@ _PLACEHOLDER = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?}")
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
+
+
+def _stash(given: Stash | Mapping[StashKey[Any], Any]) -> Stash:
+    return given if isinstance(given, Stash) else Stash(given)
 
 
 def _methods(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -106,14 +116,35 @@ class AuthRequirement:
 
 
 @attrs.frozen(eq=False)
+class Protection(StashKey[T]):
+    """A check a route declares and a middleware enforces (`Middleware.enforces`):
+    a stash key of the plugin that owns the check, under which routes put
+    what they require (``Route(..., stash={CSRF: CsrfPolicy()})``). A route
+    declaring one that no enabled middleware enforces stops startup with
+    `hint` (what to enable). The kernel's own: `AUTH`, `SCHEMA`."""
+
+    hint: str = ""
+
+
+#: `Route.auth` with something to check: enforced by authz (or another plugin enforcing `AuthRequirement`).
+AUTH: Protection[AuthRequirement] = Protection("auth checks", hint="enable authz")
+#: `Route.body_schema`, `query_schema`, `path_schema`: enforced by validation.
+SCHEMA: Protection[None] = Protection("schema checks", hint="enable validation")
+
+
+@attrs.frozen(eq=False)
 class Route:
     """One route: methods, a path pattern and the endpoint serving it.
 
     `path` uses `{name}` or `{name:converter}` placeholders (str, int, float,
-    uuid, path), compiled into `pattern` (ValueError here if bad). `auth` and
-    the schemas are read by the authz, validation and openapi plugins;
+    uuid, path), compiled into `pattern` (ValueError here if bad). The
+    endpoint receives `body_model`, `query_model` and `path_model` objects
+    (`wasmkernel.endpoints`); `responses` maps statuses to descriptions,
+    models or `ResponseSpec`s. `auth` and the hand-written JSON Schemas are
+    read by the authz, validation and openapi plugins;
     `max_body_size` replaces the default body cap (the limits plugin's
-    overrides still win); the kernel fills in `owner`, the declaring plugin.
+    overrides still win); `stash` holds plugins' data under typed keys (a
+    mapping given here is copied into one); the kernel fills in `owner`, the declaring plugin.
     Routes compare by identity. ``websocket=True`` declares a WebSocket
     route: endpoint ``async def (ws: wasmkernel.WebSocket) -> None``, methods
     ``("WEBSOCKET",)``, the chain around the whole connection, `max_body_size`
@@ -131,10 +162,14 @@ class Route:
     path_schema: Mapping[str, Any] | None = None
     summary: str = ""
     tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    responses: Mapping[int, str] = attrs.field(factory=dict)
+    responses: Mapping[int, ResponseSpec] = attrs.field(factory=dict, converter=response_specs)
     include_in_schema: bool = True
     max_body_size: int | None = None
     websocket: bool = False
+    body_model: Any = None
+    query_model: type | None = None
+    path_model: type | None = None
+    stash: Stash = attrs.field(factory=Stash, converter=_stash, repr=False)
     pattern: PathPattern = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -145,6 +180,16 @@ class Route:
             raise ValueError("declare a WebSocket route with websocket=True")
         if not self.name:
             object.__setattr__(self, "name", f"{'|'.join(self.methods)} {self.path}")
+
+
+def protections(route: Route) -> set[Protection[Any]]:
+    """What `route` declares that some middleware must enforce."""
+    needed = {key for key in route.stash if isinstance(key, Protection)}
+    if route.auth is not None and (route.auth.required or route.auth.scopes or route.auth.roles):
+        needed.add(AUTH)
+    if route.body_schema is not None or route.query_schema is not None or route.path_schema is not None:
+        needed.add(SCHEMA)
+    return needed
 
 
 class MatchKind(enum.Enum):

@@ -1,11 +1,12 @@
 """WebSocket connections (the ASGI ``websocket`` scope).
 
-A `WebSocket` is the handshake `Request` (the whole chain sees it like any
-request) plus the session. Sends go straight to the server, so a slow client
+A `WebSocket` is a `Connection` like a `Request` (the WebSocket middleware
+of the chain sees its handshake), without a body: a session, whose
+`session_state` goes CONNECTING → OPEN → CLOSED, or CONNECTING → REFUSED. Sends go straight to the server, so a slow client
 makes only its own sender wait; a task beside the endpoint reads into a
 bounded inbox, so a client leaving is noticed even by an endpoint that only
 sends. The session ends, with these close codes, when the endpoint returns
-(1000), raises (1011; 1008 for an `HTTPError` below 500) or calls `close`;
+(1000), raises (1011; 1008 for an error the boundary maps below 500) or calls `close`;
 when another task calls `close_nowait`; when the client leaves (its code:
 reads raise `WebSocketDisconnect`, iteration ends, `wait_closed` returns,
 sends raise); on a message over `max_body_size` bytes (1009), more than
@@ -21,7 +22,8 @@ fan-out sender, say) until the connection ends.
 from __future__ import annotations
 
 import contextlib
-import json
+import enum
+import functools
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -29,12 +31,20 @@ from typing import Any
 import attrs
 import trio
 
-from wasmkernel.errors import Forbidden, HTTPError
-from wasmkernel.http import Request
+from wasmkernel.connection import Connection
+from wasmkernel.errors import BadRequest, Forbidden
+from wasmkernel.jsonio import dump_json, off_loop, parse_json
 from wasmkernel.responses import GONE, Response, Send
 
 #: The close codes the kernel uses (RFC 6455 §7.4.1).
 NORMAL, GOING_AWAY, LOST, POLICY, TOO_BIG, INTERNAL = 1000, 1001, 1006, 1008, 1009, 1011
+
+
+class SessionState(enum.Enum):
+    CONNECTING = "connecting"  # the handshake is not answered yet
+    OPEN = "open"  # accepted
+    CLOSED = "closed"  # was open, is over
+    REFUSED = "refused"  # the handshake was refused, or the client left before it was answered
 
 
 class WebSocketDisconnect(Exception):
@@ -47,7 +57,7 @@ class WebSocketDisconnect(Exception):
 
 
 @attrs.define(slots=True, eq=False)
-class WebSocket(Request):
+class WebSocket(Connection):
     """One WebSocket connection (see the module docstring).
 
     Middleware (the limits plugin) sets `max_body_size` (per message),
@@ -60,7 +70,7 @@ class WebSocket(Request):
     idle_timeout: float | None = None
     queue_size: int = 256
     discard_incoming: bool = False
-    accepted: bool = False
+    session_state: SessionState = SessionState.CONNECTING
     subprotocol: str | None = None
     messages_in: int = 0
     messages_out: int = 0
@@ -76,8 +86,9 @@ class WebSocket(Request):
     _read_inline: bool = False
 
     @property
-    def method(self) -> str:
-        return "GET"
+    def accepted(self) -> bool:
+        """Whether the handshake was accepted (the session is or was open)."""
+        return self.session_state in (SessionState.OPEN, SessionState.CLOSED)
 
     @property
     def subprotocols(self) -> list[str]:
@@ -87,8 +98,8 @@ class WebSocket(Request):
     async def accept(self, subprotocol: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
         """Complete the handshake (choosing one of `subprotocols`, if any) and
         start reading (see the module docstring)."""
-        if self.accepted or self.close_code is not None:
-            raise RuntimeError("accept() on a WebSocket already accepted or closed")
+        if self.session_state is not SessionState.CONNECTING:
+            raise RuntimeError(f"accept() on a WebSocket {self.session_state.value}")
         message = await self.receive()
         if message["type"] != "websocket.connect":
             code = int(message.get("code", LOST))
@@ -96,7 +107,7 @@ class WebSocket(Request):
             raise WebSocketDisconnect(code)
         raw_headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         await self.asgi_send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw_headers})
-        self.subprotocol, self.accepted = subprotocol, True
+        self.subprotocol, self.session_state = subprotocol, SessionState.OPEN
         self._active = trio.current_time()
         self._read_inline = self.discard_incoming
         if not self.discard_incoming:
@@ -124,10 +135,13 @@ class WebSocket(Request):
         return message if isinstance(message, bytes) else message.encode()
 
     async def receive_json(self) -> Any:
-        """The next message parsed as JSON; malformed JSON closes with 1008."""
+        """The next message parsed as JSON (the guarantees of `wasmkernel.jsonio`);
+        malformed JSON closes with 1008."""
+        message = await self.receive_message()
+        raw = message.encode("utf-8", "surrogatepass") if isinstance(message, str) else message
         try:
-            return json.loads(await self.receive_message())
-        except ValueError:
+            return await off_loop(len(raw), functools.partial(parse_json, raw))
+        except BadRequest:
             await self.close(POLICY, "malformed JSON")
             raise WebSocketDisconnect(POLICY, "malformed JSON") from None
 
@@ -149,7 +163,7 @@ class WebSocket(Request):
     async def send(self, data: str | bytes) -> None:
         """Send a message, waiting while the client is slow (this sender
         only); `WebSocketDisconnect` once the session is over."""
-        if not self.accepted:
+        if self.session_state is SessionState.CONNECTING:
             raise RuntimeError("accept() the WebSocket before sending")
         if self.close_code is not None:
             raise WebSocketDisconnect(self.close_code, self.close_reason)
@@ -168,12 +182,12 @@ class WebSocket(Request):
         await self.send(data)
 
     async def send_json(self, data: Any) -> None:
-        await self.send(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+        await self.send(dump_json(data).decode())
 
     async def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close the session (the close frame follows a message being sent);
         before `accept` it refuses the handshake (hypercorn answers 403)."""
-        if not self.accepted and self.close_code is None:
+        if self.session_state is SessionState.CONNECTING:
             self._end(code, reason)
             await self.asgi_send({"type": "websocket.close", "code": code, "reason": reason})
         self.close_nowait(code, reason)
@@ -183,7 +197,7 @@ class WebSocket(Request):
         """Close an accepted session from any task, at once: reads and
         `wait_closed` return, sends raise. (A handshake not accepted is left to
         the chain to refuse.)"""
-        if self.accepted:
+        if self.session_state is SessionState.OPEN:
             self._end(code, reason)
 
     def _end(self, code: int, reason: str, *, frame: bool = True) -> None:
@@ -191,12 +205,14 @@ class WebSocket(Request):
         `frame` is false (it is gone)."""
         if self.close_code is not None:
             return
+        was_open = self.session_state is SessionState.OPEN
+        self.session_state = SessionState.CLOSED if was_open else SessionState.REFUSED
         self.close_code, self.close_reason = code, reason
         self._closed.set()
         self._reader.cancel()
         if self._inbox is not None:
             self._inbox.close()
-        if frame and self.accepted:
+        if frame and was_open:
             self.nursery.start_soon(self._send_close, code, reason)
 
     async def _send_close(self, code: int, reason: str) -> None:
@@ -208,7 +224,7 @@ class WebSocket(Request):
         handshake is refused with it (the ASGI denial response where the server
         supports it, else a close, which hypercorn answers with 403). Returns
         the `send` the kernel sends `response` with."""
-        if self.close_code is None:  # not accepted: `websocket_handler` ends accepted sessions
+        if self.session_state is SessionState.CONNECTING:  # `websocket_handler` ends accepted sessions
             if "websocket.http.response" in self.scope.get("extensions", {}):
                 self._end(POLICY, "handshake refused")
                 return self._send_denial
@@ -251,31 +267,34 @@ async def _discard(message: MutableMapping[str, Any]) -> None:
     """The `send` of a response that has nothing left to send."""
 
 
-def websocket_handler(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+def websocket_handler(
+    endpoint: Callable[[WebSocket], Awaitable[None]], status_of: Callable[[Exception], int | None]
+) -> Callable[[WebSocket], Awaitable[Response]]:
     """Adapt a WebSocket endpoint into the innermost handler of its chain: it
     ends the session as the module docstring says (1001 when cancelled) and
     returns a 101 placeholder response. An endpoint that returns without
     accepting or closing refuses the handshake (403); an error before
-    `accept` is the chain's."""
+    `accept` is the chain's. `status_of` is the error boundary's status for an
+    exception (None: unexpected)."""
 
-    async def handler(request: Request) -> Response:
-        assert isinstance(request, WebSocket)
+    async def handler(ws: WebSocket) -> Response:
         try:
-            await endpoint(request)
+            await endpoint(ws)
         except WebSocketDisconnect:
             pass
-        except HTTPError as exc:
-            request.close_nowait(INTERNAL if exc.status >= 500 else POLICY, exc.detail[:120])
-            raise
         except trio.Cancelled:
-            request.close_nowait(GOING_AWAY, "server shutting down")
+            ws.close_nowait(GOING_AWAY, "server shutting down")
+            raise
+        except Exception as exc:
+            status = status_of(exc)
+            ws.close_nowait(POLICY if status is not None and status < 500 else INTERNAL, str(exc)[:120] if status is not None else "internal error")
             raise
         except BaseException:
-            request.close_nowait(INTERNAL, "internal error")
+            ws.close_nowait(INTERNAL, "internal error")
             raise
-        request.close_nowait(NORMAL, "")
-        if request.close_code is None:
+        ws.close_nowait(NORMAL, "")
+        if ws.close_code is None:
             raise Forbidden("The endpoint refused the WebSocket handshake")
-        return Response(status=101 if request.accepted else 403)
+        return Response(status=101 if ws.accepted else 403)
 
     return handler

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -53,10 +54,21 @@ class ServerEvent:
         return json.loads(self.data)
 
 
+async def event_stream_lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The lines of an event stream, broken at CR, LF or CRLF only, as the
+    format says (httpx's `aiter_lines` also breaks at U+2028, U+2029, U+0085...)."""
+    pending = ""
+    async for text in response.aiter_text():
+        pending += text
+        *lines, pending = re.split(r"\r\n|\r(?!$)|\n", pending)
+        for line in lines:
+            yield line
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[ServerEvent]:
     """The events of a streaming ``text/event-stream`` response."""
     fields: dict[str, list[str]] = {}
-    async for line in response.aiter_lines():
+    async for line in event_stream_lines(response):
         if line == "":
             if "data" in fields:
                 ids = fields.get("id")

@@ -197,9 +197,19 @@ class Instance:
             pass
 
 
-def spawn(registry: str, workdir: Path, *, workers: int = 1, env: Mapping[str, str] | None = None, probe: str = "/healthz", timeout: float = 60.0) -> Instance:
-    """Write `registry` to `workdir`, start `wasmkernel run` on a free loopback
-    port in its own process group, and wait until `probe` answers."""
+def spawn(
+    registry: str,
+    workdir: Path,
+    *,
+    workers: int = 1,
+    env: Mapping[str, str] | None = None,
+    probe: str = "/healthz",
+    timeout: float = 60.0,
+    args: Sequence[str] = (),
+) -> Instance:
+    """Write `registry` to `workdir`, start `wasmkernel run` (with `args`
+    besides its registry, bind and workers) on a free loopback port in its own
+    process group, and wait until `probe` answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     registry_file = workdir / f"registry-{port}.toml"
@@ -207,7 +217,7 @@ def spawn(registry: str, workdir: Path, *, workers: int = 1, env: Mapping[str, s
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+            [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *args],
             cwd=workdir,
             env={**os.environ, **ENV, **(env or {})},
             stdout=log,

@@ -143,3 +143,35 @@ async def test_oversized_and_malformed_frames_close_only_their_connection(tmp_pa
             with trio.fail_after(5):
                 assert json.loads(await good.get_message())["text"] == "still here"
         assert (await http.get("/posts")).status_code == 200
+
+
+async def test_one_client_cannot_hold_more_than_its_share_of_event_streams(tmp_path: Path) -> None:
+    """Issue 22: one client held 1,437 SSE streams. The limits plugin's
+    `streams_per_client` (100 by default; 8 here) applies to event streams as
+    `websocket_per_client` does to WebSockets: the next one is answered 429
+    and holds no subscription."""
+    app = app_from(
+        {
+            "errors": {},
+            "limits": {"config": {"streams_per_client": 8}},
+            "router": {},
+            "channels": {},
+            "feed": {"config": {"database": str(tmp_path / "feed.db")}},
+        },
+        kernel={"allow_unenforced": True},
+    )
+    async with serving(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        streams = [await stalled_sse(port) for _ in range(8)]
+        await subscribers(app, 8)
+        refused = [await stalled_sse(port) for _ in range(5)]
+        for stream in refused:
+            answer = b""
+            with trio.fail_after(5):
+                while b"\r\n\r\n" not in answer:
+                    answer += await stream.receive_some(4096)
+            assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+        await subscribers(app, 8)
+        for stream in streams + refused:
+            await stream.aclose()
+        await subscribers(app, 0)

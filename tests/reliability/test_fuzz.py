@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wasmkernel_validation import QUERY
 
 from tests.reliability.harness import API_KEY, ENV, full_plugins, installed, token
 from wasmkernel import Application, AuthRequirement, Request, Route, hookimpl
@@ -55,7 +57,7 @@ class HostileTargets:
         return {"id": request.path_params["item_id"]}
 
     async def search(self, request: Request) -> dict[str, Any]:
-        return {"query": request.state.get("query")}
+        return {"query": request.stash.get(QUERY)}
 
     async def echo(self, request: Request) -> dict[str, Any]:
         return {
@@ -295,3 +297,62 @@ def test_overlong_and_duplicated_headers(target: Target) -> None:
 
 def test_lone_surrogate_in_path(target: Target) -> None:
     assert_clean(*target(scope_of("GET", "/items\udcff", b"/items%ff", b"", []), b""))
+
+
+# -- component output is hostile input ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def component_app(tmp_path_factory: pytest.TempPathFactory) -> Application:
+    """The components plugin serving a component that answers whatever status and
+    header the request body names (plugins/components/tests: HEADER, wasm-tools)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "components" / "tests"))
+    from test_host import HEADER
+    from wat import BODY, component
+
+    config = {
+        "cache_dir": str(tmp_path_factory.mktemp("component-cache")),
+        "modules": [{"name": "h", "path": str(component(HEADER, BODY))}],
+        "routes": [{"prefix": "/h", "module": "h", "methods": ["POST"]}],
+    }
+    return app_from({"router": {}, "errors": {}, "wasm": {}, "components": {"config": config}})
+
+
+component_responses = st.tuples(
+    st.integers(min_value=0, max_value=0xFFFF) | st.sampled_from([100, 101, 199, 200, 204, 304, 599, 600]),
+    # Names are strings in WIT: a component cannot pass invalid UTF-8 without breaking the canonical ABI (a trap).
+    st.text(min_size=1, max_size=24).filter(lambda t: "\0" not in t).map(str.encode) | st.sampled_from([b"connection", b"x-ok", b":status", b"Content-Length"]),
+    st.binary(max_size=40),
+)
+
+
+async def _answers(app: Application, cases: list[tuple[int, bytes, bytes]]) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+    """Each case's response, from one running application (starting it is what costs)."""
+    from wasmkernel.testing import running
+
+    answers = []
+    async with running(app) as client:
+        for status, name, value in cases:
+            response = await client.post("/h", content=struct.pack("<H", status) + name + b"\0" + value)
+            answers.append((response.status_code, {k.lower(): v for k, v in response.headers.raw}, response.content))
+    return answers
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cases=st.lists(component_responses, min_size=1, max_size=25))
+def test_component_responses_are_checked(component_app: Application, cases: list[tuple[int, bytes, bytes]]) -> None:
+    """Whatever status and header a component answers with, the client gets
+    either exactly that or a clean refusal: 422 (the host refused the field,
+    the component said so), 502 (an unsendable status), never a crash."""
+    for (status, name, value), (answered, headers, content) in zip(cases, trio.run(_answers, component_app, cases)):
+        assert answered != 500, content[:300]
+        if answered == 422:
+            assert content in (b"0", b"1")
+        elif 100 <= status <= 199:
+            assert answered == 502
+        else:
+            assert answered == (status if 200 <= status <= 599 else 200), (status, answered, content[:200])
+            if name.lower() != b"content-length":
+                assert headers.get(name.lower()) == value

@@ -93,4 +93,4 @@ async def test_nul_in_a_wagi_request_is_400(loader_name: str, dist: Path, cache:
     async with running(make_app(loader_name, dist, cache)) as client:
         response = await client.get(path, headers=headers)
     assert response.status_code == 400, response.text
-    assert "NUL" in response.json()["message"]
+    assert "NUL" in response.json()["detail"]

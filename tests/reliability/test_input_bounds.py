@@ -43,7 +43,7 @@ async def test_deep_json_is_400(body: str) -> None:
     async with running(app_from({"router": {}, "t": {}}, {"t": Echo()})) as client:
         response = await client.post("/echo", content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, response.text
-        assert "nested deeper" in response.json()["message"]
+        assert "nested deeper" in response.json()["detail"]
         shallow = await client.post("/echo", content='["[[[[", ' + "[" * 60 + "]" * 60 + "]")
         assert shallow.json() == {"got": "list"}
 

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_server import RedisServer
-from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx
+from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx, token
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("access-log", "hello", "limits"), reason="feature plugins not installed")]
 NGINX = nginx_binary()
@@ -49,6 +50,44 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
         with httpx.Client(base_url=instance.base) as client:
             assert all(client.get("/hello", headers={"Connection": "close"}).status_code == 200 for _ in range(40))
         assert settled(lambda: instance.access_count("/hello")) == 40
+    finally:
+        instance.stop()
+
+
+def scrape(base: str) -> dict[str, float]:
+    """One scrape on a new connection (any worker may answer): sample -> value."""
+    text = httpx.get(base + "/metrics", headers={"Connection": "close"}, timeout=10).text
+    return {
+        sample.name + "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}": sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.skipif(not installed("metrics", "channels", "feed"), reason="needs the metrics and feed plugins")
+def test_two_workers_answer_metrics_as_one(tmp_path: Path) -> None:
+    """Issue 26: with --workers 2 each scrape showed one worker's counters (a
+    counter read 11, 9, 11, 11 …). Every scrape now shows both workers:
+    request counters and the plugins' sources (channels' published events)."""
+    plugins = full_plugins(tmp_path, with_wasm=False)
+    instance = spawn(registry_toml({**plugins, "channels": {}, "feed": {"database": str(tmp_path / "feed.db")}}), tmp_path, workers=2)
+    try:
+        with httpx.Client(base_url=instance.base, headers={"Connection": "close"}, timeout=10) as client:
+            assert all(client.get("/hello").status_code == 200 for _ in range(40))
+            auth = {"authorization": "Bearer " + token(["feed:write"])}
+            assert all(client.post("/posts", json={"text": f"post {n}"}, headers=auth).status_code == 201 for n in range(6))
+        hello = "wasmkernel_requests_total{method=GET,route=hello,status=200}"
+        published = "wasmkernel_channels_published_total{broker=memory}"
+
+        def agreed() -> bool:
+            scrapes = [scrape(instance.base) for _ in range(8)]
+            return all(s.get(hello) == 40.0 and s.get(published) == 6.0 for s in scrapes)
+
+        deadline = time.monotonic() + 30
+        while not agreed():
+            assert time.monotonic() < deadline, [(s.get(hello), s.get(published)) for s in (scrape(instance.base) for _ in range(4))]
+            time.sleep(0.2)
+        assert not any(name.startswith("process_") for name in scrape(instance.base))  # per process: left out
     finally:
         instance.stop()
 

@@ -35,7 +35,20 @@ from typing import Literal
 import attrs
 import structlog
 
-from wasmkernel import Application, ClientDisconnected, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, StreamingResponse, WebSocket, hookimpl
+from wasmkernel import (
+    Application,
+    ClientDisconnected,
+    ConfiguredPlugin,
+    Handler,
+    Middleware,
+    Request,
+    Response,
+    Route,
+    StreamingResponse,
+    WebSocket,
+    WebSocketHandler,
+    hookimpl,
+)
 
 CLIENT_CLOSED_REQUEST = 499
 
@@ -66,7 +79,7 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("access-log", self.wrap)]
+        return [Middleware("access-log", self.wrap, websocket=self.wrap_websocket)]
 
     def cut(self, text: str | None) -> str | None:
         limit = self.config.max_field_length
@@ -89,11 +102,13 @@ class Plugin(ConfiguredPlugin[Config]):
             subject=self.cut(identity.subject) if identity is not None else None,
         )
 
-    def wrap_websocket(self, next_handler: Handler, route: Route) -> Handler:
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        if route is not None and route.path in self.config.skip_paths:
+            return next_handler
         emit = getattr(log, self.config.level)
+        route_name = route.name if route is not None else None
 
-        async def handler(request: Request) -> Response:
-            assert isinstance(request, WebSocket)
+        async def handler(request: WebSocket) -> Response:
             started, status = time.perf_counter(), 500
             try:
                 response = await next_handler(request)
@@ -103,8 +118,8 @@ class Plugin(ConfiguredPlugin[Config]):
                 identity = request.identity
                 emit(
                     "websocket",
-                    path=request.path,
-                    route=route.name,
+                    path=self.cut(request.path),
+                    route=route_name,
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     messages_in=request.messages_in,
@@ -121,8 +136,6 @@ class Plugin(ConfiguredPlugin[Config]):
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         if route is not None and route.path in self.config.skip_paths:
             return next_handler
-        if route is not None and route.websocket:
-            return self.wrap_websocket(next_handler, route)
         route_name = route.name if route is not None else None
 
         async def handler(request: Request) -> Response:

@@ -28,7 +28,7 @@ import hmac
 
 import attrs
 
-from wasmkernel import Application, ConfigError, ConfiguredPlugin, Identity, Request, Unauthorized, hookimpl
+from wasmkernel import Application, ConfigError, ConfiguredPlugin, Connection, Identity, Unauthorized, hookimpl
 
 SCHEME = "apikey"
 
@@ -134,7 +134,7 @@ class ApiKeyAuthenticator:
                 found = key
         return found
 
-    async def authenticate(self, request: Request) -> Identity | None:
+    async def authenticate(self, request: Connection) -> Identity | None:
         value = request.headers.get(self.header)
         if value is None:
             return None

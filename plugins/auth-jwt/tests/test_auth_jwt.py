@@ -32,8 +32,10 @@ class Routes:
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
+        authenticators = [found for _, found in app.hooks.gather("wasmkernel_authenticators")]
+
         async def whoami(request: Request) -> dict[str, Any]:
-            for authenticator in app.authenticators:
+            for authenticator in authenticators:
                 identity = await authenticator.authenticate(request)
                 if identity is not None:
                     return {"subject": identity.subject, "scheme": identity.scheme, "scopes": sorted(identity.scopes), "roles": sorted(identity.roles)}
@@ -124,7 +126,7 @@ def hs256_with_pem_as_secret() -> str:
 async def test_bad_tokens_are_refused_with_a_precise_reason(config: dict[str, Any], value: Callable[[], str], reason: str) -> None:
     response = await whoami(make_app({"secret": SECRET, **config}), value())
     assert response.status_code == 401
-    assert response.json()["message"] == reason
+    assert response.json()["detail"] == reason
     assert response.headers["www-authenticate"] == f'Bearer realm="wasmkernel", error="invalid_token", error_description="{reason}"'
 
 
@@ -143,7 +145,7 @@ async def test_rs256_public_key() -> None:
         ps = await client.get("/whoami", headers=bearer(token(key=RSA_KEY, algorithm="PS256")))
         other = await client.get("/whoami", headers=bearer(token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")))
     assert rs.json()["subject"] == ps.json()["subject"] == "alice"
-    assert other.json()["message"] == "invalid signature"
+    assert other.json()["detail"] == "invalid signature"
 
 
 async def test_jwks_file_selects_by_kid(tmp_path: Path) -> None:
@@ -159,9 +161,9 @@ async def test_jwks_file_selects_by_kid(tmp_path: Path) -> None:
         unknown = await client.get("/whoami", headers=bearer(token(key=EC_KEY, algorithm="ES256", kid="nope")))
         no_kid = await client.get("/whoami", headers=bearer(token(key=EC_KEY, algorithm="ES256")))
     assert es.json()["subject"] == rs.json()["subject"] == "alice"
-    assert swapped.json()["message"] == "algorithm not allowed"
-    assert unknown.json()["message"] == "unknown key id"
-    assert no_kid.json()["message"] == "token has no 'kid' header"
+    assert swapped.json()["detail"] == "algorithm not allowed"
+    assert unknown.json()["detail"] == "unknown key id"
+    assert no_kid.json()["detail"] == "token has no 'kid' header"
 
 
 @pytest.mark.parametrize(
@@ -206,7 +208,7 @@ async def test_missing_scope_is_403_through_authz() -> None:
         granted = await client.get("/compute", headers=bearer(token({"scope": ["matrix:compute"]})))
         anonymous = await client.get("/compute")
     assert missing.status_code == 403
-    assert missing.json()["message"] == "missing scope(s): matrix:compute"
+    assert missing.json()["detail"] == "missing scope(s): matrix:compute"
     assert granted.json() == {"subject": "alice"}
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == 'Bearer realm="wasmkernel"'

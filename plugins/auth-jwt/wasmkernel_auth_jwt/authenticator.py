@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import jwt
 
-from wasmkernel import Identity, Request, Unauthorized, WebSocket
+from wasmkernel import Connection, Identity, Unauthorized, WebSocket
 from wasmkernel_auth_jwt.keys import Config, Keys, UnknownKey
 
 SCHEME = "jwt"
@@ -90,7 +90,7 @@ class JWTAuthenticator:
         challenge = f'{self.challenge}, error="invalid_token", error_description="{reason}"'
         return Unauthorized(reason, headers={"WWW-Authenticate": challenge})
 
-    async def authenticate(self, request: Request) -> Identity | None:
+    async def authenticate(self, request: Connection) -> Identity | None:
         header = request.headers.get("authorization")
         if header is None:
             if isinstance(request, WebSocket):

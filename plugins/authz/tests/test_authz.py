@@ -75,7 +75,7 @@ async def test_anonymous_request_gets_401_with_every_scheme_challenge() -> None:
     async with running(make_app()) as client:
         response = await client.get("/me")
     assert response.status_code == 401
-    assert response.json()["message"] == "Authentication required"
+    assert response.json()["detail"] == "Authentication required"
     assert response.headers.get_list("www-authenticate") == ['Alpha realm="test"', 'Beta realm="test"']
 
 
@@ -89,7 +89,7 @@ async def test_schemes_are_pluggable_and_tried_in_order() -> None:
     assert beta.json() == {"subject": "bob", "scheme": "beta"}
     # An invalid credential stops the search: no fallback to the next scheme.
     assert invalid.status_code == 401
-    assert invalid.json()["message"] == "bad alpha credential"
+    assert invalid.json()["detail"] == "bad alpha credential"
     assert invalid.headers["www-authenticate"] == 'Alpha realm="test"'
     assert plugin.authenticators[1].calls == ["/me"]
 
@@ -102,12 +102,12 @@ async def test_missing_grants_and_policies_are_403() -> None:
         staff = await client.get("/admin", headers={"X-Alpha": "staff"})
         intern = await client.delete("/thing", headers={"X-Alpha": "intern"})
     assert no_scope.status_code == 403
-    assert no_scope.json()["message"] == "missing scope(s): matrix:compute"
+    assert no_scope.json()["detail"] == "missing scope(s): matrix:compute"
     assert scoped.json()["subject"] == "ann"
-    assert no_role.json()["message"] == "missing role(s): staff"
+    assert no_role.json()["detail"] == "missing role(s): staff"
     assert staff.status_code == 200
     assert intern.status_code == 403
-    assert intern.json()["message"] == "interns may not delete"
+    assert intern.json()["detail"] == "interns may not delete"
 
 
 async def test_public_routes_are_not_wrapped() -> None:
@@ -135,7 +135,7 @@ async def test_registry_overrides_and_default_required() -> None:
     assert me.status_code == open_.status_code == 200
     # Declared public by its plugin: the route's own declaration beats the default.
     assert declared.status_code == 200
-    assert compute.json()["message"] == "missing scope(s): other"
+    assert compute.json()["detail"] == "missing scope(s): other"
 
 
 async def test_default_required_protects_undeclared_routes() -> None:

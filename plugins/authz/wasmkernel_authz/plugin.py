@@ -9,7 +9,8 @@ Config (`[plugins.authz.config]`):
   declares: ``routes = { "matmul" = { auth = "required", scopes = ["matrix:compute"] },
   "health" = { auth = "public" } }``. Unknown route names stop startup.
 
-Per request, on protected routes only (public routes are not wrapped): the
+On HTTP and WebSocket routes alike (a WebSocket handshake is refused with
+the same statuses), on protected routes only (public routes are not wrapped): the
 authenticators run in registry order and the first identity wins (one
 raising 401 stops the search). A public route declaring
 ``AuthRequirement(required=False, identify=True)`` is authenticated
@@ -23,28 +24,31 @@ set on ``request.identity``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, TypeVar
 
 import attrs
 import structlog
 
 from wasmkernel import (
+    AUTH,
     AccessPolicy,
     Application,
+    Authenticator,
     AuthRequirement,
     ConfiguredPlugin,
+    Connection,
     Forbidden,
-    Handler,
     Identity,
     Middleware,
-    Request,
     Response,
     Route,
     StartupError,
     Unauthorized,
     hookimpl,
 )
+
+C = TypeVar("C", bound=Connection)
 
 log = structlog.get_logger("wasmkernel.authz")
 
@@ -84,13 +88,12 @@ def builtin_grants(identity: Identity, requirement: AuthRequirement, route: Rout
 
 @attrs.frozen
 class Enforcer:
-    """Builds the per-route guards (the middleware's `wrap`).
-
-    Reads the application's authenticators and policies when it wraps, i.e.
-    once they are all collected."""
+    """Builds the per-route guards (the middleware's wrappers, HTTP and
+    WebSocket), with the authenticators and policies plugins contribute."""
 
     config: Config
-    app: Application
+    authenticators: tuple[Authenticator, ...]
+    policies: tuple[AccessPolicy, ...]
 
     def requirement(self, route: Route) -> AuthRequirement | None:
         rule = self.config.routes.get(route.name)
@@ -100,20 +103,20 @@ class Enforcer:
             return route.auth
         return AuthRequirement() if self.config.default_auth == "required" else None
 
-    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
+    def wrap(self, next_handler: Callable[[C], Awaitable[Response]], route: Route | None) -> Callable[[C], Awaitable[Response]]:
         requirement = self.requirement(route) if route is not None else None
         if route is None or requirement is None:
             return next_handler
         if not requirement.required:
             return self.optional(next_handler) if requirement.identify else next_handler
-        authenticators = self.app.authenticators
-        checks: tuple[AccessPolicy, ...] = (builtin_grants, *self.app.access_policies)
+        authenticators = self.authenticators
+        checks: tuple[AccessPolicy, ...] = (builtin_grants, *self.policies)
         if not authenticators:
             log.warning("authz.no_authenticators", route=route.name, hint="enable an authentication plugin, e.g. auth-jwt")
         # One WWW-Authenticate header per scheme (RFC 9110 §11.6.1).
         unauthenticated = [("WWW-Authenticate", a.challenge) for a in authenticators]
 
-        async def guard(request: Request) -> Response:
+        async def guard(request: C) -> Response:
             identity = await self.identify(request)
             if identity is None:
                 raise Unauthorized("Authentication required", headers=unauthenticated)
@@ -126,9 +129,9 @@ class Enforcer:
 
         return guard
 
-    async def identify(self, request: Request) -> Identity | None:
+    async def identify(self, request: Connection) -> Identity | None:
         """The first identity an authenticator vouches for (401 for bad credentials)."""
-        for authenticator in self.app.authenticators:
+        for authenticator in self.authenticators:
             try:
                 identity = await authenticator.authenticate(request)
             except Unauthorized as exc:
@@ -138,8 +141,8 @@ class Enforcer:
                 return identity
         return None
 
-    def optional(self, next_handler: Handler) -> Handler:
-        async def identified(request: Request) -> Response:
+    def optional(self, next_handler: Callable[[C], Awaitable[Response]]) -> Callable[[C], Awaitable[Response]]:
+        async def identified(request: C) -> Response:
             request.identity = await self.identify(request)
             return await next_handler(request)
 
@@ -156,4 +159,6 @@ class Plugin(ConfiguredPlugin[Config]):
         unknown = sorted(set(self.config.routes) - known)
         if unknown:
             raise StartupError(f"{app.registry.where(NAME, 'config.routes')}: unknown route name(s): {', '.join(unknown)} (see `wasmkernel routes`)")
-        return [Middleware("authz", Enforcer(self.config, app).wrap, enforces=frozenset({"auth"}))]
+        authenticators = tuple(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
+        enforcer = Enforcer(self.config, authenticators, tuple(found for _, found in app.hooks.gather("wasmkernel_access_policies")))
+        return [Middleware("authz", enforcer.wrap, websocket=enforcer.wrap, enforces=frozenset({AUTH}))]

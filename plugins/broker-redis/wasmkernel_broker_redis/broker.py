@@ -1,10 +1,12 @@
 """`RedisBroker`: the channels' `Broker` over Redis pub/sub.
 
 Publishing is one Lua script, atomic in Redis: it gives the event the next id
-of its channel (``<epoch>-<n>``; the epoch is set by the first publish after
-Redis started empty, so ids never repeat across a Redis restart), appends it
-to the channel's history list in Redis (the last `history` events) and
-PUBLISHes it. Every instance's broker is subscribed to the pattern of all
+of its channel (``<epoch>-<n>``), appends it to the channel's history list in
+Redis (the last `history` events) and PUBLISHes it. The epoch is set by the
+first publish after Redis started empty, from a random value each publish
+offers: after Redis lost its state (a restart without persistence, a
+FLUSHALL) ids start again at 1 under a new epoch and never repeat ones
+already delivered. Every instance's broker is subscribed to the pattern of all
 channels and hands each event to its `deliver` callback, in Redis's order;
 an instance's own events come back the same way.
 
@@ -18,12 +20,21 @@ saying it may have been published (Redis may be slow, or this event loop
 late), and leaves the broker up: a late answer is no outage. On resubscribing it reads the history list of
 every channel it has seen and delivers the events it missed meanwhile (those
 published by other instances while only its subscription was broken); ids
-already delivered are skipped, so nothing is delivered twice.
+already delivered are skipped, so nothing is delivered twice. When it cannot
+vouch that nothing was missed — Redis restarted (its run id changed: what
+was published just before may be lost, or, restored from a saved state,
+its counters may be behind ids already delivered, so the epoch is
+replaced), Redis lost its state (the epoch changed), or more events were
+missed than the history holds — it interrupts the channels (`interrupt`,
+the channels plugin's `Channels.interrupt`): their streams end so their
+clients reconnect and catch up, rather than silently missing events that
+were acknowledged to their publishers.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -52,6 +63,15 @@ return id
 """
 
 
+#: Replace the epoch (KEYS[1]) if it is still ARGV[1]; the epoch now.
+ROTATE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return redis.call('GET', KEYS[1])
+"""
+
+
 def parse_id(event_id: str) -> tuple[str, int]:
     epoch, _, number = event_id.rpartition("-")
     return epoch, int(number)
@@ -70,21 +90,30 @@ class RedisBroker:
         history: int = 100,
         timeout: float = 3.0,
         backoff: Backoff | None = None,
+        interrupt: Callable[[str, str], None] | None = None,
+        channels_in_use: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.link = link
         self.prefix = prefix
         self.history = history
         self.timeout = timeout
         self.backoff = backoff or Backoff()
+        self.interrupt = interrupt
+        #: Channels with local subscribers (caught up after an outage too).
+        self.channels_in_use = channels_in_use
         self.outages = 0
+        self.resets = 0
         self.last_error = "not subscribed yet"
         self._up = False
         self._subscription = trio.CancelScope()
         self._deliver: Deliver | None = None
         #: channel -> (epoch, number) of the last event delivered.
         self._last: dict[str, tuple[str, int]] = {}
+        #: Redis's epoch and server run id, as last seen (None: not subscribed yet).
+        self._epoch: str | None = None
+        self._run_id: str | None = None
         self._script = link.client.register_script(PUBLISH)
-        self._epoch = secrets.token_hex(4)
+        self._rotate = link.client.register_script(ROTATE)
 
     @property
     def up(self) -> bool:
@@ -102,19 +131,19 @@ class RedisBroker:
 
     async def publish(self, channel: str, event: str, data: str) -> Event:
         if not self._up:
-            raise BrokerUnavailable(f"The Redis broker is down ({self.last_error}); the event was not published", headers={"Retry-After": "1"})
+            raise BrokerUnavailable(f"The Redis broker is down ({self.last_error}); the event was not published", retry_after=1)
         keys = [self._key("epoch"), self._key("seq", channel), self._key("history", channel), self._key("channel", channel)]
         try:
             with trio.fail_after(self.timeout):
-                raw: Any = await self._script(keys=keys, args=[self._epoch, event, data, str(self.history)])
+                raw: Any = await self._script(keys=keys, args=[secrets.token_hex(8), event, data, str(self.history)])
         except trio.TooSlowError:
             log.warning("broker.publish_timeout", broker=self.name, channel=channel, timeout=self.timeout)
             late = f"Redis did not answer within {self.timeout:g} s; the event may have been published"
-            raise BrokerUnavailable(late, headers={"Retry-After": "1"}) from None
+            raise BrokerUnavailable(late, retry_after=1) from None
         except REDIS_ERRORS as exc:
             self._down(exc)
             self._subscription.cancel()  # resubscribing brings the broker up again
-            raise BrokerUnavailable(f"Redis failed ({type(exc).__name__}); the event was not published", headers={"Retry-After": "1"}) from None
+            raise BrokerUnavailable(f"Redis failed ({type(exc).__name__}); the event was not published", retry_after=1) from None
         event_id = raw.decode() if isinstance(raw, bytes) else str(raw)
         return Event(channel, event_id, event, data)
 
@@ -164,16 +193,61 @@ class RedisBroker:
         if last is not None and last[0] == epoch and number <= last[1]:
             return  # already delivered (caught up from the history)
         self._last[channel] = (epoch, number)
+        self._epoch = epoch
         assert self._deliver is not None
         self._deliver(Event(channel, event_id, event, data))
 
     async def _catch_up(self) -> None:
-        """Deliver what each channel seen so far got while we were away."""
-        for channel in list(self._last):
+        """After (re)subscribing: notice a Redis that lost or rewound its
+        state, deliver what each channel seen so far, or subscribed to here,
+        got while we were away, and interrupt the channels for which nothing
+        missed can be vouched (see the module docstring)."""
+        client = self.link.client
+        with trio.fail_after(self.timeout):
+            server = await client.info("server")
+            stored = await client.get(self._key("epoch"))
+        run_id, epoch = str(server.get("run_id", "")), None if stored is None else _text(stored)
+        restarted = self._run_id is not None and run_id != self._run_id
+        if restarted or (self._epoch is not None and epoch != self._epoch):  # (None -> an epoch: the first publish)
+            epoch = await self._reset(epoch, restarted=restarted)
+        for channel in {*self._last, *self.channels_in_use()}:
             with trio.fail_after(self.timeout):
-                entries = await self.link.client.lrange(self._key("history", channel), 0, -1)
+                entries = [_text(entry) for entry in await client.lrange(self._key("history", channel), 0, -1)]
+                published = await client.get(self._key("seq", channel))
+            if epoch is not None and published is not None and self._missed_beyond_history(channel, epoch, int(published), entries):
+                self._interrupt(channel, "events were missed beyond the broker's history: reconnect to catch up")
             for entry in entries:
-                self._accept(channel, _text(entry))
+                self._accept(channel, entry)
+        self._run_id, self._epoch = run_id, epoch  # (the history may hold older epochs)
+
+    def _missed_beyond_history(self, channel: str, epoch: str, published: int, entries: list[str]) -> bool:
+        """Whether `channel` got more events since the last one delivered here
+        than its history in Redis still holds."""
+        last = self._last.get(channel)
+        if last is None or last[0] != epoch:
+            return False
+        held = {_entry_id(entry) for entry in entries}
+        return any((epoch, number) not in held for number in range(last[1] + 1, published + 1))
+
+    async def _reset(self, epoch: str | None, *, restarted: bool) -> str | None:
+        """Redis restarted or lost its state since we last looked: what was
+        published just before may never have reached us. Every channel in
+        use is interrupted, and ids start again under a new epoch (a Redis
+        that restarted from a saved state keeps its epoch and counters,
+        possibly from before ids we delivered: its epoch is replaced)."""
+        self.resets += 1
+        log.warning("broker.reset", broker=self.name, address=self.link.address, restarted=restarted, previous_epoch=self._epoch, epoch=epoch)
+        if restarted and epoch is not None and epoch == self._epoch:
+            with trio.fail_after(self.timeout):
+                epoch = _text(await self._rotate(keys=[self._key("epoch")], args=[epoch, secrets.token_hex(8)]))
+        for channel in sorted({*self._last, *self.channels_in_use()}):
+            self._interrupt(channel, "the broker lost or rewound its state (Redis restarted): reconnect to catch up")
+        self._last.clear()
+        return epoch
+
+    def _interrupt(self, channel: str, reason: str) -> None:
+        if self.interrupt is not None:
+            self.interrupt(channel, reason)
 
     # -- health ----------------------------------------------------------------
 
@@ -191,6 +265,14 @@ class RedisBroker:
         self._up = False
         if not isinstance(error, str):
             self.link.mark_down(error)
+
+
+def _entry_id(entry: str) -> tuple[str, int] | None:
+    """(epoch, number) of a history entry, None if malformed."""
+    try:
+        return parse_id(entry.split("\n", 1)[0])
+    except ValueError:
+        return None
 
 
 def _failure(exc: BaseException) -> BaseException:

@@ -16,8 +16,11 @@ Config (`[plugins.broker-redis.config]`):
 - `publish_timeout`: seconds a publish may wait for Redis (default 3.0)
 - `min_backoff`, `max_backoff`: resubscription delays in seconds (0.1, 5.0)
 
-Metrics: ``wasmkernel_broker_outages_total{broker="redis"}`` (besides the
-channels plugin's ``wasmkernel_channels_broker_up``).
+Metrics: ``wasmkernel_broker_outages_total{broker="redis"}`` and
+``wasmkernel_broker_resets_total{broker="redis"}`` (Redis found without the
+state it had: restarted without persistence, flushed), besides the channels
+plugin's ``wasmkernel_channels_broker_up`` and
+``..._interruptions_total``.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class Metrics:
     broker: RedisBroker
 
     def collect(self) -> Iterable[Sample]:
-        yield Sample("wasmkernel_broker_outages_total", float(self.broker.outages), "counter", {"broker": self.broker.name}, "broker outages seen")
+        labels = {"broker": self.broker.name}
+        yield Sample("wasmkernel_broker_outages_total", float(self.broker.outages), "counter", labels, "broker outages seen")
+        yield Sample("wasmkernel_broker_resets_total", float(self.broker.resets), "counter", labels, "times Redis was found to have lost its state")
 
 
 class Plugin(ConfiguredPlugin[Config]):
@@ -77,9 +82,18 @@ class Plugin(ConfiguredPlugin[Config]):
             log.info("broker.in_process", hint="set the redis plugin's url (WASMKERNEL_REDIS_URL) to share channels between instances")
             return []
         link = app.services.get(REDIS_LINK, needed_by=NAME)
+        channels = app.services.get(CHANNELS, needed_by=NAME)
         config = self.config
-        self.broker = RedisBroker(link, prefix=config.prefix, history=config.history, timeout=config.publish_timeout, backoff=self.backoff)
-        app.services.get(CHANNELS, needed_by=NAME).use_broker(self.broker, provider=NAME)
+        self.broker = RedisBroker(
+            link,
+            prefix=config.prefix,
+            history=config.history,
+            timeout=config.publish_timeout,
+            backoff=self.backoff,
+            interrupt=channels.interrupt,
+            channels_in_use=channels.names,
+        )
+        channels.use_broker(self.broker, provider=NAME)
         log.info("broker.redis", address=link.address)
         return []
 

@@ -4,6 +4,7 @@ client leaves) and WebSocket fan-out, through the default chain's plugins."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 import trio
 import trio_websocket
 from structlog.testing import capture_logs
-from wasmkernel_channels import CHANNELS, Channels, EventStream
+from wasmkernel_channels import CHANNELS, Channels, Event, EventStream, format_event
 
 from tests.realtime.serving import next_event, serving, sse_events
 from wasmkernel import Application, Request, Route, WebSocket, hookimpl
@@ -168,3 +169,21 @@ def test_config_is_strict() -> None:
 
     with pytest.raises(RegistryError, match="overflow"):
         make_app(overflow="block")
+
+
+def test_event_data_lines_break_at_cr_and_lf_only() -> None:
+    """Issue 27: `str.splitlines` also broke at U+2028/U+2029/U+0085, so a post
+    holding U+2028 reached every EventSource as two data lines, invalid JSON."""
+    data = json.dumps({"text": "a\u2028b\u2029c\x85d"}, ensure_ascii=False)
+    framed = format_event(Event("news", "1-0", "news", data)).decode()
+    assert framed == f"id: 1-0\nevent: news\ndata: {data}\n\n"
+    assert format_event(Event("news", "2-0", "news", "a\r\nb\rc\nd")).decode().count("data: ") == 4
+
+
+async def test_an_event_with_unicode_line_separators_arrives_whole() -> None:
+    app = make_app()
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http, http.stream("GET", "/events") as stream:
+        events = sse_events(stream)
+        await wait_for_subscribers(app, 1)
+        await http.post("/publish", json={"text": "one\u2028two"})
+        assert (await next_event(events)).json() == {"text": "one\u2028two"}

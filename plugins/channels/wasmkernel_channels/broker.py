@@ -19,8 +19,6 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from wasmkernel import ServiceUnavailable
-
 #: A channel name: letters, digits and ``_.:-``, 1 to 128 characters.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 #: An event type (the SSE ``event:`` field): the same alphabet.
@@ -55,9 +53,15 @@ class Event:
 Deliver = Callable[[Event], None]
 
 
-class BrokerUnavailable(ServiceUnavailable):
+class BrokerUnavailable(Exception):
     """The broker could not take the event: it was delivered to nobody
-    (raised to the publisher; an endpoint that lets it escape answers 503)."""
+    (raised to the publisher; an endpoint that lets it escape answers 503:
+    the channels plugin maps it at the error boundary, with `Retry-After`
+    when `retry_after` is set)."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Broker(Protocol):

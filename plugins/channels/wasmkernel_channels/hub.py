@@ -17,6 +17,13 @@ A subscription made with a `last_event_id` starts with the history after
 that id; an id the history no longer holds (too old, or from before a
 restart) replays the whole history, so delivery is at least once: clients
 skip ids they have seen.
+
+When the broker cannot vouch that a channel's subscribers got every event
+(Redis lost its state, or more events were missed than its history holds),
+it calls `Channels.interrupt`: every subscription of the channel ends as an
+overflowing one does (SSE streams after their queued events, WebSockets
+closed 1013), so clients reconnect and catch up (the feed page reloads its
+posts) instead of silently missing events.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from wasmkernel_channels.sse import EventStream, last_event_id
 log = structlog.get_logger("wasmkernel.channels")
 
 Overflow = Literal["close", "drop"]
-#: The close code of a WebSocket whose queue overflowed ("try again later").
+#: The close code of a WebSocket the server ends: its queue overflowed, or
+#: its channel was interrupted ("try again later").
 TRY_AGAIN_LATER = 1013
 
 
@@ -54,21 +62,23 @@ class Counters:
     delivered: int = 0
     dropped: int = 0
     overflow_closes: int = 0
+    interruptions: int = 0
 
 
 class Subscription:
     """One subscriber of one channel: iterate it for `Event`s (the replayed
     ones first); use it as a context manager, or `close()` it, to leave.
-    `on_overflow` is called when the "close" policy ends it."""
+    `on_end` is called with the reason when the server ends it (the "close"
+    overflow policy, `Channels.interrupt`)."""
 
-    __slots__ = ("_channels", "_queue", "channel", "dropped", "on_overflow", "overflowed", "replay")
+    __slots__ = ("_channels", "_queue", "channel", "dropped", "on_end", "overflowed", "replay")
 
     def __init__(self, channels: Channels, channel: str, replay: list[Event], queue_size: int) -> None:
         self.channel = channel
         self.replay = replay
         self.dropped = 0
         self.overflowed = False
-        self.on_overflow: Callable[[], None] | None = None
+        self.on_end: Callable[[str], None] | None = None
         self._channels = channels
         self._queue: EventQueue[Event] = EventQueue(queue_size)
 
@@ -81,6 +91,13 @@ class Subscription:
     def close(self) -> None:
         self._channels._unsubscribe(self)
         self._queue.close()
+
+    def end(self, reason: str) -> None:
+        """End it from the server's side, after the events already queued:
+        its client should reconnect and catch up."""
+        self.close()
+        if self.on_end is not None:
+            self.on_end(reason)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -115,10 +132,8 @@ class Subscription:
             self.dropped += 1
             return False
         self.overflowed = True
-        self.close()
         log.warning("channels.subscriber_overflow", channel=self.channel, policy=policy)
-        if self.on_overflow is not None:
-            self.on_overflow()
+        self.end("send queue overflow: the client does not read")
         return False
 
 
@@ -208,6 +223,17 @@ class Channels:
             else:
                 self.counters.dropped += 1
 
+    def interrupt(self, channel: str, reason: str) -> None:
+        """End every subscription of `channel` (see the module docstring): the
+        broker cannot vouch its subscribers got every event."""
+        found = self._channels.get(channel)
+        if found is None or not found.subscribers:
+            return
+        log.warning("channels.interrupted", channel=channel, subscribers=len(found.subscribers), reason=reason)
+        self.counters.interruptions += 1
+        for subscriber in list(found.subscribers):
+            subscriber.end(reason)
+
     def history(self, channel: str, after: str | None = None) -> list[Event]:
         """The channel's recent events (after the event with id `after`, when
         the history holds it)."""
@@ -239,14 +265,14 @@ class Channels:
         its ``last_event_id`` query parameter, if given), one text message
         each, until either side ends. A task in the connection's nursery sends
         them from the subscription's queue, so a client that stops reading
-        stalls only that task; its queue overflowing closes it 1013 ("close"
-        policy). Its messages are read and discarded (`discard_incoming`):
+        stalls only that task; its queue overflowing ("close" policy) or the
+        channel being interrupted closes it 1013. Its messages are read and discarded (`discard_incoming`):
         the kernel's limits still apply to them."""
         self._channel(channel)  # a bad name is refused before the handshake
         ws.discard_incoming = True
         await ws.accept(subprotocol)
         with self.subscribe(channel, last_event_id(ws)) as subscription:
-            subscription.on_overflow = lambda: ws.close_nowait(TRY_AGAIN_LATER, "send queue overflow: the client does not read")
+            subscription.on_end = lambda reason: ws.close_nowait(TRY_AGAIN_LATER, reason)
             ws.nursery.start_soon(_forward, subscription, ws)
             await ws.wait_closed()
 

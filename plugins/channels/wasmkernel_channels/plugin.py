@@ -26,7 +26,8 @@ Config (`[plugins.channels.config]`):
 and answers 503 while the broker is down; metrics:
 ``wasmkernel_channels_broker_up``, ``..._subscribers``,
 ``..._published_total``, ``..._publish_failures_total``,
-``..._delivered_total``, ``..._dropped_total``, ``..._overflow_closes_total``.
+``..._delivered_total``, ``..._dropped_total``, ``..._overflow_closes_total``,
+``..._interruptions_total``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from typing import Any, Literal
 
 import attrs
 
-from wasmkernel import Application, ConfiguredPlugin, Sample, ServiceKey, hookimpl
-from wasmkernel_channels.broker import MemoryBroker
+from wasmkernel import Application, ConfiguredPlugin, ErrorMapping, Sample, ServiceKey, hookimpl
+from wasmkernel_channels.broker import BrokerUnavailable, MemoryBroker
 from wasmkernel_channels.hub import Channels
 
 NAME = "channels"
@@ -68,6 +69,7 @@ class Metrics:
         yield Sample("wasmkernel_channels_delivered_total", float(counters.delivered), "counter", labels, "events queued to a local subscriber")
         yield Sample("wasmkernel_channels_dropped_total", float(counters.dropped), "counter", labels, "events dropped for a full subscriber queue")
         yield Sample("wasmkernel_channels_overflow_closes_total", float(counters.overflow_closes), "counter", labels, "subscriptions ended by a full queue")
+        yield Sample("wasmkernel_channels_interruptions_total", float(counters.interruptions), "counter", labels, "channels ended because events may be lost")
 
 
 class Plugin(ConfiguredPlugin[Config]):
@@ -107,6 +109,10 @@ class Plugin(ConfiguredPlugin[Config]):
     @hookimpl
     def wasmkernel_metric_sources(self, app: Application) -> list[Metrics]:
         return [Metrics(self.hub)]
+
+    @hookimpl
+    def wasmkernel_error_statuses(self, app: Application) -> dict[type[Exception], ErrorMapping]:
+        return {BrokerUnavailable: 503}
 
     @hookimpl(optionalhook=True)
     def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:

@@ -13,13 +13,14 @@ ends; compression leaves ``text/event-stream`` alone by default).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from wasmkernel import BadRequest, Request, StreamingResponse
+from wasmkernel import BadRequest, ClientDisconnected, Connection, Request, StreamingResponse
 from wasmkernel_channels.broker import Event
 
 if TYPE_CHECKING:
@@ -31,15 +32,18 @@ MEDIA_TYPE = "text/event-stream"
 KEEPALIVE = b": keep-alive\n\n"
 #: A client's Last-Event-ID: at most 256 visible ASCII characters.
 _EVENT_ID = re.compile(r"[\x21-\x7e]{1,256}")
+#: Where the event-stream format breaks lines: CRLF, CR or LF, nothing else
+#: (not U+2028, U+2029 or U+0085, which `str.splitlines` would also break on).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def format_event(event: Event) -> bytes:
     """One event in the event-stream format (a data line per line of data)."""
-    lines = [f"id: {event.id}", f"event: {event.event}", *(f"data: {line}" for line in event.data.splitlines() or [""])]
+    lines = [f"id: {event.id}", f"event: {event.event}", *(f"data: {line}" for line in _LINE_BREAK.split(event.data))]
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def last_event_id(request: Request) -> str | None:
+def last_event_id(request: Connection) -> str | None:
     """The id to resume after: the ``Last-Event-ID`` header (sent by
     browsers' EventSource on reconnect) or the ``last_event_id`` query
     parameter (for a first connection); 400 if malformed."""
@@ -49,14 +53,6 @@ def last_event_id(request: Request) -> str | None:
     if not _EVENT_ID.fullmatch(value):
         raise BadRequest("Last-Event-ID must be 1-256 visible ASCII characters")
     return value
-
-
-def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception a nursery wrapped, or the group itself."""
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 class EventStream(StreamingResponse):
@@ -96,17 +92,7 @@ class EventStream(StreamingResponse):
         """Stream until the events end or the client goes away; the
         subscription is closed either way."""
         sent = 0
-        with self.subscription:
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch_disconnect, nursery.cancel_scope)
-                    sent = await super().send(send, include_body=include_body)
-                    nursery.cancel_scope.cancel()
-            except BaseExceptionGroup as group:
-                raise single_error(group) from None
+        with self.subscription, contextlib.suppress(ClientDisconnected):
+            async with self.request.cancelled_on_disconnect():
+                sent = await super().send(send, include_body=include_body)
         return sent
-
-    async def _watch_disconnect(self, scope: trio.CancelScope) -> None:
-        while (await self.request.receive())["type"] != "http.disconnect":
-            pass
-        scope.cancel()

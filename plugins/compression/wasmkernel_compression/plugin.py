@@ -23,7 +23,7 @@ Bodies of `BIG_BODY` bytes or more are compressed in a worker thread.
 Streaming responses are compressed incrementally, whatever their size: each
 chunk is compressed and flushed at once (so server-sent chunks are not held
 back), the stream is finished after the last one. `text/event-stream` is
-excluded by default. WebSocket routes are not wrapped.
+excluded by default. HTTP only (the kernel leaves it off WebSocket routes).
 """
 
 from __future__ import annotations
@@ -168,12 +168,15 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         return [Middleware("compression", self.wrap)]
 
+    @functools.cached_property
+    def threads(self) -> trio.CapacityLimiter:
+        """This plugin's own threads for large bodies: it never takes another subsystem's."""
+        return trio.CapacityLimiter(2)
+
     def compressor(self, coding: str) -> Compressor:
         return Brotli(self.config.brotli_quality) if coding == "br" else Gzip(self.config.level)
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
-        if route is not None and route.websocket:  # nothing to compress (permessage-deflate is hypercorn's)
-            return next_handler
         available = ("br", "gzip") if brotli is not None else ("gzip",)
         minimum_size = self.config.minimum_size
         excluded_exact = frozenset(value for value in self.config.exclude_types if not value.endswith("/*"))
@@ -203,7 +206,7 @@ class Plugin(ConfiguredPlugin[Config]):
             else:
                 body = response.body
                 if len(body) >= BIG_BODY:
-                    compressed = await trio.to_thread.run_sync(compress_body, self.compressor(coding), body)
+                    compressed = await trio.to_thread.run_sync(compress_body, self.compressor(coding), body, limiter=self.threads)
                 else:
                     compressed = compress_body(self.compressor(coding), body)
                 if len(compressed) >= len(body):

@@ -107,7 +107,7 @@ async def test_disallowed_preflight_is_refused_without_cors_headers(headers: dic
     async with running(make_app(allow_origins=[APP_ORIGIN], allow_methods=["GET", "PUT"])) as client:
         response = await client.options("/data", headers=headers)
     assert response.status_code == 400
-    assert response.json()["message"] == f"Disallowed CORS {reason}"
+    assert response.json()["detail"] == f"Disallowed CORS {reason}"
     assert cors_headers(response) == {}
 
 

@@ -42,7 +42,21 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from wasmkernel import Application, BadRequest, ConfigError, ConfiguredPlugin, Forbidden, Handler, Middleware, Request, Response, Route, hookimpl
+from wasmkernel import (
+    Application,
+    BadRequest,
+    ConfigError,
+    ConfiguredPlugin,
+    Forbidden,
+    Handler,
+    Middleware,
+    Request,
+    Response,
+    Route,
+    WebSocket,
+    WebSocketHandler,
+    hookimpl,
+)
 
 SAFELISTED_HEADERS = ("accept", "accept-language", "content-language", "content-type")
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
@@ -139,12 +153,13 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("cors", self.wrap)]
+        return [Middleware("cors", self.wrap, websocket=self.wrap_websocket)]
+
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        return origin_guard(self.policy, next_handler)
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         policy = self.policy
-        if route is not None and route.websocket:
-            return origin_guard(policy, next_handler)
         answers_preflights = route is None or "OPTIONS" in route.methods
 
         async def handler(request: Request) -> Response:
@@ -190,10 +205,10 @@ def preflight(policy: Policy, request: Request, origin: str) -> Response:
     return response
 
 
-def origin_guard(policy: Policy, next_handler: Handler) -> Handler:
+def origin_guard(policy: Policy, next_handler: WebSocketHandler) -> WebSocketHandler:
     """Refuse cross-site WebSocket handshakes from origins not allowed."""
 
-    async def handler(request: Request) -> Response:
+    async def handler(request: WebSocket) -> Response:
         origin = request.headers.get("origin")
         if origin is not None and not policy.allows(origin.lower()):
             host = (request.headers.get("host") or "").lower()

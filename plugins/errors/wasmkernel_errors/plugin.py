@@ -22,13 +22,13 @@ exception has been logged once by the kernel, with its traceback, as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 
-from wasmkernel import Application, ConfiguredPlugin, HTTPError, JSONResponse, Request, Response, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Connection, ErrorRenderer, HTTPError, JSONResponse, Response, hookimpl
 from wasmkernel_errors.titles import title
 
 PROBLEM_JSON = "application/problem+json"
@@ -51,17 +51,17 @@ class Plugin(ConfiguredPlugin[Config]):
     order = -60
 
     @hookimpl
-    def wasmkernel_error_renderer(self, app: Application) -> Callable[[Request, HTTPError, Exception | None], Response]:
+    def wasmkernel_error_renderer(self, app: Application) -> ErrorRenderer:
         return self.render
 
-    def render(self, request: Request, error: HTTPError, cause: Exception | None) -> Response:
+    def render(self, request: Connection, error: HTTPError, cause: Exception | None) -> Response:
         detail = error.detail
         if cause is not None:
             detail = f"{GENERIC_DETAIL} ({type(cause).__name__}: {cause})" if self.config.debug else GENERIC_DETAIL
         return self.problem(request, error.status, detail, error.headers, error.extra)
 
     def problem(
-        self, request: Request, status: int, detail: str, headers: Iterable[tuple[str, str]] = (), extra: Mapping[str, Any] | None = None
+        self, request: Connection, status: int, detail: str, headers: Iterable[tuple[str, str]] = (), extra: Mapping[str, Any] | None = None
     ) -> JSONResponse:
         """The problem+json response for `status` (extension members never
         replace the standard ones)."""

@@ -64,6 +64,8 @@ async def test_writing_needs_the_scope_and_a_valid_body(tmp_path: Path) -> None:
         malformed = await http.post("/posts", content=b"{", headers={**auth(), "content-type": "application/json"})
         assert malformed.status_code == 400
         assert (await http.post("/posts/1/comments", json={"text": "no post"}, headers=auth())).status_code == 404
+        huge = await http.post(f"/posts/{2**63}/comments", json={"text": "beyond a row id"}, headers=auth())
+        assert (huge.status_code, huge.json()["errors"][0]["pointer"]) == (422, "/id")  # SQLite refused it: a 500
         assert (await http.get("/posts")).json() == {"posts": []}
 
 

@@ -1,8 +1,9 @@
 """The feed plugin: a live feed of posts and comments.
 
-Routes:
+Routes (typed: bodies are `NewText`, answers `Post`, `Comment`, `Posts`;
+see `wasmkernel_feed.models`):
 - ``POST /posts`` ``{"text": ...}`` → 201, the new post (JWT scope
-  `write_scope`, default "feed:write"; JSON Schema validated)
+  `write_scope`, default "feed:write")
 - ``POST /posts/{id:int}/comments`` ``{"text": ...}`` → 201, the new comment
   (same scope; 404 for a post that does not exist)
 - ``GET /posts`` → ``{"posts": [...]}``: the `recent` newest posts, newest
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import attrs
 import structlog
@@ -46,21 +46,31 @@ from wasmkernel import (
     ConfigError,
     ConfiguredPlugin,
     HTMLResponse,
-    JSONResponse,
     NotFound,
     Request,
     Response,
+    ResponseSpec,
     Route,
     ServiceUnavailable,
     WebSocket,
     hookimpl,
+    unstructure,
 )
+from wasmkernel_feed.models import Comment, NewText, Post, Posts, new_text
 from wasmkernel_feed.store import FeedStore
 
 log = structlog.get_logger("wasmkernel.feed")
 
 NAME = "feed"
 TAGS = ("feed",)
+#: `GET /feed/events`: Server-Sent Events, each one's data a post or a comment.
+EVENT_STREAM = ResponseSpec("Server-Sent Events: `post` and `comment`", schema={"type": "string"}, media_types="text/event-stream")
+
+
+@attrs.frozen
+class PostRef:
+    #: A row id: SQLite's are 64-bit (a larger one is a 422, not a 500).
+    id: int = attrs.field(validator=[attrs.validators.ge(1), attrs.validators.le(2**63 - 1)])
 
 
 @attrs.frozen
@@ -70,15 +80,6 @@ class Config:
     recent: int = attrs.field(default=50, validator=[attrs.validators.ge(1), attrs.validators.le(1000)])
     max_text: int = attrs.field(default=2000, validator=[attrs.validators.ge(1), attrs.validators.le(100_000)])
     write_scope: str = attrs.field(default="feed:write", validator=attrs.validators.min_len(1))
-
-
-def text_schema(max_text: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["text"],
-        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": max_text, "pattern": r"\S"}},
-        "additionalProperties": False,
-    }
 
 
 class Plugin(ConfiguredPlugin[Config]):
@@ -104,14 +105,15 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         self.channels = app.services.get(CHANNELS, needed_by=NAME)
         write = AuthRequirement(scopes=[self.config.write_scope])
-        schema = text_schema(self.config.max_text)
+        text = new_text(self.config.max_text)
+        not_kept = "Not delivered live, so not kept (retry later)"
         return [
-            Route("/posts", self.create_post, methods=["POST"], name="feed.create_post", auth=write, body_schema=schema,
-                  summary="Publish a post", tags=TAGS, responses={201: "The new post", 503: "The post could not be delivered live (not kept)"}),
-            Route("/posts/{id:int}/comments", self.create_comment, methods=["POST"], name="feed.create_comment", auth=write, body_schema=schema,
-                  summary="Comment on a post", tags=TAGS, responses={201: "The new comment", 404: "No such post", 503: "Not delivered live (not kept)"}),
-            Route("/posts", self.list_posts, name="feed.posts", summary="Recent posts with their comments", tags=TAGS),
-            Route("/feed/events", self.events, name="feed.events", summary="The feed as Server-Sent Events", tags=TAGS),
+            Route("/posts", self.create_post, methods=["POST"], name="feed.create_post", auth=write, body_model=text,
+                  summary="Publish a post", tags=TAGS, responses={201: Post, 503: not_kept}),
+            Route("/posts/{id:int}/comments", self.create_comment, methods=["POST"], name="feed.create_comment", auth=write, body_model=text,
+                  path_model=PostRef, summary="Comment on a post", tags=TAGS, responses={201: Comment, 404: "No such post", 503: not_kept}),
+            Route("/posts", self.list_posts, name="feed.posts", summary="Recent posts with their comments", tags=TAGS, responses={200: Posts}),
+            Route("/feed/events", self.events, name="feed.events", summary="The feed as Server-Sent Events", tags=TAGS, responses={200: EVENT_STREAM}),
             Route("/feed/ws", self.websocket, websocket=True, name="feed.ws", summary="The feed over a WebSocket", tags=TAGS),
             Route("/feed/", self.page_view, name="feed.page", summary="The live feed page", tags=TAGS, include_in_schema=False),
         ]  # fmt: skip
@@ -137,30 +139,28 @@ class Plugin(ConfiguredPlugin[Config]):
 
     # -- endpoints ---------------------------------------------------------------
 
-    async def create_post(self, request: Request) -> Response:
-        text = (await request.json())["text"]
-        post = await self.db.add_post(text, _author(request))
+    async def create_post(self, request: Request, body: NewText) -> Post:
+        post = await self.db.add_post(body.text, _author(request))
         try:
-            await self.hub.publish(self.config.channel, {"type": "post", **post}, event="post")
+            await self.hub.publish(self.config.channel, {"type": "post", **unstructure(post)}, event="post")
         except BrokerUnavailable as exc:
-            await self.db.delete_post(post["id"])
+            await self.db.delete_post(post.id)
             raise _not_kept("post", exc) from None
-        return JSONResponse(post, status=201)
+        return post
 
-    async def create_comment(self, request: Request) -> Response:
-        text = (await request.json())["text"]
-        comment = await self.db.add_comment(request.path_params["id"], text, _author(request))
+    async def create_comment(self, request: Request, body: NewText, path: PostRef) -> Comment:
+        comment = await self.db.add_comment(path.id, body.text, _author(request))
         if comment is None:
-            raise NotFound(f"No post with id {request.path_params['id']}")
+            raise NotFound(f"No post with id {path.id}")
         try:
-            await self.hub.publish(self.config.channel, {"type": "comment", **comment}, event="comment")
+            await self.hub.publish(self.config.channel, {"type": "comment", **unstructure(comment)}, event="comment")
         except BrokerUnavailable as exc:
-            await self.db.delete_comment(comment["id"])
+            await self.db.delete_comment(comment.id)
             raise _not_kept("comment", exc) from None
-        return JSONResponse(comment, status=201)
+        return comment
 
-    async def list_posts(self, request: Request) -> dict[str, Any]:
-        return {"posts": await self.db.recent(self.config.recent)}
+    async def list_posts(self, request: Request) -> Posts:
+        return Posts(await self.db.recent(self.config.recent))
 
     async def events(self, request: Request) -> Response:
         return self.hub.event_stream(request, self.config.channel)
@@ -177,5 +177,5 @@ def _author(request: Request) -> str:
 
 
 def _not_kept(kind: str, error: BrokerUnavailable) -> ServiceUnavailable:
-    log.warning("feed.not_delivered", kind=kind, error=error.detail)
-    return ServiceUnavailable(f"The {kind} was not kept: live delivery is unavailable ({error.detail}); retry later", headers={"Retry-After": "2"})
+    log.warning("feed.not_delivered", kind=kind, error=str(error))
+    return ServiceUnavailable(f"The {kind} was not kept: live delivery is unavailable ({error}); retry later", headers={"Retry-After": "2"})

@@ -12,9 +12,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
+
+from wasmkernel_feed.models import Comment, Post, Thread
 
 T = TypeVar("T")
 
@@ -36,8 +38,9 @@ CREATE INDEX IF NOT EXISTS comments_by_post ON comments(post_id, id);
 """
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    return dict(row)
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    assert cursor.lastrowid is not None  # an INSERT into a rowid table
+    return cursor.lastrowid
 
 
 class FeedStore:
@@ -47,9 +50,11 @@ class FeedStore:
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._lock = trio.Lock()
+        #: The store's own thread (its work is serialised by `_lock`): never another subsystem's.
+        self._threads = trio.CapacityLimiter(1)
 
     async def open(self) -> None:
-        await trio.to_thread.run_sync(self._open)
+        await trio.to_thread.run_sync(self._open, limiter=self._threads)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,33 +73,33 @@ class FeedStore:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             async with self._lock:
-                await trio.to_thread.run_sync(connection.close)
+                await trio.to_thread.run_sync(connection.close, limiter=self._threads)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection
         if connection is None:
             raise RuntimeError("the feed store is not open")
         async with self._lock:
-            return await trio.to_thread.run_sync(work, connection)
+            return await trio.to_thread.run_sync(work, connection, limiter=self._threads)
 
-    async def add_post(self, text: str, author: str) -> dict[str, Any]:
-        def insert(db: sqlite3.Connection) -> dict[str, Any]:
+    async def add_post(self, text: str, author: str) -> Post:
+        def insert(db: sqlite3.Connection) -> Post:
             now = time.time()
             cursor = db.execute("INSERT INTO posts (text, author, created_at) VALUES (?, ?, ?)", (text, author, now))
-            return {"id": cursor.lastrowid, "text": text, "author": author, "created_at": now}
+            return Post(_rowid(cursor), text, author, now)
 
         return await self._run(insert)
 
-    async def add_comment(self, post_id: int, text: str, author: str) -> dict[str, Any] | None:
+    async def add_comment(self, post_id: int, text: str, author: str) -> Comment | None:
         """The new comment, or None when post `post_id` does not exist."""
 
-        def insert(db: sqlite3.Connection) -> dict[str, Any] | None:
+        def insert(db: sqlite3.Connection) -> Comment | None:
             now = time.time()
             try:
                 cursor = db.execute("INSERT INTO comments (post_id, text, author, created_at) VALUES (?, ?, ?, ?)", (post_id, text, author, now))
             except sqlite3.IntegrityError:  # the foreign key: no such post
                 return None
-            return {"id": cursor.lastrowid, "post_id": post_id, "text": text, "author": author, "created_at": now}
+            return Comment(_rowid(cursor), post_id, text, author, now)
 
         return await self._run(insert)
 
@@ -104,17 +109,17 @@ class FeedStore:
     async def delete_comment(self, comment_id: int) -> None:
         await self._run(lambda db: db.execute("DELETE FROM comments WHERE id = ?", (comment_id,)))
 
-    async def recent(self, limit: int) -> list[dict[str, Any]]:
+    async def recent(self, limit: int) -> list[Thread]:
         """The `limit` newest posts, newest first, each with its comments (oldest first)."""
 
-        def select(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            posts = [_row(row) for row in db.execute("SELECT id, text, author, created_at FROM posts ORDER BY id DESC LIMIT ?", (limit,))]
-            by_id = {post["id"]: {**post, "comments": []} for post in posts}
+        def select(db: sqlite3.Connection) -> list[Thread]:
+            rows = db.execute("SELECT id, text, author, created_at FROM posts ORDER BY id DESC LIMIT ?", (limit,))
+            by_id = {row["id"]: Thread(**dict(row)) for row in rows}
             if by_id:
                 marks = ",".join("?" * len(by_id))
                 query = f"SELECT id, post_id, text, author, created_at FROM comments WHERE post_id IN ({marks}) ORDER BY id"
                 for row in db.execute(query, tuple(by_id)):
-                    by_id[row["post_id"]]["comments"].append(_row(row))
+                    by_id[row["post_id"]].comments.append(Comment(**dict(row)))
             return list(by_id.values())
 
         return await self._run(select)

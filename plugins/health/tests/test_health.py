@@ -57,3 +57,20 @@ async def test_readiness_before_startup_and_with_a_failed_optional_plugin() -> N
 def test_config_takes_no_keys() -> None:
     with pytest.raises(StartupError, match=r"\[plugins.health\] config: unknown key\(s\): path \(allowed: none\)"):
         app_from({"health": {"config": {"path": "/up"}}})
+
+
+async def test_readiness_details_only_for_a_local_or_authenticated_view() -> None:
+    """Issue 22 class 15: anyone sees the status, not what the probes say
+    (module names, task errors): a remote client, or a local one whose
+    request a proxy forwarded, gets the status alone."""
+    probe = Probe()
+    app = app_from({"router": {}, "health": {}, "probe": {}}, extra_plugins={"probe": probe})
+    async with running(app, client=("203.0.113.9", 4000)) as remote:
+        assert (await remote.get("/readyz")).json() == {"status": "ready"}
+        probe.ok = False
+        down = await remote.get("/readyz")
+        assert (down.status_code, down.json()) == (503, {"status": "not ready"})
+    async with running(app) as local:
+        assert (await local.get("/readyz")).json() == {"status": "not ready", "queue": {"connected": False}}
+        proxied = await local.get("/readyz", headers={"x-forwarded-for": "203.0.113.9"})
+        assert proxied.json() == {"status": "not ready"}

@@ -9,7 +9,7 @@ Config: none (unknown keys are refused).
 
 from __future__ import annotations
 
-from wasmkernel import Application, ConfiguredPlugin, NoConfig, Request, Response, Route, TextResponse, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, NoConfig, Request, Response, ResponseSpec, Route, TextResponse, hookimpl
 
 BODY = "Hello, world!"
 
@@ -20,7 +20,8 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        return [Route("/hello", hello, name="hello", summary="Constant greeting (request-overhead benchmark)", tags=("benchmark",))]
+        greeting = ResponseSpec("The greeting", schema={"type": "string", "const": BODY}, media_types="text/plain")
+        return [Route("/hello", hello, name="hello", summary="Constant greeting (request-overhead benchmark)", tags=("benchmark",), responses={200: greeting})]
 
 
 async def hello(request: Request) -> Response:

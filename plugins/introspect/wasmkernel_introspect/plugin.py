@@ -29,7 +29,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for plugin in app.plugins:
         try:
-            _, lines = plugin.call("wasmkernel_check", app=app)
+            _, lines = app.hooks.call(plugin, "wasmkernel_check")
         except Exception as exc:
             failed += 1
             print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)
@@ -63,7 +63,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             index, plugin = enabled[name]
             listed = name in {entry.name for entry in app.registry.plugins if entry.enabled}  # type: ignore[union-attr]
             state = "yes" if listed else "built-in" if built_in(installed) else "required"
-            hooks = ", ".join(sorted(caller.name.removeprefix("wasmkernel_") for caller in plugin.manager.get_hookcallers(plugin.instance) or ()))
+            hooks = ", ".join(name.removeprefix("wasmkernel_") for name in app.hooks.implemented_by(plugin))  # type: ignore[union-attr]
             rows.append([name, version, state, str(index), _placement(plugin), hooks])
         else:
             rows.append([name, version, "no", "-", "", ""])

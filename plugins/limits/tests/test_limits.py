@@ -10,7 +10,7 @@ import trio
 from structlog.testing import capture_logs
 from wasmkernel_limits.ratelimit import RateLimiter
 
-from wasmkernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, hookimpl
+from wasmkernel import Application, Handler, Identity, Middleware, RegistryError, Request, Response, Route, StartupError, hookimpl
 from wasmkernel.testing import app_from, running
 
 TWO_MIB = b"x" * (2 * 1024 * 1024)
@@ -83,7 +83,7 @@ async def test_body_over_the_limit_is_refused() -> None:
         small = await client.post("/upload", content=b"x" * 1000)
     assert declared.status_code == 413
     assert streamed.status_code == 413
-    assert declared.json()["message"] == "Request body exceeds 1048576 bytes"
+    assert declared.json()["detail"] == "Request body exceeds 1048576 bytes"
     assert small.json() == {"received": 1000}
 
 
@@ -108,9 +108,11 @@ async def test_a_route_declared_body_cap_beats_the_default_and_loses_to_an_overr
         assert (await client.post("/declared-upload", content=b"x" * 101)).status_code == 413
 
 
-def test_unknown_route_key_is_a_warning() -> None:
-    with structlog.testing.capture_logs() as logs:
+def test_unknown_route_key_stops_startup_unless_allowed() -> None:
+    with pytest.raises(StartupError, match=r"\[plugins.limits\] config.routes: no route named 'POST /nowhere'.*allow_unknown_routes"):
         make_app(routes={"POST /nowhere": {"max_body_bytes": 1}, "GET /ok": {"max_body_bytes": 1}})
+    with structlog.testing.capture_logs() as logs:
+        make_app(routes={"POST /nowhere": {"max_body_bytes": 1}, "GET /ok": {"max_body_bytes": 1}}, allow_unknown_routes=True)
     assert [entry["key"] for entry in logs if entry["event"] == "limits.unknown_route"] == ["POST /nowhere"]
 
 
@@ -123,7 +125,7 @@ async def test_slow_handler_is_cancelled_with_504() -> None:
         elapsed = trio.current_time() - started
         following = await client.get("/ok")
     assert response.status_code == 504
-    assert response.json()["message"] == "The request was not handled within 0.2 s"
+    assert response.json()["detail"] == "The request was not handled within 0.2 s"
     assert elapsed < 0.7
     assert routes.cancelled and not routes.slept_through
     assert following.json() == {"ok": True}
@@ -144,7 +146,7 @@ async def test_burst_then_429_with_retry_after() -> None:
     assert all(r.headers["ratelimit-limit"] == "3" for r in responses)
     refused = responses[-1]
     assert refused.headers["retry-after"] == "2"
-    assert refused.json()["message"] == "Rate limit exceeded; retry in 2 s"
+    assert refused.json()["detail"] == "Rate limit exceeded; retry in 2 s"
     assert refused.headers["ratelimit-reset"] == "6"
 
 

@@ -25,6 +25,10 @@ Config (`[plugins.limits.config]`):
 - `websocket_per_client` (default 100) and `websocket_total` (default
   10000): concurrent WebSocket connections per client address and in total
   (0: unlimited); a handshake over either is refused with 429
+- `streams_per_client` (default 100) and `streams_total` (default 10000):
+  the same for streamed responses (`StreamingResponse`: Server-Sent Events,
+  long downloads), counted until the stream ends; one over either is
+  answered 429 instead (it is released first, e.g. its channel subscription)
 - `websocket_idle_seconds`: close a WebSocket after this many seconds
   without a message either way (default 0: never; hypercorn's pings keep a
   live peer's connection up)
@@ -50,7 +54,6 @@ memory per process (with N worker processes a client may make up to N times
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -61,6 +64,7 @@ import trio
 from wasmkernel import (
     Application,
     ConfiguredPlugin,
+    Connection,
     GatewayTimeout,
     Handler,
     Middleware,
@@ -68,11 +72,15 @@ from wasmkernel import (
     Request,
     Response,
     Route,
+    StartupError,
+    StreamingResponse,
     TooManyRequests,
+    WebSocket,
+    WebSocketHandler,
     hookimpl,
 )
-from wasmkernel_limits.connections import ConnectionLimits
-from wasmkernel_limits.ratelimit import RateLimiter
+from wasmkernel_limits.connections import ConnectionLimits, OpenCounts, hold_stream
+from wasmkernel_limits.ratelimit import Decision, RateLimiter
 
 if TYPE_CHECKING:
     from wasmkernel_limits.shared import SharedLimiter
@@ -98,10 +106,14 @@ class Config:
     max_clients: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
     exempt_paths: list[str] = attrs.field(factory=lambda: ["/health", "/healthz", "/readyz", "/metrics"])
     routes: dict[str, RouteLimits] = attrs.field(factory=dict)
+    #: Start even when a `routes` key names no route (each is logged as a warning).
+    allow_unknown_routes: bool = False
     websocket_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
     websocket_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     websocket_idle_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     websocket_queue: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    streams_per_client: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    streams_total: int = attrs.field(default=10_000, validator=attrs.validators.ge(0))
     redis_unavailable: Literal["open", "local", "closed"] = "open"
     redis_prefix: str = attrs.field(default="wasmkernel:ratelimit:", validator=attrs.validators.min_len(1))
     redis_timeout: float = attrs.field(default=0.5, validator=positive)
@@ -112,13 +124,38 @@ def matches(key: str, route: Route) -> bool:
     return key == route.name or any(key == f"{method} {route.path}" for method in route.methods)
 
 
-def client_key(request: Request) -> str:
+def client_key(request: Connection) -> str:
     return "client:" + (request.client_host or "unknown")
 
 
-def subject_key(request: Request) -> str:
+def subject_key(request: Connection) -> str:
     identity = request.identity
     return "subject:" + identity.subject if identity is not None else client_key(request)
+
+
+@attrs.frozen
+class Buckets:
+    """A route's rate limit: the local `limiter` or the `shared` one (none: unlimited), by `key_of`."""
+
+    limiter: RateLimiter | None
+    shared: SharedLimiter | None
+    key_of: Callable[[Connection], str]
+
+    async def take(self, connection: Connection) -> Decision | None:
+        """A token for `connection` (None: unlimited)."""
+        if self.shared is not None:
+            return await self.shared.take(self.key_of(connection))
+        return self.limiter.take(self.key_of(connection), trio.current_time()) if self.limiter is not None else None
+
+
+def admitted(decision: Decision | None) -> dict[str, str]:
+    """The rate headers of an admitted request or handshake; 429 for a refused one."""
+    if decision is None:
+        return {}
+    headers = decision.headers()
+    if not decision.allowed:
+        raise TooManyRequests(f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**headers, "Retry-After": str(decision.retry_after)})
+    return headers
 
 
 def shared_limiter(app: Application, local: RateLimiter, config: Config) -> SharedLimiter | None:
@@ -150,7 +187,9 @@ class Plugin(ConfiguredPlugin[Config]):
 
     def configured(self) -> None:
         config = self.config
-        self.connections = ConnectionLimits(config.websocket_per_client, config.websocket_total, config.websocket_idle_seconds, config.websocket_queue)
+        websockets = OpenCounts("WebSocket connections", config.websocket_per_client, config.websocket_total)
+        self.connections = ConnectionLimits(websockets, config.websocket_idle_seconds, config.websocket_queue)
+        self.streams = OpenCounts("streams", config.streams_per_client, config.streams_total)
         if self.config.rate > 0:
             self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.max_clients)
 
@@ -158,50 +197,69 @@ class Plugin(ConfiguredPlugin[Config]):
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         if self.limiter is not None:
             self.shared = shared_limiter(app, self.limiter, self.config)
-        # A key matching no route is a typo or a route whose plugin is disabled
-        # (which must not stop the server): say so loudly, do not refuse.
-        for key in self.config.routes:
-            if not any(matches(key, route) for route in app.router.routes):
-                log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
-        return [Middleware("limits", self.wrap)]
+        # A key matching no route is a typo (a limit nothing enforces) or a
+        # route whose plugin is disabled: refused, unless the registry allows it.
+        unknown = [key for key in self.config.routes if not any(matches(key, route) for route in app.routes)]
+        if unknown and not self.config.allow_unknown_routes:
+            raise StartupError(
+                f"{app.registry.where('limits', 'config.routes')}: no route named {', '.join(map(repr, unknown))} "
+                "(keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`); "
+                "set allow_unknown_routes = true to start anyway"
+            )
+        for key in unknown:
+            log.warning("limits.unknown_route", key=key, hint="keys are route names or 'METHOD /path' as declared; see `wasmkernel routes`")
+        return [Middleware("limits", self.wrap, websocket=self.wrap_websocket)]
+
+    def buckets(self, route: Route | None) -> Buckets:
+        """Where a request or handshake of `route` takes its rate-limit token."""
+        exempt = route is not None and route.path in self.config.exempt_paths
+        key_of = subject_key if self.config.rate_limit_key == "subject" else client_key
+        return Buckets(None if exempt else self.limiter, None if exempt else self.shared, key_of)
+
+    def body_limit(self, route: Route | None) -> int:
+        overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
+        declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
+        return next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
+
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        """The handshake takes a rate-limit token; the connection counts
+        against the connection limits; messages are bounded by the body limit."""
+        buckets, limited = self.buckets(route), self.connections.wrap(next_handler, self.body_limit(route))
+
+        async def handler(ws: WebSocket) -> Response:
+            admitted(await buckets.take(ws))
+            return await limited(ws)
+
+        return handler
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         overrides = [limits for key, limits in self.config.routes.items() if route is not None and matches(key, route)]
-        declared_limit = route.max_body_size if route is not None and route.max_body_size is not None else self.config.max_body_bytes
-        body_limit = next((o.max_body_bytes for o in overrides if o.max_body_bytes is not None), declared_limit)
+        body_limit = self.body_limit(route)
         timeout = next((o.timeout_seconds for o in overrides if o.timeout_seconds is not None), self.config.timeout_seconds)
-        exempt = route is not None and route.path in self.config.exempt_paths
-        limiter = None if exempt else self.limiter
-        shared = None if exempt else self.shared
-        key_of: Callable[[Request], str] = subject_key if self.config.rate_limit_key == "subject" else client_key
+        buckets = self.buckets(route)
+        limiter, shared, key_of = buckets.limiter, buckets.shared, buckets.key_of
         route_name = route.name if route is not None else None
-        if route is not None and route.websocket:
-            next_handler = self.connections.wrap(next_handler, body_limit)
-            timeout = math.inf
+        streams = self.streams
 
         async def handler(request: Request) -> Response:
             request.max_body_size = body_limit
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > body_limit:
                 raise PayloadTooLarge(f"Request body exceeds {body_limit} bytes")
-            rate_headers: dict[str, str] = {}
-            decision = None
+            # Inline, not `buckets.take`: one coroutine less per request.
             if shared is not None:
                 decision = await shared.take(key_of(request))
-            elif limiter is not None:
-                decision = limiter.take(key_of(request), trio.current_time())
-            if decision is not None:
-                rate_headers = decision.headers()
-                if not decision.allowed:
-                    raise TooManyRequests(
-                        f"Rate limit exceeded; retry in {decision.retry_after} s", headers={**rate_headers, "Retry-After": str(decision.retry_after)}
-                    )
+            else:
+                decision = limiter.take(key_of(request), trio.current_time()) if limiter is not None else None
+            rate_headers = admitted(decision)
             response: Response | None = None
             with trio.move_on_after(timeout):
                 response = await next_handler(request)
             if response is None:
                 log.warning("request.timeout", route=route_name, method=request.method, path=request.path, timeout_seconds=timeout)
                 raise GatewayTimeout(f"The request was not handled within {timeout:g} s", headers=rate_headers)
+            if isinstance(response, StreamingResponse):
+                await hold_stream(streams, request, response)
             for name, value in rate_headers.items():
                 response.headers.set(name, value)
             return response

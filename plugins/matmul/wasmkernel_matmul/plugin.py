@@ -15,6 +15,10 @@ Routes:
 - `POST /api/matmul` (scope ``matrix:compute``) — ``{"a": [[...]], "b": [[...]]}``
   → ``{"c": [[...]]}``, computed by `matmul_fast`.
 
+Both are typed routes (`wasmkernel_matmul.matrices`: `BenchmarkQuery` →
+`BenchmarkResult`, `Operands` → `Product`): the kernel checks the query and
+the body against the models' schemas (422) before the endpoints run.
+
 Config (``[plugins.matmul.config]``):
 
 - `module` (str, default ``"matmul"``): the loader's module name.
@@ -38,18 +42,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import time
-from typing import Any
 
 import attrs
 import structlog
 import trio
 from wasmkernel_wasm import MODULE_LOADER, ArrayIn, ArrayOut, CallResult, ModuleLoader, WasmError
-from wasmkernel_wasm.requests import cancelled_on_disconnect
 
 from wasmkernel import (
     Application,
+    Authenticator,
     AuthRequirement,
     Command,
     ConfiguredPlugin,
@@ -58,21 +60,18 @@ from wasmkernel import (
     Route,
     StartupError,
     Unauthorized,
-    UnprocessableEntity,
     hookimpl,
 )
 from wasmkernel_matmul import command
-from wasmkernel_matmul.matrices import body_schema, check_finite, parse_operands
+from wasmkernel_matmul.matrices import BenchmarkQuery, BenchmarkResult, Operands, Product, benchmark_query, check_finite, operands, parse_operands
 
 log = structlog.get_logger("wasmkernel.matmul")
 
-KERNELS = ("naive", "fast")
 SCOPE = "matrix:compute"
 EXPORTS = ("bench_checksum", "matmul_fast")
-_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
         raise ValueError(f"{attribute.name} must be at least 1, got {value}")
 
@@ -88,17 +87,6 @@ class Config:
     split_min_n: int = attrs.field(default=256, validator=_positive)
 
 
-def query_schema(max_n: int) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["n"],
-        "properties": {
-            "n": {"type": "integer", "minimum": 1, "maximum": max_n},
-            "kernel": {"type": "string", "enum": list(KERNELS), "default": "naive"},
-        },
-    }
-
-
 def row_ranges(n: int, parts: int) -> list[tuple[int, int]]:
     """Split rows 0..n into at most `parts` contiguous, non-empty ranges."""
     parts = max(1, min(parts, n))
@@ -111,22 +99,25 @@ class Plugin(ConfiguredPlugin[Config]):
     requires = ("wasm",)
     order = 52
     loader: ModuleLoader
+    #: Whose challenges a 401 carries.
+    authenticators: tuple[Authenticator, ...] = ()
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         self.loader = app.services.get(MODULE_LOADER, needed_by="matmul")
+        self.authenticators = tuple(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
         cfg = self.config
         return [
             Route(
                 "/matmul",
                 self.benchmark,
                 name="matmul",
-                query_schema=query_schema(cfg.max_n),
+                query_model=benchmark_query(cfg.max_n),
                 auth=AuthRequirement(required=False, identify=True),
                 summary="Multiply the benchmark matrices of size n in WebAssembly; returns the checksum",
                 tags=("matmul", "benchmark"),
                 responses={
-                    200: "checksum and timings",
+                    200: BenchmarkResult,
                     401: f"n above {cfg.public_max_n} without credentials",
                     403: f"n above {cfg.public_max_n} without scope {SCOPE}",
                     422: "bad n or kernel",
@@ -138,11 +129,11 @@ class Plugin(ConfiguredPlugin[Config]):
                 methods=("POST",),
                 name="api.matmul",
                 auth=AuthRequirement(scopes=(SCOPE,)),
-                body_schema=body_schema(cfg.api_max_dim),
+                body_model=operands(cfg.api_max_dim),
                 max_body_size=cfg.api_max_body_bytes,
                 summary="Multiply two matrices: {a, b} → {c}",
                 tags=("matmul",),
-                responses={200: "the product", 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
+                responses={200: Product, 401: "no credentials", 403: f"missing scope {SCOPE}", 422: "bad matrices"},
             ),
         ]
 
@@ -165,34 +156,18 @@ class Plugin(ConfiguredPlugin[Config]):
 
     # -- endpoints --------------------------------------------------------------
 
-    def _parse_query(self, request: Request) -> tuple[int, str]:
-        """The handler's own check (the validation plugin may be disabled)."""
-        errors = []
-        raw_n = request.query.get("n")
-        n = int(raw_n) if raw_n is not None and _DIGITS.fullmatch(raw_n) else 0
-        if not 1 <= n <= self.config.max_n:
-            errors.append({"pointer": "/n", "location": "query", "message": f"n must be an integer in 1..{self.config.max_n}"})
-        kernel = request.query.get("kernel")
-        if kernel is None:
-            kernel = "naive"
-        elif kernel not in KERNELS:
-            errors.append({"pointer": "/kernel", "location": "query", "message": f"kernel must be one of: {', '.join(KERNELS)}"})
-        if errors:
-            raise UnprocessableEntity("Invalid query parameters", extra={"errors": errors})
-        if n > self.config.public_max_n:
-            self._check_caller(request, n)
-        return n, kernel
-
     def _check_caller(self, request: Request, n: int) -> None:
         identity = request.identity
         if identity is None:
-            challenges = [("WWW-Authenticate", a.challenge) for a in self.app.authenticators] if self.app is not None else []
+            challenges = [("WWW-Authenticate", a.challenge) for a in self.authenticators]
             raise Unauthorized(f"n above {self.config.public_max_n} needs credentials with scope {SCOPE}", headers=challenges)
         if SCOPE not in identity.scopes:
             raise Forbidden(f"n above {self.config.public_max_n} needs scope {SCOPE}")
 
-    async def benchmark(self, request: Request) -> dict[str, Any]:
-        n, kernel = self._parse_query(request)
+    async def benchmark(self, request: Request, query: BenchmarkQuery) -> BenchmarkResult:
+        n, kernel = query.n, query.kernel
+        if n > self.config.public_max_n:
+            self._check_caller(request, n)
         loader = self.loader
         module = self.config.module
         ranges = row_ranges(n, self.config.split_rows if kernel == "fast" and n >= self.config.split_min_n else 1)
@@ -203,28 +178,22 @@ class Plugin(ConfiguredPlugin[Config]):
             results.append(await loader.call(module, "bench_checksum", n, lo, hi, fast))
 
         started = time.perf_counter()
-        async with cancelled_on_disconnect(request), trio.open_nursery() as nursery:
+        async with request.cancelled_on_disconnect(), trio.open_nursery() as nursery:
             for lo, hi in ranges:
                 nursery.start_soon(run, lo, hi)
         compute_ms = (time.perf_counter() - started) * 1000.0
         checksum = sum(float(result.value or 0.0) for result in results)
         if math.isnan(checksum):  # the module refused its arguments
             raise WasmError(f"module '{module}' function 'bench_checksum' returned NaN for n={n}")
-        return {
-            "n": n,
-            "kernel": kernel,
-            "checksum": checksum,
-            "compute_ms": compute_ms,
-            "module_ms": max(result.duration_ms for result in results),
-        }
+        return BenchmarkResult(n, kernel, checksum, compute_ms, max(result.duration_ms for result in results))
 
-    async def multiply(self, request: Request) -> dict[str, Any]:
-        a, b = parse_operands(await request.json(), self.config.api_max_dim)
+    async def multiply(self, request: Request, body: Operands) -> Product:
+        a, b = parse_operands(body)
         result = await self.loader.call(
             self.config.module,
             "matmul_fast",
-            ArrayIn.of(a.values),
-            ArrayIn.of(b.values),
+            ArrayIn(a.values, "f64"),
+            ArrayIn(b.values, "f64"),
             ArrayOut(a.rows * b.cols),
             a.rows,
             a.cols,
@@ -233,4 +202,4 @@ class Plugin(ConfiguredPlugin[Config]):
         c = result.output_array(0).tolist()
         check_finite(c)
         m = b.cols
-        return {"c": [c[i * m : (i + 1) * m] for i in range(a.rows)]}
+        return Product([c[i * m : (i + 1) * m] for i in range(a.rows)])

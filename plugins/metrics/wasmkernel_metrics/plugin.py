@@ -34,8 +34,11 @@ global one), holding:
   `wasmkernel_websocket_closes_total{route, code}` (accepted connections by
   close code), recorded when a connection ends;
 - process and platform metrics (`process_*`, `python_*`);
-- every `wasmkernel.MetricSource` of `app.metric_sources`, converted on each scrape
+- every `wasmkernel.MetricSource` plugins contribute (`wasmkernel_metric_sources`), converted on each scrape
   (conventions in `wasmkernel_metrics.sources`).
+
+With several worker processes (``wasmkernel run --workers N``), a scrape
+answered by any worker shows them all: see `wasmkernel_metrics.workers`.
 
 The answer is Prometheus' text format, or OpenMetrics when the scraper's
 `Accept` header asks for it.
@@ -46,10 +49,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
+import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
@@ -62,17 +66,24 @@ from wasmkernel import (
     AuthRequirement,
     ClientDisconnected,
     ConfiguredPlugin,
+    Connection,
     Forbidden,
     Handler,
+    MetricSource,
     Middleware,
     Request,
     Response,
+    ResponseSpec,
     Route,
     StartupError,
     WebSocket,
+    WebSocketHandler,
     hookimpl,
 )
+from wasmkernel_metrics import workers
 from wasmkernel_metrics.sources import SourceCollector, produced_names
+
+C = TypeVar("C", bound=Connection)
 
 #: Request duration buckets, in seconds: 0.5 ms to 10 s.
 DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -150,20 +161,23 @@ class RequestMetrics:
                 buckets=buckets,
                 registry=registry,
             ),
-            in_progress=Gauge("wasmkernel_requests_in_progress", "HTTP requests being handled.", ("method", "route"), registry=registry),
-            connections=Gauge("wasmkernel_websocket_connections", "WebSocket connections being handled.", ("route",), registry=registry),
+            in_progress=Gauge(
+                "wasmkernel_requests_in_progress", "HTTP requests being handled.", ("method", "route"), registry=registry, multiprocess_mode=workers.GAUGES
+            ),
+            connections=Gauge(
+                "wasmkernel_websocket_connections", "WebSocket connections being handled.", ("route",), registry=registry, multiprocess_mode=workers.GAUGES
+            ),
             messages=Counter("wasmkernel_websocket_messages_total", "WebSocket messages received and sent.", ("route", "direction"), registry=registry),
             closes=Counter("wasmkernel_websocket_closes_total", "Ended WebSocket sessions by close code.", ("route", "code"), registry=registry),
         )
 
-    def wrap_websocket(self, next_handler: Handler, route: Route) -> Handler:
+    def sessions(self, next_handler: WebSocketHandler, route: Route) -> WebSocketHandler:
         """Connection, message and close counts of a WebSocket route."""
         connections = self.connections.labels(route.name)
         received, sent = self.messages.labels(route.name, "in"), self.messages.labels(route.name, "out")
         closes = self.closes
 
-        async def handler(request: Request) -> Response:
-            assert isinstance(request, WebSocket)
+        async def handler(request: WebSocket) -> Response:
             connections.inc()
             try:
                 return await next_handler(request)
@@ -178,13 +192,20 @@ class RequestMetrics:
 
     def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
         """The `metrics` middleware: records every request of `route`."""
+        return self.count(next_handler, route, None)
+
+    def wrap_websocket(self, next_handler: WebSocketHandler, route: Route | None) -> WebSocketHandler:
+        """A connection counts as one request (its handshake is a GET), and in the WebSocket metrics."""
+        return self.count(self.sessions(next_handler, route) if route is not None else next_handler, route, "GET")
+
+    def count(self, next_handler: Callable[[C], Awaitable[Response]], route: Route | None, fixed_method: str | None) -> Callable[[C], Awaitable[Response]]:
+        """Counts and times each request (`fixed_method`: what a connection without one counts as)."""
         label = route.name if route is not None else UNMATCHED
         total, duration, in_progress = self.total, self.duration, self.in_progress
-        if route is not None and route.websocket:
-            next_handler = self.wrap_websocket(next_handler, route)
 
-        async def handler(request: Request) -> Response:
-            method = request.method if request.method in HTTP_METHODS else "OTHER"
+        async def handler(request: C) -> Response:
+            method = fixed_method or request.method  # type: ignore[attr-defined]
+            method = method if method in HTTP_METHODS else "OTHER"
             gauge = in_progress.labels(method, label)
             gauge.inc()
             status = 500
@@ -213,16 +234,21 @@ class Plugin(ConfiguredPlugin[Config]):
         self.registry = CollectorRegistry()
         self.requests: RequestMetrics | None = None
         self.allow: tuple[Network, ...] = ()
+        self.sources: list[MetricSource] = []
+        #: Set when this process is one of several workers sharing their metrics.
+        self.mirror: workers.SourceMirror | None = None
 
     def configured(self) -> None:
-        app = self.app
         self.allow = networks(self.config.allow_networks)
         self.requests = RequestMetrics.create(self.registry, self.config.buckets or DEFAULT_BUCKETS)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         reserved = produced_names(self.registry.collect())
-        self.registry.register(SourceCollector(lambda: app.metric_sources, reserved))
+        self.collector = SourceCollector(lambda: self.sources, reserved)
+        self.registry.register(self.collector)
+        if workers.shared():
+            self.mirror = workers.SourceMirror()
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
@@ -234,22 +260,46 @@ class Plugin(ConfiguredPlugin[Config]):
                 auth=self.config.requirement(),
                 summary="Prometheus metrics",
                 tags=("observability",),
-                responses={200: "Metrics in Prometheus' text format (or OpenMetrics, if accepted)"},
+                responses={
+                    200: ResponseSpec(
+                        "Metrics in Prometheus' text format (or OpenMetrics, if accepted)",
+                        schema={"type": "string"},
+                        media_types=("text/plain", "application/openmetrics-text"),
+                    )
+                },
             )
         ]
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
         assert self.requests is not None
-        return [Middleware("metrics", self.requests.wrap)]
+        return [Middleware("metrics", self.requests.wrap, websocket=self.requests.wrap_websocket)]
 
     @hookimpl
     def wasmkernel_startup(self, app: Application) -> None:
+        self.sources = [source for _, source in app.hooks.gather("wasmkernel_metric_sources")]
         if self.config.requirement() is not None and not any(link.name == "authz" for link in app.middleware):
             raise StartupError("metrics: require_auth/scopes are set but nothing enforces them; enable the authz plugin (and an authentication plugin)")
+        if self.mirror is not None:
+            app.nursery.start_soon(self._mirror_sources)
+
+    @hookimpl
+    def wasmkernel_shutdown(self, app: Application) -> None:
+        if self.mirror is not None:
+            workers.worker_ended()
+
+    async def _mirror_sources(self) -> None:
+        assert self.mirror is not None
+        while True:
+            self.mirror.write(self.collector.collect())
+            await trio.sleep(workers.MIRROR_INTERVAL)
 
     async def metrics(self, request: Request) -> Response:
         if not allowed(request.client_host, self.allow):
             raise Forbidden("metrics are not available to this client")
+        registry = self.registry
+        if self.mirror is not None:
+            self.mirror.write(self.collector.collect())
+            registry = workers.all_workers()
         encode, content_type = choose_encoder(request.headers.get("accept") or "")
-        return Response(encode(self.registry), headers={"Cache-Control": "no-store"}, media_type=content_type)
+        return Response(encode(registry), headers={"Cache-Control": "no-store"}, media_type=content_type)

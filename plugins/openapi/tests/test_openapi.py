@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pytest
 
-from wasmkernel import Application, AuthRequirement, ConfigError, Identity, RegistryError, Request, Route, hookimpl
+from wasmkernel import Application, AuthRequirement, ConfigError, Identity, RegistryError, Request, ResponseSpec, Route, hookimpl
 from wasmkernel.testing import app_from, running
 
 ITEM_BODY = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -110,7 +111,8 @@ async def test_document_describes_routes() -> None:
     assert document["info"] == {"title": "WasmKernel", "version": "0.1.0"}
     paths = document["paths"]
     assert "/hidden" not in paths
-    assert not any(path.startswith(("/docs", "/openapi")) for path in paths)
+    assert not any(path.startswith("/docs") for path in paths)
+    assert paths["/openapi.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["required"] == ["openapi", "info", "paths"]
 
     get_item = paths["/items/{item_id}"]["get"]
     assert get_item["summary"] == "Get an item"
@@ -127,8 +129,10 @@ async def test_document_describes_routes() -> None:
         }
     ]
     assert set(get_item["responses"]) == {"200", "404", "422", "default"}
-    assert get_item["responses"]["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-    assert "content" not in get_item["responses"]["200"]
+    error = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert get_item["responses"]["404"] == {"description": "No such item", "content": error}
+    assert get_item["responses"]["422"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert get_item["responses"]["200"] == {"description": "The item", "content": {"*/*": {"schema": {}}}}  # declares no body: any
     assert "security" not in get_item
 
     create = paths["/items"]["post"]
@@ -293,3 +297,116 @@ async def test_traversal_and_missing_assets_are_404(path: str) -> None:
 def test_bad_config_is_refused(config: dict[str, Any], key: str) -> None:
     with pytest.raises((ConfigError, RegistryError), match=key):
         make_app(config)
+
+
+@attrs.frozen
+class Tag:
+    """A label."""
+
+    name: str = attrs.field(validator=attrs.validators.max_len(20))
+
+
+@attrs.frozen
+class NewPet:
+    """A pet to add.
+
+    Second paragraph."""
+
+    name: str = attrs.field(validator=attrs.validators.min_len(1))
+    tags: list[Tag] = attrs.Factory(list)
+
+
+@attrs.frozen
+class Pet:
+    id: int
+    name: str
+    tags: list[Tag]
+
+
+@attrs.frozen
+class PetQuery:
+    limit: int = attrs.field(default=20, validator=[attrs.validators.ge(1), attrs.validators.le(100)], metadata={"schema": {"description": "Page size"}})
+    species: Literal["cat", "dog"] | None = None
+
+
+@attrs.frozen
+class PetPath:
+    pet_id: int = attrs.field(validator=attrs.validators.ge(1))
+
+
+@attrs.frozen
+class Error:
+    """A model named like the document's own Error component."""
+
+    code: int
+
+
+class TypedRoutes:
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        async def create(request: Request, body: NewPet) -> Pet:
+            return Pet(1, body.name, body.tags)
+
+        async def search(request: Request, query: PetQuery) -> list[Pet]:
+            return []
+
+        async def get(request: Request, path: PetPath) -> Pet:
+            return Pet(path.pet_id, "x", [])
+
+        async def text(request: Request) -> str:
+            return "hi"
+
+        return [
+            Route("/pets", create, methods=["POST"], body_model=NewPet, responses={201: Pet, 409: Error}),
+            Route("/pets", search, query_model=PetQuery, responses={200: list[Pet]}),
+            Route("/pets/{pet_id:int}", get, path_model=PetPath, responses={200: Pet, 404: "No such pet"}),
+            Route("/text", text, responses={200: ResponseSpec("A greeting", schema={"type": "string"}, media_types="text/plain")}),
+        ]
+
+
+async def test_models_become_components_and_content() -> None:
+    app = app_from({"router": {}, "openapi": {}, "t": {}}, extra_plugins={"t": TypedRoutes()})
+    document = await fetch_document(app)
+    pytest.importorskip("openapi_spec_validator").validate(document)
+    schemas = document["components"]["schemas"]
+    assert {"Error", "Problem", "ValidationError", "NewPet", "Pet", "Tag"} <= set(schemas)
+    assert schemas["NewPet"]["properties"]["name"] == {"type": "string", "minLength": 1}
+    assert schemas["NewPet"]["required"] == ["name"]
+    assert schemas["Tag"]["properties"]["name"] == {"type": "string", "maxLength": 20}
+    assert schemas["Error"]["required"] == ["title", "status", "detail"]  # the server's problem bodies, not the model
+    conflicting = next(name for name in schemas if name.endswith("test_openapi.Error"))
+    assert schemas[conflicting]["properties"] == {"code": {"type": "integer"}}
+
+    create = document["paths"]["/pets"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NewPet"}
+    assert create["responses"]["201"] == {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}
+    assert create["responses"]["409"]["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{conflicting}"}
+    assert set(create["responses"]) == {"201", "400", "409", "415", "422", "default"}
+
+    search = document["paths"]["/pets"]["get"]
+    assert search["parameters"] == [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20, "description": "Page size"},
+            "description": "Page size",
+        },
+        {"name": "species", "in": "query", "required": False, "schema": {"enum": ["cat", "dog", None], "type": ["string", "null"], "default": None}},
+    ]
+    assert search["responses"]["200"]["content"]["application/json"]["schema"] == {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}
+
+    get = document["paths"]["/pets/{pet_id}"]["get"]
+    assert get["parameters"] == [{"name": "pet_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
+    assert get["responses"]["404"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert document["paths"]["/text"]["get"]["responses"]["200"] == {"description": "A greeting", "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+async def test_every_2xx_has_content() -> None:
+    for app in (make_app({}, JWT()), app_from({"router": {}, "openapi": {}, "t": {}}, extra_plugins={"t": TypedRoutes()})):
+        document = await fetch_document(app)
+        for path, item in document["paths"].items():
+            for method, operation in item.items():
+                for status, response in operation["responses"].items():
+                    if status.startswith("2"):
+                        assert response["content"], (method, path, status)

@@ -9,14 +9,15 @@ Config (`[plugins.openapi.config]`):
 
 HTTP:
 - `GET <path>`: the document (application/json), built once at startup from
-  every route with `include_in_schema` (see `wasmkernel_openapi.document`);
+  every route with `include_in_schema` (see `wasmkernel_openapi.document`),
+  this one included;
 - `GET <docs_path>`: a Swagger UI page; it works offline: its scripts and
   styles come from the `swagger-ui-py` package, served from
   `GET <docs_path>/static/{path}` (404 for anything outside that directory,
   cacheable, with ETag/If-None-Match support) and `GET <docs_path>/init.js`
   (no inline script, so a strict Content-Security-Policy allows the page).
 
-None of these routes appear in the document.
+The docs page's routes do not appear in the document.
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ from typing import Any
 import attrs
 import trio
 
-from wasmkernel import Application, ConfiguredPlugin, HTMLResponse, NotFound, Request, Response, Route, ServiceUnavailable, StartupError, dump_json, hookimpl
+from wasmkernel import (
+    Application,
+    ConfiguredPlugin,
+    HTMLResponse,
+    NotFound,
+    Request,
+    Response,
+    ResponseSpec,
+    Route,
+    ServiceUnavailable,
+    StartupError,
+    dump_json,
+    hookimpl,
+)
 from wasmkernel_openapi.document import build_document
 
 #: Content types of the assets, fixed so they do not depend on the platform's
@@ -114,6 +128,8 @@ class Assets:
     """Files served from one directory, never from outside it."""
 
     directory: Path
+    #: Its own threads for file lookups: never another subsystem's.
+    threads: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2), eq=False)
 
     def locate(self, name: str) -> tuple[Path, os.stat_result] | None:
         """The file `name` inside the directory and its stat, or None (missing,
@@ -127,7 +143,7 @@ class Assets:
             return None
 
     async def serve(self, request: Request) -> Response:
-        found = await trio.to_thread.run_sync(self.locate, str(request.path_params["path"]))
+        found = await trio.to_thread.run_sync(self.locate, str(request.path_params["path"]), limiter=self.threads)
         if found is None:
             raise NotFound("No such asset")
         target, stat = found
@@ -155,7 +171,8 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        routes = [Route(self.config.path, self.openapi, name="openapi", summary="OpenAPI document", include_in_schema=False)]
+        document = ResponseSpec("The OpenAPI 3.1 document", schema={"type": "object", "required": ["openapi", "info", "paths"]})
+        routes = [Route(self.config.path, self.openapi, name="openapi", summary="This OpenAPI document", tags=("openapi",), responses={200: document})]
         if self.assets is not None:
             docs = self.config.docs_path
             title = self.config.title or app.registry.title
@@ -181,8 +198,8 @@ class Plugin(ConfiguredPlugin[Config]):
             app.router.routes,
             title=self.config.title or app.registry.title,
             version=self.config.version or app.registry.version,
-            authenticators=app.authenticators,
-            has_access_policies=bool(app.access_policies),
+            authenticators=[found for _, found in app.hooks.gather("wasmkernel_authenticators")],
+            has_access_policies=bool(app.hooks.gather("wasmkernel_access_policies")),
         )
         try:
             self.document = dump_json(document)

@@ -17,12 +17,15 @@ it must run outside the logging, access-log and errors plugins.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import attrs
 import structlog
 
-from wasmkernel import Application, ConfiguredPlugin, Handler, Middleware, Request, Response, Route, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Connection, Middleware, Response, Route, hookimpl
+
+C = TypeVar("C", bound=Connection)
 
 VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -45,13 +48,13 @@ class Plugin(ConfiguredPlugin[Config]):
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        return [Middleware("request-id", self.wrap)]
+        return [Middleware("request-id", self.wrap, websocket=self.wrap)]
 
-    def wrap(self, next_handler: Handler, route: Route | None) -> Handler:
+    def wrap(self, next_handler: Callable[[C], Awaitable[Response]], route: Route | None) -> Callable[[C], Awaitable[Response]]:
         header = self.config.header
         trust_incoming = self.config.trust_incoming
 
-        async def handler(request: Request) -> Response:
+        async def handler(request: C) -> Response:
             if trust_incoming:
                 incoming = request.headers.get(header)
                 if incoming is not None and VALID_ID.fullmatch(incoming):

@@ -13,7 +13,7 @@ from typing import Any
 import hypercorn.protocol
 import pytest
 import trio
-from wasmkernel_server.expect_continue import install
+from wasmkernel_server.patches import install
 from wasmkernel_server.serving import GC_THRESHOLDS, STARTUP_REPORT_ENV, reporting_failed_startup
 
 from wasmkernel import Application, hookimpl
@@ -42,7 +42,7 @@ async def test_startup_installs_the_protocol_that_sends_100_continue_when_the_bo
         installed = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
     install()
     assert hypercorn.protocol.H11Protocol is installed  # type: ignore[attr-defined]  # idempotent
-    assert installed.__module__ == "wasmkernel_server.expect_continue"
+    assert installed.__module__ == "wasmkernel_server.http11"
 
 
 async def test_a_worker_reports_a_failed_startup_and_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,3 +79,11 @@ def test_a_serving_process_freezes_what_assembly_allocated_and_collects_less_oft
     )
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
     assert GC_THRESHOLDS[0] > 700  # Python's default
+
+
+def test_a_slow_first_startup_is_not_cut_off() -> None:
+    """Compiling big WebAssembly components at a first start takes minutes (then cached):
+    hypercorn's 60 s default startup timeout must not kill it."""
+    from wasmkernel_server.serving import hypercorn_config
+
+    assert hypercorn_config(["127.0.0.1:0"]).startup_timeout >= 600

@@ -6,7 +6,8 @@ SIGINT/SIGTERM triggering a graceful shutdown (lifespan shutdown included):
 no second interpreter importing and assembling everything again, no parent
 holding a copy it never serves. ``workers >= 1`` (or ``reload``) is hypercorn's
 process manager: a parent and that many spawned worker processes, each
-assembling its own application from the registry (`wasmkernel_server.worker`).
+assembling its own application from the registry (`wasmkernel_server.worker`),
+sharing a directory for their metrics (`METRICS_DIR_ENV`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,17 @@ if TYPE_CHECKING:
 #: timeout also runs while a request is being answered (an HTTP/1.1 client sends
 #: nothing then): a request that takes longer needs a longer one.
 READ_TIMEOUT = 30
+#: How long the application's startup may take (seconds).
+STARTUP_TIMEOUT = 900.0
 #: Where a worker started by `serve` records why its startup failed.
 STARTUP_REPORT_ENV = "WASMKERNEL_STARTUP_REPORT"
+#: "1" when the server sits behind a reverse proxy (`--behind-proxy`): set by
+#: `serve` for itself and its workers (or by hand under plain hypercorn).
+BEHIND_PROXY_ENV = "WASMKERNEL_BEHIND_PROXY"
+#: prometheus-client's multiprocess directory: `serve` gives its workers a
+#: fresh one per run, so that the metrics plugin shows all of them in every
+#: scrape (`wasmkernel_metrics.workers`).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False, read_timeout: int = READ_TIMEOUT) -> Config:
@@ -52,6 +62,10 @@ def hypercorn_config(bind: Sequence[str], workers: int = 0, reload: bool = False
     config.keep_alive_timeout = 5.0
     config.read_timeout = read_timeout
     config.graceful_timeout = 5.0
+    # Startup compiles WebAssembly the first time (an 18 MB component takes
+    # 10-60 s, several take minutes; then cached): hypercorn's 60 s default
+    # would kill a first start that is merely slow.
+    config.startup_timeout = STARTUP_TIMEOUT
     # WebSocket keep-alive: a ping every 20 s; a peer that sends nothing (not
     # even the pong) for `read_timeout` is dropped.
     config.websocket_ping_interval = 20.0
@@ -100,15 +114,20 @@ def reporting_failed_startup(app: Application) -> ASGIFramework:
     return reporting
 
 
-def serve(registry_path: str, config: Config, app: Application) -> int:
+def serve(registry_path: str, config: Config, app: Application, *, behind_proxy: bool = False) -> int:
     """Serve until interrupted; returns the exit code. `app` is the application
     assembled from `registry_path`, served directly when no worker process is asked for."""
     os.environ[REGISTRY_ENV] = os.path.abspath(registry_path)
+    if behind_proxy:
+        os.environ[BEHIND_PROXY_ENV] = "1"
     if config.workers == 0:
         return serve_in_process(app, config)
     with tempfile.TemporaryDirectory(prefix="wasmkernel-") as folder:
         report = Path(folder) / "startup-failure"
         os.environ[STARTUP_REPORT_ENV] = str(report)
+        metrics = Path(folder) / "metrics"
+        metrics.mkdir()
+        os.environ[METRICS_DIR_ENV] = str(metrics)
         code = run(config)
         if report.exists():
             print(f"wasmkernel: startup failed: {report.read_text(encoding='utf-8')}", file=sys.stderr)

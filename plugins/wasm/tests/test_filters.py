@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from structlog.testing import capture_logs
 
-from wasmkernel import Application, RegistryError, StartupError
-from wasmkernel.testing import app_from, running
+from wasmkernel import Application, RegistryError, Request, Route, StartupError, WebSocket, hookimpl
+from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
 
 KEY = "filter-test-key"
 
@@ -130,3 +131,123 @@ async def test_a_filter_module_must_export_on_request(loader_name: str, dist: Pa
     with pytest.raises(StartupError, match=r"kind filter\) does not export on_request"):
         async with running(make(loader_name, config)):
             pass
+
+
+class WebSocketRoutes:
+    """A WebSocket echo route and two placeholder routes beside the loader's."""
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        async def echo(ws: WebSocket) -> None:
+            await ws.accept()
+            await ws.send_text(await ws.receive_text())
+
+        async def where(request: Request) -> dict[str, Any]:
+            return dict(request.path_params)
+
+        return [
+            Route("/ruled/ws", echo, websocket=True, name="ruled-ws"),
+            Route("/pp/{section}/{x}", where, name="pp-two"),
+            Route("/files/{rest:path}", where, name="files"),
+        ]
+
+
+def with_routes(loader_name: str, config: dict[str, Any]) -> Application:
+    return app_from({"request-id": {}, "errors": {}, "router": {}, "t": {}, loader_name: {"config": config}}, extra_plugins={"t": WebSocketRoutes()})
+
+
+async def test_a_filter_guards_a_websocket_handshake_without_taking_its_messages(loader_name: str, dist: Path, tmp_path: Path) -> None:
+    """Issue 22 class 11: the handshake of a WebSocket route a filter selects
+    completes (the filter reads nothing from the connection), and a refusal is a denial."""
+    app = with_routes(loader_name, filters_config(dist, tmp_path / "cache"))
+    async with running(app):
+        with trio.fail_after(30):  # a hang detector: the handshake used to wait forever
+            async with websocket_connect(app, "/ruled/ws", headers={"user-agent": "friendly"}) as ws:
+                await ws.send("hi")
+                assert await ws.receive() == "hi"
+            with pytest.raises(WebSocketDenied) as denied:
+                async with websocket_connect(app, "/ruled/ws", headers={"user-agent": "badbot"}):
+                    pass
+        assert denied.value.status == 403
+
+
+def test_a_body_filter_cannot_select_a_websocket_route(loader_name: str, dist: Path, tmp_path: Path) -> None:
+    config = filters_config(dist, tmp_path / "cache")
+    config["filters"][0] = {"module": "sign", "prefixes": ["/ruled"], "body": True}
+    with pytest.raises(StartupError, match=r"filters\[0\].*body = true but selects WebSocket route 'ruled-ws'"):
+        with_routes(loader_name, config)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "guarded"),
+    [
+        ("/pp/admin", "/pp/admin/x", True),
+        ("/pp/admin", "/pp/public/x", False),
+        ("/pp/admin/x", "/pp/admin/x", True),
+        ("/files/secret", "/files/secret/a/b", True),
+        ("/files/secret", "/files//secret/a", True),
+        ("/files/secret", "/files/./secret/a", True),
+        ("/files/secret", "/files/other/../secret/a", True),
+        ("/files/secret", "/files/secretly", False),
+    ],
+)
+async def test_a_prefix_guards_every_route_that_can_serve_under_it(loader_name: str, dist: Path, tmp_path: Path, prefix: str, path: str, guarded: bool) -> None:
+    """`prefixes = ["/pp/admin"]` guards `/pp/{section}/{x}` when section is
+    admin, and `{rest:path}` routes for any path that resolves under it."""
+    config = filters_config(dist, tmp_path / "cache")
+    config["filters"][1] = {"module": "rule", "prefixes": [prefix]}
+    async with running(with_routes(loader_name, config)) as client:
+        answer = await client.get(path, headers={"user-agent": "badbot"})
+    assert answer.status_code == (403 if guarded else 200), answer.text
+
+
+@pytest.mark.parametrize(
+    ("selection", "named"),
+    [
+        ({"routes": ["signed", "sigend"]}, "routes: 'sigend'"),
+        ({"tags": ["nothing-has-this"]}, "tags: 'nothing-has-this'"),
+        ({"prefixes": ["/nowhere"]}, "prefixes: '/nowhere'"),
+    ],
+)
+def test_a_selector_that_selects_nothing_stops_startup(loader_name: str, dist: Path, tmp_path: Path, selection: dict[str, Any], named: str) -> None:
+    """Issue 27 item 7: a typo in a route name must not leave a security filter off."""
+    config = filters_config(dist, tmp_path / "cache")
+    config["filters"][1] = {"module": "rule", **selection}
+    with pytest.raises(StartupError, match=rf"plugins.{loader_name}.config.filters\[1\] \(filter module 'rule'\) selects no route with {named}"):
+        make(loader_name, config)
+    config["filters"][1]["allow_unused"] = True
+    with capture_logs() as logs:
+        make(loader_name, config)
+    assert any(entry["event"] == "wasm.filter_unused" and named in entry["selectors"] for entry in logs)
+
+
+def test_wasmkernel_check_refuses_a_filter_that_selects_nothing(loader_name: str, dist: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 27 item 7: `wasmkernel check` fails as startup would (a typo in a route name)."""
+    from wasmkernel.cli import main
+
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        f"""
+[plugins.router]
+[plugins.{loader_name}.config]
+cache_dir = "{tmp_path / "cache"}"
+watch = false
+[[plugins.{loader_name}.config.modules]]
+name = "hc"
+path = "{dist / "hostcalls.wasm"}"
+kind = "http"
+[[plugins.{loader_name}.config.modules]]
+name = "rule"
+path = "{dist / "header_rule.wasm"}"
+kind = "filter"
+[[plugins.{loader_name}.config.routes]]
+path = "/x/{{op}}"
+module = "hc"
+name = "links-create"
+[[plugins.{loader_name}.config.filters]]
+module = "rule"
+routes = ["links-craete"]
+"""
+    )
+    assert main(["check", "--registry", str(registry)]) == 1
+    assert "selects no route with routes: 'links-craete'" in capsys.readouterr().err

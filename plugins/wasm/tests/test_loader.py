@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from structlog.testing import capture_logs
 from wasmkernel_wasm import ArrayIn, ArrayOut, WasmTrap
 from wasmkernel_wasm.testing import base_config, loader_of
 
@@ -72,9 +73,13 @@ async def test_wagi_env_and_read_only_dir(make_app: Any, config: dict[str, Any],
 async def test_trap_is_500_then_next_call_succeeds(make_app: Any, config: dict[str, Any]) -> None:
     app = make_app(config)
     async with running(app) as client:
-        response = await client.get("/faults/trap")
+        with capture_logs() as logs:
+            response = await client.get("/faults/trap")
         assert response.status_code == 500
-        assert response.json()["message"] == "module 'faults' function 'handle' trapped: unreachable"
+        # Issue 22 class 15: the trap's details go to the log, never to the client.
+        assert response.json()["detail"] == "module 'faults' function 'handle' trapped (the server log says why)"
+        (line,) = [entry for entry in logs if entry["event"] == "wasm.call_failed"]
+        assert (line["module"], line["function"], line["reason"]) == ("faults", "handle", "unreachable")
         assert (await client.get("/faults/ok")).status_code == 200
         with pytest.raises(WasmTrap, match="module 'faults' function 'trap' trapped"):
             await loader_of(app).call("faults", "trap")
@@ -100,7 +105,7 @@ async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, conf
                 latencies.append(time.perf_counter() - start)
                 await trio.sleep(0.02)
         assert results["spin"].status_code == 504
-        assert "exceeded its time limit of 1 s" in results["spin"].json()["message"]
+        assert "exceeded its time limit of 1 s" in results["spin"].json()["detail"]
         assert 1.0 <= results["spin_seconds"] < 2.0
         assert sorted(latencies)[5] < 0.05
         assert (await client.get("/faults/ok")).status_code == 200
@@ -111,10 +116,12 @@ async def test_memory_bomb_is_507_and_stack_overflow_500(make_app: Any, config: 
     async with running(make_app(config)) as client:
         response = await client.get("/faults/oom")
         assert response.status_code == 507
-        assert "memory limit of 32 MiB" in response.json()["message"]
-        response = await client.get("/faults/stack")
+        assert "memory limit of 32 MiB" in response.json()["detail"]
+        with capture_logs() as logs:
+            response = await client.get("/faults/stack")
         assert response.status_code == 500
-        assert "call stack exhausted" in response.json()["message"]
+        assert "call stack" not in response.text
+        assert any("call stack exhausted" in entry.get("reason", "") for entry in logs)
         assert (await client.get("/faults/ok")).status_code == 200
 
 
@@ -208,7 +215,7 @@ async def test_metrics_count_calls_and_errors(make_app: Any, config: dict[str, A
         await client.get("/faults/ok")
         await client.get("/faults/trap")
         await client.get("/faults/oom")
-    samples = [s for source in app.metric_sources for s in source.collect()]
+    samples = [s for _, source in app.hooks.gather("wasmkernel_metric_sources") for s in source.collect()]
     calls = {(s.labels["module"], s.labels["function"]): s.value for s in samples if s.name == "wasm_calls_total"}
     errors = {s.labels["kind"]: s.value for s in samples if s.name == "wasm_errors_total"}
     assert calls[("faults", "handle")] == 3

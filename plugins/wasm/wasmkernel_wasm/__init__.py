@@ -7,27 +7,29 @@ service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything 
 plain picklable data, so a loader may run modules in worker processes.
 Its submodules are public API too: loader plugins build on them (`plugin`,
 `loader`, `config`, `modules`, `artifacts`, `calls`, `portable`, `watch`, `commands`,
-`requests`: credential headers, cancelling a call whose client left) and
+`requests`: credential headers; `errors`) and
 their tests on `testing`.
 
-Worker processes import only the portable modules (`portable`: the plain
-data types below, `calls`, `artifacts` and the guest side of `hostapi`; the
-Wasmer loader's run on Python 3.10): the names that build on the kernel, the
-`WasmError` family (`errors`) and `MODULE_LOADER` (`service`), are imported on
-first use (PEP 562), so a process that runs modules never imports the kernel.
+The `WasmError` family are plain exceptions (the host maps them to statuses
+at the kernel's error boundary), so a worker process may raise them.
+`MODULE_LOADER` (a kernel `ServiceKey`) is imported on first use (PEP 562),
+so a process that runs modules never imports the kernel. Worker processes
+import only the portable modules (`portable`: the plain data types below,
+`errors`, `calls`, `artifacts` and the guest side of `hostapi`; the Wasmer
+loader's run on Python 3.10).
 """
 
 from __future__ import annotations
 
 import array
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
+from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+
 if TYPE_CHECKING:
-    from wasmkernel_wasm.errors import WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
     from wasmkernel_wasm.service import MODULE_LOADER
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ModuleInfo",
     "ModuleKind",
     "ModuleLoader",
+    "WasmBadArguments",
     "WasmBadResponse",
     "WasmError",
     "WasmMemoryLimit",
@@ -53,20 +56,14 @@ __all__ = [
     "WasmUnavailable",
 ]
 
-#: Where each kernel-bound name lives (imported on first access).
-_LAZY = {
-    **dict.fromkeys(("WasmError", "WasmTrap", "WasmTimeout", "WasmMemoryLimit", "WasmUnavailable", "WasmBadResponse"), "errors"),
-    "MODULE_LOADER": "service",
-}
-
 
 def __getattr__(name: str) -> Any:
-    submodule = _LAZY.get(name)
-    if submodule is None:
+    if name != "MODULE_LOADER":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
+    from wasmkernel_wasm.service import MODULE_LOADER
+
+    globals()[name] = MODULE_LOADER
+    return MODULE_LOADER
 
 
 PAGE = 65536
@@ -217,6 +214,8 @@ class ModuleInfo:
     #: The enforced cap: the smaller of the configured limit and the module's declared maximum.
     memory_limit_mb: int | None
     generation: int = 1
+    #: Exported functions: (name, parameter types, result types), types "i32" "i64" "f32" "f64" "v128" "funcref" "externref".
+    signatures: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 class ModuleLoader(Protocol):
@@ -261,3 +260,7 @@ class ModuleLoader(Protocol):
 
     async def reload(self, module: str) -> ModuleInfo:
         """Recompile `module` from its file; new calls use it, calls in flight finish on the old one."""
+
+    def readiness(self) -> tuple[bool, Any]:
+        """(ready, detail) for `/readyz`: not ready while a background task the
+        loader needs (its host-API server, say) is down and being restarted."""

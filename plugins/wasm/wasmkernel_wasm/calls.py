@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from wasmkernel_wasm import ITEMSIZE, MIB, ArrayIn, ArrayOut
-
-if TYPE_CHECKING:  # the errors import the kernel: only the main process raises them
-    from wasmkernel_wasm import WasmError, WasmTimeout
+from wasmkernel_wasm.errors import WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap
 
 
 def _log() -> Any:
@@ -175,33 +173,35 @@ def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXP
 
 
 def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
-    from wasmkernel_wasm import WasmTimeout
-
     return WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
 
 
 def outcome_error(module: str, function: str, outcome: Outcome, memory_limit_mb: int | None) -> WasmError:
     """The `WasmError` for a failed `Outcome` (naming module and function)."""
-    from wasmkernel_wasm import WasmError, WasmMemoryLimit, WasmTrap
 
-    where = f"module '{module}' function '{function}'"
+    where, reason = f"module '{module}' function '{function}'", outcome.message
     if outcome.error == "denied":
-        _log().error("wasm.host_call_denied", module=module, function=function, reason=outcome.message)
-        return WasmError(f"{where} failed: a host call was refused (the server log says why)")
-    if outcome.error == "trap" and outcome.message.startswith("host call "):
-        _log().warning("wasm.host_call_fault", module=module, function=function, reason=outcome.message)
+        _log().error("wasm.host_call_denied", module=module, function=function, reason=reason)
+        return WasmError(f"{where} failed: a host call was refused (the server log says why)", reason=reason)
+    if outcome.error == "trap" and reason.startswith("host call "):
+        _log().warning("wasm.host_call_fault", module=module, function=function, reason=reason)
+    else:
+        _log().warning("wasm.call_failed", module=module, function=function, error=outcome.error, reason=reason)
     if outcome.error == "memory":
-        return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB ({outcome.message})")
+        return WasmMemoryLimit(f"{where} exceeded its memory limit of {memory_limit_mb} MiB", reason=reason)
     if outcome.error == "trap":
-        return WasmTrap(f"{where} trapped: {outcome.message}")
-    return WasmError(f"{where} failed: {outcome.message}")
+        return WasmTrap(f"{where} trapped (the server log says why)", reason=reason)
+    if outcome.error == "abi":  # the host's own words about the module's shape
+        return WasmError(f"{where} failed: {reason}", reason=reason)
+    return WasmError(f"{where} failed (the server log says why)", reason=reason)
 
 
 def emit_logs(module: str, outcome: Outcome) -> None:
-    """Emit the module's log lines in the calling task (so they carry the request id)."""
+    """Emit the module's log lines in the calling task (so they carry the
+    request id). A guest's fields are nested under one key, `guest`: never
+    the host's own keys (`status`, `exception`, structlog's `_record`…)."""
     for level, event, message, fields in outcome.logs:
-        extra = {f"field_{name}" if name in _RESERVED_FIELDS else name: value for name, value in fields}
-        getattr(_log(), level)(event, module=module, message=message, **extra)
-
-
-_RESERVED_FIELDS = frozenset({"event", "module", "message", "level", "timestamp", "logger", "request_id"})
+        if event == "wasm.guest_log":
+            getattr(_log(), level)(event, module=module, message=message, guest=dict(fields))
+        else:  # the host's notes about the call: its own fields
+            getattr(_log(), level)(event, module=module, message=message, **dict(fields))

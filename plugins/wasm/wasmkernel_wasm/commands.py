@@ -51,7 +51,8 @@ def _wasm_build(args: argparse.Namespace) -> int:
         print(f"wasmkernel: build script not found: {script}", file=sys.stderr)
         return 1
     out = ["--out", args.out] if args.out else []
-    return subprocess.call(["bash", str(script), *args.crates, *out])
+    components = ["--components"] if args.components else []
+    return subprocess.call(["bash", str(script), *args.crates, *out, *components])
 
 
 def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +61,11 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     reload = actions.add_parser("reload", help="recompile NAME into the cache and touch its file (a running server reloads it)")
     reload.add_argument("name")
     reload.set_defaults(wasm_handler=_wasm_reload)
-    build = actions.add_parser("build", help="build guest modules (Rust, C, AssemblyScript) with wasm_modules/build.sh")
+    build = actions.add_parser("build", help="build guest modules (Rust, C, AssemblyScript; Python, JavaScript, Spin components) with wasm_modules/build.sh")
     build.add_argument("crates", nargs="*", metavar="MODULE", help="only these modules: names in wasm_modules/ or module folders anywhere (PATH)")
     build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist)")
     build.add_argument("--script", default=None, help="build script (default: wasm_modules/build.sh next to the registry)")
+    build.add_argument("--components", action="store_true", help="also build every component folder (Python, JavaScript, Spin: minutes the first time)")
     build.set_defaults(wasm_handler=_wasm_build)
 
 
@@ -94,7 +96,12 @@ def wasm_commands() -> list[Command]:
     """``wasmkernel wasm list|reload|build`` and ``wasmkernel new-module`` (the host's `wasmkernel_commands`)."""
     return [
         Command("wasm", "WebAssembly modules: list, reload NAME, build", lambda args: int(args.wasm_handler(args)), _wasm_arguments),
-        Command("new-module", "scaffold a WebAssembly guest module (Rust, C, AssemblyScript) and print its registry lines", _new_module, _new_module_arguments),
+        Command(
+            "new-module",
+            "scaffold a WebAssembly guest module (Rust, C, AssemblyScript; Python, JavaScript components) and print its registry lines",
+            _new_module,
+            _new_module_arguments,
+        ),
     ]
 
 
@@ -112,4 +119,5 @@ def module_info(prepared: PreparedModule, compiler: str, cache: str, config: Loa
         timeout=config.timeout_of(spec),
         memory_limit_mb=prepared.memory_limit // MIB,
         generation=generation,
+        signatures=prepared.shape.signatures,
     )

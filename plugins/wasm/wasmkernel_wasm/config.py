@@ -148,8 +148,10 @@ class FilterSpec:
     """One ``[[plugins.<loader>.config.filters]]`` entry: a kind = "filter"
     module in the middleware chain (at the loader plugin's place; entries in
     file order, the first outermost), guarding the routes it selects by name
-    (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments).
-    With `body = true` it sees the request body (over `max_body_bytes`: 413).
+    (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments: every
+    route that can serve a path under it). With `body = true` it sees the
+    request body (over `max_body_bytes`: 413). A selector selecting no route
+    stops startup unless `allow_unused = true` (logged as a warning).
     """
 
     module: str
@@ -158,6 +160,7 @@ class FilterSpec:
     prefixes: list[str] = attrs.field(factory=list)
     body: bool = False
     max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
+    allow_unused: bool = False
 
 
 @attrs.frozen
@@ -242,6 +245,9 @@ class LoaderConfig:
                 raise ConfigError(f"filters[{index}].module", f"module {selection.module!r} is not {what}; a filter entry needs a kind = 'filter' module")
             if not (selection.routes or selection.tags or selection.prefixes):
                 raise ConfigError(f"filters[{index}]", "select the routes the filter guards: routes, tags or prefixes (prefixes = ['/'] for every route)")
+            for prefix in selection.prefixes:
+                if not prefix.startswith("/"):
+                    raise ConfigError(f"filters[{index}].prefixes", f"prefix {prefix!r} must start with '/'")
 
     def spec(self, name: str) -> ModuleSpec:
         for spec in self.modules:

@@ -3,11 +3,14 @@
 - Adds the `wasmkernel_module_loader` hook (see `wasmkernel_wasm.hookspecs`);
   exactly one enabled loader plugin (wasmer-loader, wasmtime-loader) answers
   it, and two are a startup error naming both.
+- Maps the `WasmError` family to statuses at the kernel's error boundary
+  (bad arguments 400, trap 500, timeout 504, memory limit 507, unavailable 503, bad response 502).
 - Offers that loader as the `MODULE_LOADER` service; starts it (compiling
   every declared module) before the plugins that use it and stops it after
   them.
-- ``wasmkernel check`` compiles every declared module; ``/readyz`` lists the
-  loaded modules; ``wasmkernel wasm list | reload NAME | build``.
+- ``wasmkernel check`` compiles every declared module; ``/readyz`` is not
+  ready while a loader's background task is down (its detail, for a local
+  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
 
 Loader plugins require this plugin, so enabling a loader brings it in.
 Config: none.
@@ -15,14 +18,15 @@ Config: none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pluggy
 
-from wasmkernel import Application, Command, ConfiguredPlugin, NoConfig, ServiceKey, StartupError, hookimpl
+from wasmkernel import Application, Command, ConfiguredPlugin, ErrorMapping, NoConfig, ServiceKey, StartupError, hookimpl
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
+from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
 
 
 class Plugin(ConfiguredPlugin[NoConfig]):
@@ -36,15 +40,23 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl
     def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
-        offered: list[tuple[str, ModuleLoader]] = []
-        for impl in app.manager.hook.wasmkernel_module_loader.get_hookimpls():
-            loader = cast("ModuleLoader | None", impl.function(app=app))
-            if loader is not None:
-                offered.append((impl.plugin_name, loader))
+        offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader") if loader is not None]
         if len(offered) > 1:
             raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
         self.loader = offered[0][1] if offered else None
         return [(MODULE_LOADER, self.loader)] if self.loader is not None else []
+
+    @hookimpl
+    def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:
+        return {
+            WasmError: 500,
+            WasmBadArguments: 400,
+            WasmTrap: 500,
+            WasmTimeout: 504,
+            WasmMemoryLimit: 507,
+            WasmBadResponse: 502,
+            WasmUnavailable: 503,
+        }
 
     @hookimpl
     async def wasmkernel_startup(self, app: Application) -> None:
@@ -64,8 +76,7 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl(optionalhook=True)
     def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:
-        loader = self.loader
-        return {"wasm_modules": lambda: (True, [info.name for info in loader.modules()])} if loader is not None else {}
+        return {"wasm": self.loader.readiness} if self.loader is not None else {}
 
     @hookimpl
     def wasmkernel_commands(self) -> list[Command]:

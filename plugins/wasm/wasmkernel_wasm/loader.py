@@ -4,6 +4,9 @@ WASI command)."""
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 import shutil
 import tempfile
 import time
@@ -14,17 +17,21 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
 import trio
+from wasmkernel_health import Supervisor
 
-from wasmkernel import StartupError
+from wasmkernel import PathPattern, StartupError
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,
+    ArrayIn,
+    ArrayOut,
     CallResult,
     FilterDecision,
     FilterRequest,
     FilterResponse,
     HeaderEdits,
     ModuleInfo,
+    WasmBadArguments,
     WasmBadResponse,
     WasmError,
     WasmRequest,
@@ -85,6 +92,15 @@ class LoaderBase(Generic[L]):
         self.host = HostAPI(config, base, f"{self.runtime}-loader")
         #: The redis plugin's `RedisLink`, when a module's key-value store is Redis (see `use_services`).
         self.redis_link: Any = None
+        #: Restarts the loader's background tasks (host RPC server, watcher, ticker) if one dies.
+        self.supervisor = Supervisor(f"{self.runtime}-loader")
+        #: Threads for file work around calls (scratch directories, reload): this subsystem's own.
+        self.file_threads = trio.CapacityLimiter(2)
+
+    def readiness(self) -> tuple[bool, Any]:
+        """Ready while every background task runs; the loaded modules and the tasks as detail."""
+        ok, tasks = self.supervisor.readiness()
+        return ok, {"modules": [info.name for info in self.modules()], "tasks": tasks}
 
     def use_services(self, app: Application) -> None:
         """Take the services the host API needs from other plugins (during
@@ -131,7 +147,28 @@ class LoaderBase(Generic[L]):
         raise NotImplementedError
 
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        return [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
+        infos = [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
+        self._check_compute_routes(infos)
+        return infos
+
+    def _check_compute_routes(self, infos: Sequence[ModuleInfo]) -> None:
+        """`StartupError` for a compute route whose function the module does not
+        export, or whose path parameters do not match its parameters (count, number types)."""
+        by_name = {info.name: info for info in infos}
+        for index, route in enumerate(self.config.routes):
+            info = by_name.get(route.module)
+            if info is None or info.kind != "compute":
+                continue
+            where = f"plugins.{self.runtime}-loader.config.routes[{index}] ({route.path})"
+            signature = next((found for found in info.signatures if found[0] == route.function), None)
+            if signature is None:
+                raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")
+            params = PathPattern.parse(route.path).params
+            if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
+                raise StartupError(
+                    f"{where}: function '{route.function}' takes ({', '.join(signature[1])}); "
+                    f"a compute route passes its {len(params)} path parameter(s) as numbers, in order"
+                )
 
     def modules(self) -> Sequence[ModuleInfo]:
         return [loaded.info for loaded in self._loaded.values()]
@@ -152,7 +189,7 @@ class LoaderBase(Generic[L]):
         already wait, 503 with Retry-After at once. A call's time limit starts
         once it holds its slot, never while it waits."""
         if self._queued >= self.config.max_queued:
-            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", headers={"Retry-After": "1"})
+            raise WasmUnavailable("every WebAssembly worker is busy and the queue is full; retry shortly", retry_after=1)
         per_module = self._per_module[module]
         self._queued += 1
         try:
@@ -174,7 +211,12 @@ class LoaderBase(Generic[L]):
         raise NotImplementedError
 
     async def call(self, module: str, function: str, *args: Arg, timeout: float | None = None) -> CallResult:
-        outcome = await self._run(module, function, self.jobs.call, function, args, timeout=timeout)
+        """Call a compute export with `args` checked against its parameter types
+        (`WasmBadArguments`, 400) and its result checked to be finite (502)."""
+        checked = checked_arguments(self._get(module).info, function, args)
+        outcome = await self._run(module, function, self.jobs.call, function, checked, timeout=timeout)
+        if isinstance(outcome.value, float) and not math.isfinite(outcome.value):
+            raise WasmBadResponse(f"module '{module}' function '{function}' returned a non-finite number ({outcome.value})")
         return CallResult(outcome.value, outcome.outputs, outcome.duration_ms)
 
     async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
@@ -201,7 +243,7 @@ class LoaderBase(Generic[L]):
             outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()), tuple(spec.argv(request.params)), scratch)
         finally:
             with trio.CancelScope(shield=True):  # also when the client left
-                await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
+                await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True), limiter=self.file_threads)
         if outcome.stderr:
             # A field of one log line, never raw text: a guest cannot forge log lines.
             log.info("wasm.stderr", module=module, exit_status=outcome.exit_status, stderr=outcome.stderr.decode("utf-8", "replace"))
@@ -215,6 +257,50 @@ class LoaderBase(Generic[L]):
 
 
 T = TypeVar("T")
+_INT_BITS = {"i32": 32, "i64": 64}
+_F32_MAX = 3.4028234663852886e38
+
+
+def _fitted(kind: str, value: object) -> tuple[Arg, str]:
+    """`value` as a `kind` parameter takes it (numpy numbers become Python's), or why it cannot be one."""
+    if isinstance(value, (ArrayIn, ArrayOut)):
+        return value, "" if kind == "i32" else f"is {kind}, not a pointer"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return 0, f"must be a number ({kind})"
+    if kind in _INT_BITS:
+        if not isinstance(value, numbers.Integral):
+            return 0, f"must be an integer ({kind})"
+        half, integer = 2 ** (_INT_BITS[kind] - 1), operator.index(value)
+        return integer, "" if -half <= integer < half else f"is out of range for {kind}"
+    if kind in ("f32", "f64"):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        finite = math.isfinite(number) and (kind == "f64" or abs(number) <= _F32_MAX)
+        return number, "" if finite else f"must be a finite number within {kind}"
+    return 0, f"has type {kind}, which cannot be passed from Python"
+
+
+def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> tuple[Arg, ...]:
+    """`args` as the export `function` of `info` takes them: integers within
+    i32/i64, finite floats within f32/f64 (an integer is a fine float, a float
+    is never an integer), arrays for i32 pointers. `WasmBadArguments` (400)
+    names the first argument that does not fit."""
+    signature = next((found for found in info.signatures if found[0] == function), None)
+    if signature is None:
+        return tuple(args)  # an unknown export: the runtime answers (no exported function ...)
+    params = signature[1]
+    where = f"module '{info.name}' function '{function}'"
+    if len(args) != len(params):
+        raise WasmBadArguments(f"{where} takes {len(params)} arguments, got {len(args)}")
+    out: list[Arg] = []
+    for position, (kind, given) in enumerate(zip(params, args), start=1):
+        value, problem = _fitted(kind, given)
+        if problem:
+            raise WasmBadArguments(f"{where}: argument {position} {problem}")
+        out.append(value)
+    return tuple(out)
 
 
 def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
@@ -222,5 +308,5 @@ def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
     try:
         return parse(output, module)
     except WasmBadResponse as exc:
-        log.warning("wasm.bad_response", module=module, reason=exc.detail)
+        log.warning("wasm.bad_response", module=module, reason=str(exc), detail=exc.reason)
         raise

@@ -61,6 +61,17 @@ def _name(data: bytes, pos: int) -> tuple[str, int]:
 
 
 IMPORT_KINDS = ("function", "table", "memory", "global", "tag")
+VALUE_TYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128", 0x70: "funcref", 0x6F: "externref"}
+Signature = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def _types(data: bytes, pos: int) -> tuple[tuple[str, ...], int]:
+    count, pos = _leb(data, pos)
+    return tuple(VALUE_TYPES.get(data[pos + i], f"type 0x{data[pos + i]:02x}") for i in range(count)), pos + count
+
+
+#: How a component binary starts (magic, then version 0x0d and layer 1); a core module has version 1.
+COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 
 
 @attrs.frozen
@@ -77,6 +88,8 @@ class WasmShape:
     shared_memory: bool = False
     #: A tag section or tag import (the exception-handling proposal).
     tags: bool = False
+    #: Exported functions: (name, parameter types, result types).
+    signatures: tuple[Signature, ...] = ()
 
 
 def inspect_wasm(data: bytes) -> WasmShape:
@@ -86,6 +99,9 @@ def inspect_wasm(data: bytes) -> WasmShape:
         raise ValueError("not a WebAssembly module (bad magic number)")
     exports: list[str] = []
     imports: list[tuple[str, str, str]] = []
+    types: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    functions: list[int] = []  # type index of each function, imported ones first
+    exported: list[tuple[str, int]] = []
     memory: tuple[int, int | None] | None = None
     imported = shared = tags = False
     pos = 8
@@ -96,7 +112,18 @@ def inspect_wasm(data: bytes) -> WasmShape:
             end = body + size
             if end > len(data):
                 raise ValueError("truncated section")
-            if section == 2:  # imports
+            if section == 1:  # types
+                count, p = _leb(data, body)
+                for _ in range(count):
+                    params, p = _types(data, p + 1)  # after the 0x60 form
+                    results, p = _types(data, p)
+                    types.append((params, results))
+            elif section == 3:  # functions
+                count, p = _leb(data, body)
+                for _ in range(count):
+                    index, p = _leb(data, p)
+                    functions.append(index)
+            elif section == 2:  # imports
                 count, p = _leb(data, body)
                 for _ in range(count):
                     module, p = _name(data, p)
@@ -105,7 +132,8 @@ def inspect_wasm(data: bytes) -> WasmShape:
                     p += 1
                     imports.append((module, field, IMPORT_KINDS[kind] if kind < len(IMPORT_KINDS) else f"kind {kind}"))
                     if kind == 0:
-                        _, p = _leb(data, p)
+                        index, p = _leb(data, p)
+                        functions.append(index)
                     elif kind == 1:
                         _, _, p = _limits(data, p + 1)
                     elif kind == 2:
@@ -127,14 +155,18 @@ def inspect_wasm(data: bytes) -> WasmShape:
                 count, p = _leb(data, body)
                 for _ in range(count):
                     name, p = _name(data, p)
-                    _, p = _leb(data, p + 1)
+                    kind = data[p]
+                    index, p = _leb(data, p + 1)
                     exports.append(name)
+                    if kind == 0:
+                        exported.append((name, index))
             elif section == 13:  # tags
                 tags = True
             pos = end
     except IndexError:
         raise ValueError("truncated module") from None
-    return WasmShape(tuple(exports), memory[0] if memory else None, memory[1] if memory else None, imported, tuple(imports), shared, tags)
+    signatures = tuple((name, *types[functions[index]]) for name, index in exported if index < len(functions) and functions[index] < len(types))
+    return WasmShape(tuple(exports), memory[0] if memory else None, memory[1] if memory else None, imported, tuple(imports), shared, tags, signatures)
 
 
 def cap_memory(data: bytes, max_pages: int) -> bytes:
@@ -182,6 +214,11 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
     except OSError as exc:
         raise StartupError(f"wasm module '{spec.name}': cannot read {spec.path}: {exc.strerror}") from None
     digest = hashlib.sha256(original).hexdigest()
+    if original[:8] == COMPONENT_HEADER:
+        raise StartupError(
+            f"wasm module '{spec.name}': {spec.path} is a WebAssembly component (WASI 0.2), not a core module: "
+            'serve it with the components plugin (enable [plugins.components] and declare it there, kind = "wasi-http" or "wasi-cli")'
+        )
     if spec.sha256 is not None and digest != spec.sha256:
         raise StartupError(f"wasm module '{spec.name}': sha256 mismatch for {spec.path}: expected {spec.sha256}, file has {digest}")
     try:

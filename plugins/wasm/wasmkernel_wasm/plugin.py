@@ -14,7 +14,7 @@ from wasmkernel_wasm import (
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.filters import filter_middleware
 from wasmkernel_wasm.metrics import CallMetrics
-from wasmkernel_wasm.requests import credential_headers
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
 from wasmkernel_wasm.routes import bind_routes
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
     order = 41
     compilers: tuple[str, ...]
     loader: ConfiguredLoader | None = None
+    #: Request headers carrying credentials (see `wasmkernel_middleware`).
+    credentials: frozenset[str] = CREDENTIAL_HEADERS
 
     def create(self, config: LoaderConfig, base: Path, app: Application) -> ConfiguredLoader:
         raise NotImplementedError
@@ -55,19 +57,21 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
             return []
         # The first hook after every plugin offered its services.
         self.loader.use_services(app)
-        return bind_routes(self.loader, self.config, lambda: credential_headers(app.authenticators))
+        return bind_routes(self.loader, self.config, lambda: self.credentials)
 
     @hookimpl
     def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        # Once every plugin is configured: the headers of every authentication scheme.
+        self.credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
         if self.loader is None or not self.config.filters:
             return []
         config = self.config
 
         @functools.cache
-        def withheld(module: str) -> frozenset[str]:  # on first use, once every authenticator is known
-            return config.withheld_headers(config.spec(module), credential_headers(app.authenticators))
+        def withheld(module: str) -> frozenset[str]:
+            return config.withheld_headers(config.spec(module), self.credentials)
 
-        return filter_middleware(self.loader, config, withheld, app.routes)
+        return filter_middleware(self.loader, config, withheld, app.routes, where=f"plugins.{self.loader.runtime}-loader.config.filters")
 
     @hookimpl
     def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:

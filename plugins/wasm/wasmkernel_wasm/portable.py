@@ -9,7 +9,8 @@ them with a 3.10 target; a test imports them in a fresh Python 3.10 process
 where nothing else of WasmKernel exists):
 
 - the package's data types (`__init__`: `ArrayIn`, `ArrayOut`, `WasmRequest`,
-  ...; the kernel-bound names there are imported on first use);
+  ...; `MODULE_LOADER`, a kernel key, is imported on first use) and its
+  errors (`errors`: plain exceptions);
 - `artifacts` (the compile cache's files), `calls` (one call inside a
   runtime: arguments in, `Outcome` out);
 - the guest's side of the host API: `hostapi` (codes, exceptions), `abi`
@@ -26,6 +27,7 @@ from pathlib import Path
 #: The portable modules, as file paths relative to the package.
 PORTABLE_FILES = (
     "__init__.py",
+    "errors.py",
     "artifacts.py",
     "calls.py",
     "hostapi/__init__.py",

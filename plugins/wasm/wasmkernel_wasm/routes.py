@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
 
-from wasmkernel import BadRequest, JSONResponse, Request, Response, Route
+from wasmkernel import BadRequest, JSONResponse, Request, Response, ResponseSpec, Route
 from wasmkernel_wasm import (
     ModuleLoader,
     WasmRequest,
@@ -15,7 +15,13 @@ from wasmkernel_wasm import (
 )
 from wasmkernel_wasm.cgi import cgi_env
 from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, cancelled_on_disconnect
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
+
+#: What a compute route answers: the function's result.
+COMPUTE_RESULT = ResponseSpec(
+    "The function's result",
+    schema={"type": "object", "required": ["value"], "properties": {"value": {"type": ["number", "null"]}}, "additionalProperties": False},
+)
 
 
 async def wasm_request(request: Request, withheld: frozenset[str] = frozenset()) -> WasmRequest:
@@ -69,6 +75,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
                 auth=spec.requirement(),
                 summary=f"WebAssembly module '{spec.module}' ({kind}{', ' + spec.function if spec.function else ''})",
                 tags=("wasm", *spec.tags),
+                responses={200: COMPUTE_RESULT} if kind == "compute" else {},  # http and wasi modules answer anything
             )
         )
     return routes
@@ -77,7 +84,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
 def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         wreq = await wasm_request(request, withheld())
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.handle_http(module, wreq)
         return _to_response(result)
 
@@ -90,7 +97,7 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Call
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)
         server = request.scope.get("server") or ("localhost", 80)
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.run_wasi(module, wreq, env)
         return _to_response(result)
 
@@ -113,7 +120,7 @@ def _number(name: str, value: object) -> int | float:
 def _compute_endpoint(loader: ModuleLoader, module: str, function: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         args = [_number(name, value) for name, value in request.path_params.items()]
-        async with cancelled_on_disconnect(request):
+        async with request.cancelled_on_disconnect():
             result = await loader.call(module, function, *args)
         return JSONResponse({"value": result.value})
 

@@ -13,8 +13,10 @@ import attrs
 from wasmkernel_scaffold import check_name, render_templates
 
 TEMPLATES = Path(__file__).parent / "templates" / "module"
-LANGUAGES = ("rust", "c", "assemblyscript")
+LANGUAGES = ("rust", "c", "assemblyscript", "python", "javascript")
 KINDS = ("compute", "http", "filter", "wasi")
+#: Languages whose modules are WASI 0.2 components (served by the components plugin): their kinds.
+COMPONENT_LANGUAGES = {"python": ("http",), "javascript": ("http",)}
 LOADERS = ("wasmer-loader", "wasmtime-loader")
 
 
@@ -45,6 +47,8 @@ def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: P
         raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if lang in COMPONENT_LANGUAGES and kind not in COMPONENT_LANGUAGES[lang]:
+        raise ValueError(f"{lang} modules are WASI 0.2 components of kind {', '.join(COMPONENT_LANGUAGES[lang])} only (served by the components plugin)")
     modules = (project / "wasm_modules").resolve()
     if not (modules / "build.sh").is_file():
         raise ValueError(f"no wasm_modules/build.sh next to the registry in {project}: run new-module with that project's --registry")
@@ -61,5 +65,6 @@ def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: P
     render_templates(TEMPLATES / f"{lang}-{kind}", target, values)
     binary = modules / "dist" / f"{target.name}.wasm"
     wasm = str(binary.relative_to(root)) if binary.is_relative_to(root) else str(binary)
-    lines = string.Template((TEMPLATES / "registry" / f"{kind}.toml").read_text(encoding="utf-8")).substitute(name=name, wasm=wasm, loader=loader)
+    registry = f"component-{kind}" if lang in COMPONENT_LANGUAGES else kind
+    lines = string.Template((TEMPLATES / "registry" / f"{registry}.toml").read_text(encoding="utf-8")).substitute(name=name, wasm=wasm, loader=loader)
     return Scaffolded(target, wasm, lines)

@@ -22,7 +22,7 @@ from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
 
 ROOT = Path(__file__).resolve().parents[3]
 DIST = ROOT / "wasm_modules" / "dist"
-MODULES = ("matmul", "hello", "wagi_echo", "faults", "hostcalls")
+MODULES = ("matmul", "hello", "wagi_echo", "faults", "hostcalls", "c_forward", "c_numbers")
 LOADERS = ["wasmer-loader", "wasmtime-loader"]
 
 

@@ -70,7 +70,7 @@ def decode_response(data: bytes, module: str) -> WasmResponse:
         body = field()
         read.end()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise WasmBadResponse(f"module '{module}' returned a malformed HTTP response ({exc})") from None
+        raise WasmBadResponse(f"module '{module}' returned a malformed HTTP response", reason=str(exc)) from None
     return checked_response(status, headers, body, module)
 
 

@@ -127,7 +127,7 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
             busy = next(pid for pid, state in workers().items() if state == "R")
             os.kill(busy, signal.SIGKILL)
         assert results["spin"].status_code == 503
-        assert "worker lost" in results["spin"].json()["message"]
+        assert "worker lost" in results["spin"].json()["detail"]
         assert (await client.get("/faults/ok")).status_code == 200
         await wait_for(lambda: len(workers()) == 2, "a replacement worker")
         assert busy not in workers()

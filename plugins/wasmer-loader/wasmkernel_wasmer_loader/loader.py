@@ -176,7 +176,8 @@ class WasmerLoader(LoaderBase[Loaded]):
     async def start(self) -> None:
         self.host.start(self.redis_link)
         # Finding (or, the first time, creating) the environment and compiling block: a thread.
-        self._loaded.update(await trio.to_thread.run_sync(self._compile_all))
+        self._loaded.update(await trio.to_thread.run_sync(self._compile_all, limiter=self.file_threads))
+        self._check_compute_routes(self.modules())
         self._pool = WorkerPool(self._command(), self.config.workers, WASMER_VERSION)
         try:
             if self.config.prewarm and self._loaded:
@@ -192,9 +193,9 @@ class WasmerLoader(LoaderBase[Loaded]):
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
             if self.host.needed:
-                await tasks.start(self._rpc.serve)
+                await tasks.start(self.supervisor.run, "host-rpc", self._rpc.serve)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(self.supervisor.run, "watch", functools.partial(watch_files, self._watched, self.reload, self.config.watch_interval))
             task_status.started()
             await trio.sleep_forever()
 
@@ -206,7 +207,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             with trio.CancelScope(shield=True):
                 await self._pool.aclose()
             self._pool = None
-        self.host.stop()
+        await self.host.stop()
 
     async def _warm(self, count: int) -> None:
         """Start `count` workers at once and deserialize every module in them."""
@@ -242,7 +243,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             with self._batch():
                 return self._compile(prepared, current.info.generation + 1)
 
-        loaded = await trio.to_thread.run_sync(compile_new)
+        loaded = await trio.to_thread.run_sync(compile_new, limiter=self.file_threads)
         self._loaded[module] = loaded
         log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])
         return loaded.info
@@ -256,7 +257,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             raise WasmUnavailable("the WebAssembly loader is stopping") from None
         except (WorkerLost, OSError) as exc:
             log.error("wasm.worker_start_failed", error=str(exc))
-            raise WasmUnavailable("no WebAssembly worker could be started (the server log says why); retry shortly", headers={"Retry-After": "1"}) from None
+            raise WasmUnavailable("no WebAssembly worker could be started (the server log says why); retry shortly", retry_after=1, reason=str(exc)) from None
 
     async def _run(self, module: str, function: str, job: Job, *args: Any, timeout: float | None = None) -> Outcome:
         loaded = self._get(module)
@@ -281,11 +282,13 @@ class WasmerLoader(LoaderBase[Loaded]):
                         except (WorkerLost, WireError) as exc:
                             error = "crash"
                             log.warning("wasm.worker_lost", module=module, function=function, reason=str(exc))
-                            raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request") from None
+                            raise WasmUnavailable(f"module '{module}' crashed in '{function}' (worker lost); retry the request", reason=str(exc)) from None
                         except WorkerFailed as exc:
                             answered, error = True, "worker"
                             log.error("wasm.worker_failed", module=module, function=function, error=str(exc))
-                            raise WasmError(f"module '{module}' function '{function}' failed in its worker (the server log says why)") from None
+                            raise WasmError(
+                                f"module '{module}' function '{function}' failed in its worker (the server log says why)", reason=str(exc)
+                            ) from None
                         answered = True
                         error = outcome.error
                         emit_logs(module, outcome)

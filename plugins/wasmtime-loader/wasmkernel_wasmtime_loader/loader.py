@@ -11,6 +11,7 @@ thread stops within a tick or two.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import math
 import time
@@ -117,15 +118,16 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                     raise StartupError(f"wasm module '{spec.name}' cannot be instantiated: {first_line(exc)}") from None
             self._loaded[spec.name] = loaded
+        self._check_compute_routes(self.modules())
         assert self._app is not None, "WasmtimeLoader needs the application (its tick task runs in app.nursery)"
         await self._app.nursery.start(self._background)
 
     async def _background(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as tasks:
             self._tasks = tasks
-            tasks.start_soon(self._tick)
+            await tasks.start(self.supervisor.run, "tick", self._tick)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(self.supervisor.run, "watch", functools.partial(watch_files, self._watched, self.reload, self.config.watch_interval))
             task_status.started()
             await trio.sleep_forever()
 
@@ -152,7 +154,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 await trio.sleep(TICK)
         if waiting.cancelled_caught:
             log.warning("wasm.calls_abandoned", calls=self._threads.borrowed_tokens, reason="uninterruptible calls still running at shutdown")
-        self.host.stop()
+        await self.host.stop()
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)
@@ -161,7 +163,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
         def compile_new() -> Loaded:
             return self._compile(self._prepare(spec), current.info.generation + 1)
 
-        loaded = await trio.to_thread.run_sync(compile_new)
+        loaded = await trio.to_thread.run_sync(compile_new, limiter=self.file_threads)
         self._loaded[module] = loaded
         log.info("wasm.module_reloaded", module=module, generation=loaded.info.generation, sha256=loaded.info.sha256[:12])
         return loaded.info

@@ -188,6 +188,8 @@ class Deadline:
     at: float
     guest: Guest | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock)
+    #: Cancel scopes of host operations running for this call in the event loop.
+    scopes: set[Any] = attrs.field(factory=set)
 
     def arm(self, guest: Guest, interruptible: bool) -> bool:
         """Give `guest`'s store this deadline; False if it has passed."""
@@ -200,7 +202,19 @@ class Deadline:
                 self.guest = guest
             return True
 
+    def attach(self, scope: Any) -> None:
+        """Register a host operation's cancel scope (in the event loop): `stop` cancels it."""
+        if self.at == 0.0:
+            scope.cancel()
+        self.scopes.add(scope)
+
+    def detach(self, scope: Any) -> None:
+        self.scopes.discard(scope)
+
     def stop(self) -> None:
+        """(In the event loop.) Stop the call and any host operation it is waiting for."""
+        for scope in list(self.scopes):
+            scope.cancel()
         with self.lock:
             self.at = 0.0
             if self.guest is not None:
@@ -233,7 +247,7 @@ def _guarded(compiled: Compiled, deadline: Deadline, body: Callable[[Guest], Out
     """Run `body` on an instance with its epoch deadline set: a fresh one, or
     the stateful module's kept one (calls to it take turns)."""
     keep = compiled.stateful and wasi is None
-    host = abi.HostCall(compiled.grants, compiled.services) if compiled.grants is not None and wasi is None else None
+    host = abi.HostCall(compiled.grants, compiled.services, scope=deadline) if compiled.grants is not None and wasi is None else None
     with compiled.lock if keep else contextlib.nullcontext(), abi.bind(host):
         guest: Guest | None = None
         try:

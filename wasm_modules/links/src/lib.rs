@@ -6,9 +6,17 @@
 //!
 //! Host API: key-value (`url:<code>` → URL, `hits:<code>` → a counter),
 //! variables (`schemes`: allowed URL schemes, comma-separated, default
-//! "https"; `salt`: mixed into codes), log. Codes are 7 base-62 characters
-//! of a 64-bit FNV-1a hash of the URL: the same URL always gets the same
-//! code; a collision with another URL tries the next salt.
+//! "https"), log. Codes are 8 base-62 characters drawn from WASI's
+//! `random_get` (about 47 bits): nobody can tell from a code which URL it
+//! names or test whether a URL was shortened; a collision draws again.
+//!
+//! The body is parsed as JSON (RFC 8259, a complete parser): it must be one
+//! object whose top-level `"url"` is a string, and no object in it may
+//! repeat a key — so the module, a standard parser and the HMAC filter in
+//! front of it agree on which URL was signed. A URL is stored only if it can
+//! be sent back as a `Location` header: ASCII host (an IDN must come as
+//! punycode), no whitespace or control characters; any other non-ASCII
+//! character (in the path, query or fragment) is percent-encoded.
 
 use wasmkernel_guest::host::{self, kv, Error, Level};
 use wasmkernel_guest::{json, Request, Response};
@@ -34,67 +42,234 @@ fn store_failed(e: Error) -> Response {
     }
 }
 
-/// The string value of `"url"` in a flat JSON object (enough for this API).
-fn json_url(body: &str) -> Result<String, &'static str> {
-    let b = body.trim().as_bytes();
-    if b.first() != Some(&b'{') || b.last() != Some(&b'}') {
-        return Err("the body must be a JSON object like {\"url\": \"https://example.com\"}");
-    }
-    let mut i = 1;
-    let mut strings = Vec::new();
-    while i < b.len() - 1 {
-        match b[i] {
-            b'"' => {
-                let (s, next) = json_string(b, i)?;
-                strings.push((s, next));
-                i = next;
-            }
-            _ => i += 1,
-        }
-    }
-    // Keys and values alternate only for string values: find "url" followed by ':' and a string.
-    for w in strings.windows(2) {
-        let ((key, end), (value, _)) = (&w[0], &w[1]);
-        if key == "url" && b[*end..].iter().find(|c| !c.is_ascii_whitespace()) == Some(&b':') {
-            return Ok(value.clone());
-        }
-    }
-    Err("the JSON object has no string field \"url\"")
+/// A JSON value, as far as this API needs one.
+enum Json {
+    Str(String),
+    Other,
+    Object(Vec<(String, Json)>),
 }
 
-fn json_string(b: &[u8], start: usize) -> Result<(String, usize), &'static str> {
-    let mut out = String::new();
-    let mut i = start + 1;
-    while i < b.len() {
-        match b[i] {
-            b'"' => return Ok((out, i + 1)),
-            b'\\' if i + 1 < b.len() => {
-                match b[i + 1] {
-                    b'"' => out.push('"'),
-                    b'\\' => out.push('\\'),
-                    b'/' => out.push('/'),
-                    b'n' => out.push('\n'),
-                    b't' => out.push('\t'),
-                    b'r' => out.push('\r'),
-                    b'u' if i + 5 < b.len() => {
-                        let hex = core::str::from_utf8(&b[i + 2..i + 6]).map_err(|_| "bad \\u escape")?;
-                        let c = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32).ok_or("bad \\u escape")?;
-                        out.push(c);
-                        i += 4;
-                    }
-                    _ => return Err("bad escape in a JSON string"),
-                }
-                i += 2;
+/// A complete JSON parser (RFC 8259) refusing duplicate keys in any object.
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Result<(), &'static str> {
+        self.ws();
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err("the body is not valid JSON")
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, &'static str> {
+        self.ws();
+        self.depth += 1;
+        if self.depth > 64 {
+            return Err("the JSON body is nested too deeply");
+        }
+        let v = match self.b.get(self.i) {
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(b'-') | Some(b'0'..=b'9') => self.number(),
+            _ => Err("the body is not valid JSON"),
+        };
+        self.depth -= 1;
+        v
+    }
+
+    fn word(&mut self, w: &[u8]) -> Result<Json, &'static str> {
+        if self.b[self.i..].starts_with(w) {
+            self.i += w.len();
+            Ok(Json::Other)
+        } else {
+            Err("the body is not valid JSON")
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.i < self.b.len() && self.b[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<Json, &'static str> {
+        let bad = "the body is not valid JSON (a number)";
+        if self.b[self.i] == b'-' {
+            self.i += 1;
+        }
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
             }
-            _ => {
-                let len = utf8_len(b[i]);
-                let s = core::str::from_utf8(b.get(i..i + len).ok_or("truncated UTF-8")?).map_err(|_| "invalid UTF-8")?;
-                out.push_str(s);
-                i += len;
+            _ => return Err(bad),
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(bad);
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(bad);
+            }
+        }
+        Ok(Json::Other)
+    }
+
+    fn array(&mut self) -> Result<Json, &'static str> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Ok(Json::Other);
+        }
+        loop {
+            self.value()?;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Json::Other);
+                }
+                _ => return Err("the body is not valid JSON"),
             }
         }
     }
-    Err("unterminated JSON string")
+
+    fn object(&mut self) -> Result<Json, &'static str> {
+        self.i += 1;
+        let mut members: Vec<(String, Json)> = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(Json::Object(members));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err("the body is not valid JSON");
+            }
+            let key = self.string()?;
+            if members.iter().any(|(k, _)| *k == key) {
+                return Err("the JSON body repeats a key in one object");
+            }
+            self.eat(b':')?;
+            let value = self.value()?;
+            members.push((key, value));
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Json::Object(members));
+                }
+                _ => return Err("the body is not valid JSON"),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, &'static str> {
+        let hex = self.b.get(self.i..self.i + 4).ok_or("bad \\u escape")?;
+        let text = core::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
+        if !text.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err("bad \\u escape");
+        }
+        self.i += 4;
+        u32::from_str_radix(text, 16).map_err(|_| "bad \\u escape")
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        self.i += 1; // the opening quote
+        let mut out = String::new();
+        loop {
+            let c = *self.b.get(self.i).ok_or("unterminated JSON string")?;
+            match c {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    let e = *self.b.get(self.i + 1).ok_or("unterminated JSON string")?;
+                    self.i += 2;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let mut code = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&code) {
+                                if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                                    return Err("a lone surrogate in a JSON string");
+                                }
+                                self.i += 2;
+                                let low = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return Err("a lone surrogate in a JSON string");
+                                }
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                            }
+                            out.push(char::from_u32(code).ok_or("a lone surrogate in a JSON string")?);
+                        }
+                        _ => return Err("bad escape in a JSON string"),
+                    }
+                }
+                0..=0x1F => return Err("a control character in a JSON string"),
+                _ => {
+                    let len = utf8_len(c);
+                    let s = core::str::from_utf8(self.b.get(self.i..self.i + len).ok_or("truncated UTF-8")?).map_err(|_| "invalid UTF-8")?;
+                    out.push_str(s);
+                    self.i += len;
+                }
+            }
+        }
+    }
+}
+
+/// The top-level `"url"` string of a JSON object body.
+fn json_url(body: &[u8]) -> Result<String, &'static str> {
+    let mut p = Parser { b: body, i: 0, depth: 0 };
+    let value = p.value()?;
+    p.ws();
+    if p.i != body.len() {
+        return Err("the body is not valid JSON (trailing data)");
+    }
+    match value {
+        Json::Object(members) => match members.into_iter().find(|(k, _)| k == "url") {
+            Some((_, Json::Str(url))) => Ok(url),
+            _ => Err("the JSON object has no string field \"url\""),
+        },
+        _ => Err("the body must be a JSON object like {\"url\": \"https://example.com\"}"),
+    }
 }
 
 fn utf8_len(first: u8) -> usize {
@@ -106,13 +281,26 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
+/// `url` as it may be stored and sent back in `Location`: non-ASCII characters percent-encoded.
+fn encoded(url: &str) -> String {
+    let mut out = String::new();
+    for b in url.bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{:02X}", b));
+        }
+    }
+    out
+}
+
 /// Checks `url` against the allowed schemes; the reason if it is refused.
 fn check_url(url: &str) -> Result<(), String> {
     if url.len() > MAX_URL {
         return Err(format!("the URL is longer than {} bytes", MAX_URL));
     }
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("the URL contains whitespace or control characters".to_string());
+    if url.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')) {
+        return Err("the URL contains whitespace, control or invisible characters".to_string());
     }
     let allowed: Vec<String> = host::var("schemes")
         .unwrap_or_else(|| "https".to_string())
@@ -128,47 +316,53 @@ fn check_url(url: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("the URL has no host".to_string());
     }
+    if !host.is_ascii() {
+        return Err("the URL's host must be ASCII (write an internationalised name in punycode, xn--…)".to_string());
+    }
     Ok(())
 }
 
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf29ce484222325;
-    for part in parts {
-        for b in *part {
-            hash ^= *b as u64;
-            hash = hash.wrapping_mul(0x100000001b3);
-        }
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(0x100000001b3);
-    }
-    hash
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn random_get(buf: *mut u8, len: usize) -> u16;
 }
 
-fn code_for(url: &str, attempt: u8) -> String {
-    let salt = host::var("salt").unwrap_or_default();
-    let mut n = fnv1a(&[salt.as_bytes(), url.as_bytes(), &[attempt]]);
+/// A fresh random code (WASI `random_get`), or None if the host has no randomness.
+fn random_code() -> Option<String> {
+    let mut bytes = [0u8; 8];
+    if unsafe { random_get(bytes.as_mut_ptr(), bytes.len()) } != 0 {
+        return None;
+    }
+    let mut n = u64::from_le_bytes(bytes);
     let mut out = String::new();
-    for _ in 0..7 {
+    for _ in 0..8 {
         out.push(ALPHABET[(n % 62) as usize] as char);
         n /= 62;
     }
-    out
+    Some(out)
 }
 
 fn create(req: &Request) -> Response {
-    let url = match json_url(&req.body_text()) {
+    let url = match json_url(&req.body) {
         Ok(url) => url,
         Err(why) => return problem(400, "Bad Request", why),
     };
     if let Err(why) = check_url(&url) {
         return problem(422, "Unprocessable Content", &why);
     }
-    for attempt in 0..5u8 {
-        let code = code_for(&url, attempt);
+    let url = encoded(&url);
+    if url.len() > MAX_URL {
+        return problem(422, "Unprocessable Content", &format!("the URL is longer than {} bytes once encoded", MAX_URL));
+    }
+    for _ in 0..5 {
+        let code = match random_code() {
+            Some(code) => code,
+            None => return problem(503, "Service Unavailable", "no randomness for a code; retry"),
+        };
         let key = format!("url:{}", code);
         match kv::get(key.as_bytes()) {
-            Ok(Some(existing)) if existing != url.as_bytes() => continue,
-            Ok(_) => {}
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
             Err(e) => return store_failed(e),
         }
         if let Err(e) = kv::set(key.as_bytes(), url.as_bytes()) {
@@ -178,7 +372,7 @@ fn create(req: &Request) -> Response {
         let body = format!("{{\"code\":{},\"url\":{}}}", json::string(&code), json::string(&url));
         return Response::json(201, &body).with_header("location", &format!("/l/{}", code));
     }
-    problem(503, "Service Unavailable", "no free code for this URL; retry")
+    problem(503, "Service Unavailable", "no free code; retry")
 }
 
 fn lookup(code: &str) -> Result<String, Response> {
@@ -234,10 +428,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_the_url_field() {
-        assert_eq!(json_url(r#"{"url": "https://a.example/x?y=\"z\""}"#).unwrap(), "https://a.example/x?y=\"z\"");
-        assert_eq!(json_url(r#"{"note": "url", "url":"https://b"}"#).unwrap(), "https://b");
-        assert!(json_url(r#"{"url": 5}"#).is_err());
-        assert!(json_url("url").is_err());
+    fn finds_the_top_level_url_only() {
+        assert_eq!(json_url(br#"{"url": "https://a.example/x?y=\"z\""}"#).unwrap(), "https://a.example/x?y=\"z\"");
+        assert_eq!(json_url(br#"{"note": "url", "url":"https://b"}"#).unwrap(), "https://b");
+        assert!(json_url(br#"{"x": {"url": "https://nested"}}"#).is_err());
+        assert!(json_url(br#"{"url": "https://a", "url": "https://b"}"#).is_err());
+        assert!(json_url(br#"{"url": 5}"#).is_err());
+        assert!(json_url(b"url").is_err());
     }
 }

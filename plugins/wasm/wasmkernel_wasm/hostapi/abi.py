@@ -11,6 +11,7 @@ into a trap of that call only; `finish` then reports it as the call's error.
 from __future__ import annotations
 
 import contextlib
+import json
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import attrs
 
 from wasmkernel_wasm.calls import Outcome
-from wasmkernel_wasm.hostapi import ABI_VERSION, INVALID, NOT_FOUND, HostDenied, HostFailure, HostFault
+from wasmkernel_wasm.hostapi import ABI_VERSION, INVALID, NOT_FOUND, UNAVAILABLE, HostDenied, HostFailure, HostFault
 from wasmkernel_wasm.hostapi.grants import Grants, denial
 
 #: Imported functions: name → number of i32 parameters (the result is one i64).
@@ -40,6 +41,9 @@ LEVELS = ("debug", "info", "warning", "error")
 LOG_LIMIT = 8192
 #: At most this many log lines per guest call are kept.
 LOG_LINES = 1000
+#: A guest call's log lines may render to at most this many bytes (JSON-escaped
+#: message and fields); the rest is dropped and counted in one last line.
+LOG_BUDGET = 64 * 1024
 _U32 = struct.Struct("<I")
 
 
@@ -54,9 +58,11 @@ class Memory(Protocol):
 
 
 class Services(Protocol):
-    """Where key-value and HTTP operations run: the `HostAPI` (wasmtime) or an RPC client to it (wasmer)."""
+    """Where key-value and HTTP operations run: the `HostAPI` (wasmtime) or an
+    RPC client to it (wasmer). `scope` is the guest call (wasmtime's
+    `Deadline`), so that the operation ends with it."""
 
-    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes: ...
+    def call(self, module: str, op: str, args: Sequence[bytes], scope: Any = None) -> bytes: ...
 
 
 class Trap(Exception):
@@ -78,9 +84,27 @@ class HostCall:
     logs: list[LogRecord] = attrs.field(factory=list)
     #: ("denied" | "trap", message) once a host function trapped the call.
     failure: tuple[str, str] | None = None
+    #: The guest call, handed to `Services.call` (wasmtime's `Deadline`).
+    scope: Any = None
+    #: What the guest's lines cost of `LOG_BUDGET` so far, and how many were dropped.
+    log_bytes: int = 0
+    dropped: int = 0
+
+    def note(self, record: LogRecord) -> None:
+        """Keep one log line if the call's line count and byte budget allow it."""
+        size = len(json.dumps([record[2], record[3]]))
+        if len(self.logs) >= LOG_LINES or self.log_bytes + size > LOG_BUDGET:
+            self.dropped += 1
+            return
+        self.log_bytes += size
+        self.logs.append(record)
 
     def finish(self, outcome: Outcome) -> Outcome:
         """`outcome` with this call's log lines, and the host's reason if a host function trapped it."""
+        if self.dropped:
+            over = f"{self.dropped} log lines dropped: over {LOG_LINES} lines or {LOG_BUDGET} bytes in one call"
+            self.logs.append(("warning", "wasm.guest_log_dropped", over, (("dropped", str(self.dropped)),)))
+            self.dropped = 0
         if self.failure is not None:
             kind, message = self.failure
             return Outcome(error="denied" if kind == "denied" else "trap", message=message, logs=tuple(self.logs))
@@ -122,9 +146,22 @@ def _result(call: HostCall, data: bytes) -> int:
 
 def _fail(call: HostCall, exc: HostFailure, function: str = "") -> int:
     call.pending = exc.message.encode()
-    if function and len(call.logs) < LOG_LINES:
-        call.logs.append(("warning", "wasm.host_call_failed", exc.message, (("function", function), ("code", str(exc.code)))))
+    if function:
+        call.note(("warning", "wasm.host_call_failed", exc.message, (("function", function), ("code", str(exc.code)))))
     return -exc.code
+
+
+def _serve(call: HostCall, function: str, op: str, buffers: list[bytes]) -> int:
+    """Ask the services for `op`; a clean failure (or any surprise from them) fails only this host call."""
+    assert call.services is not None
+    try:
+        return _result(call, call.services.call(call.grants.module, op, buffers, call.scope))
+    except HostFailure as exc:
+        return _fail(call, exc, function if exc.code != NOT_FOUND else "")
+    except (HostDenied, HostFault):
+        raise
+    except Exception as exc:  # a broken reply, a bug: never more than this call
+        return _fail(call, HostFailure(UNAVAILABLE, f"the host could not complete this call ({type(exc).__name__})"), function)
 
 
 def _need(call: HostCall, capability: str, function: str) -> None:
@@ -163,10 +200,9 @@ def _log(call: HostCall, level: int, msg_ptr: int, msg_len: int, fields_ptr: int
     message = _buffer(call, "log", msg_ptr, msg_len)[:LOG_LIMIT].decode("utf-8", "replace")
     try:
         fields = _pairs(_buffer(call, "log", fields_ptr, fields_len))
-    except (ValueError, struct.error) as exc:
-        return _fail(call, HostFailure(INVALID, f"log fields: {exc}"))
-    if len(call.logs) < LOG_LINES:
-        call.logs.append((LEVELS[level] if 0 <= level < len(LEVELS) else "info", "wasm.guest_log", message, fields))
+    except (ValueError, struct.error):
+        return _fail(call, HostFailure(INVALID, "log fields: malformed buffer"))
+    call.note((LEVELS[level] if 0 <= level < len(LEVELS) else "info", "wasm.guest_log", message, fields))
     return 0
 
 
@@ -184,12 +220,7 @@ def _kv(op: str, count: int) -> Callable[..., int]:
 
     def host(call: HostCall, *args: int) -> int:
         _need(call, "kv", function)
-        buffers = [_buffer(call, function, args[i], args[i + 1]) for i in range(0, count, 2)]
-        assert call.services is not None
-        try:
-            return _result(call, call.services.call(call.grants.module, op, buffers))
-        except HostFailure as exc:
-            return _fail(call, exc, function if exc.code != NOT_FOUND else "")
+        return _serve(call, function, op, [_buffer(call, function, args[i], args[i + 1]) for i in range(0, count, 2)])
 
     return host
 
@@ -197,23 +228,14 @@ def _kv(op: str, count: int) -> Callable[..., int]:
 def _kv_incr(call: HostCall, key_ptr: int, key_len: int, delta: int) -> int:
     _need(call, "kv", "kv_incr")
     key = _buffer(call, "kv_incr", key_ptr, key_len)
-    assert call.services is not None
     unsigned = delta & 0xFFFFFFFF
     signed = unsigned - (1 << 32) if unsigned & 0x80000000 else unsigned
-    try:
-        return _result(call, call.services.call(call.grants.module, "incr", [key, str(signed).encode()]))
-    except HostFailure as exc:
-        return _fail(call, exc, "kv_incr")
+    return _serve(call, "kv_incr", "incr", [key, str(signed).encode()])
 
 
 def _http_request(call: HostCall, req_ptr: int, req_len: int) -> int:
     _need(call, "http", "http_request")
-    request = _buffer(call, "http_request", req_ptr, req_len)
-    assert call.services is not None
-    try:
-        return _result(call, call.services.call(call.grants.module, "http", [request]))
-    except HostFailure as exc:
-        return _fail(call, exc, "http_request")
+    return _serve(call, "http_request", "http", [_buffer(call, "http_request", req_ptr, req_len)])
 
 
 def _result_read(call: HostCall, ptr: int, length: int) -> int:
@@ -254,3 +276,6 @@ def dispatch(name: str, args: Sequence[Any]) -> int:
     except HostFault as exc:
         call.failure = ("trap", str(exc))
         raise Trap(str(exc)) from None
+    except Exception as exc:  # never escapes into the runtime: this call traps, nothing else
+        call.failure = ("trap", f"host call {name} failed ({type(exc).__name__})")
+        raise Trap(call.failure[1]) from None

@@ -56,7 +56,8 @@ class Client:
             self._sock = sock
         return self._sock
 
-    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
+    def call(self, module: str, op: str, args: Sequence[bytes], scope: object = None) -> bytes:
+        """One operation; `scope` is unused (the host cancels it when this worker's connection closes)."""
         frame = encode_request(module, op, args)
         for attempt in (1, 2):
             try:

@@ -21,8 +21,9 @@ class KvGrant:
     `path` is the SQLite file (relative to the registry's directory); "redis"
     uses the redis plugin's client (its `url`, WASMKERNEL_REDIS_URL); `namespace` defaults to the module's name (modules that
     name the same namespace on the same store share it). Quotas fail a write
-    cleanly: `max_key_bytes`, `max_value_bytes`, `max_total_bytes` (keys and
-    values of the namespace together).
+    cleanly: `max_key_bytes`, `max_value_bytes`, `max_total_bytes` (keys, values
+    and `ENTRY_COST` = 64 bytes per entry of the namespace together, so that
+    many tiny entries cost what they cost the store).
     """
 
     backend: Literal["memory", "sqlite", "redis"] = "memory"

@@ -1,34 +1,59 @@
 """`HostAPI`: the main process's side of the host API — key-value stores and outbound HTTP.
 
-Both loaders reach it: wasmtime from its call threads (`call`; a Redis
-namespace's operation hops into the event loop with `trio.from_thread`),
-wasmer from its worker processes through `rpc`, whose server awaits `acall`
-in the event loop (SQLite and HTTP in a thread, Redis awaited, memory
-inline). So a write is visible to the next request whichever thread or
-worker process serves it — and, with Redis, whichever server instance.
+Both loaders reach it: wasmtime from its call threads (`call`; Redis and
+HTTP hop into the event loop with `trio.from_thread`), wasmer from its
+worker processes through `rpc`, whose server awaits `acall` in the event
+loop (SQLite in a thread of the host API's own limiter, Redis and HTTP
+awaited, memory inline). So a write is visible to the next request whichever
+thread or worker process serves it — and, with Redis, whichever server
+instance.
+
+A host call can fail only its own call: every input is checked (`kv`,
+`outbound`), and anything else a backend raises is logged
+(`wasm.host_call_crashed`) and handed to the guest as `UNAVAILABLE`. An
+operation in the event loop ends with the guest call that made it (`Scope`).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
+import structlog
 import trio
 
 from wasmkernel import StartupError
-from wasmkernel_wasm.hostapi import INVALID, NOT_FOUND, HostDenied, HostFailure
+from wasmkernel_wasm.hostapi import INVALID, NOT_FOUND, UNAVAILABLE, HostDenied, HostFailure
 from wasmkernel_wasm.hostapi.grants import Grants, HttpGrant, KvGrant, denial
-from wasmkernel_wasm.hostapi.kv import LIST_LIMIT, Backend, MemoryBackend, Namespace, RedisBackend, SqliteBackend
-from wasmkernel_wasm.hostapi.outbound import Origin, allowed_origins, fetch
+from wasmkernel_wasm.hostapi.kv import LIST_LIMIT, Backend, MemoryBackend, Namespace, RedisBackend, SqliteBackend, parse_counter
+from wasmkernel_wasm.hostapi.outbound import Origin, allowed_origins, fetch, outbound_request
 from wasmkernel_wasm.wire import Fields
 
 if TYPE_CHECKING:
     from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 
 _U32 = struct.Struct("<I")
+log = structlog.get_logger("wasmkernel.wasm.host")
+#: Operations and how many buffers each takes.
+ARITY = {"get": 1, "set": 2, "incr": 2, "delete": 1, "list": 1, "http": 1}
+T = TypeVar("T")
+
+
+class Scope(Protocol):
+    """The guest call a host call belongs to (wasmtime's `Deadline`): when it
+    must end (`time.monotonic()` seconds, 0 once it was stopped), and where
+    the event loop registers the cancel scope of an operation made for it, so
+    that stopping the call cancels the operation."""
+
+    at: float
+
+    def attach(self, scope: trio.CancelScope) -> None: ...
+
+    def detach(self, scope: trio.CancelScope) -> None: ...
 
 
 def grants_of(spec: ModuleSpec, index: int, loader: str) -> Grants:
@@ -59,8 +84,10 @@ class HostAPI:
         self._base = base
         self._backends: dict[tuple[str, str], Backend | RedisBackend] = {}
         self._namespaces: dict[str, Namespace] = {}
-        self._client: httpx.Client | None = None
+        self._client: httpx.AsyncClient | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        #: Threads for SQLite operations asked over the RPC: this subsystem's own, bounded.
+        self.threads = trio.CapacityLimiter(max(2, config.workers))
 
     @property
     def needed(self) -> bool:
@@ -78,7 +105,7 @@ class HostAPI:
         for module, grant in self._kv_grants.items():
             self._namespaces[module] = Namespace(self._backend(module, grant, redis_link), grant.namespace or module, grant)
         if self._http:
-            self._client = httpx.Client(follow_redirects=False, trust_env=False)
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=None)
 
     def _backend(self, module: str, grant: KvGrant, redis_link: Any) -> Backend | RedisBackend:
         if grant.backend == "sqlite":
@@ -98,19 +125,22 @@ class HostAPI:
                 raise StartupError(f"wasm module '{module}': cannot open kv.path {grant.path!r}: {exc}") from None
         return self._backends[key]
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()
         self._namespaces.clear()
         if self._client is not None:
-            self._client.close()
+            with trio.CancelScope(shield=True):
+                await self._client.aclose()
             self._client = None
 
-    def _namespace(self, module: str, op: str) -> tuple[Grants, Namespace | None]:
+    def _namespace(self, module: str, op: str, args: Sequence[bytes]) -> tuple[Grants, Namespace | None]:
         grants = self.grants.get(module)
         if grants is None:
             raise HostDenied(f"unknown module '{module}'")
+        if len(args) != ARITY.get(op, -1):
+            raise HostFailure(INVALID, f"unknown operation {op[:20]!r} or wrong number of buffers")
         if op == "http":
             return grants, None
         namespace = self._namespaces.get(module)
@@ -118,51 +148,84 @@ class HostAPI:
             raise HostDenied(denial(grants, "kv", f"kv_{op}"))
         return grants, namespace
 
-    def call(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
+    def call(self, module: str, op: str, args: Sequence[bytes], scope: Scope | None = None) -> bytes:
         """Run one key-value or HTTP operation for `module`, from a thread
-        other than the event loop's. `HostDenied` if it is not granted,
-        `HostFailure` for a clean failure."""
-        grants, namespace = self._namespace(module, op)
-        if namespace is None:
-            return self._http_call(grants, args[0])
-        if isinstance(namespace.backend, RedisBackend):
-            return bytes(trio.from_thread.run(_redis_op, namespace, op, args, trio_token=self._token))
-        return _sync_op(namespace, op, args)
+        other than the event loop's (a wasmtime call; `scope` is that call).
+        `HostDenied` if it is not granted, `HostFailure` for a failure."""
+        _, namespace = self._namespace(module, op, args)
+        if namespace is not None and not isinstance(namespace.backend, RedisBackend):
+            return _contained(module, op, lambda: _sync_op(namespace, op, args))
+        return bytes(trio.from_thread.run(self._scoped, module, op, args, scope, trio_token=self._token))
+
+    async def _scoped(self, module: str, op: str, args: Sequence[bytes], scope: Scope | None) -> bytes:
+        """`acall` in the event loop for a guest call in a thread: cancelled
+        at that call's deadline or when it is stopped (its client left)."""
+        with trio.CancelScope() as cancel:
+            if scope is not None:
+                cancel.deadline = trio.current_time() + max(0.0, scope.at - time.monotonic())
+                scope.attach(cancel)
+            try:
+                return await self.acall(module, op, args)
+            finally:
+                if scope is not None:
+                    scope.detach(cancel)
+        raise HostFailure(UNAVAILABLE, "the module call ended before the host call completed")
 
     async def acall(self, module: str, op: str, args: Sequence[bytes]) -> bytes:
-        """`call`, from the event loop: Redis awaited, memory inline, SQLite and HTTP in a thread."""
-        _, namespace = self._namespace(module, op)
-        if namespace is not None and isinstance(namespace.backend, RedisBackend):
-            return await _redis_op(namespace, op, args)
-        if namespace is not None and isinstance(namespace.backend, MemoryBackend):
-            return _sync_op(namespace, op, args)
-        return await trio.to_thread.run_sync(self.call, module, op, args)
+        """`call`, from the event loop: Redis and HTTP awaited, memory inline,
+        SQLite in a thread (`threads`)."""
+        grants, namespace = self._namespace(module, op, args)
+        try:
+            if namespace is None:
+                return await self._http_call(grants, args)
+            if isinstance(namespace.backend, RedisBackend):
+                return await _redis_op(namespace, op, args)
+            if isinstance(namespace.backend, MemoryBackend):
+                return _sync_op(namespace, op, args)
+            return await trio.to_thread.run_sync(_sync_op, namespace, op, args, limiter=self.threads)
+        except (HostFailure, HostDenied):
+            raise
+        except Exception:
+            raise _crashed(module, op) from None
 
-    def _http_call(self, grants: Grants, request: bytes) -> bytes:
+    async def _http_call(self, grants: Grants, args: Sequence[bytes]) -> bytes:
         granted = self._http.get(grants.module)
         if granted is None or self._client is None:
             raise HostDenied(denial(grants, "http", "http_request"))
         grant, origins = granted
         try:
-            method, url, headers, body, timeout_ms = decode_http_request(request)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HostFailure(INVALID, f"malformed http_request buffer: {exc}") from None
+            method, url, headers, body, timeout_ms = decode_http_request(args[0])
+        except (ValueError, UnicodeDecodeError):
+            raise HostFailure(INVALID, "malformed http_request buffer (see docs/wasm-abi.md)") from None
+        request = outbound_request(method, url, headers, body)
         timeout = min(grant.timeout, timeout_ms / 1000) if timeout_ms else grant.timeout
-        reply = fetch(self._client, grant, origins, grants.entry, method, url, headers, body, timeout)
+        reply = await fetch(self._client, grant, origins, grants.entry, request, timeout)
         out = bytearray(_U32.pack(reply.status))
         out += _U32.pack(len(reply.headers))
         for name, value in reply.headers:
-            for part in (name.encode(), value.encode("latin-1", "replace")):
+            for part in (name.encode("latin-1", "replace"), value.encode("latin-1", "replace")):
                 out += _U32.pack(len(part)) + part
         out += _U32.pack(len(reply.body)) + reply.body
         return bytes(out)
 
 
-def _delta(data: bytes) -> int:
+def _crashed(module: str, op: str) -> HostFailure:
+    """Log the exception being handled (a host bug or a backend's surprise) and fail only this call."""
+    log.exception("wasm.host_call_crashed", module=module, op=op)
+    return HostFailure(UNAVAILABLE, "the host could not complete this call (the server log has the details)")
+
+
+def _contained(module: str, op: str, operation: Callable[[], T]) -> T:
     try:
-        return int(data)
-    except ValueError:
-        raise HostFailure(INVALID, "malformed increment") from None
+        return operation()
+    except (HostFailure, HostDenied):
+        raise
+    except Exception:
+        raise _crashed(module, op) from None
+
+
+def _delta(data: bytes) -> int:
+    return parse_counter(data, "increment")
 
 
 def _keys(keys: Sequence[bytes]) -> bytes:

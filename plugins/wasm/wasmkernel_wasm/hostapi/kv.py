@@ -11,6 +11,7 @@ changes nothing. Counters (`incr`) are decimal strings, like Redis's INCRBY.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -24,6 +25,14 @@ from wasmkernel_wasm.hostapi.grants import KvGrant
 
 #: `kv_list` returns at most this many keys.
 LIST_LIMIT = 1000
+#: Bytes an entry costs besides its key and value, in every quota.
+ENTRY_COST = 64
+_COUNTER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+def cost(key: bytes, value: bytes) -> int:
+    """What one entry counts against `max_total_bytes`."""
+    return len(key) + len(value) + ENTRY_COST
 
 
 class Backend(Protocol):
@@ -43,12 +52,17 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def parse_counter(data: bytes | str, what: str = "value") -> int:
+    """A signed 64-bit decimal integer in Redis's grammar; `HostFailure(INVALID)` for anything else."""
+    raw = data.encode("latin-1", "replace") if isinstance(data, str) else bytes(data)
+    if not _COUNTER.fullmatch(raw) or not -(2**63) <= int(raw) < 2**63:
+        raise HostFailure(INVALID, f"the {what} is not an integer counter (a signed 64-bit decimal: 0 or -?[1-9][0-9]*)")
+    return int(raw)
+
+
 def counter(value: bytes | None, delta: int) -> int:
     """The counter `value` (absent: 0) plus `delta`; `HostFailure(INVALID)` if it is not a 64-bit integer."""
-    try:
-        current = int(value) if value is not None else 0
-    except ValueError:
-        raise HostFailure(INVALID, "the value is not an integer counter") from None
+    current = parse_counter(value) if value is not None else 0
     result = current + delta
     if not -(2**63) <= result < 2**63:
         raise HostFailure(INVALID, "the counter would overflow 64 bits")
@@ -70,7 +84,7 @@ class MemoryBackend:
         with self._lock:
             table = self._data.setdefault(namespace, {})
             old = table.get(key)
-            usage = self._usage.get(namespace, 0) - (len(key) + len(old) if old is not None else 0) + len(key) + len(value)
+            usage = self._usage.get(namespace, 0) - (cost(key, old) if old is not None else 0) + cost(key, value)
             if usage > max_total:
                 return False
             table[key] = value
@@ -82,7 +96,7 @@ class MemoryBackend:
             old = self._data.get(namespace, {}).pop(key, None)
             if old is None:
                 return False
-            self._usage[namespace] -= len(key) + len(old)
+            self._usage[namespace] -= cost(key, old)
             return True
 
     def list(self, namespace: str, prefix: bytes, limit: int) -> list[bytes]:
@@ -103,6 +117,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (ns TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
 """
+#: Version 1 counts `ENTRY_COST` per entry: a file from before is recounted once.
+_RECOUNT = f"""
+DELETE FROM usage;
+INSERT INTO usage (ns, bytes) SELECT ns, SUM(length(key) + length(value) + {ENTRY_COST}) FROM kv GROUP BY ns;
+PRAGMA user_version = 1;
+"""
 
 
 class SqliteBackend:
@@ -119,6 +139,8 @@ class SqliteBackend:
                 raise
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")  # waits for another opener's schema
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < 1:
+            self._db.executescript(f"BEGIN IMMEDIATE;{_RECOUNT}COMMIT;")  # idempotent if two openers race
         self._lock = threading.Lock()
 
     def get(self, namespace: str, key: bytes) -> bytes | None:
@@ -147,7 +169,7 @@ class SqliteBackend:
                 old = bytes(row[0]) if row is not None else None
                 value = new(old)
                 used = self._db.execute("SELECT bytes FROM usage WHERE ns = ?", (namespace,)).fetchone()
-                usage = (used[0] if used else 0) - (len(key) + len(old) if old is not None else 0) + len(key) + len(value)
+                usage = (used[0] if used else 0) - (cost(key, old) if old is not None else 0) + cost(key, value)
                 if usage > max_total:
                     self._db.execute("ROLLBACK")
                     return None
@@ -166,7 +188,7 @@ class SqliteBackend:
                 row = self._db.execute("SELECT length(value) FROM kv WHERE ns = ? AND key = ?", (namespace, key)).fetchone()
                 if row is not None:
                     self._db.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (namespace, key))
-                    self._db.execute("UPDATE usage SET bytes = bytes - ? WHERE ns = ?", (len(key) + row[0], namespace))
+                    self._db.execute("UPDATE usage SET bytes = bytes - ? WHERE ns = ?", (len(key) + row[0] + ENTRY_COST, namespace))
                 self._db.execute("COMMIT")
                 return row is not None
             except BaseException:
@@ -185,33 +207,53 @@ class SqliteBackend:
             self._db.close()
 
 
-_SET = """
-local used = tonumber(redis.call('GET', KEYS[3]) or '0')
+# KEYS: values (hash), keys (sorted set), cost; ARGV: key, value or delta, max_total, "set" | "incr", ENTRY_COST.
+# The cost is recounted once when absent (a namespace from before ENTRY_COST).
+_COST = """
+local cost = redis.call('GET', KEYS[3])
+if cost then return tonumber(cost) end
+cost = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do cost = cost + #all[i] + #all[i + 1] + tonumber(ARGV[5]) end
+return cost
+"""
+
+# Counters use HINCRBY: exact 64-bit arithmetic and Redis's integer grammar
+# (Lua's numbers are doubles), undone if the new value breaks the quota.
+_SET = (
+    "local function usage_of()"
+    + _COST
+    + """end
+local used = usage_of()
+local entry = tonumber(ARGV[5])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 local value = ARGV[2]
 if ARGV[4] == 'incr' then
-  local current = 0
-  if old then
-    current = tonumber(old)
-    if current == nil or string.find(old, '^-?%d+$') == nil then return {-1, 0} end
-  end
-  value = tostring(current + tonumber(ARGV[2]))
+  local done = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  if type(done) == 'table' and done.err then return {-1, done.err} end
+  value = redis.call('HGET', KEYS[1], ARGV[1])
 end
-local usage = used + #ARGV[1] + #value
-if old then usage = usage - #ARGV[1] - #old end
-if usage > tonumber(ARGV[3]) then return {0, 0} end
+local usage = used + #ARGV[1] + #value + entry
+if old then usage = usage - #ARGV[1] - #old - entry end
+if usage > tonumber(ARGV[3]) then
+  if ARGV[4] == 'incr' then
+    if old then redis.call('HSET', KEYS[1], ARGV[1], old) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+  end
+  return {0, 0}
+end
 redis.call('HSET', KEYS[1], ARGV[1], value)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('SET', KEYS[3], usage)
 return {1, value}
 """
+)
 
 _DELETE = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DECRBY', KEYS[3], #ARGV[1] + #old)
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECRBY', KEYS[3], #ARGV[1] + #old + tonumber(ARGV[2])) end
 return 1
 """
 
@@ -234,7 +276,7 @@ class RedisBackend:
 
     def _keys(self, namespace: str) -> list[str]:
         base = f"{self.prefix}{{{namespace}}}:"
-        return [base + "data", base + "keys", base + "bytes"]
+        return [base + "data", base + "keys", base + "cost"]
 
     async def _run(self, operation: Any) -> Any:
         try:
@@ -248,17 +290,18 @@ class RedisBackend:
         return bytes(value) if value is not None else None
 
     async def set(self, namespace: str, key: bytes, value: bytes, max_total: int) -> bool:
-        done, _ = await self._run(self._set(self.link.client, self._keys(namespace), [key, value, max_total, "set"]))
+        done, _ = await self._run(self._set(self.link.client, self._keys(namespace), [key, value, max_total, "set", ENTRY_COST]))
         return bool(done == 1)
 
     async def incr(self, namespace: str, key: bytes, delta: int, max_total: int) -> int | None:
-        done, value = await self._run(self._set(self.link.client, self._keys(namespace), [key, delta, max_total, "incr"]))
+        done, value = await self._run(self._set(self.link.client, self._keys(namespace), [key, delta, max_total, "incr", ENTRY_COST]))
         if done == -1:
-            raise HostFailure(INVALID, "the value is not an integer counter")
-        return int(value) if done == 1 else None
+            overflow = "overflow" in (value.decode("latin-1") if isinstance(value, bytes) else str(value))
+            raise HostFailure(INVALID, "the counter would overflow 64 bits" if overflow else "the value is not an integer counter")
+        return parse_counter(value) if done == 1 else None
 
     async def delete(self, namespace: str, key: bytes) -> bool:
-        return bool(await self._run(self._delete(self.link.client, self._keys(namespace), [key])) == 1)
+        return bool(await self._run(self._delete(self.link.client, self._keys(namespace), [key, ENTRY_COST])) == 1)
 
     async def list(self, namespace: str, prefix: bytes, limit: int) -> list[bytes]:
         from coredis.tokens import PureToken
