@@ -269,7 +269,10 @@ def _next_entry(store: Any, handle: ResourceAny) -> Ok:
 def _change(action: Any) -> Any:
     def change(base: Descriptor, name: str, *rest: Any) -> None:
         _writable(base)
-        action(_resolve(base, name, follow=False), *rest)
+        target = _resolve(base, name, follow=False)
+        if target == base.root:  # the grant itself is not the guest's to remove or replace
+            raise FsError("not-permitted")
+        action(target, *rest)
 
     return change
 
