@@ -172,7 +172,7 @@ async def test_a_forwarded_client_header_or_path_cannot_break_the_request(make_a
             content=target("http", f"127.0.0.1:{hostile.port}"),
             headers=[("x-visitor", "ann"), ("upgrade", "websocket"), ("te", "trailers"), ("keep-alive", "5")],
         )
-        latin = await client.post("/proxy/head", content=target("http", f"127.0.0.1:{hostile.port}"), headers=[("accept-language", "\xe9".encode("latin-1"))])
+        latin = await client.post("/proxy/head", content=target("http", f"127.0.0.1:{hostile.port}"), headers=[(b"accept-language", "\xe9".encode("latin-1"))])
         again = await client.post("/proxy", content=target("http", f"127.0.0.1:{hostile.port}", "/pong"))
     assert forwarded.status_code == 200
     head = forwarded.content.lower()

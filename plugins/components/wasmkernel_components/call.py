@@ -37,6 +37,8 @@ class Wakeup:
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self._token = token
         self._event = trio.Event()
+        #: A `_set` is scheduled and has not run yet: another `set` would wake the loop for nothing.
+        self._pending = False
 
     def arm(self) -> trio.Event:
         """A fresh event to await, installed before the waiter checks its condition (no lost wakeups)."""
@@ -44,10 +46,13 @@ class Wakeup:
         return self._event
 
     def set(self) -> None:
-        """From any thread."""
-        self._token.run_sync_soon(self._set)
+        """From any thread; wakes the event loop at most once per scheduled wakeup."""
+        if not self._pending:
+            self._pending = True
+            self._token.run_sync_soon(self._set)
 
     def _set(self) -> None:
+        self._pending = False  # before setting: a `set` from now on schedules anew
         self._event.set()
 
 
