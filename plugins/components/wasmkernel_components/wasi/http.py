@@ -50,7 +50,7 @@ MAX_OUTGOING_BODY = 8 * 1024 * 1024
 MAX_IN_FLIGHT = 8
 METHODS = ("get", "head", "post", "put", "delete", "connect", "options", "trace", "patch")
 #: An outgoing request's authority: host (a name, IPv4 or [IPv6]) and an optional port; no userinfo.
-_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}))(?::[0-9]{1,5})?")
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}))(?::(?P<port>[0-9]{1,5}))?")
 #: An outgoing request's path and query: from '/', printable ASCII, no fragment.
 _PATH = re.compile(r"/[\x21-\x22\x24-\x7e]{0,8191}")
 _U32 = struct.Struct("<I")
@@ -347,9 +347,18 @@ def _scheme(value: Any) -> str | None:
 
 
 def _authority(value: str | None) -> str | None:
-    if value is not None and not _AUTHORITY.fullmatch(value):
-        raise GuestFault("not an authority (host[:port])")
+    if value is None:
+        return None
+    match = _AUTHORITY.fullmatch(value)
+    if match is None or int(match.group("port") or 0) > 65535:
+        raise GuestFault("not an authority (host[:port], a port up to 65535)")
     return value
+
+
+def outgoing_url(scheme: str | None, authority: str, path_with_query: str | None) -> str:
+    """The URL of an outgoing request whose parts passed `_scheme`, `_authority` and `_path`
+    (https and "/" when unset): it parses back into exactly these parts."""
+    return f"{scheme or 'https'}://{authority}{path_with_query or '/'}"
 
 
 def _path(value: str | None) -> str | None:
@@ -663,7 +672,7 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
             if state.in_flight >= MAX_IN_FLIGHT:
                 return Err(Variant("internal-error", Some(f"at most {MAX_IN_FLIGHT} outgoing requests in flight at once")))
             state.in_flight += 1
-    url = f"{request.scheme or 'https'}://{request.authority}{request.path_with_query or '/'}"
+    url = outgoing_url(request.scheme, request.authority, request.path_with_query)
     headers = [(name, value) for name, value in request.headers.sendable() if not connection_specific(name)]
     future = FutureResponse()
     timeouts = [t for t in (settings.connect_timeout, settings.first_byte_timeout) if t is not None]
