@@ -296,3 +296,95 @@ async def test_a_stream_of_a_dropped_file_never_reads_another(make_app: Callable
     async with running(make_app({"stale": spec})) as client:
         answer = await client.get("/stale")
     assert answer.text == "E"
+
+
+#: A fields handle where an output-stream is expected.
+WRONG_TYPE = "(call $check_write (call $fields) (i32.const 64))"
+#: A handle dropped twice.
+DOUBLE_DROP = """
+    (local $fields i32)
+    (local.set $fields (call $fields))
+    (call $drop_fields (local.get $fields))
+    (call $drop_fields (local.get $fields))
+"""
+
+
+@pytest.mark.parametrize("handle", [WRONG_TYPE, DOUBLE_DROP], ids=["wrong-type", "double-drop"])
+async def test_handle_misuse_traps_only_that_call(make_app: Callable[..., Any], handle: str) -> None:
+    async with running(make_app({"bad": component(handle), "hello": component(HELLO)})) as client:
+        bad = await client.get("/bad")
+        hello = await client.get("/hello")
+    assert bad.status_code == 500 and "trapped" in bad.text
+    assert hello.text == "hello"
+
+
+#: Drops the request's body (the parent) and goes on reading its stream (the child); answers what it read.
+ORPHAN_STREAM = """
+    (local $in i32) (local $stream i32)
+    (local.set $in (call $request_body (local.get $request)))
+    (call $drop_incoming_body (i32.load (i32.const 36)))
+    (call $blocking_read (local.get $in) (i64.const 100) (i32.const 48))
+    (local.set $stream (call $respond (local.get $out) (i32.const 200)))
+    (if (i32.eqz (i32.load8_u (i32.const 48)))
+      (then (call $send (local.get $stream) (i32.load (i32.const 52)) (i32.load (i32.const 56)))))
+    (call $end (local.get $stream))
+"""
+
+
+async def test_a_request_body_stream_outliving_its_body_is_harmless(make_app: Callable[..., Any]) -> None:
+    async with running(make_app({"orphan": component(ORPHAN_STREAM)})) as client:
+        answer = await client.post("/orphan", content=b"still here")
+    assert answer.status_code in (200, 500) and "host function" not in answer.text
+
+
+async def test_a_huge_header_value_is_refused(make_app: Callable[..., Any]) -> None:
+    from test_host import HEADER, header_body
+    from wat import BODY
+
+    async with running(make_app({"h": component(HEADER, BODY)})) as client:
+        answer = await client.post("/h", content=header_body(200, b"x-big", b"v" * 70_000))
+    assert (answer.status_code, answer.text) == (422, "1")  # forbidden: over the fields' 64 KiB
+
+
+#: Writes 1 MiB to stderr (16 writes of 64 KiB), then answers.
+STDERR_FLOOD = """
+    (local $err i32) (local $i i32) (local $stream i32)
+    (local.set $err (call $stderr))
+    (memory.fill (i32.const 2048) (i32.const 0x65) (i32.const 65536))
+    (loop $more
+      (call $send (local.get $err) (i32.const 2048) (i32.const 4096))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $i) (i32.const 256))))
+""" + HELLO.replace("(local $stream i32)", "")
+
+
+async def test_a_stderr_flood_is_bounded(make_app: Callable[..., Any]) -> None:
+    import structlog
+    from wasmkernel_components.call import CONSOLE_LIMIT
+
+    with structlog.testing.capture_logs() as logs:
+        async with running(make_app({"noisy": component(STDERR_FLOOD, pages=3)})) as client:
+            answer = await client.get("/noisy")
+    assert answer.text == "hello"
+    (line,) = [entry for entry in logs if entry["event"] == "component.stderr"]
+    assert len(line["text"]) == CONSOLE_LIMIT
+
+
+#: Takes a response's body without ever setting the response, and writes to it forever.
+UNREAD = """
+    (local $response i32) (local $stream i32)
+    (local.set $response (call $response (call $fields)))
+    (call $response_body (local.get $response) (i32.const 0))
+    (call $body_write (i32.load (i32.const 4)) (i32.const 8))
+    (local.set $stream (i32.load (i32.const 12)))
+    (loop $more
+      (call $send (local.get $stream) (i32.const 2048) (i32.const 4096))
+      (br $more))
+"""
+
+
+async def test_writes_nobody_reads_end_at_the_deadline(make_app: Callable[..., Any]) -> None:
+    """The body pipe is bounded: the guest blocks, and its timeout ends the call (504)."""
+    async with running(make_app({"unread": {"path": str(component(UNREAD)), "timeout": 0.5}})) as client:
+        answer = await client.get("/unread")
+    assert answer.status_code == 504
