@@ -45,24 +45,9 @@ def make_app(cache_dir: Path) -> Callable[..., Application]:
 
 
 @pytest.fixture
-async def upstream(nursery: Any) -> Any:
-    """A tiny HTTP server on loopback answering every request `pong`."""
-    import functools
-
-    import trio
-
-    async def serve(stream: trio.SocketStream) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = await stream.receive_some(4096)
-            if not chunk:
-                return
-            data += chunk
-        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong")
-        await stream.aclose()
-
-    listeners = await nursery.start(functools.partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
-    return listeners[0].socket.getsockname()[1]
+async def upstream(hostile: Any) -> int:
+    """The port of a tiny HTTP server on loopback answering `pong` (any ordinary path)."""
+    return int(hostile.port)
 
 
 class Upstream:
