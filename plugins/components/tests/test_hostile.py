@@ -388,3 +388,37 @@ async def test_writes_nobody_reads_end_at_the_deadline(make_app: Callable[..., A
     async with running(make_app({"unread": {"path": str(component(UNREAD)), "timeout": 0.5}})) as client:
         answer = await client.get("/unread")
     assert answer.status_code == 504
+
+
+async def test_a_key_value_operation_ends_with_its_call() -> None:
+    """Spin key-value operations run for the call (the host API's `Scope`): a Redis
+    operation is cancelled at the call's deadline or when the call is stopped, not left
+    holding a worker thread."""
+    import time
+
+    from wasmkernel_components.call import Call, bind
+    from wasmkernel_components.wasi import spin
+
+    call = Call(component="kv", token=trio.lowlevel.current_trio_token(), deadline=time.monotonic() + 5.0)
+    seen: list[Any] = []
+
+    class Services:
+        def call(self, module: str, op: str, args: list[bytes], scope: Any = None) -> bytes:
+            seen.append(scope)
+            return b"v"
+
+    call.state["wasi:http"] = type("Exchange", (), {"services": Services()})()
+    bind(call)
+    try:
+        assert spin._kv("get", b"k").value == b"v"
+    finally:
+        bind(None)
+    assert seen == [call] and call.at == call.deadline
+    with trio.CancelScope() as running_op:
+        call.attach(running_op)
+        call.stop("the client went away")
+        await trio.sleep(0)  # the stop reaches the event loop
+    assert running_op.cancelled_caught and call.at == 0.0
+    late = trio.CancelScope()
+    call.attach(late)
+    assert late.cancel_called
