@@ -391,3 +391,40 @@ def test_outgoing_request_parts_cannot_change_the_origin(scheme: str, authority:
     except httpx.InvalidURL:  # the host's outbound check refuses it too (checked_url)
         return
     assert parsed.host == (parts.hostname or "") and parsed.port == parts.port
+
+
+_FIELD_NAMES = st.sampled_from(["x-a", "X-A", "content-length", "connection", ":path", "te", "bad name", ""]) | st.text(max_size=12)
+_FIELD_VALUES = st.binary(max_size=40) | st.sampled_from([b"ok", b"a\r\nb", b"\x00", b"\xe9t\xe9", b"v" * 5000])
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["set", "append", "delete"]), _FIELD_NAMES, st.lists(_FIELD_VALUES, max_size=3)), max_size=80))
+def test_component_header_fields_stay_sendable_and_bounded(ops: list[tuple[str, str, list[bytes]]]) -> None:
+    """Whatever a component does to a `fields`, every entry stays sendable, the set
+    stays within its bounds, and what it holds is charged to the call."""
+    import math
+
+    from wasmkernel_components.call import Call, bind
+    from wasmkernel_components.wasi.http import MAX_FIELDS, MAX_FIELDS_BYTES, Fields
+
+    from wasmkernel import header_problem
+
+    call = Call(component="fuzz", token=None, deadline=math.inf)  # type: ignore[arg-type]
+    bind(call)
+    try:
+        fields = Fields()
+        for op, name, values in ops:
+            if op == "set":
+                fields.set(name, values)
+            elif op == "append":
+                fields.append(name, values[0] if values else b"")
+            else:
+                fields.delete(name)
+        assert all(header_problem(name, value.decode("latin-1")) is None for name, value in fields.entries)
+        assert len(fields.entries) <= MAX_FIELDS
+        assert sum(len(name) + len(value) for name, value in fields.entries) <= MAX_FIELDS_BYTES
+        assert call.table.held == fields.charged
+        fields.dropped()
+        assert call.table.held == 0
+    finally:
+        bind(None)

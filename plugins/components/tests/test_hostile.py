@@ -422,3 +422,26 @@ async def test_a_key_value_operation_ends_with_its_call() -> None:
     late = trio.CancelScope()
     call.attach(late)
     assert late.cancel_called
+
+
+def test_a_field_set_never_exceeds_its_bounds_and_deletes_give_back() -> None:
+    import math
+
+    from wasmkernel_components.call import Call, bind
+    from wasmkernel_components.table import Table
+    from wasmkernel_components.values import Err
+    from wasmkernel_components.wasi.http import MAX_FIELDS, Fields
+
+    call = Call(component="fields", token=cast(Any, None), deadline=math.inf)
+    bind(call)
+    try:
+        many = Fields()
+        answers = [many.append(f"x-{index}", b"v") for index in range(MAX_FIELDS + 5)]
+        assert len(many.entries) == MAX_FIELDS and all(isinstance(answer, Err) for answer in answers[MAX_FIELDS:])
+        churn = Fields()
+        for _ in range(2 * Table.BYTES_LIMIT // 60_000):  # appending and deleting forever holds one value at a time
+            assert not isinstance(churn.append("x-big", b"v" * 60_000), Err)
+            churn.delete("x-big")
+        assert call.table.held == many.charged
+    finally:
+        bind(None)

@@ -80,22 +80,32 @@ class Fields:
         #: Bytes charged to the call's table for these fields (built by the guest).
         self.charged = 0
 
-    def _check(self, name: str, values: Iterable[bytes], extra: int) -> Err | None:
+    def _size(self) -> int:
+        return sum(len(name) + len(value) for name, value in self.entries)
+
+    def _account(self, size: int) -> bool:
+        """Charge (or release) the call's table for holding `size` bytes from now on; False if over its budget."""
+        delta = size - self.charged
+        if delta > 0:
+            try:
+                current().table.charge(delta)
+            except GuestFault:
+                return False
+        elif delta < 0:
+            current().table.release(-delta)
+        self.charged = size
+        return True
+
+    def _check(self, name: str, values: Iterable[bytes], size: int, count: int) -> Err | None:
+        """Whether `values` may be set under `name`, leaving `count` entries of `size` bytes (charged if so)."""
         if not self.mutable:
             return Err(Variant("immutable"))
         for value in values:
             problem = field_problem(name, value)
             if problem is not None:
                 return Err(Variant(problem[0]))
-        size = sum(len(n) + len(v) for n, v in self.entries) + extra
-        if len(self.entries) > MAX_FIELDS or size > MAX_FIELDS_BYTES:
+        if count > MAX_FIELDS or size > MAX_FIELDS_BYTES or not self._account(size):
             return Err(Variant("forbidden"))
-        if extra > 0:
-            try:
-                current().table.charge(extra)
-            except GuestFault:
-                return Err(Variant("forbidden"))
-            self.charged += extra
         return None
 
     def dropped(self) -> None:
@@ -109,14 +119,15 @@ class Fields:
     def set(self, name: str, values: list[bytes]) -> Ok | Err:
         lower = name.lower()
         kept = [(key, value) for key, value in self.entries if key.lower() != lower]
-        error = self._check(name, values, sum(len(name) + len(value) for value in values) - sum(len(k) + len(v) for k, v in self.entries if k.lower() == lower))
+        size = sum(len(key) + len(value) for key, value in kept) + sum(len(name) + len(value) for value in values)
+        error = self._check(name, values, size, len(kept) + len(values))
         if error is not None:
             return error
         self.entries = kept + [(name, value) for value in values]
         return Ok()
 
     def append(self, name: str, value: bytes) -> Ok | Err:
-        error = self._check(name, [value], len(name) + len(value) + 1)
+        error = self._check(name, [value], self._size() + len(name) + len(value), len(self.entries) + 1)
         if error is not None:
             return error
         self.entries.append((name, value))
@@ -127,6 +138,7 @@ class Fields:
             return Err(Variant("immutable"))
         lower = name.lower()
         self.entries = [(key, value) for key, value in self.entries if key.lower() != lower]
+        self._account(self._size())
         return Ok()
 
     def sendable(self) -> list[tuple[str, str]]:
@@ -516,8 +528,8 @@ def _fields_get(store: Any, handle: ResourceAny) -> Fields:
 def _clone(store: Any, handle: ResourceAny) -> ResourceHost:
     """A mutable copy (of a message's fields too: they hold no connection-specific field)."""
     copy = Fields(_fields_get(store, handle).entries)
-    copy.charged = sum(len(name) + len(value) for name, value in copy.entries)
-    current().table.charge(copy.charged)
+    if not copy._account(copy._size()):
+        raise GuestFault(f"the component makes the host hold more than {Table.BYTES_LIMIT} bytes")
     return _new(FIELDS, copy)
 
 
