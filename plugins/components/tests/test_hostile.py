@@ -445,3 +445,14 @@ def test_a_field_set_never_exceeds_its_bounds_and_deletes_give_back() -> None:
         assert call.table.held == many.charged
     finally:
         bind(None)
+
+
+async def test_a_command_gets_no_more_body_than_its_entry_allows(make_app: Callable[..., Any]) -> None:
+    from test_host import CLI, CLI_DATA
+
+    spec = {"path": str(command(CLI, CLI_DATA)), "kind": "wasi-cli", "max_body_bytes": 10}
+    app = make_app({"cli": spec}, routes=[{"path": "/cli", "module": "cli", "methods": ["POST"]}])
+    async with running(app) as client:
+        small = await client.post("/cli", content=b"0123456789")
+        large = await client.post("/cli", content=b"x" * 11)
+    assert small.status_code == 200 and large.status_code == 413

@@ -233,6 +233,8 @@ def cli_endpoint(host: ComponentHost, name: str, route: str, withheld: Callable[
         loaded = host.get(name)
         spec = loaded.spec
         body = await request.body()
+        if len(body) > spec.max_body_bytes:
+            raise PayloadTooLarge(f"Request body exceeds {spec.max_body_bytes} bytes")
         wreq = WasmRequest(
             method=request.method,
             path=request.path,
