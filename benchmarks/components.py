@@ -17,15 +17,22 @@ the order alternating). Per server and component:
   with `--allow-precompiled`);
 - `GET /?name=bench` under wrk: requests per second, p50, p99;
 - a 1 MiB `POST /echo`: median time over `--echo-reps`;
+- the server's CPU time per request under wrk (its whole process tree, user +
+  system): the figure that moves least when the machine is shared;
 - memory: the server's process tree RSS after the load.
 
-Figures go to `<out>/components.csv` and are printed; the machine's load
-average is recorded with each row (publish figures from a quiet machine).
+Figures go to `<out>/components.csv` and are printed. `benchmarks.quiet`
+watches the machine: a probe before the run (waiting up to `--settle`
+seconds for the load to drop), then every measurement is a section; each
+row says whether its section was quiet, `machine_load.csv` has the readings,
+and a disturbed run is announced as such (publish figures from a quiet
+machine only).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import shutil
@@ -38,9 +45,11 @@ from pathlib import Path
 
 import attrs
 import httpx
+import psutil
 
 from benchmarks.load import SERVER_CPUS, run_wrk, wrk_available
 from benchmarks.machine import facts
+from benchmarks.quiet import Interval, Monitor
 from benchmarks.servers import ROOT, ProcessSpec, RunningServer, start
 
 DIST = ROOT / "wasm_modules" / "dist"
@@ -80,8 +89,10 @@ class Row:
     p50_ms: float
     p99_ms: float
     echo_1mib_ms: float
+    cpu_ms_per_request: float
     rss_mb: float
     load_average: float
+    quiet: bool
 
 
 def _wasmkernel(component: Path, cache: Path, work: Path) -> ProcessSpec:
@@ -110,13 +121,25 @@ def _echo_ms(server: RunningServer, reps: int) -> float:
     return statistics.median(times)
 
 
-def _measure(spec: ProcessSpec, args: argparse.Namespace, logs: Path) -> tuple[float, float, float, float, float, float]:
+def _cpu_seconds(server: RunningServer) -> float:
+    """User + system CPU seconds of the server's process tree."""
+    total = 0.0
+    for process in server.processes():
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _measure(spec: ProcessSpec, args: argparse.Namespace, logs: Path) -> tuple[float, float, float, float, float, float, float]:
     with start(spec, logs, probe="/?name=bench", timeout=600.0, cpus=SERVER_CPUS) as server:
         first = server.ready_after_s
         echo = _echo_ms(server, args.echo_reps)
+        before = _cpu_seconds(server)
         load = run_wrk("component", spec.name, server.base_url + "/?name=bench", args.duration, connections=args.connections)
+        cpu_ms = (_cpu_seconds(server) - before) * 1000 / max(load.requests, 1)
         rss = server.rss_mb()
-    return first, load.requests_per_s, load.p50_ms, load.p99_ms, echo, rss
+    return first, load.requests_per_s, load.p50_ms, load.p99_ms, echo, cpu_ms, rss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of wrk load per measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--echo-reps", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=300.0, help="seconds to wait for a quiet machine before starting")
+    parser.add_argument("--probe", type=float, default=10.0, help="seconds to watch the machine before starting")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / time.strftime("%Y-%m-%d-%H%M%S-components"))
     args = parser.parse_args(argv)
     reason = wrk_available() or (None if WASMTIME.is_file() else "the wasmtime CLI is missing: bash scripts/bootstrap.sh components")
@@ -136,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     rows: list[Row] = []
+    monitor = Monitor()
+    print(f"waiting up to {args.settle:g} s for a quiet machine, then watching it for {args.probe:g} s")
+    before = monitor.probe(args.probe, settle=args.settle)
+    if not before.quiet:
+        print(f"the machine is not quiet ({before.why}): this run will be marked disturbed")
     with tempfile.TemporaryDirectory(prefix="wasmkernel-components-bench-") as scratch:
         work = Path(scratch)
         for round_ in range(1, args.rounds + 1):
@@ -158,19 +188,28 @@ def main(argv: list[str] | None = None) -> int:
                         if cache == "warm" and server == "wasmkernel" and not warm.exists():
                             with start(spec, logs, probe="/?name=bench", timeout=600.0):
                                 pass  # fill the cache
-                        first, rate, p50, p99, echo, rss = _measure(spec, args, logs)
-                        row = Row(round_, name, COMPONENTS.get(name, "?"), server, cache, first, rate, p50, p99, echo, rss, os.getloadavg()[0])
+                        with monitor.section(f"round {round_} {name} {server} {cache}"):
+                            first, rate, p50, p99, echo, cpu_ms, rss = _measure(spec, args, logs)
+                        quiet = monitor.intervals[-1].quiet
+                        row = Row(round_, name, COMPONENTS.get(name, "?"), server, cache, first, rate, p50, p99, echo, cpu_ms, rss, os.getloadavg()[0], quiet)
                         rows.append(row)
                         print(
                             f"round {round_} {name:8} {server:15} {cache:4}: first {first:6.2f} s, {rate:8.1f} req/s, "
-                            f"p99 {p99:7.1f} ms, echo 1 MiB {echo:7.1f} ms, {rss:6.1f} MB (load {row.load_average:.1f})"
+                            f"p99 {p99:7.1f} ms, echo 1 MiB {echo:7.1f} ms, {cpu_ms:6.2f} CPU ms/request, {rss:6.1f} MB "
+                            f"(load {row.load_average:.1f}{'' if quiet else ', DISTURBED'})"
                         )
     with (args.out / "components.csv").open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow([field.name for field in attrs.fields(Row)])
         writer.writerows(attrs.astuple(row) for row in rows)
+    with (args.out / "machine_load.csv").open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([field.name for field in attrs.fields(Interval)])
+        writer.writerows(attrs.astuple(interval) for interval in monitor.intervals)
     (args.out / "machine.txt").write_text("".join(f"{key}: {value}\n" for key, value in facts().items()))
     print(f"\nwrote {args.out / 'components.csv'}")
+    if monitor.disturbed:
+        print("DISTURBED: the machine was not quiet, do not publish these figures:\n  " + "\n  ".join(monitor.disturbed))
     return 0
 
 

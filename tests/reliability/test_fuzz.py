@@ -356,3 +356,76 @@ def test_component_responses_are_checked(component_app: Application, cases: list
             assert answered == (status if 200 <= status <= 599 else 200), (status, answered, content[:200])
             if name.lower() != b"content-length":
                 assert headers.get(name.lower()) == value
+
+
+# -- what a component puts in an outgoing request -----------------------------------
+
+#: Characters that split or smuggle URL parts, mixed with ordinary ones.
+_URL_CHARS = st.sampled_from(list("@#\\/?:[]%. \t\r\n\x00é") + list("abc019-_~")) | st.characters(blacklist_categories=["Cs"])
+_AUTHORITIES = st.text(_URL_CHARS, max_size=30) | st.from_regex(r"[a-z0-9.-]{1,20}(:[0-9]{1,5})?", fullmatch=True)
+_PATHS = st.text(_URL_CHARS, max_size=30) | st.from_regex(r"/[a-z0-9/?=&%.-]{0,30}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scheme=st.sampled_from(["http", "https"]), authority=_AUTHORITIES, path=_PATHS)
+def test_outgoing_request_parts_cannot_change_the_origin(scheme: str, authority: str, path: str) -> None:
+    """Whatever authority and path a component sets, either the host refuses them
+    (`set-*` answers an error) or the URL it sends to parses back into exactly those
+    parts, for the allow-list check (urlsplit) and the client (httpx) alike."""
+    from urllib.parse import urlsplit
+
+    import httpx
+    from wasmkernel_components.table import GuestFault
+    from wasmkernel_components.wasi.http import _authority, _path, outgoing_url
+
+    try:
+        _authority(authority)
+        _path(path)
+    except GuestFault:
+        return
+    url = outgoing_url(scheme, authority, path)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.fragment, parts.username) == (scheme, authority, "", None)
+    assert parts.path.startswith("/")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:  # the host's outbound check refuses it too (checked_url)
+        return
+    assert parsed.host == (parts.hostname or "") and parsed.port == parts.port
+
+
+_FIELD_NAMES = st.sampled_from(["x-a", "X-A", "content-length", "connection", ":path", "te", "bad name", ""]) | st.text(max_size=12)
+_FIELD_VALUES = st.binary(max_size=40) | st.sampled_from([b"ok", b"a\r\nb", b"\x00", b"\xe9t\xe9", b"v" * 5000])
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["set", "append", "delete"]), _FIELD_NAMES, st.lists(_FIELD_VALUES, max_size=3)), max_size=80))
+def test_component_header_fields_stay_sendable_and_bounded(ops: list[tuple[str, str, list[bytes]]]) -> None:
+    """Whatever a component does to a `fields`, every entry stays sendable, the set
+    stays within its bounds, and what it holds is charged to the call."""
+    import math
+
+    from wasmkernel_components.call import Call, bind
+    from wasmkernel_components.wasi.http import MAX_FIELDS, MAX_FIELDS_BYTES, Fields
+
+    from wasmkernel import header_problem
+
+    call = Call(component="fuzz", token=None, deadline=math.inf)  # type: ignore[arg-type]
+    bind(call)
+    try:
+        fields = Fields()
+        for op, name, values in ops:
+            if op == "set":
+                fields.set(name, values)
+            elif op == "append":
+                fields.append(name, values[0] if values else b"")
+            else:
+                fields.delete(name)
+        assert all(header_problem(name, value.decode("latin-1")) is None for name, value in fields.entries)
+        assert len(fields.entries) <= MAX_FIELDS
+        assert sum(len(name) + len(value) for name, value in fields.entries) <= MAX_FIELDS_BYTES
+        assert call.table.held == fields.charged
+        fields.dropped()
+        assert call.table.held == 0
+    finally:
+        bind(None)

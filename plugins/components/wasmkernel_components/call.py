@@ -37,6 +37,8 @@ class Wakeup:
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self._token = token
         self._event = trio.Event()
+        #: A `_set` is scheduled and has not run yet: another `set` would wake the loop for nothing.
+        self._pending = False
 
     def arm(self) -> trio.Event:
         """A fresh event to await, installed before the waiter checks its condition (no lost wakeups)."""
@@ -44,10 +46,13 @@ class Wakeup:
         return self._event
 
     def set(self) -> None:
-        """From any thread."""
-        self._token.run_sync_soon(self._set)
+        """From any thread; wakes the event loop at most once per scheduled wakeup."""
+        if not self._pending:
+            self._pending = True
+            self._token.run_sync_soon(self._set)
 
     def _set(self) -> None:
+        self._pending = False  # before setting: a `set` from now on schedules anew
         self._event.set()
 
 
@@ -73,13 +78,38 @@ class Call:
     spawner: Callable[[Callable[[], Awaitable[Any]]], None] | None = None
     #: Per-interface host state (e.g. the wasi:http request), by interface.
     state: dict[str, Any] = attrs.field(factory=dict)
+    #: Cancel scopes of host operations run in the event loop for this call (the host API's `Scope`).
+    scopes: set[trio.CancelScope] = attrs.field(factory=set)
 
     def stop(self, reason: str) -> None:
-        """Make every blocked or future host wait of this call trap (any thread)."""
+        """Make every blocked or future host wait of this call trap, and cancel its
+        host operations in the event loop (any thread)."""
         with self.cond:
             if self.stopped is None:
                 self.stopped = reason
             self.cond.notify_all()
+            scopes = list(self.scopes)
+        for scope in scopes:
+            self.token.run_sync_soon(scope.cancel)
+
+    # -- the wasm host API's `Scope`: a key-value operation ends with this call --------
+
+    @property
+    def at(self) -> float:
+        """When the call must end (monotonic seconds; 0 once it was stopped)."""
+        return 0.0 if self.stopped is not None else self.deadline
+
+    def attach(self, scope: trio.CancelScope) -> None:
+        """In the event loop: `scope` runs an operation for this call."""
+        with self.cond:
+            if self.stopped is None:
+                self.scopes.add(scope)
+                return
+        scope.cancel()
+
+    def detach(self, scope: trio.CancelScope) -> None:
+        with self.cond:
+            self.scopes.discard(scope)
 
     def check(self) -> None:
         if self.stopped is not None:

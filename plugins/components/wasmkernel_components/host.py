@@ -35,7 +35,6 @@ from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 from wasmtime.component import Component
 
 from wasmkernel import StartupError
-from wasmkernel_components import fastbytes
 from wasmkernel_components.call import Call, bind
 from wasmkernel_components.config import ComponentsConfig, ComponentSpec
 from wasmkernel_components.linking import Policy, link, unversioned
@@ -88,7 +87,6 @@ class ComponentHost:
     """The components of one registry (see the module docstring)."""
 
     def __init__(self, config: ComponentsConfig, base: Path) -> None:
-        fastbytes.install()
         self.config = config
         self.base = base
         self.cache_dir = (base / config.cache_dir).resolve()

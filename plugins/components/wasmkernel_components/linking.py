@@ -12,7 +12,7 @@ startup error naming it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -21,6 +21,7 @@ from wasmtime import Engine
 from wasmtime.component import Component, ComponentInstanceType, FuncType, Linker, LinkerInstance, ResourceType
 
 from wasmkernel import StartupError
+from wasmkernel_components import codec
 from wasmkernel_components.call import current
 from wasmkernel_components.interface import HostFunction, Interface, denied
 from wasmkernel_components.table import GuestFault, resource_id
@@ -44,6 +45,10 @@ class Policy:
         return None
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def unversioned(name: str) -> str:
     return name.split("@", 1)[0]
 
@@ -54,9 +59,7 @@ def wasi_03(name: str) -> bool:
     return name.startswith("wasi:") and not version.startswith("0.2")
 
 
-def _host(name: str, function: HostFunction, result: Any) -> HostFunction:
-    lower = lowering(result)
-
+def _host(name: str, function: HostFunction, lower: Callable[[Any], Any]) -> HostFunction:
     def host(store: Any, *args: Any) -> Any:
         try:
             return lower(function(store, *args))
@@ -110,7 +113,10 @@ def _define(
         function = interface.functions.get(item) if interface is not None else None
         if function is None:
             function = denied(name, why or f"the host does not implement {item}")
-        target.add_func(item, _host(f"{name}.{item}", function, kind.result))
+        if codec.available():  # converters compiled once for this type (explicit shapes in)
+            codec.add_func(target, item, kind, _host(f"{name}.{item}", function, _identity))
+        else:  # wasmtime-py's own conversions, on a version the codec was not tested against
+            target.add_func(item, _host(f"{name}.{item}", function, lowering(kind.result)))
 
 
 def link(engine: Engine, component: Component, policy: Policy, what: str) -> Linker:

@@ -90,6 +90,11 @@ class Interrupt:
             if self.store is not None:
                 self.store.set_epoch_deadline(1)
 
+    def detach(self) -> None:
+        """The call is over: forget its store (so it is freed in the call's thread, not the event loop's)."""
+        with self.lock:
+            self.store = None
+
 
 def ticks(seconds: float) -> int:
     return max(1, math.ceil(seconds / TICK) + 1)
@@ -127,4 +132,6 @@ def run(prepared: Prepared, call: Call, interrupt: Interrupt, timeout: float, en
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
         return classify(exc, call)
     finally:
+        call.table.close()
+        interrupt.detach()
         bind(None)

@@ -28,7 +28,7 @@ from wasmkernel_components.call import CONSOLE_LIMIT, Call
 from wasmkernel_components.config import ComponentsConfig
 from wasmkernel_components.host import ComponentHost
 from wasmkernel_components.runtime import Interrupt, Outcome, run
-from wasmkernel_components.wasi.http import Exchange, Fields, IncomingBody, IncomingRequest, new_exchange
+from wasmkernel_components.wasi.http import Exchange, Fields, IncomingBody, IncomingRequest, connection_specific, new_exchange
 from wasmkernel_components.wasi.io import Failed, Pipe
 
 log = structlog.get_logger("wasmkernel.components")
@@ -73,7 +73,9 @@ async def _feed_body(request: Request, pipe: Pipe, limit: int, gone: Callable[[]
 def _http_request(request: Request, withheld: frozenset[str], pipe: Pipe) -> IncomingRequest:
     query = request.query_string.decode("latin-1")
     path = request.raw_path.decode("latin-1") + (f"?{query}" if query else "")
-    headers = [(name, value.encode("latin-1", "replace")) for name, value in request.headers if name.lower() not in withheld]
+    # Connection-specific fields are the server's (as wasmtime serve drops them): a proxy
+    # component cloning these never forwards the client's Upgrade or TE.
+    headers = [(name, value.encode("latin-1", "replace")) for name, value in request.headers if name.lower() not in withheld and not connection_specific(name)]
     return IncomingRequest(
         method=request.method,
         path_with_query=path,
@@ -231,6 +233,8 @@ def cli_endpoint(host: ComponentHost, name: str, route: str, withheld: Callable[
         loaded = host.get(name)
         spec = loaded.spec
         body = await request.body()
+        if len(body) > spec.max_body_bytes:
+            raise PayloadTooLarge(f"Request body exceeds {spec.max_body_bytes} bytes")
         wreq = WasmRequest(
             method=request.method,
             path=request.path,

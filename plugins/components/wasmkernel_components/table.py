@@ -12,12 +12,15 @@ that, so the guest's later drop of the type finds nothing.
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any, TypeVar
 
+import structlog
 from wasmtime import WasmtimeError
 from wasmtime.component import ResourceAny, ResourceHost
 
 T = TypeVar("T")
+log = structlog.get_logger("wasmkernel.components")
 
 #: Resource type ids, one per host resource type (any distinct integers).
 RESOURCE_IDS: dict[str, int] = {}
@@ -39,10 +42,15 @@ class Table:
 
     #: The most handles one instance may hold at once.
     LIMIT = 10_000
+    #: The most bytes (header fields, outgoing request bodies) the host may hold for one instance.
+    BYTES_LIMIT = 24 * 1024 * 1024
 
     def __init__(self) -> None:
         self._items: dict[int, Any] = {}
         self._reps = itertools.count(1)
+        self._lock = threading.Lock()
+        #: Bytes the host holds for the guest now (`charge`, `release`).
+        self.held = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -80,3 +88,26 @@ class Table:
     def drop(self, rep: int) -> Any:
         """The guest dropped its handle: forget the object (returned, or None)."""
         return self._items.pop(rep, None)
+
+    def charge(self, size: int) -> None:
+        """Count `size` more bytes held for the guest (any thread); `GuestFault` past `BYTES_LIMIT`."""
+        with self._lock:
+            if self.held + size > self.BYTES_LIMIT:
+                raise GuestFault(f"the component makes the host hold more than {self.BYTES_LIMIT} bytes")
+            self.held += size
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.held = max(0, self.held - size)
+
+    def close(self) -> None:
+        """The call ended: what the guest still holds is dropped (open files are closed)."""
+        items, self._items = self._items, {}
+        for item in items.values():
+            dropped = getattr(item, "dropped", None)
+            if dropped is None:
+                continue
+            try:
+                dropped()
+            except Exception:  # one resource failing to close must not keep the others open
+                log.exception("component.close_failed", resource=type(item).__name__)

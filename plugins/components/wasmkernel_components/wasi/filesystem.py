@@ -92,7 +92,9 @@ def _resolve(base: Descriptor, name: str, follow: bool = True) -> Path:
     if name.startswith("/") or "\0" in name:
         raise FsError("not-permitted")
     joined = base.path / name
-    resolved = Path(os.path.realpath(joined)) if follow else Path(os.path.realpath(joined.parent)) / joined.name
+    # Without following, only the last component is taken as it is, unless it is ".." (a step up, never a name).
+    last = joined.name
+    resolved = Path(os.path.realpath(joined)) if follow or last in ("", ".", "..") else Path(os.path.realpath(joined.parent)) / last
     if not _inside(base.root, resolved):
         raise FsError("not-permitted")
     return resolved
@@ -170,16 +172,24 @@ def _open_at(base: Descriptor, path_flags: set[str], name: str, open_flags: set[
     return current().table.new(DESCRIPTOR, Descriptor(base.root, target, base.writable and "write" in flags, fd))
 
 
+def _open_fd(file: Descriptor) -> int:
+    """The descriptor's file, for a stream: `Failed` once the descriptor was dropped
+    (its number may already name another call's file)."""
+    if file.fd is None:
+        raise Failed("the file's descriptor was dropped")
+    return file.fd
+
+
 class FileSource:
-    def __init__(self, fd: int, offset: int) -> None:
-        self.fd, self.offset = fd, offset
+    def __init__(self, file: Descriptor, offset: int) -> None:
+        self.file, self.offset = file, offset
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int) -> bytes:
         try:
-            data = os.pread(self.fd, min(size, MAX_READ), self.offset)
+            data = os.pread(_open_fd(self.file), min(size, MAX_READ), self.offset)
         except OSError as exc:
             raise Failed(str(exc.strerror)) from None
         if not data and size:
@@ -189,28 +199,30 @@ class FileSource:
 
 
 class FileSink:
-    def __init__(self, fd: int, offset: int | None) -> None:
-        self.fd, self.offset = fd, offset
+    def __init__(self, file: Descriptor, offset: int | None) -> None:
+        self.file, self.offset = file, offset
 
     def writable(self) -> bool:
         return True
 
     def capacity(self) -> int:
+        _open_fd(self.file)
         return MAX_READ
 
     def write(self, data: bytes) -> None:
         try:
             if self.offset is None:
-                os.write(self.fd, data)
+                os.write(_open_fd(self.file), data)
             else:
-                os.pwrite(self.fd, data, self.offset)
+                os.pwrite(_open_fd(self.file), data, self.offset)
                 self.offset += len(data)
         except OSError as exc:
             raise Failed(str(exc.strerror)) from None
 
 
 def _read_via_stream(base: Descriptor, offset: int) -> ResourceHost:
-    return current().table.new(INPUT, InputStream(FileSource(_file_fd(base), offset)))
+    _file_fd(base)
+    return current().table.new(INPUT, InputStream(FileSource(base, offset)))
 
 
 def _write_via_stream(base: Descriptor, offset: int | None) -> ResourceHost:
@@ -218,7 +230,7 @@ def _write_via_stream(base: Descriptor, offset: int | None) -> ResourceHost:
     fd = _file_fd(base)
     if offset is None:
         os.lseek(fd, 0, os.SEEK_END)
-    return current().table.new(OUTPUT, OutputStream(FileSink(fd, offset)))
+    return current().table.new(OUTPUT, OutputStream(FileSink(base, offset)))
 
 
 def _read(base: Descriptor, length: int, offset: int) -> tuple[bytes, bool]:
@@ -257,7 +269,10 @@ def _next_entry(store: Any, handle: ResourceAny) -> Ok:
 def _change(action: Any) -> Any:
     def change(base: Descriptor, name: str, *rest: Any) -> None:
         _writable(base)
-        action(_resolve(base, name, follow=False), *rest)
+        target = _resolve(base, name, follow=False)
+        if target == base.root:  # the grant itself is not the guest's to remove or replace
+            raise FsError("not-permitted")
+        action(target, *rest)
 
     return change
 

@@ -11,6 +11,7 @@ the wasm host's outbound client (allow-listed origins, its limits).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -19,10 +20,10 @@ import attrs
 import structlog
 from wasmtime.component import ResourceAny, ResourceHost, Variant
 
-from wasmkernel import header_problem
+from wasmkernel import HOP_BY_HOP, header_problem
 from wasmkernel_components.call import Call, Wakeup, current
 from wasmkernel_components.interface import Interface
-from wasmkernel_components.table import GuestFault
+from wasmkernel_components.table import GuestFault, Table
 from wasmkernel_components.values import Err, Ok, Some
 from wasmkernel_components.wasi.io import INPUT, OUTPUT, POLLABLE, BytesSource, Closed, Failed, InputStream, OutputStream, Pipe, Pollable, Sink, Source
 
@@ -45,9 +46,21 @@ MAX_FIELDS = 256
 MAX_FIELDS_BYTES = 64 * 1024
 #: The most an outgoing request's body may hold (it is sent whole).
 MAX_OUTGOING_BODY = 8 * 1024 * 1024
+#: Outgoing requests one call may have in flight at once.
+MAX_IN_FLIGHT = 8
 METHODS = ("get", "head", "post", "put", "delete", "connect", "options", "trace", "patch")
+#: An outgoing request's authority: host (a name, IPv4 or [IPv6]) and an optional port; no userinfo.
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}))(?::(?P<port>[0-9]{1,5}))?")
+#: An outgoing request's path and query: from '/', printable ASCII, no fragment.
+_PATH = re.compile(r"/[\x21-\x22\x24-\x7e]{0,8191}")
 _U32 = struct.Struct("<I")
 T = TypeVar("T")
+
+
+def connection_specific(name: str) -> bool:
+    """Whether `name` speaks for one connection (hop-by-hop): never forwarded by the host, in or out."""
+    lower = name.lower()
+    return lower in HOP_BY_HOP or lower.startswith("proxy-")
 
 
 def field_problem(name: str, value: bytes) -> tuple[str, str] | None:
@@ -64,18 +77,40 @@ class Fields:
     def __init__(self, entries: Iterable[tuple[str, bytes]] = (), mutable: bool = True) -> None:
         self.entries: list[tuple[str, bytes]] = list(entries)
         self.mutable = mutable
+        #: Bytes charged to the call's table for these fields (built by the guest).
+        self.charged = 0
 
-    def _check(self, name: str, values: Iterable[bytes], extra: int) -> Err | None:
+    def _size(self) -> int:
+        return sum(len(name) + len(value) for name, value in self.entries)
+
+    def _account(self, size: int) -> bool:
+        """Charge (or release) the call's table for holding `size` bytes from now on; False if over its budget."""
+        delta = size - self.charged
+        if delta > 0:
+            try:
+                current().table.charge(delta)
+            except GuestFault:
+                return False
+        elif delta < 0:
+            current().table.release(-delta)
+        self.charged = size
+        return True
+
+    def _check(self, name: str, values: Iterable[bytes], size: int, count: int) -> Err | None:
+        """Whether `values` may be set under `name`, leaving `count` entries of `size` bytes (charged if so)."""
         if not self.mutable:
             return Err(Variant("immutable"))
         for value in values:
             problem = field_problem(name, value)
             if problem is not None:
                 return Err(Variant(problem[0]))
-        size = sum(len(n) + len(v) for n, v in self.entries) + extra
-        if len(self.entries) > MAX_FIELDS or size > MAX_FIELDS_BYTES:
+        if count > MAX_FIELDS or size > MAX_FIELDS_BYTES or not self._account(size):
             return Err(Variant("forbidden"))
         return None
+
+    def dropped(self) -> None:
+        current().table.release(self.charged)
+        self.charged = 0
 
     def get(self, name: str) -> list[bytes]:
         lower = name.lower()
@@ -84,14 +119,15 @@ class Fields:
     def set(self, name: str, values: list[bytes]) -> Ok | Err:
         lower = name.lower()
         kept = [(key, value) for key, value in self.entries if key.lower() != lower]
-        error = self._check(name, values, sum(len(name) + len(value) for value in values) - sum(len(k) + len(v) for k, v in self.entries if k.lower() == lower))
+        size = sum(len(key) + len(value) for key, value in kept) + sum(len(name) + len(value) for value in values)
+        error = self._check(name, values, size, len(kept) + len(values))
         if error is not None:
             return error
         self.entries = kept + [(name, value) for value in values]
         return Ok()
 
     def append(self, name: str, value: bytes) -> Ok | Err:
-        error = self._check(name, [value], len(name) + len(value) + 1)
+        error = self._check(name, [value], self._size() + len(name) + len(value), len(self.entries) + 1)
         if error is not None:
             return error
         self.entries.append((name, value))
@@ -102,6 +138,7 @@ class Fields:
             return Err(Variant("immutable"))
         lower = name.lower()
         self.entries = [(key, value) for key, value in self.entries if key.lower() != lower]
+        self._account(self._size())
         return Ok()
 
     def sendable(self) -> list[tuple[str, str]]:
@@ -174,13 +211,19 @@ class LimitedSink:
 
 
 class BufferSink:
-    """An outgoing request's body, sent whole when finished (`done` wakes the sender)."""
+    """An outgoing request's body, sent whole when finished (`done` wakes the sender);
+    its bytes are charged to the call's table until the request is over."""
 
-    def __init__(self, done: Wakeup, limit: int = MAX_OUTGOING_BODY) -> None:
+    def __init__(self, done: Wakeup, table: Table, limit: int = MAX_OUTGOING_BODY) -> None:
         self.data = bytearray()
         self.limit = limit
         self.closed = False
         self.done = done
+        self.table = table
+
+    def release(self) -> None:
+        self.table.release(len(self.data))
+        self.data = bytearray()
 
     def close(self, failed: bool = False) -> None:
         with current().cond:
@@ -200,6 +243,10 @@ class BufferSink:
     def write(self, data: bytes) -> None:
         if len(self.data) + len(data) > self.limit:
             raise Failed(f"an outgoing request body holds at most {self.limit} bytes")
+        try:
+            self.table.charge(len(data))
+        except GuestFault as exc:
+            raise Failed(str(exc)) from None
         self.data += data
 
 
@@ -269,6 +316,10 @@ class Exchange:
     trailers: list[tuple[str, str]] = attrs.field(factory=list)
     #: The wasm host's `HostAPI` (outbound HTTP, key-value), the component's name there.
     services: Any = None
+    #: The outgoing-response whose body writes to `body` (the first to ask for one).
+    body_owner: Any = None
+    #: Outgoing requests handed to the host and not yet answered.
+    in_flight: int = 0
 
 
 def exchange() -> Exchange:
@@ -297,10 +348,35 @@ def _scheme_value(scheme: str) -> Variant:
 
 
 def _scheme(value: Any) -> str | None:
+    """http or https (another scheme is refused: the host speaks HTTP only)."""
     if value is None:
         return None
     tag = value.tag if isinstance(value, Variant) else str(value)
-    return str(value.payload).lower() if tag == "other" else tag.lower()
+    scheme = str(value.payload).lower() if tag == "other" else tag.lower()
+    if scheme not in ("http", "https"):
+        raise GuestFault(f"scheme {scheme[:20]!r} is not supported")
+    return scheme
+
+
+def _authority(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _AUTHORITY.fullmatch(value)
+    if match is None or int(match.group("port") or 0) > 65535:
+        raise GuestFault("not an authority (host[:port], a port up to 65535)")
+    return value
+
+
+def outgoing_url(scheme: str | None, authority: str, path_with_query: str | None) -> str:
+    """The URL of an outgoing request whose parts passed `_scheme`, `_authority` and `_path`
+    (https and "/" when unset): it parses back into exactly these parts."""
+    return f"{scheme or 'https'}://{authority}{path_with_query or '/'}"
+
+
+def _path(value: str | None) -> str | None:
+    if value is not None and not _PATH.fullmatch(value):
+        raise GuestFault("not a path-with-query (from '/', printable ASCII, no fragment)")
+    return value
 
 
 def _get(store: Any, handle: ResourceAny, kind: str, cls: type[T]) -> T:
@@ -350,11 +426,16 @@ def _outgoing_body(store: Any, handle: ResourceAny, kind: str, cls: type[Any]) -
     if message.body is not None:
         return Err()
     if isinstance(message, OutgoingResponse):
+        state = exchange()
+        if state.body_owner is not None:  # one response body per request: the pipe is the client's
+            return Err()
+        state.body_owner = message
         declared = [value for name, value in message.headers.entries if name.lower() == "content-length"]
         length = int(declared[0]) if len(declared) == 1 and declared[0].isdigit() else None
-        message.body = OutgoingBody(LimitedSink(exchange().body, length))
+        message.body = OutgoingBody(LimitedSink(state.body, length))
     else:
-        message.body = OutgoingBody(BufferSink(Wakeup(current().token)))
+        call = current()
+        message.body = OutgoingBody(BufferSink(Wakeup(call.token), call.table))
     return Ok(_new(OUTGOING_BODY, message.body))
 
 
@@ -375,7 +456,7 @@ def _body_finish_out(store: Any, handle: ResourceAny, trailers: ResourceAny | No
         sink = body.sink
         if sink.length is not None and sink.written != sink.length:
             sink.pipe.close(f"the body has {sink.written} bytes, its Content-Length says {sink.length}")
-            return Err(Variant("HTTP-response-body-size", sink.written))
+            return Err(Variant("HTTP-response-body-size", Some(sink.written)))
         if fields is not None:
             exchange().trailers = fields.sendable()
         sink.pipe.close()
@@ -445,7 +526,11 @@ def _fields_get(store: Any, handle: ResourceAny) -> Fields:
 
 
 def _clone(store: Any, handle: ResourceAny) -> ResourceHost:
-    return _new(FIELDS, Fields(_fields_get(store, handle).entries))
+    """A mutable copy (of a message's fields too: they hold no connection-specific field)."""
+    copy = Fields(_fields_get(store, handle).entries)
+    if not copy._account(copy._size()):
+        raise GuestFault(f"the component makes the host hold more than {Table.BYTES_LIMIT} bytes")
+    return _new(FIELDS, copy)
 
 
 def _options_setter(attribute: str) -> Any:
@@ -518,13 +603,13 @@ TYPES = Interface(
         "[method]outgoing-request.method": lambda store, handle: _method_value(_get(store, handle, OUTGOING_REQUEST, OutgoingRequest).method),
         "[method]outgoing-request.set-method": _setter(OUTGOING_REQUEST, OutgoingRequest, "method", _method),
         "[method]outgoing-request.path-with-query": lambda store, handle: _some(_get(store, handle, OUTGOING_REQUEST, OutgoingRequest).path_with_query),
-        "[method]outgoing-request.set-path-with-query": _setter(OUTGOING_REQUEST, OutgoingRequest, "path_with_query"),
+        "[method]outgoing-request.set-path-with-query": _setter(OUTGOING_REQUEST, OutgoingRequest, "path_with_query", _path),
         "[method]outgoing-request.scheme": lambda store, handle: _some(
             None if (scheme := _get(store, handle, OUTGOING_REQUEST, OutgoingRequest).scheme) is None else _scheme_value(scheme)
         ),
         "[method]outgoing-request.set-scheme": _setter(OUTGOING_REQUEST, OutgoingRequest, "scheme", _scheme),
         "[method]outgoing-request.authority": lambda store, handle: _some(_get(store, handle, OUTGOING_REQUEST, OutgoingRequest).authority),
-        "[method]outgoing-request.set-authority": _setter(OUTGOING_REQUEST, OutgoingRequest, "authority"),
+        "[method]outgoing-request.set-authority": _setter(OUTGOING_REQUEST, OutgoingRequest, "authority", _authority),
         "[method]outgoing-request.headers": lambda store, handle: _child_fields(_get(store, handle, OUTGOING_REQUEST, OutgoingRequest).headers),
         "[constructor]request-options": lambda store: _new(REQUEST_OPTIONS, RequestOptions()),
         "[method]request-options.connect-timeout": _options_getter("connect_timeout"),
@@ -594,7 +679,13 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
     services = state.services if isinstance(state, Exchange) else None
     if request.authority is None or not request.authority:
         return Err(Variant("HTTP-request-URI-invalid"))
-    url = f"{request.scheme or 'https'}://{request.authority}{request.path_with_query or '/'}"
+    with call.cond:
+        if isinstance(state, Exchange):
+            if state.in_flight >= MAX_IN_FLIGHT:
+                return Err(Variant("internal-error", Some(f"at most {MAX_IN_FLIGHT} outgoing requests in flight at once")))
+            state.in_flight += 1
+    url = outgoing_url(request.scheme, request.authority, request.path_with_query)
+    headers = [(name, value) for name, value in request.headers.sendable() if not connection_specific(name)]
     future = FutureResponse()
     timeouts = [t for t in (settings.connect_timeout, settings.first_byte_timeout) if t is not None]
     timeout_ms = max(1, min(timeouts) // 1_000_000) if timeouts else 0
@@ -616,7 +707,7 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
             result = Err(Variant("HTTP-request-denied"))
         else:
             data = bytes(body.sink.data) if body is not None and isinstance(body.sink, BufferSink) else b""
-            buffer = encode_outbound(request.method, url, request.headers.sendable(), data, timeout_ms)
+            buffer = encode_outbound(request.method, url, headers, data, timeout_ms)
             try:
                 reply = await services.acall(call.component, "http", [buffer])
                 result = Ok(decode_reply(reply))
@@ -630,7 +721,17 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
             future.value = result
             call.cond.notify_all()
 
-    call.spawn(perform)
+    async def performed() -> None:
+        try:
+            await perform()
+        finally:
+            with call.cond:
+                if isinstance(state, Exchange):
+                    state.in_flight -= 1
+            if request.body is not None and isinstance(request.body.sink, BufferSink):
+                request.body.sink.release()
+
+    call.spawn(performed)
     return Ok(_new(FUTURE_RESPONSE, future))
 
 

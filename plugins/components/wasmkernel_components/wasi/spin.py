@@ -40,7 +40,7 @@ def _kv(op: str, *args: bytes) -> Ok | Err:
     if services is None:
         return Err(Variant("access-denied"))
     try:
-        return Ok(services.call(component, op, list(args)))
+        return Ok(services.call(component, op, list(args), current()))  # ends with the call (its deadline, its client)
     except HostDenied as exc:
         log.warning("component.kv_denied", component=component, reason=str(exc))
         return Err(Variant("access-denied"))
