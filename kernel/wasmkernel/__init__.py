@@ -48,4 +48,17 @@ from wasmkernel.routing import HTTP_METHODS, WEBSOCKET, AuthRequirement, MatchKi
 from wasmkernel.services import ServiceKey, Services
 from wasmkernel.websocket import WebSocket, WebSocketDisconnect
 
-__version__ = "0.1.0"
+# The public API: what type checkers see as exported from an installed kernel.
+# fmt: off
+__all__ = [
+    "HOP_BY_HOP", "HTTP_METHODS", "REGISTRY_ENV", "WEBSOCKET", "AccessPolicy", "Application", "AuthRequirement", "Authenticator", "BadRequest",
+    "ClientDisconnected", "Command", "ConfigError", "ConfiguredPlugin", "Forbidden", "GatewayTimeout", "HTMLResponse", "HTTPError", "Handler", "Headers",
+    "Identity", "InvalidResponse", "JSONResponse", "LoadedPlugin", "MatchKind", "MethodNotAllowed", "MetricSource", "Middleware", "NoConfig", "NotFound",
+    "PathPattern", "PayloadTooLarge", "PluginLoadError", "QueryParams", "Registry", "RegistryError", "Request", "Response", "Route", "RouteMatch", "Router",
+    "Sample", "ServiceKey", "ServiceUnavailable", "Services", "StartupError", "StreamingResponse", "TextResponse", "TooManyRequests", "Unauthorized",
+    "UnprocessableEntity", "UnsupportedMediaType", "WebSocket", "WebSocketDisconnect", "__version__", "built_in", "default_registry_path", "dump_json",
+    "head_problem", "header_problem", "hookimpl", "hookspec", "installed_plugins", "load_application", "load_registry", "parse_config", "resolve_secrets",
+]
+# fmt: on
+
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it
