@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -13,7 +14,9 @@ from wasmkernel import Application, load_registry, resolve_secrets
 def listed_application(registry_path: str | None) -> Application:
     """The registry's application for listing and checking, never serving:
     a secret that is not set gets a placeholder nothing can match, noted on
-    stderr (`wasmkernel run` still refuses to start without it)."""
+    stderr (`wasmkernel run` still refuses to start without it). Plugins'
+    log lines below warnings are not printed: a listing is the output."""
+    logging.getLogger("wasmkernel").setLevel(logging.WARNING)
     registry = load_registry(registry_path)
     unset: list[str] = []
     entries = [
