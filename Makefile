@@ -1,7 +1,16 @@
 # The two commands of the README:
-#   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
+#   make run    install what serving needs and serve $(REGISTRY) on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
-# Both are idempotent: a step whose inputs did not change is skipped.
+# Both are idempotent: a step whose inputs did not change is skipped. Each step
+# prints one line with its duration (scripts/bootstrap.sh).
+#
+# Install sets, one step each: `runtime` (the kernel, wasmkernel-modules and the
+# plugins $(REGISTRY) enables: no test, lint or benchmark tools), `dev` (every
+# plugin with its test extra, the tools), `modules` (the committed prebuilt
+# modules when they match their sources, else the toolchains they need and a
+# build), `toolchains` (Rust, C and AssemblyScript, for tests that build modules).
+
+MAKEFLAGS += --no-print-directory
 
 VENV      := .venv
 BIN       := $(VENV)/bin
@@ -22,10 +31,9 @@ TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx redis-
 PLUGIN_ROOTS    := $(subst $(eval) ,:,$(wildcard plugins/*/))
 PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 
-PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
-WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path wasm_modules/node_modules \) -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.c' -o -name '*.h' -o -name '*.ts' -o -name 'asconfig.json' \) -print 2>/dev/null) wasm_modules/build.sh wasm_modules/package.json
+PACKAGE_FILES := pyproject.toml wasm_modules/pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/bootstrap.sh scripts/runtime_set.py
 
-.PHONY: run test install lint types unit wasm bench clean
+.PHONY: run test install modules toolchains bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -35,34 +43,40 @@ run: install
 	WASMKERNEL_LINKS_KEY="$${WASMKERNEL_LINKS_KEY:-$$(bash scripts/bootstrap.sh dev-secret links-key)}" \
 		$(BIN)/wasmkernel run --registry $(REGISTRY) --bind $(HOST):$(PORT)
 
-test: install $(VENV)/.test-apt
+test: $(VENV)/.dev modules toolchains $(VENV)/.test-apt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
+	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress scripts $(PLUGIN_PACKAGES)
 	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-install: $(VENV)/.installed wasm
+install: $(VENV)/.runtime modules
 
-$(VENV)/.installed: $(PACKAGE_FILES)
-	bash scripts/bootstrap.sh python
+$(BIN)/python:
+	@bash scripts/bootstrap.sh python
+
+$(VENV)/.runtime: $(PACKAGE_FILES) $(REGISTRY) | $(BIN)/python
+	@bash scripts/bootstrap.sh runtime $(REGISTRY)
 	@touch $@
+
+$(VENV)/.dev: $(PACKAGE_FILES) benchmarks/requirements.txt | $(BIN)/python
+	@bash scripts/bootstrap.sh dev
+	@touch $@ $(VENV)/.runtime
+
+modules:
+	@bash scripts/bootstrap.sh modules
+
+toolchains:
+	@bash scripts/bootstrap.sh rust
+	@bash scripts/bootstrap.sh c
+	@bash scripts/bootstrap.sh npm
 
 $(VENV)/.test-apt: scripts/bootstrap.sh Makefile
-	bash scripts/bootstrap.sh apt $(TEST_APT)
+	@bash scripts/bootstrap.sh apt $(TEST_APT)
 	@touch $@
 
-wasm: wasm_modules/dist/.built
-
-wasm_modules/dist/.built: $(WASM_SOURCES)
-	bash scripts/bootstrap.sh rust
-	bash scripts/bootstrap.sh c
-	bash scripts/bootstrap.sh npm
-	bash wasm_modules/build.sh
-	@touch $@
-
-bench: install
+bench: $(VENV)/.dev modules
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) wasm_modules/target wasm_modules/dist .wasmkernel
+	rm -rf $(VENV) wasm_modules/target .wasmkernel
