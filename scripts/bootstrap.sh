@@ -69,7 +69,7 @@ step_python() {
         local python
         python=$(find_python310) || die "Python 3.10 is required (wasmer 1.1.0 ships wheels only up to 3.10): install it (apt-get install python3.10, or pyenv install 3.10.13) or set PYTHON=/path/to/python3.10"
         rm -rf "$VENV"
-        quietly python "created $VENV with $python" "$python" -m venv --upgrade-deps "$VENV"
+        quietly python "created $VENV with $python" "$python" -m venv "$VENV"
     fi
 }
 
