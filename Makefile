@@ -46,7 +46,7 @@ run: install
 test: $(VENV)/.dev modules toolchains $(VENV)/.test-apt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress scripts $(PLUGIN_PACKAGES)
+	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress scripts wasm_modules/__init__.py $(PLUGIN_PACKAGES)
 	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
