@@ -53,7 +53,7 @@ test: $(VENV)/.dev modules toolchains $(VENV)/.test-apt
 install: $(VENV)/.runtime modules
 
 $(BIN)/python:
-	@bash scripts/bootstrap.sh python
+	@bash scripts/bootstrap.sh venv
 
 $(VENV)/.runtime: $(PACKAGE_FILES) $(REGISTRY) | $(BIN)/python
 	@bash scripts/bootstrap.sh runtime $(REGISTRY)

@@ -2,7 +2,8 @@
 # Set-up steps behind `make run` / `make test`. Each step is idempotent, prints
 # one line with its duration (its output only when it fails), and stops with one
 # clear line when something must be installed by hand.
-#   scripts/bootstrap.sh python        find Python 3.10, create .venv
+#   scripts/bootstrap.sh venv          find Python 3.10, create .venv
+#   scripts/bootstrap.sh python        venv, then dev (everything: what a development checkout needs)
 #   scripts/bootstrap.sh runtime [REGISTRY]   install what serving REGISTRY needs into .venv: the kernel,
 #                                      wasmkernel-modules, the registry's plugins (editable)
 #   scripts/bootstrap.sh dev           install the development set into .venv: every plugin with its test
@@ -167,7 +168,8 @@ step_dev_secret() {
 }
 
 case "${1:-}" in
-    python) step_python ;;
+    venv) step_python ;;
+    python) step_python; quietly dev "every plugin with its test extra, lint, type, test and benchmark tools, into $VENV" step_dev ;;
     runtime) shift; quietly runtime "the kernel and the plugins ${1:-plugin_registry.toml} enables, editable, into $VENV" step_runtime "$@" ;;
     dev) quietly dev "every plugin with its test extra, lint, type, test and benchmark tools, into $VENV" step_dev ;;
     modules) step_modules ;;
@@ -176,5 +178,5 @@ case "${1:-}" in
     c) step_c ;;
     npm) step_npm ;;
     dev-secret) shift; step_dev_secret "$@" ;;
-    *) die "usage: $0 python|runtime [REGISTRY]|dev|modules|apt PKG...|rust|c|npm|dev-secret [NAME]" ;;
+    *) die "usage: $0 venv|python|runtime [REGISTRY]|dev|modules|apt PKG...|rust|c|npm|dev-secret [NAME]" ;;
 esac
