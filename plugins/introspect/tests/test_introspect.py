@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,9 @@ def test_plugins_as_json_when_the_registry_does_not_assemble(tmp_path: Path, cap
 def test_no_log_line_comes_before_a_listing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """Plugins log at info while they are configured (broker-redis: which broker it uses); a listing shows none."""
     registry = write(tmp_path, "[plugins.router]\n[plugins.logging]\n[plugins.redis]\n[plugins.channels]\n[plugins.broker-redis]\n")
+    before = logging.getLogger("wasmkernel").level
     assert main(["routes", "--registry", registry]) == 0
     captured = capfd.readouterr()
     assert captured.out.startswith("methods ")
     assert "broker.in_process" not in captured.out + captured.err
+    assert logging.getLogger("wasmkernel").level == before, "the process's logging is as it was (in-process callers, tests)"

@@ -18,7 +18,7 @@ import pluggy
 
 from wasmkernel import Application, AuthRequirement, Command, LoadedPlugin, StartupError, built_in, hookimpl, installed_plugins
 from wasmkernel_introspect import hookspecs
-from wasmkernel_introspect.listing import listed_application, print_table
+from wasmkernel_introspect.listing import listed_application, print_table, quiet_logs
 
 
 def _chain(app: Application) -> list[dict[str, str]]:
@@ -39,7 +39,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for plugin in app.plugins:
         try:
-            _, lines = plugin.call("wasmkernel_check", app=app)
+            with quiet_logs():
+                _, lines = plugin.call("wasmkernel_check", app=app)
         except Exception as exc:
             failed += 1
             print(f"{plugin.name}: FAILED: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wasmkernel_introspect import listed_application, print_table
+from wasmkernel_introspect import listed_application, print_table, quiet_logs
 from wasmkernel_modules import BUILD_SCRIPT
 
 from wasmkernel import Command, StartupError, default_registry_path, load_registry
@@ -24,7 +24,8 @@ def _loader_of(args: argparse.Namespace) -> ModuleLoader:
 
 def _wasm_list(args: argparse.Namespace) -> int:
     try:
-        infos = _loader_of(args).prepare()
+        with quiet_logs():
+            infos = _loader_of(args).prepare()
     except StartupError as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1
