@@ -1,12 +1,21 @@
 # The two commands of the README:
-#   make run    install everything and serve plugin_registry.toml on $(HOST):$(PORT)
+#   make run    install what serving needs and serve $(REGISTRY) on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
 #               (then the in-process tests on the other supported Pythons found)
 # And: make run-components   install the component toolchains, build the Python,
 #      JavaScript and Spin components of wasm_modules/ and serve plugin_registry.components.toml
-# Both are idempotent: a step whose inputs did not change is skipped. The
-# server runs on the newest CPython >= 3.11 found (PYTHON=... chooses); the
-# Wasmer loader's workers on a Python 3.10 environment of their own.
+# Both are idempotent: a step whose inputs did not change is skipped. Each step
+# prints one line with its duration (scripts/bootstrap.sh). The server runs on
+# the newest CPython >= 3.11 found (PYTHON=... chooses); the Wasmer loader's
+# workers on a Python 3.10 environment of their own.
+#
+# Install sets, one step each: `runtime` (the kernel, wasmkernel-modules and the
+# plugins $(REGISTRY) enables: no test, lint or benchmark tools), `dev` (every
+# plugin with its test extra, the tools), `modules` (the committed prebuilt
+# modules when they match their sources, else the toolchains they need and a
+# build), `toolchains` (Rust, C and AssemblyScript, for tests that build modules).
+
+MAKEFLAGS += --no-print-directory
 
 VENV      := .venv
 BIN       := $(VENV)/bin
@@ -27,8 +36,7 @@ TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx redis-
 PLUGIN_ROOTS    := $(subst $(eval) ,:,$(wildcard plugins/*/))
 PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 
-PACKAGE_FILES := pyproject.toml $(wildcard plugins/*/pyproject.toml) benchmarks/requirements.txt scripts/bootstrap.sh
-WASM_SOURCES  := $(shell find wasm_modules \( -path wasm_modules/target -o -path wasm_modules/node_modules \) -prune -o -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.c' -o -name '*.h' -o -name '*.ts' -o -name 'asconfig.json' \) -print 2>/dev/null) wasm_modules/build.sh wasm_modules/package.json
+PACKAGE_FILES := pyproject.toml wasm_modules/pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/bootstrap.sh scripts/runtime_set.py
 
 # The in-process tests (no server processes, no benchmark tools) that `make
 # test` also runs on every other supported Python found (.venv-3.X): the kernel's
@@ -41,7 +49,7 @@ VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_% $(SER
 COMPONENT_TOOLS := .tools/components/.installed .tools/spin/.installed
 COMPONENTS      := py_http js_http spin_kv
 
-.PHONY: run run-components components test install interpreter wasmer-env versions lint types unit wasm bench clean
+.PHONY: run run-components components test install interpreter wasmer-env modules toolchains bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -56,17 +64,17 @@ run-components: install components
 
 # WASI 0.2 components: toolchains in Python >= 3.11 tool venvs and npm; each build
 # takes a minute or more the first time (incremental afterwards).
-components: $(COMPONENT_TOOLS) wasm
+components: $(COMPONENT_TOOLS) toolchains modules
 	bash wasm_modules/build.sh $(COMPONENTS)
 
 $(COMPONENT_TOOLS) &: scripts/bootstrap.sh
-	bash scripts/bootstrap.sh components
+	@bash scripts/bootstrap.sh components
 	@touch $(COMPONENT_TOOLS)
 
-test: install $(VENV)/.test-apt $(COMPONENT_TOOLS)
+test: interpreter $(VENV)/.dev modules toolchains wasmer-env $(VENV)/.test-apt $(COMPONENT_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress $(PLUGIN_PACKAGES)
+	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress scripts wasm_modules/__init__.py $(PLUGIN_PACKAGES)
 	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@# The other supported Pythons (only for the whole suite, not for PYTEST_ARGS="...").
@@ -79,34 +87,38 @@ test: install $(VENV)/.test-apt $(COMPONENT_TOOLS)
 		done; \
 	fi
 
-install: interpreter $(VENV)/.installed wasm wasmer-env
+install: interpreter $(VENV)/.runtime modules wasmer-env
 
 # Always checked (fast): the newest Python may have changed; a .venv of another is recreated.
 interpreter:
 	@bash scripts/bootstrap.sh interpreter
 
-wasmer-env: $(VENV)/.installed
+# After the installs: finds Python 3.10 and the Wasmer workers' environment when the loader is installed.
+wasmer-env: interpreter
 	@bash scripts/bootstrap.sh wasmer
 
-$(VENV)/.installed: $(PACKAGE_FILES)
-	bash scripts/bootstrap.sh python
+$(VENV)/.runtime: $(PACKAGE_FILES) $(REGISTRY) | interpreter
+	@bash scripts/bootstrap.sh runtime $(REGISTRY)
 	@touch $@
+
+$(VENV)/.dev: $(PACKAGE_FILES) benchmarks/requirements.txt | interpreter
+	@bash scripts/bootstrap.sh dev
+	@touch $@ $(VENV)/.runtime
+
+modules:
+	@bash scripts/bootstrap.sh modules
+
+toolchains:
+	@bash scripts/bootstrap.sh rust
+	@bash scripts/bootstrap.sh c
+	@bash scripts/bootstrap.sh npm
 
 $(VENV)/.test-apt: scripts/bootstrap.sh Makefile
-	bash scripts/bootstrap.sh apt $(TEST_APT)
+	@bash scripts/bootstrap.sh apt $(TEST_APT)
 	@touch $@
 
-wasm: wasm_modules/dist/.built
-
-wasm_modules/dist/.built: $(WASM_SOURCES)
-	bash scripts/bootstrap.sh rust
-	bash scripts/bootstrap.sh c
-	bash scripts/bootstrap.sh npm
-	bash wasm_modules/build.sh
-	@touch $@
-
-bench: install
+bench: interpreter $(VENV)/.dev modules wasmer-env
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-3.* .tools wasm_modules/target wasm_modules/dist .wasmkernel
+	rm -rf $(VENV) .venv-3.* .tools wasm_modules/target .wasmkernel

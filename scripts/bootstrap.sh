@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Set-up steps behind `make run` / `make test`. Each step is idempotent and
-# stops with one clear line when something must be installed by hand.
+# Set-up steps behind `make run` / `make test`. Each step is idempotent, prints
+# one line with its duration (its output only when it fails), and stops with one
+# clear line when something must be installed by hand.
 #   scripts/bootstrap.sh interpreter   choose the server's Python (newest CPython >= 3.11), (re)create .venv, say which
-#   scripts/bootstrap.sh python        install the kernel and every plugin into .venv
-#   scripts/bootstrap.sh wasmer        find Python 3.10 and the Wasmer workers' own environment (created once)
+#   scripts/bootstrap.sh runtime [REGISTRY]   install what serving REGISTRY needs into .venv: the kernel,
+#                                      wasmkernel-modules, the registry's plugins (editable)
+#   scripts/bootstrap.sh dev           install the development set into .venv: every plugin with its test
+#                                      extra, lint, types, test and benchmark tools
+#   scripts/bootstrap.sh python        interpreter, then dev (everything a development checkout needs)
+#   scripts/bootstrap.sh modules       make wasm_modules/dist match the module sources: nothing to do when the
+#                                      committed prebuilt modules are current, else the toolchains they need, then build
+#   scripts/bootstrap.sh wasmer        find Python 3.10 and the Wasmer workers' own environment (created once), when
+#                                      the wasmer loader is installed
 #   scripts/bootstrap.sh versions      minimal venvs (.venv-3.X) of the other supported Pythons found (CI's version matrix)
 #   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
@@ -86,17 +94,69 @@ step_interpreter() {
 
 # -- installing -------------------------------------------------------------------
 
-step_python() {
+# quietly LABEL SUMMARY COMMAND...: run COMMAND with its output in a log, print
+# "LABEL  SUMMARY (N.N s)"; on failure print the log and stop.
+quietly() {
+    local label=$1 summary=$2 log start status
+    shift 2
+    log=$(mktemp)
+    start=$EPOCHREALTIME
+    if "$@" >"$log" 2>&1; then status=0; else status=$?; fi
+    if ((status != 0)); then
+        cat "$log" >&2
+        rm -f "$log"
+        die "$label: failed (exit $status): $*"
+    fi
+    rm -f "$log"
+    printf '%-8s %s (%s s)\n' "$label" "$summary" "$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
+}
+
+# pip into .venv, quiet. The project's distributions build with the venv's
+# setuptools (no isolated build environment per plugin: minutes saved);
+# setuptools' note on every editable install of a flat layout ("Editable
+# installation ... folders in your working directory") is dropped.
+pip_install() {
+    local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+    "${pip[@]}" "setuptools>=77" && PYTHONWARNINGS="ignore:Editable installation" "${pip[@]}" --no-build-isolation "$@"
+}
+
+step_runtime() {
     [ -x "$VENV/bin/python" ] || step_interpreter
-    local editable=(-e ".[dev]")
-    local plugin
+    local registry=${1:-plugin_registry.toml} editable=() folder
+    pip_install -e . -e ./wasm_modules || return 1
+    while read -r folder; do editable+=(-e "$folder"); done < <("$VENV/bin/python" scripts/runtime_set.py "$registry")
+    pip_install "${editable[@]}"
+}
+
+step_dev() {
+    [ -x "$VENV/bin/python" ] || step_interpreter
+    local editable=(-e ".[dev]" -e ./wasm_modules) plugin
     for plugin in plugins/*; do
         [ -f "$plugin/pyproject.toml" ] || continue
         # A plugin's own test extra (e.g. a validator its tests use) comes along.
         if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
     done
-    echo "installing the kernel and ${#editable[@]} packages into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${editable[@]}" -r benchmarks/requirements.txt
+    pip_install "${editable[@]}" -r benchmarks/requirements.txt
+}
+
+# The languages of the modules whose prebuilt output does not match their sources.
+stale_languages() { bash wasm_modules/build.sh --check | awk '$1 == "stale" { print $3 }' | sort -u; }
+
+step_modules() {
+    local languages lang
+    languages=$(stale_languages)
+    if [ -z "$languages" ]; then
+        echo "modules  $(wc -l <wasm_modules/dist/manifest.txt) prebuilt, current with their sources (wasm_modules/dist)"
+        return 0
+    fi
+    for lang in $languages; do
+        case "$lang" in
+            rust) step_rust ;;
+            c) step_c ;;
+            assemblyscript) step_npm ;;
+        esac
+    done
+    quietly modules "built what changed ($(echo $languages | tr ' ' ',')) with wasm_modules/build.sh" bash wasm_modules/build.sh
 }
 
 # -- the Wasmer loader's workers: Python 3.10 and their own environment ------------
@@ -104,7 +164,11 @@ step_python() {
 # The loader finds or creates it at startup the same way (one mechanism:
 # wasmkernel_wasmer_loader.environment); doing it here says which, once, up front.
 step_wasmer() {
-    [ -x "$VENV/bin/python" ] || step_python
+    [ -x "$VENV/bin/python" ] || step_interpreter
+    if ! "$VENV/bin/python" -c 'import wasmkernel_wasmer_loader' 2>/dev/null; then
+        echo "wasmer   not installed (the registry does not enable wasmer-loader): no Python 3.10 needed"
+        return 0
+    fi
     "$VENV/bin/python" -m wasmkernel_wasmer_loader.environment || exit 1
 }
 
@@ -127,14 +191,14 @@ step_versions() {
         local venv=".venv-$minor"
         venv_of "$venv" "$python"
         if [ ! -f "$venv/.installed" ] || [ -n "$(find pyproject.toml plugins/*/pyproject.toml scripts/bootstrap.sh -newer "$venv/.installed" 2>/dev/null)" ]; then
-            local editable=(-e ".[test]")
+            local editable=(-e ".[test]" -e ./wasm_modules)
             for plugin in plugins/*; do
                 [ -f "$plugin/pyproject.toml" ] || continue
                 if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
             done
             echo "installing the kernel and ${#editable[@]} packages into $venv (Python $version, in-process tests)"
             # One setuptools for every editable build, instead of a fresh build environment each.
-            "$venv/bin/python" -m pip install -q --disable-pip-version-check "setuptools>=68"
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check "setuptools>=77"
             local output
             if ! output=$("$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation "${editable[@]}" "${VERSION_TEST_DEPS[@]}" 2>&1); then
                 echo "$output" | tail -n 20 >&2
@@ -234,7 +298,7 @@ step_npm() {
     [ -x wasm_modules/node_modules/.bin/asc ] && [ wasm_modules/node_modules/.bin/asc -nt wasm_modules/package.json ] \
         && [ -f wasm_modules/node_modules/@bytecodealliance/componentize-js/package.json ] && return 0
     command -v npm >/dev/null 2>&1 || step_apt npm
-    (cd wasm_modules && npm install --no-audit --no-fund --silent)
+    quietly npm "AssemblyScript and componentize-js into wasm_modules/node_modules" npm --prefix wasm_modules install --no-audit --no-fund --silent
     touch wasm_modules/node_modules/.bin/asc
 }
 
@@ -250,8 +314,11 @@ step_dev_secret() {
 }
 
 case "${1:-}" in
-    interpreter) step_interpreter ;;
-    python) step_python ;;
+    interpreter | venv) step_interpreter ;;
+    python) step_interpreter; quietly dev "every plugin with its test extra, lint, type, test and benchmark tools, into $VENV" step_dev ;;
+    runtime) shift; quietly runtime "the kernel and the plugins ${1:-plugin_registry.toml} enables, editable, into $VENV" step_runtime "$@" ;;
+    dev) quietly dev "every plugin with its test extra, lint, type, test and benchmark tools, into $VENV" step_dev ;;
+    modules) step_modules ;;
     wasmer) step_wasmer ;;
     versions) step_versions ;;
     apt) shift; step_apt "$@" ;;
@@ -260,5 +327,5 @@ case "${1:-}" in
     npm) step_npm ;;
     components) step_components ;;
     dev-secret) shift; step_dev_secret "$@" ;;
-    *) die "usage: $0 interpreter|python|wasmer|versions|apt PKG...|rust|c|npm|components|dev-secret" ;;
+    *) die "usage: $0 interpreter|runtime [REGISTRY]|dev|python|modules|wasmer|versions|apt PKG...|rust|c|npm|components|dev-secret [NAME]" ;;
 esac

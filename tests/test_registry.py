@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
+from wasmkernel import ConfigError, StartupError, load_application, parse_config
 from wasmkernel.errors import RegistryError
 from wasmkernel.registry import load_registry, order_plugins, parse_registry, resolve_secrets
 
@@ -114,3 +117,55 @@ def test_kernel_table(tmp_path: Path) -> None:
         parse_registry({"kernel": {"nope": 1}}, tmp_path / "r.toml")
     with pytest.raises(RegistryError, match=r"r.toml: \[kernel\] allow_unenforced: expected true or false, got str 'yes'"):
         parse_registry({"kernel": {"allow_unenforced": "yes"}}, tmp_path / "r.toml")
+
+
+@attrs.frozen
+class Typed:
+    rate: float = 1.0
+    burst: int = 1
+    debug: bool = False
+    name: str = ""
+    ports: tuple[int, ...] = ()
+    timeout: float | None = None
+
+
+def test_references_are_converted_to_the_fields_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`{ env = ... }` and `{ file = ... }` hold text: an int, float or bool field gets it converted."""
+    for name, value in {"WK_RATE": "50", "WK_BURST": " 7\n", "WK_DEBUG": "True", "WK_NAME": "007", "WK_PORT": "8080", "WK_TIMEOUT": "2.5"}.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "burst").write_text("9\n")
+    raw: dict[str, Any] = {"rate": {"env": "WK_RATE"}, "burst": {"env": "WK_BURST"}, "debug": {"env": "WK_DEBUG"}, "name": {"env": "WK_NAME"}}
+    raw |= {"ports": [{"env": "WK_PORT"}, 9090], "timeout": {"env": "WK_TIMEOUT"}}
+    config = parse_config(Typed, resolve_secrets(raw, tmp_path, "where"))
+    assert config == Typed(rate=50.0, burst=7, debug=True, name="007", ports=(8080, 9090), timeout=2.5)
+    assert (type(config.rate), type(config.name)) == (float, str)
+    from_file = parse_config(Typed, resolve_secrets({"burst": {"file": "burst"}, "debug": {"env": "WK_UNSET", "default": True}}, tmp_path, "where"))
+    assert (from_file.burst, from_file.debug) == (9, True)
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("rate", "fast", "expected a number: $WK_VALUE holds something else"),
+        ("burst", "2.5", "expected an integer: $WK_VALUE holds something else"),
+        ("debug", "yes", "expected true or false: $WK_VALUE holds something else"),
+        ("ports", "80", "expected an array, got str '80'"),
+    ],
+)
+def test_a_reference_that_does_not_convert_names_the_key_and_the_variable(field: str, text: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WK_VALUE", text)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(Typed, resolve_secrets({field: {"env": "WK_VALUE"}}, Path(), "where"))
+    assert (caught.value.key, caught.value.message) == (field, message)
+
+
+def test_a_typed_environment_reference_through_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: `rate = { env = "RATE" }` in the limits plugin's table."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[plugins.limits.config]\nrate = { env = "WK_LIMITS_RATE" }\nburst = { env = "WK_LIMITS_BURST" }\n')
+    monkeypatch.setenv("WK_LIMITS_RATE", "50")
+    monkeypatch.setenv("WK_LIMITS_BURST", "100")
+    load_application(str(registry))
+    monkeypatch.setenv("WK_LIMITS_RATE", "fifty")
+    with pytest.raises(StartupError, match=r"\[plugins.limits\] config.rate: expected a number: \$WK_LIMITS_RATE holds something else"):
+        load_application(str(registry))

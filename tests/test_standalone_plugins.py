@@ -1,8 +1,11 @@
 """Every plugin installs on its own into a virtual environment holding only
-the kernel, and is then listed and loadable (`pip install ./plugins/<name>`)."""
+the kernel, and is then listed and loadable (`pip install ./plugins/<name>`,
+with the repository's distributions it requires: other plugins,
+wasmkernel-modules)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,17 +43,19 @@ def listing(venv: Path, registry: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(venv / "bin" / "wasmkernel"), "plugins", "--registry", str(registry)], capture_output=True, text=True, timeout=120, check=False)
 
 
-def project_dependencies(name: str) -> list[str]:
-    """The project's plugins that plugin `name` depends on, directly or through
-    another (e.g. a loader: the WebAssembly host, and the scaffold plugin it uses)."""
-    needed: list[str] = []
-    pending = [name]
+def project_dependencies(name: str) -> list[Path]:
+    """The repository's distributions plugin `name` requires, directly or
+    through another (a loader: the WebAssembly host, which needs wasmkernel-modules)."""
+    folders = {f"wasmkernel-{plugin}": ROOT / "plugins" / plugin for plugin in PLUGINS} | {"wasmkernel-modules": ROOT / "wasm_modules"}
+    needed: list[Path] = []
+    pending = [ROOT / "plugins" / name]
     while pending:
-        text = (ROOT / "plugins" / pending.pop() / "pyproject.toml").read_text()
-        found = [other for other in PLUGINS if other not in (name, *needed) and f'"wasmkernel-{other}"' in text]
+        text = (pending.pop() / "pyproject.toml").read_text()
+        dependencies = text[text.index("dependencies = [") : text.index("]", text.index("dependencies = ["))]
+        found = [folders[required] for required in re.findall(r'"(wasmkernel-[a-z-]+)[\[<>=]', dependencies) if folders[required] not in needed]
         needed += found
         pending += found
-    return needed
+    return [folder for folder in needed if folder != ROOT / "plugins" / name]
 
 
 @pytest.mark.parametrize("name", PLUGINS)
@@ -58,7 +63,7 @@ def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path
     """Alone, or with only the project's plugins it depends on; listed by
     `wasmkernel plugins` (the built-in introspect plugin)."""
     needed = project_dependencies(name)
-    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in needed))
+    pip(kernel_venv, "install", ROOT / "plugins" / name, *needed)
     try:
         registry = tmp_path / "registry.toml"
         registry.write_text("[plugins.router]\nenabled = false\n")
@@ -67,4 +72,4 @@ def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path
         assert row, listed.stdout + listed.stderr
         assert "fails to load" not in row, row
     finally:
-        pip(kernel_venv, "uninstall", "-y", *("wasmkernel-" + plugin for plugin in (name, *needed)))
+        pip(kernel_venv, "uninstall", "-y", f"wasmkernel-{name}", *(f"wasmkernel-{folder.name.replace('wasm_modules', 'modules')}" for folder in needed))

@@ -18,10 +18,32 @@ from wasmkernel.errors import ConfigError
 T = TypeVar("T")
 
 
+class Reference(str):
+    """Text a registry's `{ env = ... }` or `{ file = ... }` held: for an int,
+    float or bool field it is converted (booleans: true, false, 1, 0)."""
+
+    source: str  # "$NAME" or the file's path
+
+    def __new__(cls, text: str, source: str = "") -> Reference:  # the default: unpickling
+        reference = super().__new__(cls, text)
+        reference.source = source
+        return reference
+
+    def converted(self, kind: type, name: str) -> Any:
+        text = self.strip().lower()
+        try:
+            return {"true": True, "1": True, "false": False, "0": False}[text] if kind is bool else kind(text)
+        except (KeyError, ValueError):
+            raise TypeError(f"expected {name}: {self.source} holds something else") from None
+
+
 def _strict(kind: type | tuple[type, ...], name: str, then: StructureHook | None = None) -> StructureHook:
-    """A hook accepting only `kind` (never a boolean for a number), then structured by `then`."""
+    """A hook accepting only `kind` (never a boolean for a number; a
+    `Reference` converted to it), then structured by `then`."""
 
     def structure(value: Any, target: Any) -> Any:
+        if isinstance(value, Reference):
+            value = value.converted(kind, name) if kind in (int, float, bool) else str(value)
         if isinstance(value, bool) and kind is not bool:
             raise TypeError(f"expected {name}, got a boolean")
         if kind is float and isinstance(value, int):

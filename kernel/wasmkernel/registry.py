@@ -2,7 +2,7 @@
 which plugins are enabled, in which order, with which configuration, and its
 secret references: `{ env = "NAME" }` or `{ file = "path" }` (optionally
 with a `default`) is the variable or the file's stripped content (relative
-to the registry's directory).
+to the registry's directory), converted to the field's type (`Reference`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from wasmkernel.config import parse_config
+from wasmkernel.config import Reference, parse_config
 from wasmkernel.errors import ConfigError, RegistryError
 
 REGISTRY_ENV = "WASMKERNEL_REGISTRY"
@@ -189,11 +189,11 @@ def resolve_secrets(value: Any, base: Path, where: str, unset: list[str] | None 
         resolved = os.environ.get(str(value["env"]))
         if resolved is None:
             return missing(f"${value['env']}", f"environment variable {value['env']} is not set")
-        return resolved
+        return Reference(resolved, f"${value['env']}")
     if "file" in value and set(value) <= {"file", "default"}:
         file = base / Path(str(value["file"])).expanduser()  # an absolute path replaces `base`
         try:
-            return file.read_text(encoding="utf-8").strip()
+            return Reference(file.read_text(encoding="utf-8").strip(), str(file))
         except OSError as exc:
             return missing(str(file), f"cannot read secret file {file}: {exc.strerror}")
     return {key: resolve_secrets(item, base, f"{where}.{key}", unset) for key, item in value.items()}

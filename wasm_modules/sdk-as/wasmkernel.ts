@@ -18,7 +18,7 @@
 // (NOT_FOUND, QUOTA, INVALID, HTTP). Only the functions a module calls become imports.
 
 export function alloc(size: u32): usize {
-  return heap.alloc(<usize>(size > 0 ? size : 1));
+  return heap.alloc(size > 0 ? <usize>size : 1);
 }
 
 export function dealloc(ptr: usize, size: u32): void {

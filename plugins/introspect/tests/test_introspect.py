@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,35 @@ def test_only_enabled_plugins_unset_secrets_are_noted(tmp_path: Path, capsys: py
     registry = write(tmp_path, '[plugins.router]\n[plugins.auth-jwt]\nenabled = false\n[plugins.auth-jwt.config]\nsecret = { env = "WASMKERNEL_TEST_UNSET" }\n')
     assert main(["routes", "--registry", registry]) == 0
     assert "unset secret" not in capsys.readouterr().err
+
+
+def test_plugins_and_routes_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = write(tmp_path, "[plugins.router]\n[plugins.health]\n[plugins.request-id]\n")
+    assert main(["plugins", "--json", "--registry", registry]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    plugins = {plugin["name"]: plugin for plugin in listed["plugins"]}
+    assert plugins["router"]["enabled"] == "yes" and plugins["scaffold"]["enabled"] == "built-in" and plugins["cors"]["enabled"] == "no"
+    assert plugins["health"]["placement"]["sources"] == {"order": "plugin"} and "routes" in plugins["health"]["hooks"]
+    assert listed["middleware"] == [{"name": "request-id", "plugin": "request-id"}]
+    assert "router" in listed["startup_order"]
+    assert main(["routes", "--json", "--registry", registry]) == 0
+    routes = json.loads(capsys.readouterr().out)["routes"]
+    assert {"methods": ["GET"], "path": "/health", "name": "health", "plugin": "health", "auth": None} in routes
+
+
+def test_plugins_as_json_when_the_registry_does_not_assemble(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json", "--registry", write(tmp_path, "[plugins.missing-one]\n")]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    assert "plugin 'missing-one' is enabled in" in listed["error"]
+    assert any(plugin["name"] == "health" for plugin in listed["plugins"])
+
+
+def test_no_log_line_comes_before_a_listing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Plugins log at info while they are configured (broker-redis: which broker it uses); a listing shows none."""
+    registry = write(tmp_path, "[plugins.router]\n[plugins.logging]\n[plugins.redis]\n[plugins.channels]\n[plugins.broker-redis]\n")
+    before = logging.getLogger("wasmkernel").level
+    assert main(["routes", "--registry", registry]) == 0
+    captured = capfd.readouterr()
+    assert captured.out.startswith("methods ")
+    assert "broker.in_process" not in captured.out + captured.err
+    assert logging.getLogger("wasmkernel").level == before, "the process's logging is as it was (in-process callers, tests)"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import attrs
 
@@ -13,7 +15,8 @@ from wasmkernel import Application, load_registry, resolve_secrets
 def listed_application(registry_path: str | None) -> Application:
     """The registry's application for listing and checking, never serving:
     a secret that is not set gets a placeholder nothing can match, noted on
-    stderr (`wasmkernel run` still refuses to start without it)."""
+    stderr (`wasmkernel run` still refuses to start without it). Plugins'
+    log lines below warnings are not printed while it is assembled."""
     registry = load_registry(registry_path)
     unset: list[str] = []
     entries = [
@@ -24,7 +27,21 @@ def listed_application(registry_path: str | None) -> Application:
     ]
     for reference in unset:
         print(f"note: unset secret {reference} (wasmkernel run refuses to start without it)", file=sys.stderr)
-    return Application.assemble(attrs.evolve(registry, plugins=tuple(entries)))
+    with quiet_logs():
+        return Application.assemble(attrs.evolve(registry, plugins=tuple(entries)))
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """No log line below a warning from the `wasmkernel` loggers meanwhile:
+    before a listing they are noise (plugins log at info while configured)."""
+    logger = logging.getLogger("wasmkernel")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

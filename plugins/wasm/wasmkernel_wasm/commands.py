@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wasmkernel_introspect import listed_application, print_table
+from wasmkernel_introspect import listed_application, print_table, quiet_logs
+from wasmkernel_modules import BUILD_SCRIPT
 
 from wasmkernel import Command, StartupError, default_registry_path, load_registry
 from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
@@ -23,7 +24,8 @@ def _loader_of(args: argparse.Namespace) -> ModuleLoader:
 
 def _wasm_list(args: argparse.Namespace) -> int:
     try:
-        infos = _loader_of(args).prepare()
+        with quiet_logs():
+            infos = _loader_of(args).prepare()
     except StartupError as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1
@@ -45,14 +47,16 @@ def _wasm_reload(args: argparse.Namespace) -> int:
 
 
 def _wasm_build(args: argparse.Namespace) -> int:
-    base = Path(args.registry or default_registry_path()).resolve().parent
-    script = Path(args.script) if args.script else base / "wasm_modules" / "build.sh"
+    """The build script of the wasmkernel-modules package (its SDKs beside it) on
+    the module folders in ``wasm_modules/`` next to the registry, or on PATHs."""
+    modules = Path(args.registry or default_registry_path()).resolve().parent / "wasm_modules"
+    script = Path(args.script) if args.script else BUILD_SCRIPT
     if not script.is_file():
         print(f"wasmkernel: build script not found: {script}", file=sys.stderr)
         return 1
     out = ["--out", args.out] if args.out else []
     components = ["--components"] if args.components else []
-    return subprocess.call(["bash", str(script), *args.crates, *out, *components])
+    return subprocess.call(["bash", str(script), "--in", str(modules), *args.crates, *out, *components])
 
 
 def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +65,12 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     reload = actions.add_parser("reload", help="recompile NAME into the cache and touch its file (a running server reloads it)")
     reload.add_argument("name")
     reload.set_defaults(wasm_handler=_wasm_reload)
-    build = actions.add_parser("build", help="build guest modules (Rust, C, AssemblyScript; Python, JavaScript, Spin components) with wasm_modules/build.sh")
+    build = actions.add_parser(
+        "build", help="build guest modules (Rust, C, AssemblyScript; Python, JavaScript, Spin components): those in wasm_modules/ next to the registry, or PATHs"
+    )
     build.add_argument("crates", nargs="*", metavar="MODULE", help="only these modules: names in wasm_modules/ or module folders anywhere (PATH)")
-    build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist)")
-    build.add_argument("--script", default=None, help="build script (default: wasm_modules/build.sh next to the registry)")
+    build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist next to the registry)")
+    build.add_argument("--script", default=None, help="build script (default: the wasmkernel-modules package's build.sh)")
     build.add_argument("--components", action="store_true", help="also build every component folder (Python, JavaScript, Spin: minutes the first time)")
     build.set_defaults(wasm_handler=_wasm_build)
 
