@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from wasmkernel.testing import project_root
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = project_root()
 
 pytestmark = [
     pytest.mark.server,

@@ -11,17 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from wasmkernel import Application, StartupError
 from wasmkernel.registry import load_registry, parse_registry
-from wasmkernel.testing import running
+from wasmkernel.testing import project_root, running
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-DEFAULT = ROOT / "plugin_registry.toml"
+DEFAULT = project_root() / "plugin_registry.toml"
 NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled]
 #: What disabling a plugin breaks, and the startup error that says so.
 NEEDED = {

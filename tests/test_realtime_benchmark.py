@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from wasmkernel.testing import project_root
+
+ROOT = project_root()
 
 pytestmark = [
     pytest.mark.server,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from wasmkernel.testing import project_root
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-PLUGINS = sorted(path.name for path in (ROOT / "plugins").iterdir() if (path / "pyproject.toml").is_file())
+PLUGINS = sorted(path.name for path in (project_root() / "plugins").iterdir() if (path / "pyproject.toml").is_file())
 
 
 def pip(venv: Path, *args: str | Path) -> None:
@@ -31,7 +31,7 @@ def pip(venv: Path, *args: str | Path) -> None:
 def kernel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("kernel-only") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip(venv, "install", ROOT)
+    pip(venv, "install", project_root())
     return venv
 
 
@@ -46,7 +46,7 @@ def project_dependencies(name: str) -> list[str]:
     needed: list[str] = []
     pending = [name]
     while pending:
-        text = (ROOT / "plugins" / pending.pop() / "pyproject.toml").read_text()
+        text = (project_root() / "plugins" / pending.pop() / "pyproject.toml").read_text()
         found = [other for other in PLUGINS if other not in (name, *needed) and f'"wasmkernel-{other}"' in text]
         needed += found
         pending += found
@@ -58,7 +58,7 @@ def test_plugin_installs_on_its_own(kernel_venv: Path, name: str, tmp_path: Path
     """Alone, or with only the project's plugins it depends on; listed by
     `wasmkernel plugins` (the built-in introspect plugin)."""
     needed = project_dependencies(name)
-    pip(kernel_venv, "install", ROOT / "plugins" / name, *(ROOT / "plugins" / other for other in needed))
+    pip(kernel_venv, "install", project_root() / "plugins" / name, *(project_root() / "plugins" / other for other in needed))
     try:
         registry = tmp_path / "registry.toml"
         registry.write_text("[plugins.router]\nenabled = false\n")

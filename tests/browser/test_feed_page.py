@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from tests.browser.cdp import DevTools, chromium
-from tests.conftest import ServerFactory
+from wasmkernel.testing import ServerProcesses
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SECRET = "b" * 32
@@ -83,7 +83,7 @@ def submit(token: str, text: str) -> str:
     }})()"""
 
 
-async def test_a_post_on_one_page_appears_on_the_other_within_a_second(start_server: ServerFactory, tmp_path: Path) -> None:
+async def test_a_post_on_one_page_appears_on_the_other_within_a_second(start_server: ServerProcesses, tmp_path: Path) -> None:
     base = start_server(registry(tmp_path / "feed.db"), env={"FEED_TEST_SECRET": SECRET}, probe="/readyz")
     token = jwt.encode({"sub": "alice", "scope": "feed:write", "exp": 2_000_000_000}, SECRET, algorithm="HS256")
     async with chromium(CHROMIUM, tmp_path / "profile") as devtools:

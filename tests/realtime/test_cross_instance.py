@@ -7,20 +7,15 @@ streams stay open and receive again once Redis is back."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import trio
-import trio_websocket
 
-from tests.realtime.serving import ServerEvent, next_event, serving, sse_events
-from tests.redis_server import RedisServer
 from wasmkernel import Application
-from wasmkernel.testing import app_from
+from wasmkernel.testing import EventStream, RedisServer, ServeApp, ServedApp, app_from, wait_until
 
 SECRET = "c" * 32
 
@@ -29,9 +24,9 @@ def instance(redis_url: str, database: Path) -> Application:
     return app_from(
         {
             "redis": {
-                "config": {"url": redis_url, "health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
+                "config": {"url": redis_url, "health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 5.0, "command_timeout": 5.0}
             },
-            "broker-redis": {"config": {"min_backoff": 0.02, "max_backoff": 0.1, "publish_timeout": 0.3}},
+            "broker-redis": {"config": {"min_backoff": 0.02, "max_backoff": 0.1, "publish_timeout": 5.0}},
             "channels": {"config": {"keepalive_seconds": 0.2}},
             "metrics": {},
             "access-log": {},
@@ -49,74 +44,68 @@ def instance(redis_url: str, database: Path) -> Application:
 AUTH = {"authorization": "Bearer " + jwt.encode({"sub": "ann", "scope": "feed:write", "exp": 2_000_000_000}, SECRET, algorithm="HS256")}
 
 
-@asynccontextmanager
-async def two_instances(redis: RedisServer, database: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, str]]:
-    """HTTP clients of instances A and B, and B's WebSocket base URL."""
-    async with AsyncExitStack() as stack:
-        base_a = await stack.enter_async_context(serving(instance(redis.url, database)))
-        base_b = await stack.enter_async_context(serving(instance(redis.url, database)))
-        a = await stack.enter_async_context(httpx.AsyncClient(base_url=base_a, timeout=5))
-        b = await stack.enter_async_context(httpx.AsyncClient(base_url=base_b, timeout=5))
-        yield a, b, base_b.replace("http", "ws")
+async def two_instances(serve_app: ServeApp, redis: RedisServer, database: Path) -> tuple[ServedApp, ServedApp]:
+    """Instances A and B, served."""
+    return await serve_app(instance(redis.url, database)), await serve_app(instance(redis.url, database))
 
 
 async def readiness(client: httpx.AsyncClient, status: int) -> Any:
-    with trio.fail_after(10):
-        while (response := await client.get("/readyz")).status_code != status:
-            await trio.sleep(0.05)
-    return response.json()
+    async def answered() -> httpx.Response | None:
+        response = await client.get("/readyz")
+        return response if response.status_code == status else None
+
+    return (await wait_until(answered, what=f"/readyz answering {status}")).json()
 
 
-async def next_post(events: AsyncIterator[ServerEvent]) -> Any:
-    event = await next_event(events)
+async def next_post(events: EventStream) -> Any:
+    event = await events.next()
     assert event.event == "post"
     return event.json()
 
 
-async def test_a_post_on_one_instance_reaches_sse_and_websocket_clients_of_the_other(redis_server: RedisServer, tmp_path: Path) -> None:
-    async with two_instances(redis_server, tmp_path / "feed.db") as (a, b, ws_b):
+async def test_a_post_on_one_instance_reaches_sse_and_websocket_clients_of_the_other(redis_server: RedisServer, tmp_path: Path, serve_app: ServeApp) -> None:
+    served_a, served_b = await two_instances(serve_app, redis_server, tmp_path / "feed.db")
+    a, b = served_a.http, served_b.http
+    await readiness(a, 200)
+    await readiness(b, 200)
+    # Subscribed on B once the stream's headers and the handshake are in.
+    async with served_b.sse("/feed/events") as events, served_b.websocket("/feed/ws") as ws:
+        created = await a.post("/posts", json={"text": "from A"}, headers=AUTH)
+        assert created.status_code == 201
+        expected = {"type": "post", **created.json()}
+        assert await next_post(events) == expected
+        with trio.fail_after(30):
+            assert json.loads(await ws.get_message()) == expected
+        comment = await b.post(f"/posts/{created.json()['id']}/comments", json={"text": "from B"}, headers=AUTH)
+        assert comment.status_code == 201
+    listed = (await a.get("/posts")).json()["posts"]
+    assert [(p["text"], [c["text"] for c in p["comments"]]) for p in listed] == [("from A", ["from B"])]
+
+
+async def test_redis_killed_and_restarted_streams_survive_and_delivery_resumes(redis_server: RedisServer, tmp_path: Path, serve_app: ServeApp) -> None:
+    served_a, served_b = await two_instances(serve_app, redis_server, tmp_path / "feed.db")
+    a, b = served_a.http, served_b.http
+    await readiness(a, 200)
+    await readiness(b, 200)
+    async with served_b.sse("/feed/events") as events, served_b.websocket("/feed/ws") as ws:
+        redis_server.kill()
+        down = await readiness(a, 503)
+        assert down["channels"]["status"] == "down" and down["channels"]["broker"] == "redis"
+        assert (await readiness(b, 503))["channels"]["status"] == "down"
+        refused = await a.post("/posts", json={"text": "during the outage"}, headers=AUTH)
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert "not kept" in refused.json()["detail"]
+        assert (await a.get("/posts")).json()["posts"] == []  # not kept, so never half-published
+        metrics = (await a.get("/metrics")).text
+        assert 'wasmkernel_channels_broker_up{broker="redis"} 0.0' in metrics
+        assert 'wasmkernel_redis_up{address="127.0.0.1:' in metrics
+
+        redis_server.start()
         await readiness(a, 200)
         await readiness(b, 200)
-        async with b.stream("GET", "/feed/events") as stream, trio_websocket.open_websocket_url(ws_b + "/feed/ws") as ws:
-            events = sse_events(stream)
-            await trio.sleep(0.2)  # both subscribed on B
-            created = await a.post("/posts", json={"text": "from A"}, headers=AUTH)
-            assert created.status_code == 201
-            expected = {"type": "post", **created.json()}
-            assert await next_post(events) == expected
-            with trio.fail_after(5):
-                assert json.loads(await ws.get_message()) == expected
-            comment = await b.post(f"/posts/{created.json()['id']}/comments", json={"text": "from B"}, headers=AUTH)
-            assert comment.status_code == 201
-        listed = (await a.get("/posts")).json()["posts"]
-        assert [(p["text"], [c["text"] for c in p["comments"]]) for p in listed] == [("from A", ["from B"])]
-
-
-async def test_redis_killed_and_restarted_streams_survive_and_delivery_resumes(redis_server: RedisServer, tmp_path: Path) -> None:
-    async with two_instances(redis_server, tmp_path / "feed.db") as (a, b, ws_b):
-        await readiness(a, 200)
-        await readiness(b, 200)
-        async with b.stream("GET", "/feed/events") as stream, trio_websocket.open_websocket_url(ws_b + "/feed/ws") as ws:
-            events = sse_events(stream)
-            await trio.sleep(0.2)
-            redis_server.kill()
-            down = await readiness(a, 503)
-            assert down["channels"]["status"] == "down" and down["channels"]["broker"] == "redis"
-            assert (await readiness(b, 503))["channels"]["status"] == "down"
-            refused = await a.post("/posts", json={"text": "during the outage"}, headers=AUTH)
-            assert refused.status_code == 503 and refused.headers["retry-after"]
-            assert "not kept" in refused.json()["detail"]
-            assert (await a.get("/posts")).json()["posts"] == []  # not kept, so never half-published
-            metrics = (await a.get("/metrics")).text
-            assert 'wasmkernel_channels_broker_up{broker="redis"} 0.0' in metrics
-            assert 'wasmkernel_redis_up{address="127.0.0.1:' in metrics
-
-            redis_server.start()
-            await readiness(a, 200)
-            await readiness(b, 200)
-            created = await a.post("/posts", json={"text": "after the outage"}, headers=AUTH)
-            assert created.status_code == 201
-            expected = {"type": "post", **created.json()}
-            assert await next_post(events) == expected  # the same SSE stream, never closed
-            with trio.fail_after(5):
-                assert json.loads(await ws.get_message()) == expected
+        created = await a.post("/posts", json={"text": "after the outage"}, headers=AUTH)
+        assert created.status_code == 201
+        expected = {"type": "post", **created.json()}
+        assert await next_post(events) == expected  # the same SSE stream, never closed
+        with trio.fail_after(30):
+            assert json.loads(await ws.get_message()) == expected

@@ -1,6 +1,8 @@
 """Real server processes for the reliability tests and stress runs.
 
-Everything listens on 127.0.0.1 only. A server's stdout/stderr go to a file
+Everything listens on 127.0.0.1 only; paths are under the project's root
+(`wasmkernel.testing.project_root`: pytest's rootdir, or the current
+directory for the stress scripts run from the repository). A server's stdout/stderr go to a file
 (never a pipe nobody reads: a busy server would block on a full pipe), so a
 run can count one instance's access-log lines afterwards.
 """
@@ -13,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, distribution
@@ -24,10 +25,9 @@ import attrs
 import jwt
 import psutil
 
-from tests.conftest import free_port, wait_until_serving
+from wasmkernel.testing import BIN, free_port, project_root, wait_until_serving, wait_until_sync
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+ROOT = project_root()
 DIST = ROOT / "wasm_modules" / "dist"
 WASM_MODULES = ("hello", "faults", "wagi_echo", "matmul", "mirror", "mirror_wagi")
 
@@ -281,14 +281,19 @@ def spawn_nginx(upstreams: Sequence[str], workdir: Path) -> Nginx:
         stderr=subprocess.DEVNULL,
     )
     proxy = Nginx(process, port, workdir)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"nginx exited with {process.returncode}: {(workdir / 'logs' / 'error.log').read_text(errors='replace')}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proxy
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                return True
         except OSError:
-            time.sleep(0.05)
-    proxy.stop()
-    raise AssertionError("nginx did not listen within 15 s")
+            return False
+
+    try:
+        wait_until_sync(listening, what="nginx listening")
+    except AssertionError:
+        proxy.stop()
+        raise
+    return proxy

@@ -18,8 +18,8 @@ import trio
 import trio_websocket
 
 from tests.realtime.serving import ServerEvent, next_event, sse_events
-from tests.redis_server import RedisServer
 from tests.reliability.harness import Instance, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx, token
+from wasmkernel.testing import RedisServer
 
 pytestmark = [
     pytest.mark.server,

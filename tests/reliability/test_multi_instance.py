@@ -17,8 +17,8 @@ import httpx
 import pytest
 import trio
 
-from tests.redis_server import RedisServer
 from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx
+from wasmkernel.testing import RedisServer
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("access-log", "hello", "limits"), reason="feature plugins not installed")]
 NGINX = nginx_binary()

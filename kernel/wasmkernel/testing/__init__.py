@@ -18,13 +18,14 @@ from wasmkernel.testing.identity import FakeIdentity
 from wasmkernel.testing.inprocess import RunApp, WebSocketClient, WebSocketDenied, running, websocket_connect
 from wasmkernel.testing.latency import Latencies, assert_not_slowed, time_calls, time_requests
 from wasmkernel.testing.paths import project_root
-from wasmkernel.testing.processes import ServerProcesses, free_port, stop_process, wait_until_serving
+from wasmkernel.testing.processes import BIN, ServerProcesses, free_port, stop_process, wait_until_serving
 from wasmkernel.testing.redis import RedisServer, redis_binary
 from wasmkernel.testing.served import ServeApp, ServedApp, served, serving
 from wasmkernel.testing.sse import EventStream, EventStreamParser, ServerEvent, next_event, sse_events
 from wasmkernel.testing.waiting import wait_until, wait_until_sync
 
 __all__ = [
+    "BIN",
     "EventStream",
     "EventStreamParser",
     "FakeIdentity",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -15,18 +14,17 @@ from wasmkernel_broker_redis import RedisBroker
 from wasmkernel_channels import CHANNELS, BrokerUnavailable, Channels, Event, MemoryBroker
 from wasmkernel_redis import REDIS_LINK, Backoff
 
-from tests.redis_server import RedisServer
 from wasmkernel import Application, RegistryError
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RedisServer, app_from, running, wait_until
 
-FAST = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
+FAST = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 5.0, "command_timeout": 5.0}
 
 
 def make_app(url: str) -> Application:
     return app_from(
         {
             "redis": {"config": {**FAST, "url": url}},
-            "broker-redis": {"config": {"min_backoff": 0.02, "max_backoff": 0.1, "publish_timeout": 0.3}},
+            "broker-redis": {"config": {"min_backoff": 0.02, "max_backoff": 0.1, "publish_timeout": 5.0}},
             "channels": {},
             "router": {},
             "health": {},
@@ -46,12 +44,6 @@ async def two_apps(url: str) -> AsyncIterator[tuple[Application, httpx.AsyncClie
         one = await stack.enter_async_context(running(first, client=("127.0.0.1", 50001)))
         two = await stack.enter_async_context(running(second, client=("127.0.0.1", 50002)))
         yield first, one, second, two
-
-
-async def wait_for(condition: Any, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.02)
 
 
 def test_without_a_redis_url_the_in_process_broker_serves() -> None:
@@ -79,7 +71,7 @@ async def test_redis_outage_refuses_publishes_keeps_subscribers_and_recovers(red
     async with two_apps(redis_server.url) as (first, one, second, _):
         with hub(second).subscribe("news") as subscriber:
             redis_server.kill()
-            await wait_for(lambda: not hub(first).broker.up)
+            await wait_until(lambda: not hub(first).broker.up)
             with pytest.raises(BrokerUnavailable):
                 await hub(first).publish("news", "lost?")
             ready = await one.get("/readyz")
@@ -91,7 +83,7 @@ async def test_redis_outage_refuses_publishes_keeps_subscribers_and_recovers(red
             assert 'wasmkernel_broker_outages_total{broker="redis"} 1.0' in metrics
 
             redis_server.start()
-            await wait_for(lambda: hub(first).broker.up and hub(second).broker.up)
+            await wait_until(lambda: hub(first).broker.up and hub(second).broker.up)
             assert (await one.get("/readyz")).status_code == 200
             published = await hub(first).publish("news", "after the outage")
             with trio.fail_after(5):
@@ -109,14 +101,14 @@ async def test_a_broken_subscription_catches_up_from_the_history(redis_server: R
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run, received.append)
             first = await other.publish("news", 1)
-            await wait_for(lambda: len(received) == 1)
+            await wait_until(lambda: len(received) == 1)
             nursery.cancel_scope.cancel()  # the subscription breaks
         missed = [await other.publish("news", n) for n in (2, 3)]
         async with trio.open_nursery() as nursery:
             await nursery.start(broker.run, received.append)
             assert received == [first, *missed]  # caught up, nothing twice
             live = await other.publish("news", 4)
-            await wait_for(lambda: len(received) == 4)
+            await wait_until(lambda: len(received) == 4)
             assert received[-1] == live
             nursery.cancel_scope.cancel()
 
@@ -137,7 +129,7 @@ async def test_a_publish_failure_restarts_the_subscription_and_a_late_answer_is_
             broker._down(ConnectionError("the command connection broke"))
             broker._subscription.cancel()
             assert not broker.up
-            await wait_for(lambda: broker.up)
+            await wait_until(lambda: broker.up)
             assert (await broker.publish("news", "post", '"after"')).data == '"after"'
             nursery.cancel_scope.cancel()
 

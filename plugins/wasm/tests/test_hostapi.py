@@ -17,9 +17,8 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm import WasmError, WasmTrap
 from wasmkernel_wasm.testing import loader_of
 
-from tests.redis_server import RedisServer
 from wasmkernel import Application, StartupError
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RedisServer, app_from, running
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 

@@ -1,7 +1,5 @@
 """wasmer-only behaviour: calls run in worker processes, which can be lost."""
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -12,15 +10,9 @@ from typing import Any
 
 import pytest
 import trio
+from wasmkernel_wasm.testing import use_loader
 
-from wasmkernel.testing import running
-
-# The shared fixtures (config, dist, make_app) live in the repository's
-# tests/wasm: make it importable when this directory is run on its own. Tests
-# take them as arguments, hence the file-wide F811 exemption.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from wasmkernel_wasm.testing import config, dist, make_app, use_loader  # noqa: F401  (fixtures)
+from wasmkernel.testing import running, wait_until
 
 
 @pytest.fixture
@@ -35,36 +27,43 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _busy_worker() -> int | None:
-    """A descendant of this process (workers may be forked by a forkserver) that is running."""
-    pending = _children(os.getpid())
+def _descendants() -> list[int]:
+    """This process's descendants (workers may be forked by a forkserver)."""
+    found, pending = [], _children(os.getpid())
     while pending:
         pid = pending.pop()
+        found.append(pid)
         pending += _children(pid)
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R":
-                return pid
-        except (OSError, IndexError):
-            continue
-    return None
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[str, Any]) -> None:
-    config["modules"][2]["timeout"] = 10.0
+    config["modules"][2]["timeout"] = 60.0
     async with running(make_app(config)) as client:
+        assert (await client.get("/faults/ok")).status_code == 200
+        before = {pid: _cpu_seconds(pid) for pid in _descendants()}
         results = {}
 
         async def spin() -> None:
             results["spin"] = await client.get("/faults/spin")
 
+        def spinning_worker() -> int | None:
+            """The descendant burning CPU since the spin started (an idle worker,
+            or the forkserver, may be running for a moment: not for 0.3 s of CPU)."""
+            return next((pid for pid in _descendants() if _cpu_seconds(pid) - before.get(pid, 0.0) >= 0.3), None)
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
-            for _ in range(100):
-                await trio.sleep(0.02)
-                pid = _busy_worker()
-                if pid is not None:
-                    break
-            assert pid is not None
+            pid = await wait_until(spinning_worker, what="a worker running the spin")
             os.kill(pid, signal.SIGKILL)
         assert results["spin"].status_code == 503
         assert "worker lost" in results["spin"].json()["message"]
