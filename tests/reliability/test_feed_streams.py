@@ -8,21 +8,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio_websocket
 from structlog.testing import capture_logs
 
-from tests.realtime.serving import next_event, serving, sse_events
 from tests.reliability.harness import installed
 from wasmkernel import Application
-from wasmkernel.testing import app_from
+from wasmkernel.testing import ServeApp, ServedApp, app_from, wait_until
 
 pytestmark = pytest.mark.skipif(not installed("channels", "feed"), reason="needs the channels and feed plugins")
 
@@ -59,7 +55,7 @@ async def handshake(port: int, path: str) -> trio.SocketStream:
     ]
     await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode())
     answer = b""
-    with trio.fail_after(5):
+    with trio.fail_after(30):
         while b"\r\n\r\n" not in answer:
             answer += await stream.receive_some(4096)
     assert answer.startswith(b"HTTP/1.1 101"), answer[:200]
@@ -73,13 +69,6 @@ async def stalled_sse(port: int) -> trio.SocketStream:
     return stream
 
 
-@asynccontextmanager
-async def served(tmp_path: Path) -> AsyncIterator[tuple[Application, str, int]]:
-    app = feed_app(tmp_path / "feed.db")
-    async with serving(app) as base:
-        yield app, base, int(base.rsplit(":", 1)[1])
-
-
 def hub_of(app: Application) -> Any:
     from wasmkernel_channels import CHANNELS
 
@@ -87,59 +76,61 @@ def hub_of(app: Application) -> Any:
 
 
 async def subscribers(app: Application, count: int) -> None:
-    with trio.fail_after(5):
-        while hub_of(app).subscriber_count != count:
-            await trio.sleep(0.01)
+    await wait_until(lambda: hub_of(app).subscriber_count == count, what=f"{count} subscribers")
 
 
-async def test_clients_that_never_read_do_not_slow_the_others(tmp_path: Path) -> None:
+async def serve_feed(serve_app: ServeApp, tmp_path: Path) -> ServedApp:
+    return await serve_app(feed_app(tmp_path / "feed.db"))
+
+
+async def test_clients_that_never_read_do_not_slow_the_others(tmp_path: Path, serve_app: ServeApp) -> None:
     with capture_logs() as logs:
-        async with served(tmp_path) as (app, base, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
-            hub = hub_of(app)
-            stalled_ws = await handshake(port, "/feed/ws")
-            stalled_stream = await stalled_sse(port)
-            async with trio_websocket.open_websocket_url(base.replace("http", "ws") + "/feed/ws") as reader, http.stream("GET", "/feed/events") as stream:
-                events = sse_events(stream)
-                await subscribers(app, 4)
-                for n in range(EVENTS):
-                    await hub.publish("feed", {"type": "post", "id": n, "text": PAD}, event="post")
-                    # The readers get every event, in order, while the stalled clients hold theirs.
-                    assert json.loads(await reader.get_message())["id"] == n
-                    assert (await next_event(events)).json()["id"] == n
-                await subscribers(app, 2)  # both stalled subscriptions were ended
-            counters = hub.counters
-            assert counters.overflow_closes >= 1
-            await stalled_ws.aclose()
-            await stalled_stream.aclose()
-            assert (await http.get("/posts")).status_code == 200
-    closes = [line["close_code"] for line in logs if line.get("event") == "websocket"]
+        served = await serve_feed(serve_app, tmp_path)
+        app, port = served.app, served.port
+        hub = hub_of(app)
+        stalled_ws = await handshake(port, "/feed/ws")
+        stalled_stream = await stalled_sse(port)
+        async with served.websocket("/feed/ws") as reader, served.sse("/feed/events") as events:
+            await subscribers(app, 4)
+            for n in range(EVENTS):
+                await hub.publish("feed", {"type": "post", "id": n, "text": PAD}, event="post")
+                # The readers get every event, in order, while the stalled clients hold theirs.
+                assert json.loads(await reader.get_message())["id"] == n
+                assert (await events.next()).json()["id"] == n
+            await subscribers(app, 2)  # both stalled subscriptions were ended
+        counters = hub.counters
+        assert counters.overflow_closes >= 1
+        await stalled_ws.aclose()
+        await stalled_stream.aclose()
+        assert (await served.http.get("/posts")).status_code == 200
+        closes = await wait_until(lambda: [line["close_code"] for line in logs if line.get("event") == "websocket" and line["close_code"] == 1013])
     assert 1013 in closes, closes
 
 
-async def test_oversized_and_malformed_frames_close_only_their_connection(tmp_path: Path) -> None:
-    async with served(tmp_path) as (app, base, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
-        hub = hub_of(app)
-        url = base.replace("http", "ws") + "/feed/ws"
-        async with trio_websocket.open_websocket_url(url) as good, trio_websocket.open_websocket_url(url) as big:
-            garbage = await handshake(port, "/feed/ws")
-            unmasked = await handshake(port, "/feed/ws")
-            await subscribers(app, 4)
+async def test_oversized_and_malformed_frames_close_only_their_connection(tmp_path: Path, serve_app: ServeApp) -> None:
+    served = await serve_feed(serve_app, tmp_path)
+    app, port, http = served.app, served.port, served.http
+    hub = hub_of(app)
+    async with served.websocket("/feed/ws") as good, served.websocket("/feed/ws") as big:
+        garbage = await handshake(port, "/feed/ws")
+        unmasked = await handshake(port, "/feed/ws")
+        await subscribers(app, 4)
 
-            await big.send_message("x" * 10_000)  # over max_body_bytes
-            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-                with trio.fail_after(5):
-                    await big.get_message()
-            assert closed.value.reason is not None and closed.value.reason.code == 1009
+        await big.send_message("x" * 10_000)  # over max_body_bytes
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            with trio.fail_after(30):
+                await big.get_message()
+        assert closed.value.reason is not None and closed.value.reason.code == 1009
 
-            await garbage.send_all(b"\xff\xff\xff\xff\xff\xff\xff\xff")  # reserved bits and opcode, absurd length
-            await unmasked.send_all(b"\x81\x05hello")  # a client frame must be masked
-            for broken in (garbage, unmasked):
-                with trio.fail_after(5):
-                    while await broken.receive_some(4096):
-                        pass  # the server's close frame, then the end of the connection
-            await subscribers(app, 1)
+        await garbage.send_all(b"\xff\xff\xff\xff\xff\xff\xff\xff")  # reserved bits and opcode, absurd length
+        await unmasked.send_all(b"\x81\x05hello")  # a client frame must be masked
+        for broken in (garbage, unmasked):
+            with trio.fail_after(30):
+                while await broken.receive_some(4096):
+                    pass  # the server's close frame, then the end of the connection
+        await subscribers(app, 1)
 
-            await hub.publish("feed", {"type": "post", "id": 1, "text": "still here"}, event="post")
-            with trio.fail_after(5):
-                assert json.loads(await good.get_message())["text"] == "still here"
-        assert (await http.get("/posts")).status_code == 200
+        await hub.publish("feed", {"type": "post", "id": 1, "text": "still here"}, event="post")
+        with trio.fail_after(30):
+            assert json.loads(await good.get_message())["text"] == "still here"
+    assert (await http.get("/posts")).status_code == 200

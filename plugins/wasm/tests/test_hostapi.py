@@ -128,7 +128,7 @@ async def test_sqlite_kv_survives_a_restart_and_namespaces_are_per_module(loader
 
 @pytest.fixture
 async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
-    """A tiny HTTP server on loopback: /ok, /away (302 to another port), /big (2 MB), /slow."""
+    """A tiny HTTP server on loopback: /ok, /away (302 to another port), /big (2 MB), /slow (never answers)."""
 
     async def serve(stream: trio.SocketStream) -> None:
         data = b""
@@ -139,7 +139,7 @@ async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
             data += chunk
         path = data.split(b" ", 2)[1]
         if path == b"/slow":
-            await trio.sleep(5)
+            await trio.sleep_forever()
         body, extra = b"pong " + (data.split(b"x-from: ", 1)[-1].split(b"\r\n", 1)[0] if b"x-from" in data else b""), b""
         if path == b"/away":
             extra = b"location: http://127.0.0.1:1/\r\n"
@@ -158,7 +158,7 @@ async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
 
 async def test_outbound_http_only_to_allowed_origins(loader_name: str, dist: Path, tmp_path: Path, target: int) -> None:
     origin = f"http://127.0.0.1:{target}"
-    config = hostcalls_config(dist, tmp_path / "cache", http={"allow": [origin], "timeout": 1.0, "max_response_bytes": 100_000})
+    config = hostcalls_config(dist, tmp_path / "cache", http={"allow": [origin], "timeout": 3.0, "max_response_bytes": 100_000})
     async with running(make(loader_name, config)) as client:
         ok = await client.get("/h/fetch", params={"url": f"{origin}/ok"})
         assert (ok.status_code, ok.text) == (200, "200 pong hostcalls")

@@ -74,15 +74,17 @@ def dist() -> Path:
 
 
 def base_config(dist: Path, cache_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """Every guest module, hot reload off; time limits no loaded machine
+    reaches by accident (a test of time limits sets its own)."""
     config: dict[str, Any] = {
         "cache_dir": str(cache_dir),
         "workers": 2,
-        "default_timeout": 5.0,
+        "default_timeout": 30.0,
         "watch": False,
         "modules": [
             {"name": "matmul", "path": str(dist / "matmul.wasm")},
             {"name": "hello", "path": str(dist / "hello.wasm"), "kind": "http"},
-            {"name": "faults", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 1.0},
+            {"name": "faults", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 30.0},
             {"name": "wagi", "path": str(dist / "wagi_echo.wasm"), "kind": "wasi"},
         ],
         "routes": [

@@ -154,7 +154,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             if self.host.needed:
                 await tasks.start(self._rpc.serve)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(watch_files, self._watched, self.reload, self.config.watch_interval)
             task_status.started()
             await trio.sleep_forever()
 

@@ -125,7 +125,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             self._tasks = tasks
             tasks.start_soon(self._tick)
             if self.config.watch:
-                tasks.start_soon(watch_files, self._watched, self.reload, self.config.watch_interval)
+                await tasks.start(watch_files, self._watched, self.reload, self.config.watch_interval)
             task_status.started()
             await trio.sleep_forever()
 
