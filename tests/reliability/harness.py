@@ -165,6 +165,15 @@ class Instance:
                     continue
         return records
 
+    def in_progress(self, route_fragment: str) -> float:
+        """Requests in progress now on routes whose name contains
+        `route_fragment` (the metrics plugin's gauge, read from /metrics)."""
+        import httpx
+
+        text = httpx.get(self.base + "/metrics", timeout=30).text
+        gauge = "wasmkernel_requests_in_progress{"
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(gauge) and route_fragment in line)
+
     def access_count(self, path: str | None = None) -> int:
         """Access-log lines (event "request"), optionally for one path."""
         return sum(1 for r in self.log_lines() if r.get("event") == "request" and (path is None or r.get("path") == path))
