@@ -47,7 +47,7 @@ def test_smoke_run_delivers_every_message(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with (out / "realtime.csv").open() as handle:

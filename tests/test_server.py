@@ -62,7 +62,7 @@ def test_default_run_serves_in_one_process_and_stops_gracefully_on_sigterm(tmp_p
         wait_until_serving(f"http://127.0.0.1:{port}/health", process, log=log)
         assert psutil.Process(process.pid).children(recursive=True) == []
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -54,7 +54,7 @@ def chromium(profile: Path, *arguments: str) -> subprocess.CompletedProcess[byte
         "--virtual-time-budget=15000",
         *arguments,
     ]
-    return subprocess.run(command, capture_output=True, timeout=90, check=True)
+    return subprocess.run(command, capture_output=True, timeout=300, check=True)
 
 
 def test_docs_page_renders_the_api(start_server: ServerProcesses, tmp_path: Path) -> None:

@@ -161,6 +161,13 @@ def reload_failures(server: Instance) -> int:
     return sum(1 for r in server.log_lines() if r.get("event") == "wasm.reload_failed" and r.get("module") == "faults")
 
 
+async def write_refused(server: Instance, module: Path, broken: bytes) -> None:
+    """Write `broken` over `module` and wait until the server refused it."""
+    refused = reload_failures(server) + 1
+    module.write_bytes(broken)
+    await wait_until(lambda: reload_failures(server) >= refused, what="the broken file refused")
+
+
 async def test_hot_reload_with_garbage_keeps_the_old_module(server: Instance, tmp_path: Path) -> None:
     module = next(p for p in server.log_path.parent.glob("modules/faults.wasm"))
     original = module.read_bytes()
@@ -171,9 +178,7 @@ async def test_hot_reload_with_garbage_keeps_the_old_module(server: Instance, tm
 
         try:
             for broken in (b"\x00asm garbage" * 10, original[: len(original) // 2]):
-                failed = reload_failures(server)
-                module.write_bytes(broken)
-                await wait_until(lambda failed=failed: reload_failures(server) > failed, what="the broken file refused")
+                await write_refused(server, module, broken)
                 assert (await client.get("/faults/ok")).text == "ok"
             # A valid new file is picked up: hello.wasm answers every path.
             module.write_bytes((DIST / "hello.wasm").read_bytes())

@@ -8,11 +8,13 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import trio
 
 T = TypeVar("T")
+#: What a predicate returns while the condition does not hold yet (any falsy value does).
+NotYet = None | Literal[False]
 
 #: Seconds before a wait gives up (a hang, not a slow machine).
 DEFAULT_TIMEOUT = 30.0
@@ -24,13 +26,23 @@ def _describe(what: str | Callable[[], str] | None, predicate: Callable[..., obj
     return f"{what or getattr(predicate, '__qualname__', repr(predicate))} (last value: {last!r})"
 
 
+@overload
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Awaitable[T | NotYet]], *, timeout: float = ..., interval: float = ..., what: str | Callable[[], str] | None = ...
+) -> T: ...
+
+
+@overload
+async def wait_until(predicate: Callable[[], T | NotYet], *, timeout: float = ..., interval: float = ..., what: str | Callable[[], str] | None = ...) -> T: ...
+
+
+async def wait_until(
+    predicate: Callable[[], Any],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = 0.01,
     what: str | Callable[[], str] | None = None,
-) -> T:
+) -> Any:
     """Call `predicate` (sync or async) every `interval` seconds until it
     returns a true value, and return that value. `AssertionError` naming
     `what` (or the predicate) and its last value after `timeout` seconds of
@@ -48,7 +60,7 @@ async def wait_until(
 
 
 def wait_until_sync(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | NotYet],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = 0.02,

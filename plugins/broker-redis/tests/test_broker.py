@@ -57,11 +57,11 @@ async def test_an_event_published_on_one_instance_reaches_the_other(redis_server
         with hub(first).subscribe("news") as here, hub(second).subscribe("news") as there:
             published = await hub(first).publish("news", {"n": 1}, event="post")
             assert published.id.endswith("-1"), published
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 assert await there.next_event() == published
                 assert await here.next_event() == published
             again = await hub(second).publish("news", {"n": 2})
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 assert await here.next_event() == again
         # Both instances hold the same history, so either can resume a client.
         assert [e.id for e in hub(first).history("news")] == [e.id for e in hub(second).history("news")] == [published.id, again.id]
@@ -86,7 +86,7 @@ async def test_redis_outage_refuses_publishes_keeps_subscribers_and_recovers(red
             await wait_until(lambda: hub(first).broker.up and hub(second).broker.up)
             assert (await one.get("/readyz")).status_code == 200
             published = await hub(first).publish("news", "after the outage")
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 assert await subscriber.next_event() == published  # the same subscription, still open
             assert hub(second).subscriber_count == 1
 

@@ -76,7 +76,7 @@ async def test_posts_and_comments_are_stored_listed_and_published(tmp_path: Path
             assert created["text"] == "first <b>post</b>" and created["author"] == "ann" and isinstance(created["id"], int)
             comment = await http.post(f"/posts/{created['id']}/comments", json={"text": "nice"}, headers=auth(subject="bob"))
             assert comment.status_code == 201
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 first, second = await events.next_event(), await events.next_event()
         assert first is not None and second is not None
         assert (first.event, event_data(first)) == ("post", {"type": "post", **created})

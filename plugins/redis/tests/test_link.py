@@ -14,23 +14,27 @@ from wasmkernel_redis.link import RedisLink
 from wasmkernel.testing import RedisServer, wait_until
 
 
-class CountingLink(RedisLink):
-    """Counts its health checks, so a test can wait for a few of them."""
-
-    checks = 0
-
-    async def check(self) -> bool:
-        self.checks += 1
-        return await super().check()
-
-
-def link_to(server: RedisServer, **options: Any) -> CountingLink:
+def link_to(server: RedisServer, **options: Any) -> RedisLink:
     client = coredis.Redis.from_url(server.url, connect_timeout=5.0, stream_timeout=5.0)
-    return CountingLink(client, f"127.0.0.1:{server.port}", timeout=5.0, **options)
+    return RedisLink(client, f"127.0.0.1:{server.port}", timeout=5.0, **options)
+
+
+def count_checks(link: RedisLink) -> list[int]:
+    """Count `link`'s health checks from now on (in the one-item list returned)."""
+    checks = [0]
+    check = link.check
+
+    async def counted() -> bool:
+        checks[0] += 1
+        return bool(await check())
+
+    link.check = counted
+    return checks
 
 
 async def test_up_then_down_then_up_again(redis_server: RedisServer) -> None:
     link = link_to(redis_server, interval=0.05, backoff=Backoff(0.02, 0.1))
+    checks = count_checks(link)
     with structlog.testing.capture_logs() as logs:
         async with trio.open_nursery() as nursery:
             await nursery.start(link.run)
@@ -38,8 +42,8 @@ async def test_up_then_down_then_up_again(redis_server: RedisServer) -> None:
             redis_server.kill()
             await wait_until(lambda: not link.up)
             link.mark_down(ConnectionError("seen by a consumer too"))
-            checks = link.checks
-            await wait_until(lambda: link.checks >= checks + 3)  # several failed pings with backoff
+            failing = checks[0]
+            await wait_until(lambda: checks[0] >= failing + 3)  # several failed pings with backoff
             assert link.outages == 1 and "Error" in link.last_error
             redis_server.start()
             await wait_until(lambda: link.up)

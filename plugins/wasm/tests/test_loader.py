@@ -98,7 +98,7 @@ async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, conf
             results["spin"] = await client.get("/faults/spin")
             results["spin_seconds"] = time.perf_counter() - start
 
-        slots = loader_of(app)._limiter  # type: ignore[attr-defined]  # the loader's worker slots
+        slots = loader_of(app)._limiter  # the loader's worker slots
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
             await wait_until(lambda: slots.borrowed_tokens == 1, what="the spin holding a worker")

@@ -32,7 +32,7 @@ def _child_processes() -> set[str]:
 
 def _threads(loader: ModuleLoader) -> int:
     """Call threads still running, abandoned ones included."""
-    return int(loader._threads.borrowed_tokens)  # type: ignore[attr-defined]
+    return int(loader._threads.borrowed_tokens)
 
 
 async def baseline(loader: ModuleLoader) -> float:
@@ -99,6 +99,7 @@ async def test_wasi_read_only_dir_is_enforced(make_app: Any, config: dict[str, A
     assert any(line.startswith("write=denied") for line in lines)
 
 
+@pytest.mark.latency
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
 async def test_two_calls_run_in_parallel(make_app: Any, config: dict[str, Any]) -> None:
     app = make_app(config)
