@@ -45,8 +45,11 @@ AUTH = {"authorization": "Bearer " + jwt.encode({"sub": "ann", "scope": "feed:wr
 
 
 async def two_instances(serve_app: ServeApp, redis: RedisServer, database: Path) -> tuple[ServedApp, ServedApp]:
-    """Instances A and B, served."""
-    return await serve_app(instance(redis.url, database)), await serve_app(instance(redis.url, database))
+    """Instances A and B, served and ready."""
+    served = await serve_app(instance(redis.url, database)), await serve_app(instance(redis.url, database))
+    for one in served:
+        await readiness(one.http, 200)
+    return served
 
 
 async def readiness(client: httpx.AsyncClient, status: int) -> Any:
@@ -66,8 +69,6 @@ async def next_post(events: EventStream) -> Any:
 async def test_a_post_on_one_instance_reaches_sse_and_websocket_clients_of_the_other(redis_server: RedisServer, tmp_path: Path, serve_app: ServeApp) -> None:
     served_a, served_b = await two_instances(serve_app, redis_server, tmp_path / "feed.db")
     a, b = served_a.http, served_b.http
-    await readiness(a, 200)
-    await readiness(b, 200)
     # Subscribed on B once the stream's headers and the handshake are in.
     async with served_b.sse("/feed/events") as events, served_b.websocket("/feed/ws") as ws:
         created = await a.post("/posts", json={"text": "from A"}, headers=AUTH)
@@ -85,8 +86,6 @@ async def test_a_post_on_one_instance_reaches_sse_and_websocket_clients_of_the_o
 async def test_redis_killed_and_restarted_streams_survive_and_delivery_resumes(redis_server: RedisServer, tmp_path: Path, serve_app: ServeApp) -> None:
     served_a, served_b = await two_instances(serve_app, redis_server, tmp_path / "feed.db")
     a, b = served_a.http, served_b.http
-    await readiness(a, 200)
-    await readiness(b, 200)
     async with served_b.sse("/feed/events") as events, served_b.websocket("/feed/ws") as ws:
         redis_server.kill()
         down = await readiness(a, 503)

@@ -25,8 +25,8 @@ Modules and functions need no fixture: ``from wasmkernel.testing import ...``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -42,10 +42,8 @@ from wasmkernel.testing.processes import ServerProcesses
 from wasmkernel.testing.redis import RedisServer, redis_binary
 
 if TYPE_CHECKING:
-    import httpx
-
     from wasmkernel.testing.inprocess import RunApp
-    from wasmkernel.testing.served import ServeApp, ServedApp
+    from wasmkernel.testing.served import ServeApp
 
 T = TypeVar("T")
 
@@ -96,21 +94,30 @@ def build_app() -> Callable[..., Application]:
     return app_from
 
 
+@asynccontextmanager
+async def _hosting(open_app: Callable[[Application], AbstractAsyncContextManager[T]]) -> AsyncIterator[Callable[..., Awaitable[T]]]:
+    """A function entering `open_app(app)` for the rest of the test (the
+    application assembled from a registry dict if it is one); all of them are
+    exited when the block ends, the last first."""
+    async with trio.open_nursery() as nursery:
+        host = _Host(nursery)
+
+        async def start(
+            app: Application | Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None
+        ) -> T:
+            return await host.enter(open_app(as_app(app, extra_plugins, kernel)))
+
+        yield start
+        await host.close()
+
+
 @pytest.fixture
 async def run_app() -> AsyncIterator[RunApp]:
     """Start applications in-process for the test (see the module docstring)."""
     from wasmkernel.testing.inprocess import running
 
-    async with trio.open_nursery() as nursery:
-        host = _Host(nursery)
-
-        async def run(
-            app: Application | Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None
-        ) -> httpx.AsyncClient:
-            return await host.enter(running(as_app(app, extra_plugins, kernel)))
-
-        yield run
-        await host.close()
+    async with _hosting(running) as run:
+        yield cast("RunApp", run)
 
 
 @pytest.fixture
@@ -118,16 +125,8 @@ async def serve_app() -> AsyncIterator[ServeApp]:
     """Serve applications on loopback ports for the test (see the module docstring)."""
     from wasmkernel.testing.served import served
 
-    async with trio.open_nursery() as nursery:
-        host = _Host(nursery)
-
-        async def serve(
-            app: Application | Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None
-        ) -> ServedApp:
-            return await host.enter(served(as_app(app, extra_plugins, kernel)))
-
-        yield serve
-        await host.close()
+    async with _hosting(served) as serve:
+        yield cast("ServeApp", serve)
 
 
 @pytest.fixture
