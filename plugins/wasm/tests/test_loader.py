@@ -86,6 +86,7 @@ async def test_trap_is_500_then_next_call_succeeds(make_app: Any, config: dict[s
         assert (await loader_of(app).call("faults", "ok", 41)).value == 42
 
 
+@pytest.mark.latency
 async def test_spin_times_out_while_other_requests_stay_fast(make_app: Any, config: dict[str, Any]) -> None:
     config["modules"][2]["timeout"] = 1.0
     app = make_app(config)

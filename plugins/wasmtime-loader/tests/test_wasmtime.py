@@ -40,6 +40,7 @@ async def baseline(loader: ModuleLoader) -> float:
     return (await time_calls(lambda: loader.call("faults", "ok", 1), 5)).median
 
 
+@pytest.mark.latency
 async def test_timeout_interrupts_the_call_in_its_thread(make_app: Any, config: dict[str, Any]) -> None:
     config["workers"] = 1  # the next call can only run once the spinning thread has returned
     app = make_app(config)
