@@ -55,14 +55,16 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """The same, when the plugin is registered later (``-p``, ``pytest_plugins``)."""
     paths.set_project_root(config.rootpath)
 
 
 @attrs.define
 class _Host:
-    """Keeps context managers entered in a task of `nursery` (the fixture's)
-    until `close()`, which exits them last-in first-out: a test enters them
-    from its own task, so they cannot be exited from the fixture's."""
+    """Holds context managers open, each in a task of its own in `nursery`
+    (the fixture's), until `close()` exits them, the last first. A context
+    that opens a nursery must be exited by the task that entered it: the test
+    calls `enter`, the fixture's teardown calls `close`."""
 
     nursery: trio.Nursery
     _held: list[tuple[trio.Event, trio.Event]] = attrs.field(factory=list)
