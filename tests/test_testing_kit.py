@@ -5,6 +5,9 @@ in virtual time."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,18 @@ import trio.testing
 import trio_websocket
 
 from wasmkernel import Application, AuthRequirement, Request, Route, StreamingResponse, WebSocket, hookimpl
-from wasmkernel.testing import EventStreamParser, FakeIdentity, RunApp, ServeApp, ServerEvent, wait_until
+from wasmkernel.testing import (
+    EventStreamParser,
+    FakeIdentity,
+    RunApp,
+    ServeApp,
+    ServerEvent,
+    free_port,
+    listens_on,
+    start_on_free_port,
+    stop_process,
+    wait_until,
+)
 
 
 class Kit:
@@ -142,3 +156,28 @@ async def test_wait_until_polls_in_virtual_time(autojump_clock: trio.testing.Moc
     assert calls[-1] - calls[0] == 2.0
     with pytest.raises(AssertionError, match=r"not true within 60 s: the moon \(last value: False\)"):
         await wait_until(lambda: False, timeout=60, interval=1.0, what="the moon")
+
+
+LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)"
+
+
+def test_a_server_whose_port_was_taken_starts_on_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program took the "free" port first (other suites share the
+    machine): answering on it is not enough, the server is started again elsewhere."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        ports = iter([taken_port, free_port()])
+        monkeypatch.setattr("wasmkernel.testing.processes.free_port", lambda: next(ports))
+
+        def start(port: int) -> subprocess.Popen[bytes]:
+            with (tmp_path / f"{port}.log").open("wb") as log:
+                return subprocess.Popen([sys.executable, "-c", LISTENER, str(port)], stdout=log, stderr=subprocess.STDOUT)
+
+        process, port = start_on_free_port(start, lambda port: (tmp_path / f"{port}.log").read_text())
+        try:
+            assert port != taken_port and listens_on(process, port)
+            assert "Address already in use" in (tmp_path / f"{taken_port}.log").read_text()
+        finally:
+            stop_process(process)

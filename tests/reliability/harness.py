@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ import attrs
 import jwt
 import psutil
 
-from wasmkernel.testing import BIN, free_port, project_root, wait_until_serving, wait_until_sync
+from wasmkernel.testing import BIN, answers, project_root, start_on_free_port
 
 ROOT = project_root()
 DIST = ROOT / "wasm_modules" / "dist"
@@ -210,26 +209,31 @@ def spawn(registry: str, workdir: Path, *, workers: int = 1, env: Mapping[str, s
     """Write `registry` to `workdir`, start `wasmkernel run` on a free loopback
     port in its own process group, and wait until `probe` answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    registry_file = workdir / f"registry-{port}.toml"
-    registry_file.write_text(registry)
-    log_path = workdir / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
-            cwd=workdir,
-            env={**os.environ, **ENV, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    instance = Instance(process, port, log_path)
-    try:
-        wait_until_serving(instance.base + probe, process, timeout)
-    except AssertionError as exc:
-        instance.stop()
-        raise AssertionError(f"{exc}\n{log_path.read_text(errors='replace')[-3000:]}") from None
-    return instance
+
+    def log_path(port: int) -> Path:
+        return workdir / f"server-{port}.log"
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        registry_file = workdir / f"registry-{port}.toml"
+        registry_file.write_text(registry)
+        with log_path(port).open("wb") as log:
+            return subprocess.Popen(
+                [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+                cwd=workdir,
+                env={**os.environ, **ENV, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    process, port = start_on_free_port(
+        start,
+        lambda port: log_path(port).read_text(errors="replace"),
+        lambda port: answers(f"http://127.0.0.1:{port}{probe}"),
+        stop=lambda process: Instance(process, 0, Path()).stop(),
+        timeout=timeout,
+    )
+    return Instance(process, port, log_path(port))
 
 
 @attrs.define
@@ -281,28 +285,15 @@ def spawn_nginx(upstreams: Sequence[str], workdir: Path) -> Nginx:
         raise RuntimeError("nginx is not installed (apt-get install -y nginx)")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "logs").mkdir(exist_ok=True)
-    port = free_port()
     conf = workdir / "nginx.conf"
-    conf.write_text(nginx_conf(f"127.0.0.1:{port}", upstreams, workdir))
-    process = subprocess.Popen(
-        [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "logs" / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    proxy = Nginx(process, port, workdir)
+    error_log = workdir / "logs" / "error.log"
 
-    def listening() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"nginx exited with {process.returncode}: {(workdir / 'logs' / 'error.log').read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5):
-                return True
-        except OSError:
-            return False
+    def start(port: int) -> subprocess.Popen[bytes]:
+        conf.write_text(nginx_conf(f"127.0.0.1:{port}", upstreams, workdir))
+        return subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-e", str(error_log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    try:
-        wait_until_sync(listening, what="nginx listening")
-    except AssertionError:
-        proxy.stop()
-        raise
-    return proxy
+    def output(port: int) -> str:
+        return error_log.read_text(errors="replace") if error_log.exists() else ""
+
+    process, port = start_on_free_port(start, output, stop=lambda process: Nginx(process, 0, workdir).stop())
+    return Nginx(process, port, workdir)

@@ -88,7 +88,7 @@ async def load(base: str, concurrency: int, statuses: Counter[str], stop: trio.E
 
 
 async def served_at_least(statuses: Counter[str], count: int) -> None:
-    await wait_until(lambda: sum(statuses.values()) >= count, what=f"{count} requests answered")
+    await wait_until(lambda: sum(statuses.values()) >= count, what=lambda: f"{count} requests answered (so far: {dict(statuses)})")
 
 
 async def test_sigkill_one_instance_under_load(pair: tuple[Instance, Instance, Nginx]) -> None:

@@ -18,7 +18,7 @@ from wasmkernel.testing.identity import FakeIdentity
 from wasmkernel.testing.inprocess import RunApp, WebSocketClient, WebSocketDenied, running, websocket_connect
 from wasmkernel.testing.latency import Latencies, assert_not_slowed, time_calls, time_requests
 from wasmkernel.testing.paths import project_root
-from wasmkernel.testing.processes import BIN, ServerProcesses, free_port, stop_process, wait_until_serving
+from wasmkernel.testing.processes import BIN, PortTaken, ServerProcesses, answers, free_port, listens_on, start_on_free_port, stop_process, wait_until_serving
 from wasmkernel.testing.redis import RedisServer, redis_binary
 from wasmkernel.testing.served import ServeApp, ServedApp, served, serving
 from wasmkernel.testing.sse import EventStream, EventStreamParser, ServerEvent, next_event, sse_events
@@ -30,6 +30,7 @@ __all__ = [
     "EventStreamParser",
     "FakeIdentity",
     "Latencies",
+    "PortTaken",
     "RedisServer",
     "RunApp",
     "ServeApp",
@@ -38,10 +39,12 @@ __all__ = [
     "ServerProcesses",
     "WebSocketClient",
     "WebSocketDenied",
+    "answers",
     "app_from",
     "as_app",
     "assert_not_slowed",
     "free_port",
+    "listens_on",
     "next_event",
     "project_root",
     "redis_binary",
@@ -50,6 +53,7 @@ __all__ = [
     "served",
     "serving",
     "sse_events",
+    "start_on_free_port",
     "stop_process",
     "time_calls",
     "time_requests",

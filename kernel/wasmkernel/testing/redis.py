@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from wasmkernel.testing.processes import free_port
+from wasmkernel.testing.processes import listens_on, start_on_free_port
 from wasmkernel.testing.waiting import wait_until_sync
 
 
@@ -30,7 +30,8 @@ class RedisServer:
     """One redis-server process on 127.0.0.1:`port`, files under `workdir`."""
 
     workdir: Path
-    port: int = attrs.field(factory=free_port)
+    #: Chosen at the first start (a free one); a restart keeps it.
+    port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,43 +43,38 @@ class RedisServer:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start (or restart) the server and wait until it accepts connections."""
+        """Start the server on a free port, or restart it on its port, and
+        wait until it answers PING."""
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install -y redis-server; `make test` does it)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
-            "--logfile",
-            str(self.workdir / "redis.log"),
-            "--daemonize",
-            "no",
-        ]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            argv += ["--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"]
+            return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        if not self.port:
+            self.process, self.port = start_on_free_port(launch, lambda port: self.log(), self._answers, timeout=timeout)
+            return
+        process = self.process = launch(self.port)
+
+        def pong() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"redis-server exited with {process.returncode}: {self.log()[-2000:]}")
+            return listens_on(process, self.port) and self._answers(self.port)
+
         try:
-            wait_until_sync(self._pong, timeout=timeout, what="redis-server answering PING")
+            wait_until_sync(pong, timeout=timeout, what="redis-server answering PING")
         except AssertionError:
             self.stop()
             raise
 
-    def _pong(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"redis-server exited with {self.process.returncode}: {self.log()[-2000:]}")
-        return self._answers()
-
-    def _answers(self) -> bool:
+    @staticmethod
+    def _answers(port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
