@@ -109,7 +109,8 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         self.env = {JWT_ENV: os.environ.get(JWT_ENV) or secrets.token_urlsafe(48)}
         self.results = Results(sizes=list(args.sizes), reps=args.reps, warmup=args.warmup, machine=machine.facts())
-        self.cache = self.out / "cache"
+        # Absolute: the registries written under out/registries/ resolve relative paths from there.
+        self.cache = (self.out / "cache").resolve()
         self.broken: dict[str, dict[str, str]] = {}
         self.failed_processes: set[str] = set()
         self.measured_memory: set[str] = set()  # servers whose memory the /matmul cells recorded

@@ -44,10 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader  # noqa: E402
 
-from tests.conftest import free_port  # noqa: E402
-from tests.redis_server import RedisServer, redis_binary  # noqa: E402
 from wasmkernel import Application  # noqa: E402
-from wasmkernel.testing import app_from, running  # noqa: E402
+from wasmkernel.testing import RedisServer, app_from, free_port, redis_binary, running  # noqa: E402
 
 DIST = ROOT / "wasm_modules" / "dist"
 KEY = "bench-key"

@@ -36,6 +36,7 @@ import secrets
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -304,9 +305,12 @@ def measure(row: Row, subscribers: int, options: Options, env: dict[str, str]) -
     """One configuration: a fresh deployment, S subscribers, M messages. The CSV row and the per-message rows."""
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    (options.out / "data").mkdir(exist_ok=True)
-    env = {**env, "WASMKERNEL_FEED_DATABASE": str(options.out / "data" / f"feed-{row.name}-{subscribers}.sqlite3")}
-    with row.deploy(options, logs, env) as deployment, (logs / f"loadgen-{row.name}-{subscribers}.log").open("ab") as log:
+    # The feed's database is scratch, not a result: a temporary folder, removed afterwards.
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmkernel-realtime-") as scratch,
+        row.deploy(options, logs, {**env, "WASMKERNEL_FEED_DATABASE": str(Path(scratch) / "feed.sqlite3")}) as deployment,
+        (logs / f"loadgen-{row.name}-{subscribers}.log").open("ab") as log,
+    ):
         split = [
             subscribers // len(deployment.subscribe_urls) + (i < subscribers % len(deployment.subscribe_urls)) for i in range(len(deployment.subscribe_urls))
         ]

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Lines in kernel/wasmkernel/*.py (the test kit, testing.py, aside): all of them, and code only (no blank lines, comments or docstrings).
+# Lines in kernel/wasmkernel/*.py (the test kit, testing/, aside): all of them, and code only (no blank lines, comments or docstrings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PY'
 import ast, pathlib
 total = code = 0
 for path in sorted(pathlib.Path("kernel/wasmkernel").rglob("*.py")):
-    if path.name == "testing.py":
+    if "testing" in path.relative_to("kernel/wasmkernel").parts[:1]:
         continue
     source = path.read_text(encoding="utf-8")
     lines = source.splitlines()

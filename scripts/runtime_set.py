@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 from wasmkernel import load_registry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10
-    import tomli as tomllib
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 _PROJECT_REQUIREMENT = re.compile(r"^wasmkernel-([a-z0-9-]+)")

@@ -3,12 +3,9 @@ prerequisite is *unavailable*, any other failure is *FAILED* and the run exits n
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package is not installed
 
 from benchmarks.report import Results, markdown
 from benchmarks.servers import ProcessSpec, SetupFailed, Unavailable, run_setup

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from wasmkernel import Application, StartupError
 from wasmkernel.registry import load_registry, parse_registry
-from wasmkernel.testing import running
+from wasmkernel.testing import project_root, running
 
-DEFAULT = ROOT / "plugin_registry.toml"
+DEFAULT = project_root() / "plugin_registry.toml"
 NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled]
 #: What disabling a plugin breaks, and the startup error that says so.
 NEEDED = {

@@ -10,12 +10,12 @@ import functools
 import importlib.metadata
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli as tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -71,7 +71,7 @@ def test_metadata_is_publishable(folder: Path) -> None:
     assert set(table["classifiers"]) >= CLASSIFIERS
     assert {"Homepage", "Documentation", "Source", "Issues"} <= set(table["urls"])
     assert table.get("version", wasmkernel.__version__) == wasmkernel.__version__, "the distributions are released together"
-    assert table["requires-python"] == ">=3.10"
+    assert table["requires-python"] == ">=3.11"
 
 
 def test_the_kernels_version_has_one_source() -> None:

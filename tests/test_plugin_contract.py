@@ -12,7 +12,6 @@ from typing import Any
 import pluggy
 import pytest
 
-from tests.conftest import BIN, ROOT
 from wasmkernel import (
     Application,
     AuthRequirement,
@@ -31,7 +30,7 @@ from wasmkernel import (
     hookspec,
 )
 from wasmkernel.cli import main
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import BIN, app_from, project_root, running
 
 CLOCK: ServiceKey[list[str]] = ServiceKey("clock", hint="enable the clock plugin")
 
@@ -253,7 +252,7 @@ def test_a_protection_nothing_enforces_stops_startup_unless_allowed_loudly() -> 
 
 def test_listing_commands_need_no_secret(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("WASMKERNEL_JWT_SECRET", raising=False)
-    registry = str(Path(__file__).resolve().parents[1] / "plugin_registry.toml")
+    registry = str(project_root() / "plugin_registry.toml")
     for command in ("plugins", "routes"):
         assert main([command, "--registry", registry]) == 0
         captured = capsys.readouterr()
@@ -275,7 +274,7 @@ def test_run_exits_non_zero_when_startup_fails(tmp_path: Path) -> None:
     registry.write_text(
         "[kernel]\nallow_unenforced = true\n[plugins.router]\n[plugins.authz]\n"
         "[plugins.wasmer-loader.config]\nwatch = false\nworkers = 1\n"
-        f'[[plugins.wasmer-loader.config.modules]]\nname = "matmul"\npath = "{ROOT / "wasm_modules" / "dist" / "matmul.wasm"}"\n'
+        f'[[plugins.wasmer-loader.config.modules]]\nname = "matmul"\npath = "{project_root() / "wasm_modules" / "dist" / "matmul.wasm"}"\n'
         '[plugins.matmul.config]\nmodule = "nope"\n'
     )
     result = subprocess.run(

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+from wasmkernel.testing import project_root
+
+PLUGINS = project_root() / "plugins"
 
 #: Plugins whose submodules are public API too (documented in the package docstring).
 PUBLIC_SUBMODULES = {"wasmkernel_wasm"}

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from wasmkernel.testing import project_root
+
+ROOT = project_root()
 
 pytestmark = [
     pytest.mark.server,
@@ -45,7 +47,7 @@ def test_smoke_run_delivers_every_message(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with (out / "realtime.csv").open() as handle:

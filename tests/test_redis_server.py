@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.redis_server import RedisServer
+from wasmkernel.testing import RedisServer
 
 
 def ping(port: int) -> bytes:

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import BIN, ServerFactory, free_port, wait_until_serving
+from wasmkernel.testing import BIN, ServerProcesses, free_port, wait_until_serving
 
 pytestmark = pytest.mark.server
 
@@ -24,7 +24,7 @@ format = "json"
 """
 
 
-def test_wasmkernel_run_serves_the_registry(start_server: ServerFactory) -> None:
+def test_wasmkernel_run_serves_the_registry(start_server: ServerProcesses) -> None:
     base = start_server(REGISTRY)
     response = httpx.get(base + "/health")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
@@ -32,13 +32,13 @@ def test_wasmkernel_run_serves_the_registry(start_server: ServerFactory) -> None
     assert httpx.post(base + "/health").status_code == 405
 
 
-def test_unchanged_under_hypercorn_trio_worker(start_server: ServerFactory) -> None:
+def test_unchanged_under_hypercorn_trio_worker(start_server: ServerProcesses) -> None:
     command = [str(BIN / "hypercorn"), "--worker-class", "trio", "--bind", "127.0.0.1:{port}", "wasmkernel.asgi:app"]
     base = start_server(REGISTRY, command=command)
     assert httpx.get(base + "/health").json() == {"status": "ok"}
 
 
-def test_two_workers(start_server: ServerFactory) -> None:
+def test_two_workers(start_server: ServerProcesses) -> None:
     base = start_server(REGISTRY, command=[str(BIN / "wasmkernel"), "run", "--registry", "{registry}", "--bind", "127.0.0.1:{port}", "--workers", "2"])
     assert all(httpx.get(base + "/health").status_code == 200 for _ in range(10))
 
@@ -62,7 +62,7 @@ def test_default_run_serves_in_one_process_and_stops_gracefully_on_sigterm(tmp_p
         wait_until_serving(f"http://127.0.0.1:{port}/health", process, log=log)
         assert psutil.Process(process.pid).children(recursive=True) == []
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_until_serving
+from wasmkernel.testing import free_port, project_root, wait_until_serving
 
 pytestmark = pytest.mark.server
 
@@ -39,8 +39,8 @@ def test_scaffolded_plugin_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
     python = venv / "bin" / "python"
-    plugins = ROOT / "plugins"
-    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", ROOT, plugins / "router", wheel)
+    plugins = project_root() / "plugins"
+    run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", project_root(), plugins / "router", wheel)
 
     registry = tmp_path / "registry.toml"
     registry.write_text('[plugins.router]\n[plugins.hello-world]\n[plugins.hello-world.config]\ngreeting = "Bonjour"\n')

@@ -15,6 +15,8 @@ from typing import Any
 import trio
 import trio_websocket
 
+from wasmkernel.testing import wait_until
+
 #: Headless, offline (only 127.0.0.1 resolves), nothing in the background.
 HEADLESS = (
     "--headless",
@@ -87,11 +89,13 @@ async def chromium(binary: str, profile: Path) -> AsyncIterator[DevTools]:
     process = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         active = profile / "DevToolsActivePort"
-        with trio.fail_after(30):
-            while not active.exists() or len(active.read_text().splitlines()) < 2:
-                if process.poll() is not None:
-                    raise RuntimeError(f"chromium exited with {process.returncode}")
-                await trio.sleep(0.05)
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"chromium exited with {process.returncode}")
+            return active.exists() and len(active.read_text().splitlines()) >= 2
+
+        await wait_until(listening, interval=0.05, what="chromium's DevTools port")
         port, path = active.read_text().splitlines()[:2]
         async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}{path}", max_message_size=64 * 1024 * 1024) as ws:
             devtools = DevTools(ws)

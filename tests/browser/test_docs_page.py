@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.cdp import HEADLESS
-from tests.conftest import ServerFactory
+from wasmkernel.testing import ServerProcesses
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 900
@@ -54,10 +54,10 @@ def chromium(profile: Path, *arguments: str) -> subprocess.CompletedProcess[byte
         "--virtual-time-budget=15000",
         *arguments,
     ]
-    return subprocess.run(command, capture_output=True, timeout=90, check=True)
+    return subprocess.run(command, capture_output=True, timeout=300, check=True)
 
 
-def test_docs_page_renders_the_api(start_server: ServerFactory, tmp_path: Path) -> None:
+def test_docs_page_renders_the_api(start_server: ServerProcesses, tmp_path: Path) -> None:
     base = start_server(REGISTRY, probe="/readyz")
     url = f"{base}/docs"
 

@@ -7,10 +7,11 @@ from typing import Any
 import jwt
 import pytest
 import trio
+import trio.testing
 from structlog.testing import capture_logs
 
 from wasmkernel import Application, AuthRequirement, Route, WebSocket, hookimpl
-from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
+from wasmkernel.testing import WebSocketDenied, app_from, running, wait_until, websocket_connect
 from wasmkernel.websocket import WebSocketDisconnect
 
 SECRET = "s" * 32
@@ -62,9 +63,7 @@ async def test_access_log_line_and_metrics_per_connection() -> None:
                 await ws.send("again")
                 assert await ws.receive() == "anonymous: again"
                 await ws.close(1000)
-            with trio.fail_after(2):
-                while not [line for line in logs if line["event"] == "websocket"]:
-                    await trio.sleep(0.01)
+            await wait_until(lambda: [line for line in logs if line["event"] == "websocket"])
         line = next(line for line in logs if line["event"] == "websocket")
         assert line["status"] == 101 and line["messages_in"] == 2 and line["messages_out"] == 2
         assert line["close_code"] == 1000 and line["request_id"] == "abc-1" and line["route"] == "chat"
@@ -139,7 +138,8 @@ async def test_concurrent_connections_per_client_and_attempt_rate() -> None:
         assert limited.value.status == 429
 
 
-async def test_max_message_size_and_idle_timeout() -> None:
+async def test_max_message_size_and_idle_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    """The idle timeout in virtual time: it fires after 0.2 s of trio's clock, whatever the load."""
     app = make_app(limits={"config": {"max_body_bytes": 10, "websocket_idle_seconds": 0.2}})
     async with running(app):
         async with websocket_connect(app, "/chat") as ws:
@@ -148,6 +148,8 @@ async def test_max_message_size_and_idle_timeout() -> None:
                 await ws.receive()
             assert big.value.code == 1009
         async with websocket_connect(app, "/chat") as ws:
+            opened = trio.current_time()
             with trio.fail_after(2), pytest.raises(WebSocketDisconnect) as idle:
                 await ws.receive()
+            assert trio.current_time() - opened >= 0.2
             assert (idle.value.code, idle.value.reason) == (1000, "idle timeout")

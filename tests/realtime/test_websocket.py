@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from wasmkernel import Application, Forbidden, Route, WebSocket, WebSocketDisconnect, hookimpl
-from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
+from wasmkernel.testing import WebSocketDenied, app_from, running, wait_until, websocket_connect
 
 
 class Sockets:
@@ -176,9 +176,7 @@ async def test_wait_closed_returns_when_the_client_leaves() -> None:
     async with running(app):
         async with websocket_connect(app, "/ws/silent") as ws:
             await ws.close(4001)
-        with trio.fail_after(2):
-            while not sockets.ended:
-                await trio.sleep(0.01)
+        await wait_until(lambda: sockets.ended)
     assert sockets.ended == [("silent", 4001)]
 
 
@@ -197,15 +195,13 @@ async def test_a_client_that_does_not_read_stalls_only_its_own_sender() -> None:
     sockets = Sockets()
     app = make_app(sockets)
     async with running(app), websocket_connect(app, "/ws/firehose", buffer=0) as stalled:
-        await trio.sleep(0.1)  # the firehose waits for its client
+        await wait_until(lambda: stalled.from_app.statistics().tasks_waiting_send, what="the firehose waiting for its client")
         async with websocket_connect(app, "/ws/echo/a") as ws:
             await ws.send("still served")
-            with trio.fail_after(2):
+            with trio.fail_after(30):
                 assert await ws.receive() == "still served"
         await stalled.from_app.aclose()  # the stalled client goes away: the waiting send fails
-        with trio.fail_after(2):
-            while len(sockets.ended) < 2:
-                await trio.sleep(0.01)
+        await wait_until(lambda: len(sockets.ended) >= 2)
     assert sockets.ended == [("echo", 1000), ("firehose", 1006)]
 
 

@@ -1,6 +1,8 @@
 """Real server processes for the reliability tests and stress runs.
 
-Everything listens on 127.0.0.1 only. A server's stdout/stderr go to a file
+Everything listens on 127.0.0.1 only; paths are under the project's root
+(`wasmkernel.testing.project_root`: pytest's rootdir, or the current
+directory for the stress scripts run from the repository). A server's stdout/stderr go to a file
 (never a pipe nobody reads: a busy server would block on a full pipe), so a
 run can count one instance's access-log lines afterwards.
 """
@@ -11,9 +13,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, distribution
@@ -24,10 +24,9 @@ import attrs
 import jwt
 import psutil
 
-from tests.conftest import free_port, wait_until_serving
+from wasmkernel.testing import BIN, answers, project_root, start_on_free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+ROOT = project_root()
 DIST = ROOT / "wasm_modules" / "dist"
 WASM_MODULES = ("hello", "faults", "wagi_echo", "matmul", "mirror", "mirror_wagi")
 
@@ -165,6 +164,15 @@ class Instance:
                     continue
         return records
 
+    def in_progress(self, route_fragment: str) -> float:
+        """Requests in progress now on routes whose name contains
+        `route_fragment` (the metrics plugin's gauge, read from /metrics)."""
+        import httpx
+
+        text = httpx.get(self.base + "/metrics", timeout=30).text
+        gauge = "wasmkernel_requests_in_progress{"
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(gauge) and route_fragment in line)
+
     def access_count(self, path: str | None = None) -> int:
         """Access-log lines (event "request"), optionally for one path."""
         return sum(1 for r in self.log_lines() if r.get("event") == "request" and (path is None or r.get("path") == path))
@@ -211,26 +219,31 @@ def spawn(
     besides its registry, bind and workers) on a free loopback port in its own
     process group, and wait until `probe` answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    registry_file = workdir / f"registry-{port}.toml"
-    registry_file.write_text(registry)
-    log_path = workdir / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *args],
-            cwd=workdir,
-            env={**os.environ, **ENV, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    instance = Instance(process, port, log_path)
-    try:
-        wait_until_serving(instance.base + probe, process, timeout)
-    except AssertionError as exc:
-        instance.stop()
-        raise AssertionError(f"{exc}\n{log_path.read_text(errors='replace')[-3000:]}") from None
-    return instance
+
+    def log_path(port: int) -> Path:
+        return workdir / f"server-{port}.log"
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        registry_file = workdir / f"registry-{port}.toml"
+        registry_file.write_text(registry)
+        with log_path(port).open("wb") as log:
+            return subprocess.Popen(
+                [str(BIN / "wasmkernel"), "run", "--registry", str(registry_file), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *args],
+                cwd=workdir,
+                env={**os.environ, **ENV, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    process, port = start_on_free_port(
+        start,
+        lambda port: log_path(port).read_text(errors="replace"),
+        lambda port: answers(f"http://127.0.0.1:{port}{probe}"),
+        stop=lambda process: Instance(process, 0, Path()).stop(),
+        timeout=timeout,
+    )
+    return Instance(process, port, log_path(port))
 
 
 @attrs.define
@@ -282,23 +295,15 @@ def spawn_nginx(upstreams: Sequence[str], workdir: Path) -> Nginx:
         raise RuntimeError("nginx is not installed (apt-get install -y nginx)")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "logs").mkdir(exist_ok=True)
-    port = free_port()
     conf = workdir / "nginx.conf"
-    conf.write_text(nginx_conf(f"127.0.0.1:{port}", upstreams, workdir))
-    process = subprocess.Popen(
-        [nginx, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "logs" / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    proxy = Nginx(process, port, workdir)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"nginx exited with {process.returncode}: {(workdir / 'logs' / 'error.log').read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proxy
-        except OSError:
-            time.sleep(0.05)
-    proxy.stop()
-    raise AssertionError("nginx did not listen within 15 s")
+    error_log = workdir / "logs" / "error.log"
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        conf.write_text(nginx_conf(f"127.0.0.1:{port}", upstreams, workdir))
+        return subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf), "-e", str(error_log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def output(port: int) -> str:
+        return error_log.read_text(errors="replace") if error_log.exists() else ""
+
+    process, port = start_on_free_port(start, output, stop=lambda process: Nginx(process, 0, workdir).stop())
+    return Nginx(process, port, workdir)

@@ -45,7 +45,7 @@ def test_nginx_template_passes_nginx_t(tmp_path: Path) -> None:
         [str(nginx_binary()), "-t", "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "logs" / "error.log")],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,6 @@ instance or worker holds it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ import pytest
 import trio
 import trio_websocket
 
-from tests.realtime.serving import ServerEvent, next_event, sse_events
-from tests.redis_server import RedisServer
 from tests.reliability.harness import Instance, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx, token
+from wasmkernel.testing import EventStream, RedisServer, sse_events, wait_until
 
 pytestmark = [
     pytest.mark.server,
@@ -39,8 +37,9 @@ def streams_served(instance: Instance) -> int:
     return sum(1 for record in instance.log_lines() if record.get("event") == "request" and record.get("path") == "/feed/events")
 
 
-async def open_streams(stack: AsyncExitStack, base: str, count: int) -> tuple[list[AsyncIterator[ServerEvent]], list[trio_websocket.WebSocketConnection]]:
-    """`count` SSE streams and `count` WebSockets on `base`, each on its own connection."""
+async def open_streams(stack: AsyncExitStack, base: str, count: int) -> tuple[list[EventStream], list[trio_websocket.WebSocketConnection]]:
+    """`count` SSE streams and `count` WebSockets on `base`, each on its own
+    connection; each is subscribed once its headers or handshake are in."""
     streams, sockets = [], []
     for _ in range(count):
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
@@ -48,16 +47,15 @@ async def open_streams(stack: AsyncExitStack, base: str, count: int) -> tuple[li
         assert response.status_code == 200 and response.headers["content-type"] == "text/event-stream"
         streams.append(sse_events(response))
         sockets.append(await stack.enter_async_context(trio_websocket.open_websocket_url(base.replace("http", "ws") + "/feed/ws")))
-    await trio.sleep(0.5)  # every subscription registered
     return streams, sockets
 
 
-async def everyone_gets(post: dict[str, Any], streams: list[AsyncIterator[ServerEvent]], sockets: list[trio_websocket.WebSocketConnection]) -> None:
+async def everyone_gets(post: dict[str, Any], streams: list[EventStream], sockets: list[trio_websocket.WebSocketConnection]) -> None:
     expected = {"type": "post", **post}
     for events in streams:
-        assert (await next_event(events, timeout=10)).json() == expected
+        assert (await events.next()).json() == expected
     for ws in sockets:
-        with trio.fail_after(10):
+        with trio.fail_after(30):
             assert json.loads(await ws.get_message()) == expected
 
 
@@ -79,10 +77,13 @@ async def test_two_instances_behind_nginx_share_the_feed(redis_server: RedisServ
                         created = await http.post(instance.base + "/posts", json={"text": f"on {instance.port}"}, headers=AUTH)
                         assert created.status_code == 201, created.text
                         await everyone_gets(created.json(), streams, sockets)
+
             # Each instance held some of the streams (one access-log line each, once closed).
-            with trio.fail_after(10):
-                while sum(served := [streams_served(instance) for instance in instances]) < 4:
-                    await trio.sleep(0.1)
+            def all_logged() -> list[int] | None:
+                counts = [streams_served(instance) for instance in instances]
+                return counts if sum(counts) >= 4 else None
+
+            served = await wait_until(all_logged, what="4 streams in the access logs")
             assert sum(served) == 4 and all(served), served
         finally:
             proxy.stop()
@@ -105,7 +106,7 @@ async def test_worker_processes_share_the_feed_through_redis(redis_server: Redis
         instance.stop()
 
 
-async def _resumed(client: httpx.AsyncClient, stack: AsyncExitStack, events: AsyncIterator[ServerEvent], last_id: str, count: int) -> tuple[list[str], int]:
+async def _resumed(client: httpx.AsyncClient, stack: AsyncExitStack, events: EventStream, last_id: str, count: int) -> tuple[list[str], int]:
     """The texts of the next `count` posts on `events` and how many times the
     stream had to be reopened: if it was cut, reconnect (through nginx, so to
     the survivor) with `Last-Event-ID`."""
@@ -113,7 +114,7 @@ async def _resumed(client: httpx.AsyncClient, stack: AsyncExitStack, events: Asy
     reconnects = 0
     while len(texts) < count:
         try:
-            event = await next_event(events, timeout=10)
+            event = await events.next()
         except (StopAsyncIteration, httpx.HTTPError):
             response = await stack.enter_async_context(client.stream("GET", "/feed/events", headers={"last-event-id": last_id}))
             assert response.status_code == 200, response.status_code
@@ -141,14 +142,13 @@ async def test_clients_of_a_killed_instance_resume_on_the_survivor(redis_server:
             streams = []
             for _ in range(4):
                 response = await stack.enter_async_context(client.stream("GET", "/feed/events"))
-                streams.append(sse_events(response))
-            await trio.sleep(0.5)
+                streams.append(sse_events(response))  # subscribed once its headers are in
             survivor = instances[1].base
             first = await client.post(survivor + "/posts", json={"text": "before"}, headers=AUTH)
             assert first.status_code == 201, first.text
             last_ids = []
             for events in streams:
-                event = await next_event(events, timeout=10)
+                event = await events.next()
                 assert event.json()["text"] == "before" and event.id
                 last_ids.append(event.id)
             instances[0].kill()

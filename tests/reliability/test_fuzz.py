@@ -132,7 +132,7 @@ async def call(app: Application, scope: dict[str, Any], body: bytes, chunks: int
     async with trio.open_nursery() as nursery:
         await app.startup(nursery)
         try:
-            with trio.fail_after(10):
+            with trio.fail_after(30):
                 await app(scope, receive, send)
         finally:
             await app.shutdown()

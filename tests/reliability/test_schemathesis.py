@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import BIN, Instance, full_plugins, installed, registry_toml, spawn, token
+from tests.reliability.harness import Instance, full_plugins, installed, registry_toml, spawn, token
+from wasmkernel.testing import BIN
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("openapi"), reason="openapi plugin not installed")]
 
@@ -62,6 +63,6 @@ def test_openapi_document_holds_under_schemathesis(server: Instance) -> None:
         "--generation-deterministic",
         "--no-color",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=80, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout

@@ -14,9 +14,8 @@ import trio_websocket
 from structlog.testing import capture_logs
 from wasmkernel_channels import CHANNELS, Channels, Event, EventStream, format_event
 
-from tests.realtime.serving import next_event, serving, sse_events
 from wasmkernel import Application, Request, Route, WebSocket, hookimpl
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RunApp, ServeApp, app_from, next_event, running, serving, sse_events, wait_until, websocket_connect
 
 
 class Live:
@@ -49,7 +48,7 @@ CHAIN: dict[str, dict[str, Any]] = {
     "access-log": {},
     "errors": {},
     "compression": {"config": {"minimum_size": 0}},
-    "limits": {"config": {"timeout_seconds": 0.3, "max_body_bytes": 64}},
+    "limits": {"config": {"timeout_seconds": 1.0, "max_body_bytes": 64}},
     "router": {},
     "health": {},
 }
@@ -62,56 +61,52 @@ def make_app(**channels_config: Any) -> Application:
 
 async def wait_for_subscribers(app: Application, count: int) -> None:
     hub = app.services.get(CHANNELS, needed_by="test")
-    with trio.fail_after(5):
-        while hub.subscriber_count != count:
-            await trio.sleep(0.01)
+    await wait_until(lambda: hub.subscriber_count == count, what=f"{count} subscribers")
 
 
-async def test_sse_stream_fields_keepalive_and_the_chain() -> None:
+async def test_sse_stream_fields_keepalive_and_the_chain(serve_app: ServeApp) -> None:
     app = make_app()
     with capture_logs() as logs:
-        async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
-            async with http.stream("GET", "/events", headers={"accept-encoding": "gzip"}) as stream:
-                assert stream.status_code == 200
-                assert stream.headers["content-type"] == "text/event-stream"
-                assert stream.headers["cache-control"] == "no-cache"
-                assert "content-encoding" not in stream.headers  # compression leaves event streams alone
-                lines = stream.aiter_lines()
-                assert await lines.__anext__() == "retry: 1500"
-                await wait_for_subscribers(app, 1)
-                # Longer than the limits plugin's 0.3 s request timeout: streams are not cut.
-                await trio.sleep(0.5)
-                event_id = (await http.post("/publish", json={"n": 1})).json()["id"]
-                seen = []
-                with trio.fail_after(5):
-                    while (line := await lines.__anext__()) != 'data: {"n":1}':
-                        seen.append(line)
-                assert ": keep-alive" in seen and f"id: {event_id}" in seen and "event: news" in seen
-            await wait_for_subscribers(app, 0)
-    streams = [line for line in logs if line.get("event") == "request" and line.get("path") == "/events"]
-    assert len(streams) == 1 and streams[0]["status"] == 200 and streams[0]["duration_ms"] > 500
-
-
-async def test_sse_resumes_after_last_event_id() -> None:
-    app = make_app()
-    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
-        ids = [(await http.post("/publish", json=n)).json()["id"] for n in range(3)]
-        async with http.stream("GET", "/events", headers={"last-event-id": ids[0]}) as stream:
-            events = sse_events(stream)
-            assert [(await next_event(events)).json() for _ in range(2)] == [1, 2]
-        async with http.stream("GET", f"/events?last_event_id={ids[1]}") as stream:
-            events = sse_events(stream)
+        http = (await serve_app(app)).http
+        async with http.stream("GET", "/events", headers={"accept-encoding": "gzip"}) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"] == "text/event-stream"
+            assert stream.headers["cache-control"] == "no-cache"
+            assert "content-encoding" not in stream.headers  # compression leaves event streams alone
+            lines = stream.aiter_lines()
+            assert await lines.__anext__() == "retry: 1500"
             await wait_for_subscribers(app, 1)
-            replayed = await next_event(events)
-            assert (replayed.id, replayed.json()) == (ids[2], 2)
-            await http.post("/publish", json="live")
-            event = await next_event(events)
-            assert event.id == ids[2].replace("-3", "-4") and event.json() == "live"
-        bad = await http.get("/events", headers={"last-event-id": "x" * 300})
-        assert bad.status_code == 400
+            # Longer than the limits plugin's 1 s request timeout: streams are not cut.
+            await trio.sleep(1.2)
+            event_id = (await http.post("/publish", json={"n": 1})).json()["id"]
+            seen = []
+            with trio.fail_after(30):
+                while (line := await lines.__anext__()) != 'data: {"n":1}':
+                    seen.append(line)
+            assert ": keep-alive" in seen and f"id: {event_id}" in seen and "event: news" in seen
+        await wait_for_subscribers(app, 0)
+        streams = await wait_until(lambda: [line for line in logs if line.get("event") == "request" and line.get("path") == "/events"])
+    assert len(streams) == 1 and streams[0]["status"] == 200 and streams[0]["duration_ms"] > 1200
 
 
-async def test_websocket_fan_out_and_a_reader_that_stops_is_closed_alone() -> None:
+async def test_sse_resumes_after_last_event_id(serve_app: ServeApp) -> None:
+    app = make_app()
+    served = await serve_app(app)
+    ids = [(await served.http.post("/publish", json=n)).json()["id"] for n in range(3)]
+    async with served.sse("/events", headers={"last-event-id": ids[0]}) as events:
+        assert [(await events.next()).json() for _ in range(2)] == [1, 2]
+    async with served.sse("/events", params={"last_event_id": ids[1]}) as events:
+        await wait_for_subscribers(app, 1)
+        replayed = await events.next()
+        assert (replayed.id, replayed.json()) == (ids[2], 2)
+        await served.http.post("/publish", json="live")
+        event = await events.next()
+        assert event.id == ids[2].replace("-3", "-4") and event.json() == "live"
+    bad = await served.http.get("/events", headers={"last-event-id": "x" * 300})
+    assert bad.status_code == 400
+
+
+async def test_websocket_fan_out_and_a_reader_that_stops_is_closed_alone(serve_app: ServeApp) -> None:
     app = app_from(
         {**CHAIN, "limits": {"config": {"websocket_queue": 4}}, "channels": {"config": {"queue_size": 4}}, "live": {}},
         extra_plugins={"live": Live()},
@@ -119,38 +114,48 @@ async def test_websocket_fan_out_and_a_reader_that_stops_is_closed_alone() -> No
     hub = app.services.get(CHANNELS, needed_by="test")
     pad = "x" * 262144  # a few of these fill the socket buffers of a client that stopped reading
     with capture_logs() as logs:
-        async with serving(app) as base:
-            url = base.replace("http", "ws") + "/ws"
-            async with trio_websocket.open_websocket_url(url) as fast, trio_websocket.open_websocket_url(url, message_queue_size=0, disconnect_timeout=0.5):
-                await wait_for_subscribers(app, 2)
-                for n in range(400):
-                    await hub.publish("news", {"n": n, "pad": pad})
-                    message = await fast.get_message()
-                    assert isinstance(message, str) and message.startswith(f'{{"n":{n},')
-                    if hub.subscriber_count == 1:
-                        break
-                assert hub.subscriber_count == 1, "the stalled reader's subscription never overflowed"
-                await hub.publish("news", "after")
-                with trio.fail_after(5):
-                    assert await fast.get_message() == '"after"'
-    closes = [line["close_code"] for line in logs if line.get("event") == "websocket"]
-    assert 1013 in closes
-
-
-async def test_oversized_client_message_closes_only_that_websocket() -> None:
-    app = make_app()
-    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http:
-        url = base.replace("http", "ws") + "/ws"
-        async with trio_websocket.open_websocket_url(url) as good, trio_websocket.open_websocket_url(url) as bad:
+        served = await serve_app(app)
+        async with served.websocket("/ws") as fast, served.websocket("/ws", message_queue_size=0, disconnect_timeout=0.5):
             await wait_for_subscribers(app, 2)
-            await bad.send_message("x" * 1000)
-            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
-                with trio.fail_after(5):
-                    await bad.get_message()
-            assert closed.value.reason is not None and closed.value.reason.code == 1009
-            await http.post("/publish", json="still here")
-            with trio.fail_after(5):
-                assert await good.get_message() == '"still here"'
+            for n in range(400):
+                await hub.publish("news", {"n": n, "pad": pad})
+                message = await fast.get_message()
+                assert isinstance(message, str) and message.startswith(f'{{"n":{n},')
+                if hub.subscriber_count == 1:
+                    break
+            assert hub.subscriber_count == 1, "the stalled reader's subscription never overflowed"
+            await hub.publish("news", "after")
+            with trio.fail_after(30):
+                assert await fast.get_message() == '"after"'
+        closes = await wait_until(lambda: [line["close_code"] for line in logs if line.get("event") == "websocket" and line["close_code"] == 1013])
+    assert closes == [1013]
+
+
+async def test_oversized_client_message_closes_only_that_websocket(serve_app: ServeApp) -> None:
+    served = await serve_app(make_app())
+    async with served.websocket("/ws") as good, served.websocket("/ws") as bad:
+        await wait_for_subscribers(served.app, 2)
+        await bad.send_message("x" * 1000)
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            with trio.fail_after(30):
+                await bad.get_message()
+        assert closed.value.reason is not None and closed.value.reason.code == 1009
+        await served.http.post("/publish", json="still here")
+        with trio.fail_after(30):
+            assert await good.get_message() == '"still here"'
+
+
+async def test_a_websocket_is_subscribed_once_its_handshake_completes(run_app: RunApp) -> None:
+    """An event published the moment the handshake completes is delivered
+    (the subscription is made before the handshake is accepted)."""
+    app = make_app()
+    hub = app.services.get(CHANNELS, needed_by="test")
+    await run_app(app)
+    for n in range(20):
+        async with websocket_connect(app, "/ws") as ws:
+            await hub.publish("news", n)
+            with trio.fail_after(30):
+                assert await ws.receive_json() == n
 
 
 async def test_readiness_and_metrics_report_the_broker() -> None:

@@ -263,15 +263,17 @@ class Channels:
     async def serve_websocket(self, ws: WebSocket, channel: str, subprotocol: str | None = None) -> None:
         """Accept `ws` and send it `channel`'s events (first the history after
         its ``last_event_id`` query parameter, if given), one text message
-        each, until either side ends. A task in the connection's nursery sends
+        each, until either side ends. The subscription exists before the
+        handshake completes: a client that acts once connected (e.g. posts)
+        misses nothing. A task in the connection's nursery sends
         them from the subscription's queue, so a client that stops reading
         stalls only that task; its queue overflowing ("close" policy) or the
         channel being interrupted closes it 1013. Its messages are read and discarded (`discard_incoming`):
         the kernel's limits still apply to them."""
         self._channel(channel)  # a bad name is refused before the handshake
         ws.discard_incoming = True
-        await ws.accept(subprotocol)
         with self.subscribe(channel, last_event_id(ws)) as subscription:
+            await ws.accept(subprotocol)
             subscription.on_end = lambda reason: ws.close_nowait(TRY_AGAIN_LATER, reason)
             ws.nursery.start_soon(_forward, subscription, ws)
             await ws.wait_closed()

@@ -10,16 +10,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 import trio
 from wasmkernel_channels import CHANNELS, event_data
 from wasmkernel_feed.store import FeedStore
 
-from tests.realtime.serving import next_event, serving, sse_events
 from wasmkernel import Application
-from wasmkernel.testing import app_from, running, websocket_connect
+from wasmkernel.testing import ServeApp, app_from, running, websocket_connect
 
 SECRET = "f" * 32
 
@@ -80,7 +78,7 @@ async def test_posts_and_comments_are_stored_listed_and_published(tmp_path: Path
             assert created["text"] == "first <b>post</b>" and created["author"] == "ann" and isinstance(created["id"], int)
             comment = await http.post(f"/posts/{created['id']}/comments", json={"text": "nice"}, headers=auth(subject="bob"))
             assert comment.status_code == 201
-            with trio.fail_after(5):
+            with trio.fail_after(30):
                 first, second = await events.next_event(), await events.next_event()
         assert first is not None and second is not None
         assert (first.event, event_data(first)) == ("post", {"type": "post", **created})
@@ -105,21 +103,19 @@ async def test_the_websocket_route_is_public_and_delivers_each_event(tmp_path: P
     app = make_app(tmp_path / "feed.db")
     async with running(app) as http, websocket_connect(app, "/feed/ws", headers={"origin": "http://testserver"}) as ws:
         created = (await http.post("/posts", json={"text": "over ws"}, headers=auth())).json()
-        with trio.fail_after(5):
+        with trio.fail_after(30):
             assert await ws.receive_json() == {"type": "post", **created}
 
 
-async def test_sse_route_streams_events_with_their_type(tmp_path: Path) -> None:
+async def test_sse_route_streams_events_with_their_type(tmp_path: Path, serve_app: ServeApp) -> None:
     app = make_app(tmp_path / "feed.db")
     channels = app.services.get(CHANNELS, needed_by="test")
-    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=5) as http, http.stream("GET", "/feed/events") as stream:
-        assert stream.headers["content-type"] == "text/event-stream"
-        events = sse_events(stream)
-        with trio.fail_after(5):
-            while channels.subscriber_count == 0:
-                await trio.sleep(0.01)
-        created = (await http.post("/posts", json={"text": "over sse"}, headers=auth())).json()
-        event = await next_event(events)
+    served = await serve_app(app)
+    async with served.sse("/feed/events") as events:
+        assert events.response.headers["content-type"] == "text/event-stream"
+        assert channels.subscriber_count == 1  # subscribed before the response started
+        created = (await served.http.post("/posts", json={"text": "over sse"}, headers=auth())).json()
+        event = await events.next()
         assert event.event == "post" and event.json() == {"type": "post", **created} and str(event.id).endswith("-1")
 
 

@@ -7,6 +7,7 @@ import httpx
 import pytest
 import structlog
 import trio
+import trio.testing
 from structlog.testing import capture_logs
 from wasmkernel_limits.ratelimit import RateLimiter
 
@@ -116,7 +117,8 @@ def test_unknown_route_key_stops_startup_unless_allowed() -> None:
     assert [entry["key"] for entry in logs if entry["event"] == "limits.unknown_route"] == ["POST /nowhere"]
 
 
-async def test_slow_handler_is_cancelled_with_504() -> None:
+async def test_slow_handler_is_cancelled_with_504(autojump_clock: trio.testing.MockClock) -> None:
+    """In virtual time: the handler is cancelled when the 0.2 s are up, however busy the machine."""
     routes = Routes()
     async with running(make_app(routes, timeout_seconds=0.2)) as client:
         started = trio.current_time()

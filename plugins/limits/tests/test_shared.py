@@ -9,15 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 from structlog.testing import capture_logs
 from wasmkernel_redis import REDIS_LINK, RedisLink
 
-from tests.redis_server import RedisServer
 from wasmkernel import Application, Request, Route, hookimpl
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RedisServer, app_from, running, wait_until
 
-FAST_REDIS = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
+FAST_REDIS = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 5.0, "command_timeout": 5.0}
 
 
 class Routes:
@@ -33,18 +31,12 @@ def make_app(redis_url: str, **limits: Any) -> Application:
     return app_from(
         {
             "redis": {"config": {"url": redis_url, **FAST_REDIS}},
-            "limits": {"config": {"rate": 0.1, "burst": 5, **limits}},
+            "limits": {"config": {"rate": 0.1, "burst": 5, "redis_timeout": 5.0, **limits}},
             "router": {},
             "t": {},
         },
         extra_plugins={"t": Routes()},
     )
-
-
-async def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.02)
 
 
 def link_of(app: Application) -> RedisLink:

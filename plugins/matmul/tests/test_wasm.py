@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from wasmkernel import Application
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import app_from, project_root, running
 
-MATMUL_WASM = Path(__file__).resolve().parents[3] / "wasm_modules" / "dist" / "matmul.wasm"
+MATMUL_WASM = project_root() / "wasm_modules" / "dist" / "matmul.wasm"
 SECRET = "matmul-test-secret-0123456789-abcdefghijklmnop"
 NEEDED = ("wasmkernel_wasmer_loader", "wasmkernel_auth_jwt", "wasmkernel_authz", "jwt")
 

@@ -6,24 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import trio
 from wasmkernel_redis import REDIS, REDIS_LINK
 
-from tests.redis_server import RedisServer
 from wasmkernel import Application, RegistryError
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RedisServer, app_from, running, wait_until
 
 
 def make_app(**config: Any) -> Application:
-    fast = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 0.3, "command_timeout": 0.3}
+    fast = {"health_interval": 0.05, "min_backoff": 0.02, "max_backoff": 0.1, "connect_timeout": 5.0, "command_timeout": 5.0}
     return app_from({"redis": {"config": {**fast, **config}}, "router": {}, "health": {}, "metrics": {}})
 
 
 async def wait_for_status(client: Any, path: str, status: int) -> Any:
-    with trio.fail_after(5):
-        while (response := await client.get(path)).status_code != status:
-            await trio.sleep(0.02)
-    return response
+    async def answered() -> Any:
+        response = await client.get(path)
+        return response if response.status_code == status else None
+
+    return await wait_until(answered, what=f"{path} answering {status}")
 
 
 async def test_without_url_nothing_is_offered_and_readiness_ignores_redis() -> None:

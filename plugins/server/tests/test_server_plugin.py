@@ -66,7 +66,7 @@ async def test_a_worker_reports_a_failed_startup_and_ends(tmp_path: Path, monkey
         sent.append(message)
 
     scope: Any = {"type": "lifespan", "asgi": {"version": "3.0"}}
-    with pytest.RaisesGroup(SystemExit), trio.fail_after(5):
+    with pytest.RaisesGroup(SystemExit), trio.fail_after(30):
         await app(scope, receive, send)
     assert exits == [3] and sent == []
     assert report.read_text() == "plugin 'broken' failed to start: RuntimeError: no disk"

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from wasmkernel_wasm.testing import ROOT
 
-from wasmkernel.testing import running
+from wasmkernel.testing import project_root, running
 
 EXAMPLES = ("c_hello", "c_greet", "c_filter", "c_wagi", "as_hello", "as_counter", "as-filter", "as-wagi")
 
@@ -23,8 +22,8 @@ def examples(config: dict[str, Any], dist: Path) -> dict[str, Any]:
     """`config` plus the example modules and routes of plugin_registry.toml."""
     if not all((dist / f"{name}.wasm").is_file() for name in EXAMPLES):
         pytest.skip("C/AssemblyScript examples not built (make installs clang-14, wasi-libc and assemblyscript)")
-    registry = tomllib.loads((ROOT / "plugin_registry.toml").read_text())["plugins"]["wasmer-loader"]["config"]
-    modules = [dict(m, path=str(ROOT / m["path"])) for m in registry["modules"] if Path(m["path"]).stem in EXAMPLES]
+    registry = tomllib.loads((project_root() / "plugin_registry.toml").read_text())["plugins"]["wasmer-loader"]["config"]
+    modules = [dict(m, path=str(project_root() / m["path"])) for m in registry["modules"] if Path(m["path"]).stem in EXAMPLES]
     names = {m["name"] for m in modules}
     # The modules as the registry serves them; who may call them is authz's part (tests/test_default_registry.py).
     routes = [{key: value for key, value in r.items() if key != "scopes"} for r in registry["routes"] if r["module"] in names]

@@ -17,9 +17,8 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm import WasmError, WasmTrap
 from wasmkernel_wasm.testing import loader_of
 
-from tests.redis_server import RedisServer
 from wasmkernel import Application, StartupError
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import RedisServer, app_from, running
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 
@@ -130,7 +129,7 @@ async def test_sqlite_kv_survives_a_restart_and_namespaces_are_per_module(loader
 
 @pytest.fixture
 async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
-    """A tiny HTTP server on loopback: /ok, /away (302 to another port), /big (2 MB), /slow."""
+    """A tiny HTTP server on loopback: /ok, /away (302 to another port), /big (2 MB), /slow (never answers)."""
 
     async def serve(stream: trio.SocketStream) -> None:
         data = b""
@@ -141,7 +140,7 @@ async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
             data += chunk
         path = data.split(b" ", 2)[1]
         if path == b"/slow":
-            await trio.sleep(5)
+            await trio.sleep_forever()
         body, extra = b"pong " + (data.split(b"x-from: ", 1)[-1].split(b"\r\n", 1)[0] if b"x-from" in data else b""), b""
         if path == b"/away":
             extra = b"location: http://127.0.0.1:1/\r\n"
@@ -160,7 +159,7 @@ async def target(nursery: trio.Nursery) -> AsyncIterator[int]:
 
 async def test_outbound_http_only_to_allowed_origins(loader_name: str, dist: Path, tmp_path: Path, target: int) -> None:
     origin = f"http://127.0.0.1:{target}"
-    config = hostcalls_config(dist, tmp_path / "cache", http={"allow": [origin], "timeout": 1.0, "max_response_bytes": 100_000})
+    config = hostcalls_config(dist, tmp_path / "cache", http={"allow": [origin], "timeout": 3.0, "max_response_bytes": 100_000})
     async with running(make(loader_name, config)) as client:
         ok = await client.get("/h/fetch", params={"url": f"{origin}/ok"})
         assert (ok.status_code, ok.text) == (200, "200 pong hostcalls")

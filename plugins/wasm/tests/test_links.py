@@ -14,10 +14,9 @@ from typing import Any
 import jwt
 import pytest
 from structlog.testing import capture_logs
-from wasmkernel_wasm.testing import ROOT
 
 from wasmkernel import Application
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import app_from, project_root, running
 
 SECRET = "links-test-" + "s" * 40
 KEY = "links-signing-key"
@@ -25,7 +24,7 @@ KEY = "links-signing-key"
 
 def shipped() -> dict[str, Any]:
     """The link shortener's modules, routes and filter from plugin_registry.toml."""
-    with (ROOT / "plugin_registry.toml").open("rb") as file:
+    with (project_root() / "plugin_registry.toml").open("rb") as file:
         loader = tomllib.load(file)["plugins"]["wasmer-loader"]["config"]
     modules = [spec for spec in loader["modules"] if spec["name"] in ("links", "links_sign")]
     routes = [route for route in loader["routes"] if route["module"] == "links"]
@@ -36,7 +35,7 @@ def shipped() -> dict[str, Any]:
 def links_config(tmp_path: Path, **kv: Any) -> dict[str, Any]:
     config = copy.deepcopy(shipped())
     for spec in config["modules"]:
-        spec["path"] = str(ROOT / spec["path"])
+        spec["path"] = str(project_root() / spec["path"])
         if "kv" in spec:
             spec["kv"].update(path=str(tmp_path / "data" / "links.sqlite3"), **kv)
     return {"cache_dir": str(tmp_path / "cache"), "workers": 2, "watch": False, **config}

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 from wasmkernel_wasm.scaffold import KINDS
-from wasmkernel_wasm.testing import ROOT
 
 from wasmkernel import StartupError
 from wasmkernel.cli import main
-from wasmkernel.testing import running
+from wasmkernel.testing import project_root, running
 
-REGISTRY = str(ROOT / "plugin_registry.toml")
+REGISTRY = str(project_root() / "plugin_registry.toml")
 FAST = {("c", kind) for kind in KINDS} | {("assemblyscript", "http")}
 COMBOS = [
     pytest.param(lang, kind, id=f"{lang}-{kind}", marks=[] if (lang, kind) in FAST else [pytest.mark.slow])

@@ -66,7 +66,7 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     reload.add_argument("name")
     reload.set_defaults(wasm_handler=_wasm_reload)
     build = actions.add_parser(
-        "build", help="build guest modules (Rust, C, AssemblyScript; Python, JavaScript, Spin components): those in wasm_modules/ next to the registry, or PATHs"
+        "build", help="build guest modules (Rust, C, AssemblyScript; Python, JavaScript, Spin components) in wasm_modules/ next to the registry, or PATHs"
     )
     build.add_argument("crates", nargs="*", metavar="MODULE", help="only these modules: names in wasm_modules/ or module folders anywhere (PATH)")
     build.add_argument("--out", default=None, help="write DIR/<folder>.wasm (default: wasm_modules/dist next to the registry)")

@@ -1,8 +1,10 @@
-"""Fixtures shared by the module-loader test suites.
+"""Fixtures shared by the module-loader test suites: a pytest plugin (entry
+point ``pytest11`` of `wasmkernel-wasm`), so tests take them as arguments.
 
-`tests/wasm` runs against every installed loader plugin (`loader_name` is
-parametrized over `LOADERS` in its conftest); a loader plugin's own test
-directory imports these fixtures and fixes `loader_name` to itself.
+The host's suite runs against every installed loader plugin (`loader_name` is
+parametrized over `LOADERS` in its conftest); a loader plugin's own tests
+define `loader_name` as itself. The guest modules are found under the
+project's root (`wasmkernel.testing.project_root`): ``wasm_modules/dist``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ from typing import Any
 import pytest
 
 from wasmkernel import Application
-from wasmkernel.testing import app_from
+from wasmkernel.testing import app_from, project_root
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
 
-ROOT = Path(__file__).resolve().parents[3]
-DIST = ROOT / "wasm_modules" / "dist"
 MODULES = ("matmul", "hello", "wagi_echo", "faults", "hostcalls", "c_forward", "c_numbers")
 LOADERS = ["wasmer-loader", "wasmtime-loader"]
+
+
+def modules_dir() -> Path:
+    """Where `wasm_modules/build.sh` puts the guest modules."""
+    return project_root() / "wasm_modules" / "dist"
+
+
+def __getattr__(name: str) -> Path:
+    """`ROOT` and `DIST`, as earlier versions had them (looked up when used)."""
+    if name == "ROOT":
+        return project_root()
+    if name == "DIST":
+        return modules_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def unavailable(loader: str) -> str | None:
@@ -49,25 +63,28 @@ def use_loader(name: str) -> str:
 @pytest.fixture(scope="session")
 def dist() -> Path:
     """The built guest modules (built once with wasm_modules/build.sh if missing)."""
-    if not all((DIST / f"{name}.wasm").is_file() for name in MODULES):
+    dist = modules_dir()
+    if not all((dist / f"{name}.wasm").is_file() for name in MODULES):
         if shutil.which("bash") is None:
             pytest.skip("bash is needed to build the guest modules")
-        result = subprocess.run(["bash", str(ROOT / "wasm_modules" / "build.sh")], capture_output=True, text=True, check=False)
+        result = subprocess.run(["bash", str(project_root() / "wasm_modules" / "build.sh")], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             pytest.skip(f"guest modules cannot be built (no Rust wasm32 target?): {result.stderr.strip()[-300:]}")
-    return DIST
+    return dist
 
 
 def base_config(dist: Path, cache_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """Every guest module, hot reload off; time limits no loaded machine
+    reaches by accident (a test of time limits sets its own)."""
     config: dict[str, Any] = {
         "cache_dir": str(cache_dir),
         "workers": 2,
-        "default_timeout": 5.0,
+        "default_timeout": 30.0,
         "watch": False,
         "modules": [
             {"name": "matmul", "path": str(dist / "matmul.wasm")},
             {"name": "hello", "path": str(dist / "hello.wasm"), "kind": "http"},
-            {"name": "faults", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 1.0},
+            {"name": "faults", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 30.0},
             {"name": "wagi", "path": str(dist / "wagi_echo.wasm"), "kind": "wasi"},
         ],
         "routes": [

@@ -20,10 +20,19 @@ def _stat(path: Path) -> tuple[float, int] | None:
     return st.st_mtime, st.st_size
 
 
-async def watch_files(paths: Callable[[], Mapping[str, Path]], changed: Callable[[str], Awaitable[Any]], interval: float = 1.0) -> None:
+async def watch_files(
+    paths: Callable[[], Mapping[str, Path]],
+    changed: Callable[[str], Awaitable[Any]],
+    interval: float = 1.0,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Poll (mtime, size) of each named file every `interval` seconds and
-    await `changed(name)` when it changes; errors are logged, never raised."""
+    await `changed(name)` when it changes; errors are logged, never raised.
+    Started (`nursery.start`) once the files' first state is taken: a change
+    made after that is seen."""
     seen = {name: _stat(path) for name, path in paths().items()}
+    task_status.started()
     while True:
         await trio.sleep(interval)
         for name, path in paths().items():

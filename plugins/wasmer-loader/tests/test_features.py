@@ -1,8 +1,6 @@
 """wasmer-only behaviour: features wasmer 1.1 cannot run are refused at startup
 with the feature named; modules compile in a Python 3.10 process, never in the server."""
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -13,7 +11,7 @@ from typing import Any
 import pytest
 import wasmtime
 from structlog.testing import capture_logs
-from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
+from wasmkernel_wasm.testing import loader_of, use_loader
 from wasmkernel_wasmer_loader import compile as compiling
 
 from wasmkernel import StartupError

@@ -1,6 +1,9 @@
-"""The test kit: applications assembled in-process, an httpx client talking
-to them and in-process WebSocket connections (needs httpx: ``pip install
-wasmkernel[test]``). Plugins' tests import it as `wasmkernel.testing`."""
+"""An application run in-process: lifespan startup and shutdown, an httpx
+client talking to it through ASGI (needs httpx: ``pip install
+wasmkernel[test]``), and WebSocket sessions over ASGI messages.
+
+httpx's ASGI transport buffers a response: streams (SSE) need the
+application served on a socket (`wasmkernel.testing.served`)."""
 
 from __future__ import annotations
 
@@ -8,40 +11,28 @@ import json
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
-import httpx
 import trio
 
-from wasmkernel import Application, Registry, WebSocketDisconnect
-from wasmkernel.registry import parse_registry
+from wasmkernel import Application, WebSocketDisconnect
 
-__all__ = ["WebSocketClient", "WebSocketDenied", "app_from", "registry_from", "running", "websocket_connect"]
-
-
-def registry_from(plugins: Mapping[str, Mapping[str, Any]], path: str | Path = "test-registry.toml", kernel: Mapping[str, Any] | None = None) -> Registry:
-    """A registry from a dict shaped like the TOML ``plugins`` table:
-    ``{"router": {}, "health": {"config": {...}}}`` (each enabled by default),
-    and optionally the ``[kernel]`` table."""
-    return parse_registry({"kernel": dict(kernel or {}), "plugins": {name: dict(table) for name, table in plugins.items()}}, Path(path))
+if TYPE_CHECKING:
+    import httpx
 
 
-def app_from(plugins: Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None) -> Application:
-    """Assemble an application from `registry_from(plugins, kernel=kernel)`.
+class RunApp(Protocol):
+    """The `run_app` fixture: start an application (or assemble one from a
+    registry dict, as `app_from` does) in-process for the rest of the test."""
 
-    `extra_plugins` maps names to in-memory plugin objects (e.g. a test
-    plugin contributing routes); list them in `plugins` too, to place them in
-    the order: ``app_from({"router": {}, "t": {}}, extra_plugins={"t": TestRoutes()})``.
-    A test of a plugin that only reads routes' auth or schemas without
-    enforcing them passes ``kernel={"allow_unenforced": True}``.
-    """
-    return Application.assemble(registry_from(plugins, kernel=kernel), extra_plugins)
+    async def __call__(
+        self, app: Application | Mapping[str, Mapping[str, Any]], extra_plugins: Mapping[str, Any] | None = None, kernel: Mapping[str, Any] | None = None
+    ) -> httpx.AsyncClient: ...
 
 
 @contextmanager
-def _lone_errors_unwrapped() -> Iterator[None]:
+def lone_errors_unwrapped() -> Iterator[None]:
     """Re-raise a nursery's lone error as itself, so tests can match on it."""
     try:
         yield
@@ -55,7 +46,9 @@ def _lone_errors_unwrapped() -> Iterator[None]:
 async def running(app: Application, client: tuple[str, int] = ("127.0.0.1", 50000)) -> AsyncIterator[httpx.AsyncClient]:
     """Start `app` (lifespan startup), yield an httpx client talking to it
     in-process, then shut it down."""
-    with _lone_errors_unwrapped():
+    import httpx
+
+    with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
             try:
                 await app.startup(nursery)
@@ -148,7 +141,7 @@ async def websocket_connect(
             await app(scope, app_receive.receive, app_send.send)
 
     denied: WebSocketDenied | None = None
-    with _lone_errors_unwrapped():
+    with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
             await to_app.send({"type": "websocket.connect"})
