@@ -49,7 +49,7 @@ import psutil
 
 from benchmarks.load import SERVER_CPUS, run_wrk, wrk_available
 from benchmarks.machine import facts
-from benchmarks.quiet import Interval, Monitor
+from benchmarks.quiet import Monitor
 from benchmarks.servers import ROOT, ProcessSpec, RunningServer, start
 
 DIST = ROOT / "wasm_modules" / "dist"
@@ -202,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.writer(out)
         writer.writerow([field.name for field in attrs.fields(Row)])
         writer.writerows(attrs.astuple(row) for row in rows)
-    with (args.out / "machine_load.csv").open("w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow([field.name for field in attrs.fields(Interval)])
-        writer.writerows(attrs.astuple(interval) for interval in monitor.intervals)
+    monitor.write_csv(args.out / "machine_load.csv")
     (args.out / "machine.txt").write_text("".join(f"{key}: {value}\n" for key, value in facts().items()))
     print(f"\nwrote {args.out / 'components.csv'}")
     if monitor.disturbed:

@@ -16,9 +16,11 @@ copied into the README.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import psutil
@@ -130,6 +132,13 @@ class Monitor:
             yield
         finally:
             self.intervals.append(Interval.between(name, start, Reading.now(), self.limits))
+
+    def write_csv(self, path: Path) -> None:
+        """The intervals as ``machine_load.csv``."""
+        with path.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow([field.name for field in attrs.fields(Interval)])
+            writer.writerows(attrs.astuple(interval) for interval in self.intervals)
 
     @property
     def disturbed(self) -> list[str]:
