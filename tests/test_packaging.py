@@ -48,6 +48,7 @@ CLASSIFIERS = {
     "Typing :: Typed",
 }
 KERNEL = Version(wasmkernel.__version__)
+WORKER = ROOT / "plugins" / "wasmer-loader" / "wasmkernel_wasmer_loader" / "worker"
 
 
 def project(folder: Path) -> dict[str, Any]:
@@ -111,19 +112,27 @@ def test_every_package_is_typed(folder: Path) -> None:
 def test_the_kernel_exports_what_it_imports() -> None:
     """`__all__` lists the public API (mypy --strict against an installed kernel sees only that)."""
     tree = ast.parse((ROOT / "kernel" / "wasmkernel" / "__init__.py").read_text())
-    imported = {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) and node.module != "__future__" for alias in node.names}
-    assert imported | {"__version__"} == set(wasmkernel.__all__)
+    typed = next(node for node in tree.body if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+    imported = {alias.asname or alias.name for node in typed.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert imported == set(wasmkernel.__all__)
+    assert all(getattr(wasmkernel, name) is not None for name in wasmkernel.__all__)  # each one loads
 
 
 def _imports(source: Path) -> Iterator[str]:
     """Top-level names of the modules imported anywhere in the package at `source` (absolute imports)."""
     files = [source / "__init__.py"] if source.name == "wasm_modules" else sorted(source.rglob("*.py"))
+    # The Wasmer loader's worker code runs in its own Python 3.10 environment (worker/requirements.txt).
+    files = [path for path in files if WORKER not in path.parents]
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                yield from (alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                yield node.module.split(".")[0]
+        yield from _module_imports(path)
+
+
+def _module_imports(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
 
 
 @functools.cache
@@ -141,6 +150,12 @@ def _providers() -> dict[str, set[str]]:
         for package in packages:
             providers[package] = {canonicalize_name(project(folder).get("name", "wasmkernel"))}
     return providers
+
+
+def test_the_wasmer_workers_environment_pins_what_its_code_imports() -> None:
+    pinned = {line.split("==")[0] for line in (WORKER / "requirements.txt").read_text().splitlines() if "==" in line}
+    imported = {name for path in WORKER.rglob("*.py") for name in _module_imports(path)} - set(sys.stdlib_module_names) - {"__future__", "wasmkernel_wasmer_loader"}
+    assert imported <= pinned | {"wasmkernel_wasm"}, imported - pinned  # wasmkernel_wasm: the portable modules copied next to the worker code
 
 
 @pytest.mark.parametrize("folder", DISTRIBUTIONS, ids=IDS)
