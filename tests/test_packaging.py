@@ -154,7 +154,8 @@ def _providers() -> dict[str, set[str]]:
 
 def test_the_wasmer_workers_environment_pins_what_its_code_imports() -> None:
     pinned = {line.split("==")[0] for line in (WORKER / "requirements.txt").read_text().splitlines() if "==" in line}
-    imported = {name for path in WORKER.rglob("*.py") for name in _module_imports(path)} - set(sys.stdlib_module_names) - {"__future__", "wasmkernel_wasmer_loader"}
+    imported = {name for path in WORKER.rglob("*.py") for name in _module_imports(path)}
+    imported -= {*sys.stdlib_module_names, "__future__", "wasmkernel_wasmer_loader"}
     assert imported <= pinned | {"wasmkernel_wasm"}, imported - pinned  # wasmkernel_wasm: the portable modules copied next to the worker code
 
 
