@@ -202,6 +202,7 @@ def test_the_prebuilt_modules_rebuild_to_the_same_bytes(tmp_path: Path) -> None:
     toolchains of `make toolchains`; minutes of CPU."""
     modules = ROOT / "wasm_modules"
     copy = tmp_path / "elsewhere" / "wasm_modules"
+    copy.parent.mkdir()
     subprocess.run(["cp", "-a", str(modules), str(copy.parent)], check=True, timeout=300)
     for output in ("dist", "target", "node_modules"):
         subprocess.run(["rm", "-rf", str(copy / output)], check=True)

@@ -217,7 +217,11 @@ async def test_the_rpc_server_going_down_is_reported(dist: Path, tmp_path: Path,
         assert (await client.get("/readyz")).status_code == 200
         with capture_logs() as logs:
             await client.put("/h/kv/k", content=b"v")  # fails: the server dies under it
-            down = await client.get("/readyz")
+            for _ in range(600):  # polling: the crash is noticed after the PUT's answer
+                down = await client.get("/readyz")
+                if down.status_code == 503:
+                    break
+                await trio.sleep(0.05)
         assert down.status_code == 503, down.text
         assert down.json()["wasm"]["tasks"]["host-rpc"]["running"] is False
         assert any(entry["event"] == "task.crashed" for entry in logs)

@@ -414,10 +414,10 @@ async def test_a_key_value_operation_ends_with_its_call() -> None:
     finally:
         bind(None)
     assert seen == [call] and call.at == call.deadline
-    with trio.CancelScope() as running_op:
+    with trio.fail_after(30), trio.CancelScope() as running_op:
         call.attach(running_op)
         call.stop("the client went away")
-        await trio.sleep(0)  # the stop reaches the event loop
+        await trio.sleep_forever()  # until the stop reaches the event loop and cancels the operation
     assert running_op.cancelled_caught and call.at == 0.0
     late = trio.CancelScope()
     call.attach(late)
