@@ -11,6 +11,7 @@ import attrs
 from wasmkernel import AuthRequirement, ConfigError, StartupError, header_problem
 from wasmkernel_wasm import MIB, ModuleKind
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
+from wasmkernel_wasm.stderr import MAX_EXCERPT
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -75,6 +76,9 @@ class ModuleSpec:
     served as `content_type`), `exit_status` (exit code -> HTTP status; an
     unlisted non-zero exit is a 500) and `scratch` (a guest path where each
     call gets a fresh writable directory, removed afterwards).
+    `stderr_excerpt` (0: none; at most 4096) lets the error body of a failing
+    call (an unlisted non-zero exit) carry that many of the last bytes of its
+    stderr, sanitised (`wasmkernel_wasm.stderr`); the log always has it all.
     `alloc`, `dealloc` and `memory` name the exports the host uses (e.g.
     "malloc", "free", "mem"); a module exporting `_initialize` (a reactor)
     has it run once per instance.
@@ -100,6 +104,7 @@ class ModuleSpec:
     content_type: str = attrs.field(default="application/octet-stream", validator=_header_value)
     exit_status: dict[str, int] = attrs.field(factory=dict, validator=_exit_statuses)
     scratch: str | None = None
+    stderr_excerpt: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(MAX_EXCERPT)))
     alloc: str = "alloc"
     dealloc: str = "dealloc"
     memory: str = "memory"
@@ -212,7 +217,7 @@ class LoaderConfig:
             seen.add(spec.name)
             if spec.compiler is not None and spec.compiler not in allowed:
                 raise ConfigError(f"modules[{index}].compiler", f"unknown compiler {spec.compiler!r}; expected one of {', '.join(allowed)}")
-            wasi_only = [key for key in ("env", "dirs", "args", "exit_status", "scratch") if getattr(spec, key)]
+            wasi_only = [key for key in ("env", "dirs", "args", "exit_status", "scratch", "stderr_excerpt") if getattr(spec, key)]
             defaults = attrs.fields(ModuleSpec)
             wasi_only += [key for key in ("output", "content_type") if getattr(spec, key) != getattr(defaults, key).default]
             if wasi_only and spec.kind != "wasi":

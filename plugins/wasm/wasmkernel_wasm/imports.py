@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from wasmkernel import StartupError
+from wasmkernel_wasm.artifacts import error_cause
 from wasmkernel_wasm.modules import PreparedModule
 
 WASI = "wasi_snapshot_preview1"
@@ -89,4 +90,19 @@ def refuse_unsupported(prepared: PreparedModule, runtime: str, missing: Iterable
     uses it)) that the module needs and `runtime` cannot run."""
     for feature, used in missing:
         if used:
-            raise StartupError(f"wasm module '{prepared.spec.name}' uses {feature}, which {runtime} cannot run: serve it with wasmtime-loader instead")
+            raise StartupError(f"wasm module '{prepared.spec.name}' uses {feature}, which {runtime} cannot run; {wasmtime_verdict(prepared.wasm)}")
+
+
+def wasmtime_verdict(wasm: bytes) -> str:
+    """Whether another runtime's user should switch to wasmtime-loader for
+    `wasm`: only if wasmtime's validator (its default features, as the
+    wasmtime loader runs) accepts the module; otherwise why it does not."""
+    try:
+        import wasmtime
+    except ImportError:
+        return "wasmtime-loader may run it (not checked: the wasmtime package is not installed)"
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        return f"wasmtime cannot run it either: {error_cause(exc)}"
+    return "serve it with wasmtime-loader instead"

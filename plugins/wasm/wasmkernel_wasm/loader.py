@@ -47,6 +47,7 @@ from wasmkernel_wasm.hostapi.host import HostAPI
 from wasmkernel_wasm.imports import check_imports
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
+from wasmkernel_wasm.stderr import stderr_excerpt
 from wasmkernel_wasm.wire import decode_response, encode_request
 
 if TYPE_CHECKING:
@@ -249,7 +250,10 @@ class LoaderBase(Generic[L]):
             log.info("wasm.stderr", module=module, exit_status=outcome.exit_status, stderr=outcome.stderr.decode("utf-8", "replace"))
         status = spec.exit_status.get(str(outcome.exit_status))
         if status is None and outcome.exit_status != 0:
-            raise WasmError(f"module '{module}' function '_start' failed: exited with status {outcome.exit_status}")
+            host_paths = (scratch, str(self.base), str(self.cache_dir), *(granted[0] for granted in self._granted_dirs(spec)))
+            excerpt = stderr_excerpt(outcome.stderr, spec.stderr_excerpt, host_paths)
+            said = f"; stderr: {excerpt}" if excerpt else ""
+            raise WasmError(f"module '{module}' function '_start' failed: exited with status {outcome.exit_status}{said}")
         if spec.output == "raw":
             return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value)
         response = _logged(parse_cgi_output, outcome.value, module)
