@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -38,7 +38,7 @@ from wasmkernel_wasm import (
     WasmResponse,
     WasmUnavailable,
 )
-from wasmkernel_wasm.calls import ExportNames, Outcome
+from wasmkernel_wasm.calls import STDOUT_LIMIT, ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
@@ -47,6 +47,7 @@ from wasmkernel_wasm.hostapi.host import HostAPI
 from wasmkernel_wasm.imports import check_imports
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
+from wasmkernel_wasm.scratch import ScratchFileError, prepare_scratch, read_output, relative_part
 from wasmkernel_wasm.stderr import stderr_excerpt
 from wasmkernel_wasm.wire import decode_response, encode_request
 
@@ -240,8 +241,16 @@ class LoaderBase(Generic[L]):
         stderr into the log and the exit status mapped by `exit_status`."""
         spec = self.config.spec(module)
         scratch = tempfile.mkdtemp(prefix="wasmkernel-wasi-")
+        output: bytes | None = None
         try:
-            outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()), tuple(spec.argv(request.params)), scratch)
+            if spec.scratch is not None or spec.devices:
+                body_file = relative_part(spec.body_file, spec.scratch) if spec.body_file and spec.scratch else None
+                await trio.to_thread.run_sync(prepare_scratch, scratch, request.body, body_file, spec.devices, limiter=self.file_threads)
+            argv = tuple(spec.argv(request.params))
+            outcome = await self._run(module, spec.entry, self.jobs.run_wasi, request.body, tuple(env.items()), argv, scratch, spec.entry)
+            if spec.output_file is not None and spec.scratch is not None and outcome.exit_status == 0:
+                output_file = relative_part(spec.output_file, spec.scratch)
+                output = await trio.to_thread.run_sync(self._output_file, module, scratch, output_file, limiter=self.file_threads)
         finally:
             with trio.CancelScope(shield=True):  # also when the client left
                 await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True), limiter=self.file_threads)
@@ -253,11 +262,21 @@ class LoaderBase(Generic[L]):
             host_paths = (scratch, str(self.base), str(self.cache_dir), *(granted[0] for granted in self._granted_dirs(spec)))
             excerpt = stderr_excerpt(outcome.stderr, spec.stderr_excerpt, host_paths)
             said = f"; stderr: {excerpt}" if excerpt else ""
-            raise WasmError(f"module '{module}' function '_start' failed: exited with status {outcome.exit_status}{said}")
+            raise WasmError(f"module '{module}' function '{spec.entry}' failed: exited with status {outcome.exit_status}{said}")
         if spec.output == "raw":
-            return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value)
+            return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value if output is None else output)
         response = _logged(parse_cgi_output, outcome.value, module)
         return response if status is None else WasmResponse(status, response.headers, response.body)
+
+    @staticmethod
+    def _output_file(module: str, scratch: str, output_file: PurePosixPath) -> bytes:
+        """The response body a program that exited 0 left in its `output_file`
+        (502 if it left none, or no usable one; a mapped non-zero exit serves stdout)."""
+        try:
+            return read_output(scratch, output_file, STDOUT_LIMIT)
+        except ScratchFileError as exc:
+            log.warning("wasm.bad_response", module=module, reason=str(exc))
+            raise WasmBadResponse(f"module '{module}': {exc}") from None
 
 
 T = TypeVar("T")

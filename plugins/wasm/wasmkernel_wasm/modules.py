@@ -242,7 +242,7 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
             limit = shape.memory_max * PAGE
     kind_exports = {
         "http": (spec.memory, spec.alloc, spec.dealloc, "handle"),
-        "wasi": ("_start",),
+        "wasi": (spec.entry,),
         "compute": (),
         "filter": (spec.memory, spec.alloc, spec.dealloc, "on_request"),
     }

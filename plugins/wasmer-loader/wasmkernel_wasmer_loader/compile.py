@@ -38,6 +38,7 @@ PROGRESS_EVERY = 5.0
 #: Validation errors of operators wasmer 1.1 predates, and the feature they belong to.
 _NEWER_FEATURES = (
     (re.compile(r"Unknown 0xfd subopcode"), "newer SIMD operators (relaxed SIMD)"),
+    (re.compile(r"Unsupported feature: proposed simd operator"), "SIMD operators its compiler does not implement"),
     (re.compile(r"Unknown opcode: 0x(0[6-9a]|1[89f])\b|Exceptions support is not enabled"), "exception handling"),
     (re.compile(r"Unknown 0xfe"), "threads (atomic operators)"),
 )

@@ -277,8 +277,10 @@ def handle(compiled: Compiled, deadline: Deadline, request: bytes, export: str =
     return _guarded(compiled, deadline, lambda guest: handle_export(guest, request, compiled.exports, export))
 
 
-def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
-    """Run a WASI command's `_start` with `argv`, `stdin` and the CGI `env`
+def run_wasi(
+    compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str, entry: str = "_start"
+) -> Outcome:
+    """Run a WASI command's `entry` (after `_initialize`, if a reactor) with `argv`, `stdin` and the CGI `env`
     (plus the module's own); stdout and stderr captured in files in
     `scratch` (the call's own directory, which the loader removes), granted
     directories preopened (read-only unless writable), the `scratch` grant a
@@ -295,17 +297,19 @@ def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence
     for host, guest_path, writable in compiled.dirs:
         wasi.preopen_dir(host, guest_path, writable)
     if compiled.scratch is not None:
-        os.mkdir(os.path.join(scratch, "tmp"))
+        os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)  # the loader may have put the body in it
         wasi.preopen_dir(os.path.join(scratch, "tmp"), compiled.scratch, True)
+    if os.path.isdir(os.path.join(scratch, "dev")):  # the loader made it: the module is granted devices
+        wasi.preopen_dir(os.path.join(scratch, "dev"), "/dev", True)
 
     def start(guest: Guest) -> Outcome:
-        entry = guest.function("_start")
-        if entry is None:
-            return Outcome(error="abi", message="no exported function '_start'")
+        function = guest.function(entry)
+        if function is None:
+            return Outcome(error="abi", message=f"no exported function {entry!r}")
         began = time.perf_counter()
         status = 0
         try:
-            entry()
+            function()
         except wasmtime.ExitTrap as exc:
             status = exc.code
         duration = (time.perf_counter() - began) * 1000

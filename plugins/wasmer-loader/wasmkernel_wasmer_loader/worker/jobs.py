@@ -202,8 +202,8 @@ def handle(ref: ModuleRef, request: bytes, export: str = "handle") -> Outcome:
     return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports, export))
 
 
-def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
-    """Run a WASI command's `_start` with `argv`, `stdin` on fd 0 and fds 1
+def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str, entry: str = "_start") -> Outcome:
+    """Run a WASI command's `entry` (after `_initialize`, if a reactor) with `argv`, `stdin` on fd 0 and fds 1
     and 2 captured (wasmer-python has no capture API: the guest writes to the
     real fds). `scratch` is the call's own directory (the loader removes it):
     it holds the captured streams, the per-call `scratch` grant and a copy
@@ -221,19 +221,21 @@ def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv:
                 shutil.copytree(host, source, symlinks=False)
             builder.map_directory(guest, source)
         if ref.scratch is not None:
-            os.mkdir(os.path.join(scratch, "tmp"))
+            os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)  # the loader may have put the body in it
             builder.map_directory(ref.scratch, os.path.join(scratch, "tmp"))
+        if os.path.isdir(os.path.join(scratch, "dev")):  # the loader made it: the module is granted devices
+            builder.map_directory("/dev", os.path.join(scratch, "dev"))
         wasi_env = builder.finalize()
         imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
         instance = wasmer.Instance(module, imports)
-        stdout, stderr, status = _run_start(instance, stdin, scratch)
+        stdout, stderr, status = _run_start(instance, stdin, scratch, entry)
         return Outcome(value=stdout, stderr=stderr, exit_status=status)
     except RuntimeError as exc:
         return _fault(ref, instance, exc)
 
 
-def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[bytes, bytes, int]:
-    """Run `_start` with fds 0, 1 and 2 pointed at files in `scratch` (the
+def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str, entry: str) -> tuple[bytes, bytes, int]:
+    """Run `entry` (a reactor's `_initialize` first) with fds 0, 1 and 2 pointed at files in `scratch` (the
     guest never writes to the worker's own stdout or stderr); returns stdout,
     stderr and the exit status."""
     paths = [os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")]
@@ -245,7 +247,13 @@ def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[b
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        instance.exports._start()
+        guest = _Guest(instance, "memory")
+        function = guest.function(entry)
+        if function is None:
+            raise RuntimeError(f"no exported function {entry!r}")
+        if entry != "_start":
+            initialize(guest)
+        function()
     except RuntimeError as exc:
         exited = _EXIT.search(str(exc))
         if exited is None:
