@@ -79,6 +79,9 @@ class ModuleSpec:
     call gets a fresh writable directory, removed afterwards).
     `entry` is the export that runs the program (default `_start`; another,
     e.g. itk-wasm's `""`, runs after `_initialize`, as a reactor's).
+    `stub_imports` ("module.name", split at the last dot) links those
+    function imports, which the host does not provide, as stubs that trap
+    when called (a program's optional host imports), instead of refusing it.
     `body_file` (a guest path below `scratch`) gets the request body before
     the program starts; `output_file` (likewise) is the response body, read
     when it exits (served as `content_type`, instead of stdout); `devices`
@@ -112,6 +115,7 @@ class ModuleSpec:
     exit_status: dict[str, int] = attrs.field(factory=dict, validator=_exit_statuses)
     scratch: str | None = None
     entry: str = "_start"
+    stub_imports: list[str] = attrs.field(factory=list)
     body_file: str | None = None
     output_file: str | None = None
     devices: list[str] = attrs.field(factory=list)
@@ -119,6 +123,10 @@ class ModuleSpec:
     alloc: str = "alloc"
     dealloc: str = "dealloc"
     memory: str = "memory"
+
+    def stubs(self) -> tuple[tuple[str, str], ...]:
+        """`stub_imports` as (module, name) pairs."""
+        return tuple((module, name) for module, _, name in (entry.rpartition(".") for entry in self.stub_imports))
 
     def argv(self, params: Iterable[tuple[str, str]]) -> list[str]:
         """The program name and `args` with `{param}` replaced by route parameters."""

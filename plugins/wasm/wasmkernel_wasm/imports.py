@@ -71,10 +71,25 @@ _HINTS = {
 }
 
 
+def check_stubs(prepared: PreparedModule, provided: Iterable[tuple[str, str]], key: str) -> None:
+    """`StartupError` (naming the registry `key`) for a `stub_imports` entry that is
+    not a function import of the module, or that the host provides (WASI included)."""
+    functions = {(module, name) for module, name, kind in prepared.shape.imports if kind == "function"}
+    offered = set(provided)
+    for entry, (module, name) in zip(prepared.spec.stub_imports, prepared.spec.stubs()):
+        if not module or not name:
+            raise StartupError(f"{key}: {entry!r} is not 'module.name'")
+        if module == WASI or (module, name) in offered:
+            raise StartupError(f"{key}: {entry!r} is provided by the host; stub only imports it does not provide")
+        if (module, name) not in functions:
+            raise StartupError(f"{key}: module '{prepared.spec.name}' imports no function {entry!r}")
+
+
 def check_imports(prepared: PreparedModule, provided: Iterable[tuple[str, str]], runtime: str) -> None:
     """`StartupError` naming the first import of `prepared` that is neither WASI
-    nor in `provided` (the runtime's extra (module, name) functions)."""
-    extra = set(provided)
+    nor in `provided` (the runtime's extra (module, name) functions) nor a stub
+    its registry entry names."""
+    extra = {*provided, *prepared.spec.stubs()}
     for module, name, kind in prepared.shape.imports:
         if kind == "function" and ((module == WASI and name in WASI_FUNCTIONS) or (module, name) in extra):
             continue

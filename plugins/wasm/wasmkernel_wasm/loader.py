@@ -44,7 +44,7 @@ from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.host import HostAPI
-from wasmkernel_wasm.imports import check_imports
+from wasmkernel_wasm.imports import check_imports, check_stubs
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
 from wasmkernel_wasm.scratch import ScratchFileError, prepare_scratch, read_output, relative_part
@@ -141,7 +141,10 @@ class LoaderBase(Generic[L]):
         """Read and check `spec`'s module: file, pin, memory, exports, imports, features."""
         prepared = prepare_module(spec, self.base, self.config)
         self._refuse_unsupported(prepared)
-        check_imports(prepared, self.host_functions if spec.kind != "wasi" else (), self.runtime)
+        provided = self.host_functions if spec.kind != "wasi" else ()
+        index = self.config.modules.index(spec)
+        check_stubs(prepared, provided, f"plugins.{self.runtime}-loader.config.modules[{index}].stub_imports")
+        check_imports(prepared, provided, self.runtime)
         return prepared
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:

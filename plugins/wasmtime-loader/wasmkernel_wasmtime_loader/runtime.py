@@ -65,11 +65,7 @@ class Runtime:
             config = wasmtime.Config()
             config.epoch_interruption = INTERRUPTIBLE[compiler]
             engine = wasmtime.Engine(config)
-            linker = wasmtime.Linker(engine)
-            linker.define_wasi()
-            for name, arity in abi.FUNCTIONS.items():
-                linker.define_func(NAMESPACE, name, wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i64()]), _host_function(name))
-            self._engines[compiler] = (engine, linker)
+            self._engines[compiler] = (engine, _host_linker(engine))
         return self._engines[compiler][1]
 
     def compile(self, wasm: bytes, compiler: str) -> bytes:
@@ -80,14 +76,37 @@ class Runtime:
         """Deserialize one of our own artifacts (`WasmtimeError` if corrupt or foreign)."""
         return wasmtime.Module.deserialize(self.engine(compiler), artifact)
 
-    def link(self, module: wasmtime.Module, compiler: str) -> wasmtime.InstancePre:
-        """Resolve `module`'s imports once (`WasmtimeError` naming an unknown one)."""
-        return self._linker(compiler).instantiate_pre(module)
+    def link(self, module: wasmtime.Module, compiler: str, stubs: Sequence[tuple[str, str]] = ()) -> wasmtime.InstancePre:
+        """Resolve `module`'s imports once (`WasmtimeError` naming an unknown one),
+        the (module, name) `stubs` as functions that trap when called."""
+        if not stubs:
+            return self._linker(compiler).instantiate_pre(module)
+        linker = _host_linker(self.engine(compiler))
+        for imported in module.imports:
+            if (imported.module, imported.name) in stubs and isinstance(imported.type, wasmtime.FuncType):
+                linker.define_func(imported.module, imported.name or "", imported.type, _stub(f"{imported.module}.{imported.name}"))
+        return linker.instantiate_pre(module)
 
     def tick(self) -> None:
         """Advance the epoch of the interruptible engine."""
         if "cranelift" in self._engines:
             self._engines["cranelift"][0].increment_epoch()
+
+
+def _host_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
+    """A linker providing WASI and the host API."""
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    for name, arity in abi.FUNCTIONS.items():
+        linker.define_func(NAMESPACE, name, wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i64()]), _host_function(name))
+    return linker
+
+
+def _stub(name: str) -> Callable[..., Any]:
+    def stub(*_: Any) -> Any:
+        raise abi.Trap(f"the program called {name}, which is linked as a stub (stub_imports)")
+
+    return stub
 
 
 def _host_function(name: str) -> Callable[..., int]:

@@ -133,11 +133,29 @@ def _new_instance(ref: ModuleRef) -> wasmer.Instance:
         imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=False))
     else:
         imports = wasmer.ImportObject()
-    if any(entry.module == NAMESPACE for entry in module.imports):
-        imports.register(NAMESPACE, _host_functions())
+    _register(imports, module, ref)
     instance = wasmer.Instance(module, imports)
     initialize(_Guest(instance, ref.exports.memory))
     return instance
+
+
+def _register(imports: wasmer.ImportObject, module: wasmer.Module, ref: ModuleRef) -> None:
+    """Add the host API (if imported) and `ref`'s stubs, one namespace at a time."""
+    namespaces: dict[str, dict[str, wasmer.Function]] = {}
+    if any(entry.module == NAMESPACE for entry in module.imports):
+        namespaces[NAMESPACE] = _host_functions()
+    for entry in module.imports:
+        if (entry.module, entry.name) in ref.stubs and isinstance(entry.type, wasmer.FunctionType):
+            namespaces.setdefault(entry.module, {})[entry.name] = _stub(f"{entry.module}.{entry.name}", entry.type)
+    for namespace, functions in namespaces.items():
+        imports.register(namespace, functions)
+
+
+def _stub(name: str, signature: wasmer.FunctionType) -> wasmer.Function:
+    def stub(*_: Any) -> Any:
+        raise abi.Trap(f"the program called {name}, which is linked as a stub (stub_imports)")
+
+    return wasmer.Function(_store(), stub, signature)
 
 
 def _instance(ref: ModuleRef) -> wasmer.Instance:
@@ -226,11 +244,12 @@ def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv:
         if os.path.isdir(os.path.join(scratch, "dev")):  # the loader made it: the module is granted devices
             builder.map_directory("/dev", os.path.join(scratch, "dev"))
         wasi_env = builder.finalize()
-        imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
+        imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=not ref.stubs))
+        _register(imports, module, ref)
         instance = wasmer.Instance(module, imports)
         stdout, stderr, status = _run_start(instance, stdin, scratch, entry)
         return Outcome(value=stdout, stderr=stderr, exit_status=status)
-    except RuntimeError as exc:
+    except (RuntimeError, abi.Trap) as exc:  # abi.Trap: a stub was called
         return _fault(ref, instance, exc)
 
 
