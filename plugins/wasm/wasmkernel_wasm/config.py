@@ -79,6 +79,10 @@ class ModuleSpec:
     call gets a fresh writable directory, removed afterwards).
     `entry` is the export that runs the program (default `_start`; another,
     e.g. itk-wasm's `""`, runs after `_initialize`, as a reactor's).
+    A compute module with `compute_body` has its routes call `function(ptr,
+    len)` on the request body (no path parameters): "bytes" serves the
+    packed (ptr << 32 | len) result's bytes as `content_type`; "u64" answers
+    ``{"value": n}`` with the integer result read as unsigned.
     `stub_imports` ("module.name", split at the last dot) links those
     function imports, which the host does not provide, as stubs that trap
     when called (a program's optional host imports), instead of refusing it.
@@ -115,6 +119,7 @@ class ModuleSpec:
     exit_status: dict[str, int] = attrs.field(factory=dict, validator=_exit_statuses)
     scratch: str | None = None
     entry: str = "_start"
+    compute_body: Literal["", "bytes", "u64"] = ""
     stub_imports: list[str] = attrs.field(factory=list)
     body_file: str | None = None
     output_file: str | None = None
@@ -265,6 +270,10 @@ class LoaderConfig:
             wasi_only = [key for key in _WASI_ONLY if getattr(spec, key)]
             defaults = attrs.fields(ModuleSpec)
             wasi_only += [key for key in ("output", "content_type", "entry") if getattr(spec, key) != getattr(defaults, key).default]
+            if spec.compute_body == "bytes" and "content_type" in wasi_only:
+                wasi_only.remove("content_type")  # the type of the bytes it returns
+            if spec.compute_body and spec.kind != "compute":
+                raise ConfigError(f"modules[{index}].compute_body", "only for kind = 'compute' modules")
             if wasi_only and spec.kind != "wasi":
                 raise ConfigError(f"modules[{index}]", f"{', '.join(wasi_only)}: only for kind = 'wasi' modules")
             if spec.scratch is not None and not spec.scratch.startswith("/"):

@@ -169,6 +169,10 @@ class LoaderBase(Generic[L]):
             if signature is None:
                 raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")
             params = PathPattern.parse(route.path).params
+            compute_body = self.config.spec(route.module).compute_body
+            if compute_body:
+                _check_body_signature(where, route.function, compute_body, signature, len(params))
+                continue
             if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
                 raise StartupError(
                     f"{where}: function '{route.function}' takes ({', '.join(signature[1])}); "
@@ -227,6 +231,10 @@ class LoaderBase(Generic[L]):
     async def handle_http(self, module: str, request: WasmRequest) -> WasmResponse:
         outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
         return _logged(decode_response, outcome.value, module)
+
+    async def call_bytes(self, module: str, function: str, body: bytes) -> bytes:
+        outcome = await self._run(module, function, self.jobs.handle, body, function)
+        return bytes(outcome.value)
 
     async def filter_request(self, module: str, request: FilterRequest) -> FilterDecision:
         outcome = await self._run(module, "on_request", self.jobs.handle, encode_filter_request(request), "on_request")
@@ -327,6 +335,20 @@ def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> t
             raise WasmBadArguments(f"{where}: argument {position} {problem}")
         out.append(value)
     return tuple(out)
+
+
+_BODY_RESULTS = {"bytes": (("i64",),), "u64": (("i32",), ("i64",))}
+
+
+def _check_body_signature(where: str, function: str, compute_body: str, signature: tuple[str, tuple[str, ...], tuple[str, ...]], params: int) -> None:
+    """`StartupError` unless a `compute_body` route has no path parameters and
+    `function` is (i32 ptr, i32 len) -> i64 packed ("bytes") or -> one integer ("u64")."""
+    if params:
+        raise StartupError(f"{where}: module with compute_body = {compute_body!r} gets the body, not path parameters: remove them")
+    if signature[1] != ("i32", "i32") or signature[2] not in _BODY_RESULTS[compute_body]:
+        expected = "(i32, i32) -> i64" if compute_body == "bytes" else "(i32, i32) -> i32 or i64"
+        shape = f"({', '.join(signature[1])}) -> {', '.join(signature[2]) or 'nothing'}"
+        raise StartupError(f"{where}: function '{function}' is {shape}; compute_body = {compute_body!r} needs {expected}")
 
 
 def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:
