@@ -233,7 +233,9 @@ class LoaderConfig:
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
     - `[[...modules]]`: name, path, sha256, kind (compute | http | wasi | filter),
       compiler, timeout, memory_limit_mb, stateful, env, dirs (WASI only) and
-      host-API grants (denied unless set): log, vars, kv, http
+      host-API grants (denied unless set): log, vars, kv, http; for programs
+      from elsewhere: entry, body_file, output_file, devices, stderr_excerpt
+      (WASI), stub_imports, compute_body (compute)
     - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name, tags
     - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
     """
