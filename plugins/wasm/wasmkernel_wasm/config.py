@@ -86,6 +86,9 @@ class ModuleSpec:
     `stub_imports` ("module.name", split at the last dot) links those
     function imports, which the host does not provide, as stubs that trap
     when called (a program's optional host imports), instead of refusing it.
+    `argv_pointer` calls `entry(argc, argv)` with the program name and
+    `args` copied in through the module's `alloc` (a reactor's entry, such
+    as QuickJS-NG's `qjs_init_argv`).
     `body_file` (a guest path below `scratch`) gets the request body before
     the program starts; `output_file` (likewise) is the response body, read
     when it exits (served as `content_type`, instead of stdout); `devices`
@@ -120,6 +123,7 @@ class ModuleSpec:
     scratch: str | None = None
     entry: str = "_start"
     compute_body: Literal["", "bytes", "u64"] = ""
+    argv_pointer: bool = False
     stub_imports: list[str] = attrs.field(factory=list)
     body_file: str | None = None
     output_file: str | None = None
@@ -144,7 +148,7 @@ class ModuleSpec:
     http: HttpGrant | None = None
 
 
-_WASI_ONLY = ("env", "dirs", "args", "exit_status", "scratch", "stderr_excerpt", "body_file", "output_file", "devices")
+_WASI_ONLY = ("env", "dirs", "args", "exit_status", "scratch", "stderr_excerpt", "body_file", "output_file", "devices", "argv_pointer")
 
 
 def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
@@ -163,6 +167,8 @@ def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
         raise ConfigError(f"modules[{index}].output_file", "body_file and output_file name the same file")
     if spec.output_file is not None and spec.output != "raw":
         raise ConfigError(f"modules[{index}].output", 'an output_file is the response body as is: set output = "raw" (and content_type)')
+    if spec.argv_pointer and spec.entry == "_start":
+        raise ConfigError(f"modules[{index}].argv_pointer", "a command's _start takes no arguments: name the reactor's entry that takes (argc, argv)")
     unknown = [name for name in spec.devices if name not in DEVICES]
     if unknown:
         raise ConfigError(f"modules[{index}].devices", f"unknown device {unknown[0]!r}; expected some of {', '.join(DEVICES)}")

@@ -145,6 +145,8 @@ class LoaderBase(Generic[L]):
         index = self.config.modules.index(spec)
         check_stubs(prepared, provided, f"plugins.{self.runtime}-loader.config.modules[{index}].stub_imports")
         check_imports(prepared, provided, self.runtime)
+        if spec.argv_pointer:
+            _check_argv_entry(prepared, f"plugins.{self.runtime}-loader.config.modules[{index}].argv_pointer")
         return prepared
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:
@@ -258,7 +260,7 @@ class LoaderBase(Generic[L]):
                 body_file = relative_part(spec.body_file, spec.scratch) if spec.body_file and spec.scratch else None
                 await trio.to_thread.run_sync(prepare_scratch, scratch, request.body, body_file, spec.devices, limiter=self.file_threads)
             argv = tuple(spec.argv(request.params))
-            outcome = await self._run(module, spec.entry, self.jobs.run_wasi, request.body, tuple(env.items()), argv, scratch, spec.entry)
+            outcome = await self._run(module, spec.entry, self.jobs.run_wasi, request.body, tuple(env.items()), argv, scratch, spec.entry, spec.argv_pointer)
             if spec.output_file is not None and spec.scratch is not None and outcome.exit_status == 0:
                 output_file = relative_part(spec.output_file, spec.scratch)
                 output = await trio.to_thread.run_sync(self._output_file, module, scratch, output_file, limiter=self.file_threads)
@@ -335,6 +337,17 @@ def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> t
             raise WasmBadArguments(f"{where}: argument {position} {problem}")
         out.append(value)
     return tuple(out)
+
+
+def _check_argv_entry(prepared: PreparedModule, key: str) -> None:
+    """`StartupError` (naming `key`) unless the entry takes (i32 argc, i32 argv) and the allocator is exported."""
+    spec = prepared.spec
+    signature = next((found for found in prepared.shape.signatures if found[0] == spec.entry), None)
+    if signature is None or signature[1] != ("i32", "i32"):
+        raise StartupError(f"{key}: module '{spec.name}' export {spec.entry!r} must take (i32 argc, i32 argv)")
+    missing = [name for name in (spec.alloc, spec.dealloc) if name not in prepared.shape.exports]
+    if missing:
+        raise StartupError(f"{key}: module '{spec.name}' does not export {', '.join(missing)} (set alloc / dealloc to its allocator's exports)")
 
 
 _BODY_RESULTS = {"bytes": (("i64",),), "u64": (("i32",), ("i64",))}

@@ -22,7 +22,18 @@ import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.artifacts import first_line
-from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.calls import (
+    DEFAULT_EXPORTS,
+    STDERR_LIMIT,
+    STDOUT_LIMIT,
+    ExportNames,
+    Outcome,
+    call_export,
+    call_with_argv,
+    handle_export,
+    initialize,
+    memory_outcome,
+)
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.grants import Grants
 from wasmtime import TrapCode
@@ -297,7 +308,14 @@ def handle(compiled: Compiled, deadline: Deadline, request: bytes, export: str =
 
 
 def run_wasi(
-    compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str, entry: str = "_start"
+    compiled: Compiled,
+    deadline: Deadline,
+    stdin: bytes,
+    env: Sequence[tuple[str, str]],
+    argv: Sequence[str],
+    scratch: str,
+    entry: str = "_start",
+    argv_pointer: bool = False,
 ) -> Outcome:
     """Run a WASI command's `entry` (after `_initialize`, if a reactor) with `argv`, `stdin` and the CGI `env`
     (plus the module's own); stdout and stderr captured in files in
@@ -328,7 +346,12 @@ def run_wasi(
         began = time.perf_counter()
         status = 0
         try:
-            function()
+            if argv_pointer:
+                problem = call_with_argv(guest, entry, argv, compiled.exports)
+                if problem is not None:
+                    return problem
+            else:
+                function()
         except wasmtime.ExitTrap as exc:
             status = exc.code
         duration = (time.perf_counter() - began) * 1000
