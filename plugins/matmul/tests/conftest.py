@@ -58,6 +58,9 @@ class FakeLoader:
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         raise NotImplementedError
 
+    async def call_bytes(self, module: str, function: str, body: bytes) -> bytes:
+        raise NotImplementedError
+
     async def reload(self, module: str) -> ModuleInfo:
         raise NotImplementedError
 

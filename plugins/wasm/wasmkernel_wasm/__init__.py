@@ -252,6 +252,9 @@ class ModuleLoader(Protocol):
     async def run_wasi(self, module: str, request: WasmRequest, env: Mapping[str, str]) -> WasmResponse:
         """Run a WASI command module WAGI-style: body on stdin, CGI `env`, stdout parsed."""
 
+    async def call_bytes(self, module: str, function: str, body: bytes) -> bytes:
+        """Call a bytes-in/bytes-out export `function(ptr, len) -> (ptr << 32 | len)` on `body`; the bytes it returned."""
+
     async def filter_request(self, module: str, request: FilterRequest) -> FilterDecision:
         """Run a filter module's `on_request` export; its answer is checked like any module output (502 if unsendable)."""
 

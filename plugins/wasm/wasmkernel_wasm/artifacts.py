@@ -8,6 +8,7 @@ never needs."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _CACHE_MAGIC = b"WKWASM1\n"
@@ -45,3 +46,17 @@ def first_line(exc: BaseException) -> str:
     """The first line of a runtime error's message (no backtraces)."""
     text = str(exc).strip()
     return text.splitlines()[0].removeprefix("RuntimeError: ") if text else type(exc).__name__
+
+
+def error_cause(exc: BaseException, limit: int = 500) -> str:
+    """A runtime error's first line and its innermost cause ("Caused by: ... N:
+    cause", as wasmtime and wasmer print them), on one line, at most `limit`
+    characters: the first line alone often hides why (e.g. "failed to
+    compile: wasm[0]::function[0]" without "legacy_exceptions feature required")."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head = first_line(exc)
+    causes = [line for line in lines[1:] if line != "Caused by:"]
+    text = head if not causes else f"{head}: {re.sub(r'^[0-9]+: ', '', causes[-1])}"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -172,6 +172,28 @@ def handle_export(guest: Guest, request: bytes, names: ExportNames = DEFAULT_EXP
     return Outcome(value=body, duration_ms=duration)
 
 
+def call_with_argv(guest: Guest, entry: str, argv: Sequence[str], names: ExportNames) -> Outcome | None:
+    """Call `entry(argc, argv)` with `argv` as C strings and a NULL-ended i32
+    pointer array, copied in through the module's allocator; an `Outcome` if
+    the module cannot take them (its result is ignored; runtime errors propagate)."""
+    allocator, function = _allocator(guest, names), guest.function(entry)
+    if allocator is None or function is None:
+        return Outcome(error="abi", message=f"argv by pointer needs the exports '{entry}', '{names.alloc}' and '{names.dealloc}'")
+    strings = [arg.encode() + b"\0" for arg in argv]
+    text = b"".join(strings)
+    size = len(text) + 4 * (len(strings) + 1)
+    base = allocator[0](size)
+    if base == 0:
+        return Outcome(error="memory", message=f"alloc({size}) failed for argv")
+    if base < 0 or base + size > guest.memory_size():
+        return Outcome(error="abi", message=f"{names.alloc} returned a buffer outside its memory")
+    offsets = [base + sum(len(s) for s in strings[:index]) for index in range(len(strings))]
+    table = b"".join(offset.to_bytes(4, "little") for offset in (*offsets, 0))
+    guest.write(base, text + table)
+    function(len(strings), base + len(text))
+    return None
+
+
 def timeout_error(module: str, function: str, limit: float) -> WasmTimeout:
     return WasmTimeout(f"module '{module}' function '{function}' exceeded its time limit of {limit:g} s")
 

@@ -11,6 +11,8 @@ import attrs
 from wasmkernel import AuthRequirement, ConfigError, StartupError, header_problem
 from wasmkernel_wasm import MIB, ModuleKind
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
+from wasmkernel_wasm.scratch import DEVICES, relative_part
+from wasmkernel_wasm.stderr import MAX_EXCERPT
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -75,6 +77,25 @@ class ModuleSpec:
     served as `content_type`), `exit_status` (exit code -> HTTP status; an
     unlisted non-zero exit is a 500) and `scratch` (a guest path where each
     call gets a fresh writable directory, removed afterwards).
+    `entry` is the export that runs the program (default `_start`; another,
+    e.g. itk-wasm's `""`, runs after `_initialize`, as a reactor's).
+    A compute module with `compute_body` has its routes call `function(ptr,
+    len)` on the request body (no path parameters): "bytes" serves the
+    packed (ptr << 32 | len) result's bytes as `content_type`; "u64" answers
+    ``{"value": n}`` with the integer result read as unsigned.
+    `stub_imports` ("module.name", split at the last dot) links those
+    function imports, which the host does not provide, as stubs that trap
+    when called (a program's optional host imports), instead of refusing it.
+    `argv_pointer` calls `entry(argc, argv)` with the program name and
+    `args` copied in through the module's `alloc` (a reactor's entry, such
+    as QuickJS-NG's `qjs_init_argv`).
+    `body_file` (a guest path below `scratch`) gets the request body before
+    the program starts; `output_file` (likewise) is the response body, read
+    when it exits (served as `content_type`, instead of stdout); `devices`
+    grants `/dev` files ("null", "urandom"; `wasmkernel_wasm.scratch`).
+    `stderr_excerpt` (0: none; at most 4096) lets the error body of a failing
+    call (an unlisted non-zero exit) carry that many of the last bytes of its
+    stderr, sanitised (`wasmkernel_wasm.stderr`); the log always has it all.
     `alloc`, `dealloc` and `memory` name the exports the host uses (e.g.
     "malloc", "free", "mem"); a module exporting `_initialize` (a reactor)
     has it run once per instance.
@@ -100,9 +121,21 @@ class ModuleSpec:
     content_type: str = attrs.field(default="application/octet-stream", validator=_header_value)
     exit_status: dict[str, int] = attrs.field(factory=dict, validator=_exit_statuses)
     scratch: str | None = None
+    entry: str = "_start"
+    compute_body: Literal["", "bytes", "u64"] = ""
+    argv_pointer: bool = False
+    stub_imports: list[str] = attrs.field(factory=list)
+    body_file: str | None = None
+    output_file: str | None = None
+    devices: list[str] = attrs.field(factory=list)
+    stderr_excerpt: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(MAX_EXCERPT)))
     alloc: str = "alloc"
     dealloc: str = "dealloc"
     memory: str = "memory"
+
+    def stubs(self) -> tuple[tuple[str, str], ...]:
+        """`stub_imports` as (module, name) pairs."""
+        return tuple((module, name) for module, _, name in (entry.rpartition(".") for entry in self.stub_imports))
 
     def argv(self, params: Iterable[tuple[str, str]]) -> list[str]:
         """The program name and `args` with `{param}` replaced by route parameters."""
@@ -113,6 +146,34 @@ class ModuleSpec:
     vars: dict[str, str] | None = None
     kv: KvGrant | None = None
     http: HttpGrant | None = None
+
+
+_WASI_ONLY = ("env", "dirs", "args", "exit_status", "scratch", "stderr_excerpt", "body_file", "output_file", "devices", "argv_pointer")
+
+
+def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
+    """`body_file` and `output_file` name files below `scratch`; `devices` known ones."""
+    for key in ("body_file", "output_file"):
+        value = getattr(spec, key)
+        if value is None:
+            continue
+        if spec.scratch is None:
+            raise ConfigError(f"modules[{index}].{key}", f'{key} {value!r} needs a scratch directory: set scratch (e.g. scratch = "/tmp")')
+        try:
+            relative_part(value, spec.scratch)
+        except ValueError as exc:
+            raise ConfigError(f"modules[{index}].{key}", str(exc)) from None
+    if spec.body_file is not None and spec.body_file == spec.output_file:
+        raise ConfigError(f"modules[{index}].output_file", "body_file and output_file name the same file")
+    if spec.output_file is not None and spec.output != "raw":
+        raise ConfigError(f"modules[{index}].output", 'an output_file is the response body as is: set output = "raw" (and content_type)')
+    if spec.argv_pointer and spec.entry == "_start":
+        raise ConfigError(f"modules[{index}].argv_pointer", "a command's _start takes no arguments: name the reactor's entry that takes (argc, argv)")
+    unknown = [name for name in spec.devices if name not in DEVICES]
+    if unknown:
+        raise ConfigError(f"modules[{index}].devices", f"unknown device {unknown[0]!r}; expected some of {', '.join(DEVICES)}")
+    if spec.devices and any(granted.guest.rstrip("/") == "/dev" for granted in spec.dirs):
+        raise ConfigError(f"modules[{index}].devices", "a granted directory is already mapped at /dev")
 
 
 @attrs.frozen
@@ -178,7 +239,9 @@ class LoaderConfig:
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
     - `[[...modules]]`: name, path, sha256, kind (compute | http | wasi | filter),
       compiler, timeout, memory_limit_mb, stateful, env, dirs (WASI only) and
-      host-API grants (denied unless set): log, vars, kv, http
+      host-API grants (denied unless set): log, vars, kv, http; for programs
+      from elsewhere: entry, body_file, output_file, devices, stderr_excerpt
+      (WASI), stub_imports, compute_body (compute)
     - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name, tags
     - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
     """
@@ -212,13 +275,18 @@ class LoaderConfig:
             seen.add(spec.name)
             if spec.compiler is not None and spec.compiler not in allowed:
                 raise ConfigError(f"modules[{index}].compiler", f"unknown compiler {spec.compiler!r}; expected one of {', '.join(allowed)}")
-            wasi_only = [key for key in ("env", "dirs", "args", "exit_status", "scratch") if getattr(spec, key)]
+            wasi_only = [key for key in _WASI_ONLY if getattr(spec, key)]
             defaults = attrs.fields(ModuleSpec)
-            wasi_only += [key for key in ("output", "content_type") if getattr(spec, key) != getattr(defaults, key).default]
+            wasi_only += [key for key in ("output", "content_type", "entry") if getattr(spec, key) != getattr(defaults, key).default]
+            if spec.compute_body == "bytes" and "content_type" in wasi_only:
+                wasi_only.remove("content_type")  # the type of the bytes it returns
+            if spec.compute_body and spec.kind != "compute":
+                raise ConfigError(f"modules[{index}].compute_body", "only for kind = 'compute' modules")
             if wasi_only and spec.kind != "wasi":
                 raise ConfigError(f"modules[{index}]", f"{', '.join(wasi_only)}: only for kind = 'wasi' modules")
             if spec.scratch is not None and not spec.scratch.startswith("/"):
                 raise ConfigError(f"modules[{index}].scratch", f"expected an absolute guest path, got {spec.scratch!r}")
+            _check_scratch_files(index, spec)
             if (spec.log or spec.vars is not None or spec.kv or spec.http) and spec.kind == "wasi":
                 raise ConfigError(f"modules[{index}]", "the host API (log, vars, kv, http) is not offered to kind = 'wasi' modules")
         kinds = {spec.name: spec.kind for spec in self.modules}

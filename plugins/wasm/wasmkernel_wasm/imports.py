@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from wasmkernel import StartupError
+from wasmkernel_wasm.artifacts import error_cause
 from wasmkernel_wasm.modules import PreparedModule
 
 WASI = "wasi_snapshot_preview1"
@@ -70,10 +71,25 @@ _HINTS = {
 }
 
 
+def check_stubs(prepared: PreparedModule, provided: Iterable[tuple[str, str]], key: str) -> None:
+    """`StartupError` (naming the registry `key`) for a `stub_imports` entry that is
+    not a function import of the module, or that the host provides (WASI included)."""
+    functions = {(module, name) for module, name, kind in prepared.shape.imports if kind == "function"}
+    offered = set(provided)
+    for entry, (module, name) in zip(prepared.spec.stub_imports, prepared.spec.stubs()):
+        if not module or not name:
+            raise StartupError(f"{key}: {entry!r} is not 'module.name'")
+        if module == WASI or (module, name) in offered:
+            raise StartupError(f"{key}: {entry!r} is provided by the host; stub only imports it does not provide")
+        if (module, name) not in functions:
+            raise StartupError(f"{key}: module '{prepared.spec.name}' imports no function {entry!r}")
+
+
 def check_imports(prepared: PreparedModule, provided: Iterable[tuple[str, str]], runtime: str) -> None:
     """`StartupError` naming the first import of `prepared` that is neither WASI
-    nor in `provided` (the runtime's extra (module, name) functions)."""
-    extra = set(provided)
+    nor in `provided` (the runtime's extra (module, name) functions) nor a stub
+    its registry entry names."""
+    extra = {*provided, *prepared.spec.stubs()}
     for module, name, kind in prepared.shape.imports:
         if kind == "function" and ((module == WASI and name in WASI_FUNCTIONS) or (module, name) in extra):
             continue
@@ -89,4 +105,19 @@ def refuse_unsupported(prepared: PreparedModule, runtime: str, missing: Iterable
     uses it)) that the module needs and `runtime` cannot run."""
     for feature, used in missing:
         if used:
-            raise StartupError(f"wasm module '{prepared.spec.name}' uses {feature}, which {runtime} cannot run: serve it with wasmtime-loader instead")
+            raise StartupError(f"wasm module '{prepared.spec.name}' uses {feature}, which {runtime} cannot run; {wasmtime_verdict(prepared.wasm)}")
+
+
+def wasmtime_verdict(wasm: bytes) -> str:
+    """Whether another runtime's user should switch to wasmtime-loader for
+    `wasm`: only if wasmtime's validator (its default features, as the
+    wasmtime loader runs) accepts the module; otherwise why it does not."""
+    try:
+        import wasmtime
+    except ImportError:
+        return "wasmtime-loader may run it (not checked: the wasmtime package is not installed)"
+    try:
+        wasmtime.Module.validate(wasmtime.Engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        return f"wasmtime cannot run it either: {error_cause(exc)}"
+    return "serve it with wasmtime-loader instead"

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -38,15 +38,17 @@ from wasmkernel_wasm import (
     WasmResponse,
     WasmUnavailable,
 )
-from wasmkernel_wasm.calls import ExportNames, Outcome
+from wasmkernel_wasm.calls import STDOUT_LIMIT, ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.host import HostAPI
-from wasmkernel_wasm.imports import check_imports
+from wasmkernel_wasm.imports import check_imports, check_stubs
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
+from wasmkernel_wasm.scratch import ScratchFileError, prepare_scratch, read_output, relative_part
+from wasmkernel_wasm.stderr import stderr_excerpt
 from wasmkernel_wasm.wire import decode_response, encode_request
 
 if TYPE_CHECKING:
@@ -139,7 +141,12 @@ class LoaderBase(Generic[L]):
         """Read and check `spec`'s module: file, pin, memory, exports, imports, features."""
         prepared = prepare_module(spec, self.base, self.config)
         self._refuse_unsupported(prepared)
-        check_imports(prepared, self.host_functions if spec.kind != "wasi" else (), self.runtime)
+        provided = self.host_functions if spec.kind != "wasi" else ()
+        index = self.config.modules.index(spec)
+        check_stubs(prepared, provided, f"plugins.{self.runtime}-loader.config.modules[{index}].stub_imports")
+        check_imports(prepared, provided, self.runtime)
+        if spec.argv_pointer:
+            _check_argv_entry(prepared, f"plugins.{self.runtime}-loader.config.modules[{index}].argv_pointer")
         return prepared
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:
@@ -164,6 +171,10 @@ class LoaderBase(Generic[L]):
             if signature is None:
                 raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")
             params = PathPattern.parse(route.path).params
+            compute_body = self.config.spec(route.module).compute_body
+            if compute_body:
+                _check_body_signature(where, route.function, compute_body, signature, len(params))
+                continue
             if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
                 raise StartupError(
                     f"{where}: function '{route.function}' takes ({', '.join(signature[1])}); "
@@ -223,6 +234,10 @@ class LoaderBase(Generic[L]):
         outcome = await self._run(module, "handle", self.jobs.handle, encode_request(request))
         return _logged(decode_response, outcome.value, module)
 
+    async def call_bytes(self, module: str, function: str, body: bytes) -> bytes:
+        outcome = await self._run(module, function, self.jobs.handle, body, function)
+        return bytes(outcome.value)
+
     async def filter_request(self, module: str, request: FilterRequest) -> FilterDecision:
         outcome = await self._run(module, "on_request", self.jobs.handle, encode_filter_request(request), "on_request")
         return _logged(decode_decision, outcome.value, module)
@@ -239,8 +254,16 @@ class LoaderBase(Generic[L]):
         stderr into the log and the exit status mapped by `exit_status`."""
         spec = self.config.spec(module)
         scratch = tempfile.mkdtemp(prefix="wasmkernel-wasi-")
+        output: bytes | None = None
         try:
-            outcome = await self._run(module, "_start", self.jobs.run_wasi, request.body, tuple(env.items()), tuple(spec.argv(request.params)), scratch)
+            if spec.scratch is not None or spec.devices:
+                body_file = relative_part(spec.body_file, spec.scratch) if spec.body_file and spec.scratch else None
+                await trio.to_thread.run_sync(prepare_scratch, scratch, request.body, body_file, spec.devices, limiter=self.file_threads)
+            argv = tuple(spec.argv(request.params))
+            outcome = await self._run(module, spec.entry, self.jobs.run_wasi, request.body, tuple(env.items()), argv, scratch, spec.entry, spec.argv_pointer)
+            if spec.output_file is not None and spec.scratch is not None and outcome.exit_status == 0:
+                output_file = relative_part(spec.output_file, spec.scratch)
+                output = await trio.to_thread.run_sync(self._output_file, module, scratch, output_file, limiter=self.file_threads)
         finally:
             with trio.CancelScope(shield=True):  # also when the client left
                 await trio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True), limiter=self.file_threads)
@@ -249,11 +272,24 @@ class LoaderBase(Generic[L]):
             log.info("wasm.stderr", module=module, exit_status=outcome.exit_status, stderr=outcome.stderr.decode("utf-8", "replace"))
         status = spec.exit_status.get(str(outcome.exit_status))
         if status is None and outcome.exit_status != 0:
-            raise WasmError(f"module '{module}' function '_start' failed: exited with status {outcome.exit_status}")
+            host_paths = (scratch, str(self.base), str(self.cache_dir), *(granted[0] for granted in self._granted_dirs(spec)))
+            excerpt = stderr_excerpt(outcome.stderr, spec.stderr_excerpt, host_paths)
+            said = f"; stderr: {excerpt}" if excerpt else ""
+            raise WasmError(f"module '{module}' function '{spec.entry}' failed: exited with status {outcome.exit_status}{said}")
         if spec.output == "raw":
-            return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value)
+            return WasmResponse(status or 200, (("content-type", spec.content_type),), outcome.value if output is None else output)
         response = _logged(parse_cgi_output, outcome.value, module)
         return response if status is None else WasmResponse(status, response.headers, response.body)
+
+    @staticmethod
+    def _output_file(module: str, scratch: str, output_file: PurePosixPath) -> bytes:
+        """The response body a program that exited 0 left in its `output_file`
+        (502 if it left none, or no usable one; a mapped non-zero exit serves stdout)."""
+        try:
+            return read_output(scratch, output_file, STDOUT_LIMIT)
+        except ScratchFileError as exc:
+            log.warning("wasm.bad_response", module=module, reason=str(exc))
+            raise WasmBadResponse(f"module '{module}': {exc}") from None
 
 
 T = TypeVar("T")
@@ -301,6 +337,31 @@ def checked_arguments(info: ModuleInfo, function: str, args: Sequence[Arg]) -> t
             raise WasmBadArguments(f"{where}: argument {position} {problem}")
         out.append(value)
     return tuple(out)
+
+
+def _check_argv_entry(prepared: PreparedModule, key: str) -> None:
+    """`StartupError` (naming `key`) unless the entry takes (i32 argc, i32 argv) and the allocator is exported."""
+    spec = prepared.spec
+    signature = next((found for found in prepared.shape.signatures if found[0] == spec.entry), None)
+    if signature is None or signature[1] != ("i32", "i32"):
+        raise StartupError(f"{key}: module '{spec.name}' export {spec.entry!r} must take (i32 argc, i32 argv)")
+    missing = [name for name in (spec.alloc, spec.dealloc) if name not in prepared.shape.exports]
+    if missing:
+        raise StartupError(f"{key}: module '{spec.name}' does not export {', '.join(missing)} (set alloc / dealloc to its allocator's exports)")
+
+
+_BODY_RESULTS = {"bytes": (("i64",),), "u64": (("i32",), ("i64",))}
+
+
+def _check_body_signature(where: str, function: str, compute_body: str, signature: tuple[str, tuple[str, ...], tuple[str, ...]], params: int) -> None:
+    """`StartupError` unless a `compute_body` route has no path parameters and
+    `function` is (i32 ptr, i32 len) -> i64 packed ("bytes") or -> one integer ("u64")."""
+    if params:
+        raise StartupError(f"{where}: module with compute_body = {compute_body!r} gets the body, not path parameters: remove them")
+    if signature[1] != ("i32", "i32") or signature[2] not in _BODY_RESULTS[compute_body]:
+        expected = "(i32, i32) -> i64" if compute_body == "bytes" else "(i32, i32) -> i32 or i64"
+        shape = f"({', '.join(signature[1])}) -> {', '.join(signature[2]) or 'nothing'}"
+        raise StartupError(f"{where}: function '{function}' is {shape}; compute_body = {compute_body!r} needs {expected}")
 
 
 def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:

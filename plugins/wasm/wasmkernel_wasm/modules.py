@@ -14,7 +14,7 @@ import structlog
 
 from wasmkernel import StartupError
 from wasmkernel_wasm import MIB, PAGE
-from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
+from wasmkernel_wasm.artifacts import error_cause, first_line, read_cached, write_cached
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 
 log = structlog.get_logger("wasmkernel.wasm")
@@ -242,7 +242,7 @@ def prepare_module(spec: ModuleSpec, base: Path, config: LoaderConfig) -> Prepar
             limit = shape.memory_max * PAGE
     kind_exports = {
         "http": (spec.memory, spec.alloc, spec.dealloc, "handle"),
-        "wasi": ("_start",),
+        "wasi": (spec.entry,),
         "compute": (),
         "filter": (spec.memory, spec.alloc, spec.dealloc, "on_request"),
     }
@@ -273,6 +273,11 @@ def cache_path(cache_dir: Path, wasm: bytes, runtime: str, runtime_version: str,
 
 T = TypeVar("T")
 
+#: Modules at least this large are announced before they compile (a warning
+#: with the size and this threshold): tens of MiB of code take minutes and
+#: gigabytes to compile (yosys: 64 s; an 18 MB component: 11-26 s, 370 MB).
+SLOW_COMPILE_BYTES = 8 * MIB
+
 
 def compile_cached(
     prepared: PreparedModule,
@@ -290,9 +295,17 @@ def compile_cached(
     except unusable as exc:
         if path.exists():
             log.warning("wasm.cache_corrupt", module=prepared.spec.name, error=first_line(exc), action="recompiling")
+    if len(prepared.wasm) >= SLOW_COMPILE_BYTES:
+        log.warning(
+            "wasm.slow_compile",
+            module=prepared.spec.name,
+            bytes=len(prepared.wasm),
+            threshold_bytes=SLOW_COMPILE_BYTES,
+            reason="a module this large can take minutes and gigabytes of memory to compile; the artifact is cached for later starts",
+        )
     try:
         artifact = compile(prepared.wasm)
     except errors as exc:
-        raise StartupError(f"wasm module '{prepared.spec.name}' does not compile: {first_line(exc)}") from None
+        raise StartupError(f"wasm module '{prepared.spec.name}' does not compile: {error_cause(exc)}") from None
     write_cached(path, artifact)
     return load(artifact), "compiled"

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from wasmkernel import BadRequest, JSONResponse, Request, Response, ResponseSpec, Route
 from wasmkernel_wasm import (
+    ArrayIn,
     ModuleLoader,
     WasmRequest,
     WasmResponse,
 )
 from wasmkernel_wasm.cgi import cgi_env
-from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
 
 #: What a compute route answers: the function's result.
@@ -60,7 +61,10 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
     for spec in config.routes:
         kind = config.spec(spec.module).kind
         withheld = _withheld(config, spec.module, credentials)
-        if kind == "compute":
+        module = config.spec(spec.module)
+        if kind == "compute" and module.compute_body:
+            endpoint = _body_endpoint(loader, module, spec.function)
+        elif kind == "compute":
             endpoint = _compute_endpoint(loader, spec.module, spec.function)
         elif kind == "http":
             endpoint = _http_endpoint(loader, spec.module, withheld)
@@ -75,7 +79,7 @@ def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callabl
                 auth=spec.requirement(),
                 summary=f"WebAssembly module '{spec.module}' ({kind}{', ' + spec.function if spec.function else ''})",
                 tags=("wasm", *spec.tags),
-                responses={200: COMPUTE_RESULT} if kind == "compute" else {},  # http and wasi modules answer anything
+                responses={200: COMPUTE_RESULT} if kind == "compute" and module.compute_body != "bytes" else {},  # http and wasi modules answer anything
             )
         )
     return routes
@@ -115,6 +119,22 @@ def _number(name: str, value: object) -> int | float:
     if match is None or len(text) > 40:
         raise BadRequest(f"path parameter {name!r} must be a number")
     return int(text) if match.group(1) is None and match.group(2) is None else float(text)
+
+
+def _body_endpoint(loader: ModuleLoader, module: ModuleSpec, function: str) -> Callable[[Request], Awaitable[Response]]:
+    """Call `function(ptr, len)` on the request body: the bytes it returns, or its integer result as unsigned."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await request.body()
+        async with request.cancelled_on_disconnect():
+            if module.compute_body == "bytes":
+                return Response(await loader.call_bytes(module.name, function, body), headers=[("content-type", module.content_type)])
+            result = await loader.call(module.name, function, ArrayIn(body), len(body))
+        info = next(info for info in loader.modules() if info.name == module.name)
+        bits = 32 if next(found for found in info.signatures if found[0] == function)[2] == ("i32",) else 64
+        return JSONResponse({"value": int(result.value or 0) % (1 << bits)})
+
+    return endpoint
 
 
 def _compute_endpoint(loader: ModuleLoader, module: str, function: str) -> Callable[[Request], Awaitable[Response]]:

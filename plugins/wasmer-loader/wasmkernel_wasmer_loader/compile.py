@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from wasmkernel_wasm.artifacts import error_cause
+from wasmkernel_wasm.imports import wasmtime_verdict
 
 from wasmkernel import StartupError
 from wasmkernel_wasmer_loader.environment import WORKER_VARIABLES
@@ -36,7 +38,8 @@ PROGRESS_EVERY = 5.0
 #: Validation errors of operators wasmer 1.1 predates, and the feature they belong to.
 _NEWER_FEATURES = (
     (re.compile(r"Unknown 0xfd subopcode"), "newer SIMD operators (relaxed SIMD)"),
-    (re.compile(r"Unknown opcode: 0x(0[6-9a]|1[89f])\b"), "exception handling"),
+    (re.compile(r"Unsupported feature: proposed simd operator"), "SIMD operators its compiler does not implement"),
+    (re.compile(r"Unknown opcode: 0x(0[6-9a]|1[89f])\b|Exceptions support is not enabled"), "exception handling"),
     (re.compile(r"Unknown 0xfe"), "threads (atomic operators)"),
 )
 
@@ -116,11 +119,11 @@ class Compiler:
         try:
             artifact = self._request(Job.compile, (wasm, compiler), waiting)
         except RuntimeError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "compile failed"
+            message = error_cause(exc) if str(exc).strip() else "compile failed"
             for pattern, feature in _NEWER_FEATURES:
                 if pattern.search(message):
-                    raise RuntimeError(f"{message}: it uses {feature}, which wasmer 1.1 cannot run; serve it with wasmtime-loader instead") from None
-            raise
+                    raise RuntimeError(f"{message}: it uses {feature}, which wasmer 1.1 cannot run; {wasmtime_verdict(wasm)}") from None
+            raise RuntimeError(message) from None
         if not isinstance(artifact, bytes):
             raise RuntimeError("the compile process sent no artifact")
         return artifact

@@ -160,6 +160,7 @@ class WasmerLoader(LoaderBase[Loaded]):
             scratch=spec.scratch,
             grants=self.host.grants[spec.name],
             host_socket=self._rpc.path if self.host.needed else "",
+            stubs=spec.stubs(),
         )
         return Loaded(module_info(prepared, compiler, state, self.config, generation), ref, prepared.path)
 

@@ -85,7 +85,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
             (wasmtime.WasmtimeError,),
         )
         try:
-            pre = self._runtime.link(module, compiler)
+            pre = self._runtime.link(module, compiler, spec.stubs())
         except wasmtime.WasmtimeError as exc:
             raise StartupError(f"wasm module '{spec.name}' cannot be linked: {first_line(exc)}") from None
         self._log_loaded(spec, state, compiler, generation, start)

@@ -22,7 +22,18 @@ import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.artifacts import first_line
-from wasmkernel_wasm.calls import DEFAULT_EXPORTS, STDERR_LIMIT, STDOUT_LIMIT, ExportNames, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.calls import (
+    DEFAULT_EXPORTS,
+    STDERR_LIMIT,
+    STDOUT_LIMIT,
+    ExportNames,
+    Outcome,
+    call_export,
+    call_with_argv,
+    handle_export,
+    initialize,
+    memory_outcome,
+)
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.grants import Grants
 from wasmtime import TrapCode
@@ -65,11 +76,7 @@ class Runtime:
             config = wasmtime.Config()
             config.epoch_interruption = INTERRUPTIBLE[compiler]
             engine = wasmtime.Engine(config)
-            linker = wasmtime.Linker(engine)
-            linker.define_wasi()
-            for name, arity in abi.FUNCTIONS.items():
-                linker.define_func(NAMESPACE, name, wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i64()]), _host_function(name))
-            self._engines[compiler] = (engine, linker)
+            self._engines[compiler] = (engine, _host_linker(engine))
         return self._engines[compiler][1]
 
     def compile(self, wasm: bytes, compiler: str) -> bytes:
@@ -80,14 +87,37 @@ class Runtime:
         """Deserialize one of our own artifacts (`WasmtimeError` if corrupt or foreign)."""
         return wasmtime.Module.deserialize(self.engine(compiler), artifact)
 
-    def link(self, module: wasmtime.Module, compiler: str) -> wasmtime.InstancePre:
-        """Resolve `module`'s imports once (`WasmtimeError` naming an unknown one)."""
-        return self._linker(compiler).instantiate_pre(module)
+    def link(self, module: wasmtime.Module, compiler: str, stubs: Sequence[tuple[str, str]] = ()) -> wasmtime.InstancePre:
+        """Resolve `module`'s imports once (`WasmtimeError` naming an unknown one),
+        the (module, name) `stubs` as functions that trap when called."""
+        if not stubs:
+            return self._linker(compiler).instantiate_pre(module)
+        linker = _host_linker(self.engine(compiler))
+        for imported in module.imports:
+            if (imported.module, imported.name) in stubs and isinstance(imported.type, wasmtime.FuncType):
+                linker.define_func(imported.module, imported.name or "", imported.type, _stub(f"{imported.module}.{imported.name}"))
+        return linker.instantiate_pre(module)
 
     def tick(self) -> None:
         """Advance the epoch of the interruptible engine."""
         if "cranelift" in self._engines:
             self._engines["cranelift"][0].increment_epoch()
+
+
+def _host_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
+    """A linker providing WASI and the host API."""
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    for name, arity in abi.FUNCTIONS.items():
+        linker.define_func(NAMESPACE, name, wasmtime.FuncType([wasmtime.ValType.i32()] * arity, [wasmtime.ValType.i64()]), _host_function(name))
+    return linker
+
+
+def _stub(name: str) -> Callable[..., Any]:
+    def stub(*_: Any) -> Any:
+        raise abi.Trap(f"the program called {name}, which is linked as a stub (stub_imports)")
+
+    return stub
 
 
 def _host_function(name: str) -> Callable[..., int]:
@@ -277,8 +307,17 @@ def handle(compiled: Compiled, deadline: Deadline, request: bytes, export: str =
     return _guarded(compiled, deadline, lambda guest: handle_export(guest, request, compiled.exports, export))
 
 
-def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
-    """Run a WASI command's `_start` with `argv`, `stdin` and the CGI `env`
+def run_wasi(
+    compiled: Compiled,
+    deadline: Deadline,
+    stdin: bytes,
+    env: Sequence[tuple[str, str]],
+    argv: Sequence[str],
+    scratch: str,
+    entry: str = "_start",
+    argv_pointer: bool = False,
+) -> Outcome:
+    """Run a WASI command's `entry` (after `_initialize`, if a reactor) with `argv`, `stdin` and the CGI `env`
     (plus the module's own); stdout and stderr captured in files in
     `scratch` (the call's own directory, which the loader removes), granted
     directories preopened (read-only unless writable), the `scratch` grant a
@@ -295,17 +334,24 @@ def run_wasi(compiled: Compiled, deadline: Deadline, stdin: bytes, env: Sequence
     for host, guest_path, writable in compiled.dirs:
         wasi.preopen_dir(host, guest_path, writable)
     if compiled.scratch is not None:
-        os.mkdir(os.path.join(scratch, "tmp"))
+        os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)  # the loader may have put the body in it
         wasi.preopen_dir(os.path.join(scratch, "tmp"), compiled.scratch, True)
+    if os.path.isdir(os.path.join(scratch, "dev")):  # the loader made it: the module is granted devices
+        wasi.preopen_dir(os.path.join(scratch, "dev"), "/dev", True)
 
     def start(guest: Guest) -> Outcome:
-        entry = guest.function("_start")
-        if entry is None:
-            return Outcome(error="abi", message="no exported function '_start'")
+        function = guest.function(entry)
+        if function is None:
+            return Outcome(error="abi", message=f"no exported function {entry!r}")
         began = time.perf_counter()
         status = 0
         try:
-            entry()
+            if argv_pointer:
+                problem = call_with_argv(guest, entry, argv, compiled.exports)
+                if problem is not None:
+                    return problem
+            else:
+                function()
         except wasmtime.ExitTrap as exc:
             status = exc.code
         duration = (time.perf_counter() - began) * 1000

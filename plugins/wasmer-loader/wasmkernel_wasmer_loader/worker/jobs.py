@@ -20,7 +20,7 @@ import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
 from wasmkernel_wasm.artifacts import first_line, read_cached
-from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, handle_export, initialize, memory_outcome
+from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, call_with_argv, handle_export, initialize, memory_outcome
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.client import Client
 
@@ -133,11 +133,29 @@ def _new_instance(ref: ModuleRef) -> wasmer.Instance:
         imports = wasi.StateBuilder(ref.name).finalize().generate_import_object(_store(), wasi.get_version(module, strict=False))
     else:
         imports = wasmer.ImportObject()
-    if any(entry.module == NAMESPACE for entry in module.imports):
-        imports.register(NAMESPACE, _host_functions())
+    _register(imports, module, ref)
     instance = wasmer.Instance(module, imports)
     initialize(_Guest(instance, ref.exports.memory))
     return instance
+
+
+def _register(imports: wasmer.ImportObject, module: wasmer.Module, ref: ModuleRef) -> None:
+    """Add the host API (if imported) and `ref`'s stubs, one namespace at a time."""
+    namespaces: dict[str, dict[str, wasmer.Function]] = {}
+    if any(entry.module == NAMESPACE for entry in module.imports):
+        namespaces[NAMESPACE] = _host_functions()
+    for entry in module.imports:
+        if (entry.module, entry.name) in ref.stubs and isinstance(entry.type, wasmer.FunctionType):
+            namespaces.setdefault(entry.module, {})[entry.name] = _stub(f"{entry.module}.{entry.name}", entry.type)
+    for namespace, functions in namespaces.items():
+        imports.register(namespace, functions)
+
+
+def _stub(name: str, signature: wasmer.FunctionType) -> wasmer.Function:
+    def stub(*_: Any) -> Any:
+        raise abi.Trap(f"the program called {name}, which is linked as a stub (stub_imports)")
+
+    return wasmer.Function(_store(), stub, signature)
 
 
 def _instance(ref: ModuleRef) -> wasmer.Instance:
@@ -202,8 +220,10 @@ def handle(ref: ModuleRef, request: bytes, export: str = "handle") -> Outcome:
     return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports, export))
 
 
-def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str) -> Outcome:
-    """Run a WASI command's `_start` with `argv`, `stdin` on fd 0 and fds 1
+def run_wasi(
+    ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv: Sequence[str], scratch: str, entry: str = "_start", argv_pointer: bool = False
+) -> Outcome:
+    """Run a WASI command's `entry` (after `_initialize`, if a reactor) with `argv`, `stdin` on fd 0 and fds 1
     and 2 captured (wasmer-python has no capture API: the guest writes to the
     real fds). `scratch` is the call's own directory (the loader removes it):
     it holds the captured streams, the per-call `scratch` grant and a copy
@@ -221,31 +241,46 @@ def run_wasi(ref: ModuleRef, stdin: bytes, env: Sequence[tuple[str, str]], argv:
                 shutil.copytree(host, source, symlinks=False)
             builder.map_directory(guest, source)
         if ref.scratch is not None:
-            os.mkdir(os.path.join(scratch, "tmp"))
+            os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)  # the loader may have put the body in it
             builder.map_directory(ref.scratch, os.path.join(scratch, "tmp"))
+        if os.path.isdir(os.path.join(scratch, "dev")):  # the loader made it: the module is granted devices
+            builder.map_directory("/dev", os.path.join(scratch, "dev"))
         wasi_env = builder.finalize()
-        imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=True))
+        imports = wasi_env.generate_import_object(_store(), wasi.get_version(module, strict=not ref.stubs))
+        _register(imports, module, ref)
         instance = wasmer.Instance(module, imports)
-        stdout, stderr, status = _run_start(instance, stdin, scratch)
-        return Outcome(value=stdout, stderr=stderr, exit_status=status)
-    except RuntimeError as exc:
+        program = _Guest(instance, ref.exports.memory)
+        call = functools.partial(call_with_argv, program, entry, argv, ref.exports) if argv_pointer else None
+        stdout, stderr, status, problem = _run_start(program, stdin, scratch, entry, call)
+        return problem if problem is not None else Outcome(value=stdout, stderr=stderr, exit_status=status)
+    except (RuntimeError, abi.Trap) as exc:  # abi.Trap: a stub was called
         return _fault(ref, instance, exc)
 
 
-def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[bytes, bytes, int]:
-    """Run `_start` with fds 0, 1 and 2 pointed at files in `scratch` (the
-    guest never writes to the worker's own stdout or stderr); returns stdout,
-    stderr and the exit status."""
+def _run_start(guest: _Guest, stdin: bytes, scratch: str, entry: str, call: Callable[[], Outcome | None] | None) -> tuple[bytes, bytes, int, Outcome | None]:
+    """Run `entry` (a reactor's `_initialize` first) with fds 0, 1 and 2 pointed at files in `scratch` (the
+    guest never writes to the worker's own stdout or stderr), or `call` instead
+    of calling it (argv by pointer); returns stdout, stderr, the exit status
+    and `call`'s `Outcome` if the module could not take its arguments."""
     paths = [os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")]
     with open(paths[0], "wb") as body:
         body.write(stdin)
     saved = os.dup(0), os.dup(1), os.dup(2)
     fds = (os.open(paths[0], os.O_RDONLY), *(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for path in paths[1:]))
     status = 0
+    problem: Outcome | None = None
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        instance.exports._start()
+        function = guest.function(entry)
+        if function is None:
+            raise RuntimeError(f"no exported function {entry!r}")
+        if entry != "_start":
+            initialize(guest)
+        if call is not None:
+            problem = call()
+        else:
+            function()
     except RuntimeError as exc:
         exited = _EXIT.search(str(exc))
         if exited is None:
@@ -257,7 +292,7 @@ def _run_start(instance: wasmer.Instance, stdin: bytes, scratch: str) -> tuple[b
         for fd in (*saved, *fds):
             os.close(fd)
     with open(paths[1], "rb") as out, open(paths[2], "rb") as err:
-        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT), status
+        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT), status, problem
 
 
 def compile_module(wasm: bytes, compiler: str) -> bytes:

@@ -71,6 +71,8 @@ class ModuleRef:
     grants: Grants | None = None
     #: The server's host-API socket ("" when no module is granted shared state).
     host_socket: str = ""
+    #: (module, name) function imports linked as stubs that trap when called.
+    stubs: tuple[tuple[str, str], ...] = ()
 
 
 class WireError(Exception):
