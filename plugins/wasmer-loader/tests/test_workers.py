@@ -21,7 +21,7 @@ from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loade
 from wasmkernel_wasmer_loader.environment import BOOT
 
 from wasmkernel import StartupError
-from wasmkernel.testing import running
+from wasmkernel.testing import running, wait_until
 
 
 @pytest.fixture
@@ -45,12 +45,8 @@ def workers() -> dict[int, str]:
 
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` (no wall-clock bound on how long it may take, only a generous cap)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await trio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
+    """Poll `condition` (no wall-clock bound on how long it may take, only a cap a loaded machine does not reach)."""
+    await wait_until(condition, timeout=180, interval=0.02, what=what)
 
 
 def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
