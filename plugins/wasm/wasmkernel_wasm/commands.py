@@ -15,7 +15,7 @@ from wasmkernel import Command, StartupError, default_registry_path, load_regist
 from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.modules import PreparedModule
-from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, LOADERS, scaffold_module
+from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, scaffold_module
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
@@ -77,10 +77,8 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _new_module(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
-    enabled = {entry.name for entry in registry.plugins if entry.enabled}
-    loader = next((name for name in LOADERS if name in enabled), LOADERS[0])
     try:
-        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None, loader)
+        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None)
     except (ValueError, FileExistsError) as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1

@@ -55,7 +55,7 @@ from wasmkernel_wasm import (
     WasmBadResponse,
     WasmResponse,
 )
-from wasmkernel_wasm.config import FilterSpec, LoaderConfig
+from wasmkernel_wasm.config import FilterSpec, ModuleTable
 from wasmkernel_wasm.wire import Fields, checked_response
 
 log = structlog.get_logger("wasmkernel.wasm")
@@ -229,7 +229,7 @@ def _apply(headers: Headers, edits: HeaderEdits) -> None:
 
 
 def filter_middleware(
-    loader: ModuleLoader, config: LoaderConfig, withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
+    loader: ModuleLoader, config: ModuleTable, withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
 ) -> list[Middleware]:
     """One `Middleware` per ``[[filters]]`` entry, in that order (the first is
     outermost); `withheld(module)` names the request headers the module must

@@ -12,39 +12,95 @@
   ready while a loader's background task is down (its detail, for a local
   or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
 
+- Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
+  with their grants, routes, filters, secret headers), whatever loader runs
+  it: the loader plugins' sections hold engine settings only, so switching
+  loader is one line of the registry. Serves the routes and puts the filter
+  modules in the middleware chain (at this plugin's place: move them with
+  the registry's `order`/`before`/`after`).
+
 Loader plugins require this plugin, so enabling a loader brings it in.
-Config: none.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
-from wasmkernel import Application, Command, ConfiguredPlugin, ErrorMapping, NoConfig, ServiceKey, StartupError, hookimpl
+from wasmkernel import (
+    Application,
+    Command,
+    ConfigError,
+    ConfiguredPlugin,
+    ErrorMapping,
+    Middleware,
+    RegistryError,
+    Route,
+    ServiceKey,
+    StartupError,
+    hookimpl,
+)
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
+from wasmkernel_wasm.config import ModuleTable
 from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+from wasmkernel_wasm.filters import filter_middleware
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
+from wasmkernel_wasm.routes import bind_routes
 
 
-class Plugin(ConfiguredPlugin[NoConfig]):
-    config_class = NoConfig
+class Plugin(ConfiguredPlugin[ModuleTable]):
+    config_class = ModuleTable
     order = 40
     loader: ModuleLoader | None = None
+    #: Request headers carrying credentials (see `wasmkernel_middleware`).
+    credentials: frozenset[str] = CREDENTIAL_HEADERS
 
     @hookimpl
     def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
         pluginmanager.add_hookspecs(hookspecs)
 
+    def configured(self) -> None:
+        self.config.check()
+
     @hookimpl
     def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
-        offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader") if loader is not None]
+        try:
+            offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader", table=self.config) if loader is not None]
+        except ConfigError as exc:
+            raise RegistryError(f"{app.registry.where('wasm', f'config.{exc.key}' if exc.key else 'config')}: {exc.message}") from None
+        if not offered and self.config.modules:
+            raise StartupError(
+                f"{app.registry.where('wasm', 'config.modules')}: {len(self.config.modules)} module(s) declared but no module loader is enabled "
+                "(enable [plugins.wasmer-loader] or [plugins.wasmtime-loader])"
+            )
         if len(offered) > 1:
             raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
         self.loader = offered[0][1] if offered else None
         return [(MODULE_LOADER, self.loader)] if self.loader is not None else []
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Application) -> list[Route]:
+        if self.loader is None:
+            return []
+        return bind_routes(self.loader, self.config, lambda: self.credentials)
+
+    @hookimpl
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        # Once every plugin is configured: the headers of every authentication scheme.
+        self.credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
+        if self.loader is None or not self.config.filters:
+            return []
+        config = self.config
+
+        @functools.cache
+        def withheld(module: str) -> frozenset[str]:
+            return config.withheld_headers(config.spec(module), self.credentials)
+
+        return filter_middleware(self.loader, config, withheld, app.routes, where="plugins.wasm.config.filters")
 
     @hookimpl
     def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:

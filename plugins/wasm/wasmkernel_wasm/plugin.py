@@ -1,21 +1,15 @@
-"""The base class of loader plugins: configuration, routes and metrics wired to a loader."""
+"""The base class of loader plugins: engine settings, and the loader they build for the host's module table."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from wasmkernel import ConfiguredPlugin, MetricSource, Middleware, Route, hookimpl
-from wasmkernel_wasm import (
-    ModuleLoader,
-)
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.filters import filter_middleware
+from wasmkernel import ConfigError, ConfiguredPlugin, MetricSource, Route, hookimpl
+from wasmkernel_wasm import ModuleLoader
+from wasmkernel_wasm.config import MOVED_TO_HOST, EngineConfig, LoaderConfig, ModuleTable
 from wasmkernel_wasm.metrics import CallMetrics
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
-from wasmkernel_wasm.routes import bind_routes
 
 if TYPE_CHECKING:
     from wasmkernel import Application
@@ -30,52 +24,48 @@ class ConfiguredLoader(ModuleLoader, Protocol):
     def use_services(self, app: Application) -> None: ...
 
 
-class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
-    """Base of a loader plugin: parses and checks its `LoaderConfig`, provides
-    the loader (to the host, which starts and stops it), its routes, its
-    filter modules as middleware (at this plugin's place in the chain: move
-    them with the registry's `order`/`before`/`after`) and its metrics. Subclasses set `compilers` and implement `create`."""
+class LoaderPlugin(ConfiguredPlugin[EngineConfig]):
+    """Base of a loader plugin: parses and checks its engine settings (an
+    `EngineConfig`; a module table in its section is an error naming where it
+    moved), builds the loader for the host's module table (the host starts it
+    and serves its routes and filters) and reports the loader's call metrics.
+    Subclasses set `compilers` and implement `create`."""
 
-    config_class = LoaderConfig
+    config_class = EngineConfig
     requires = ("wasm",)
     order = 41
     compilers: tuple[str, ...]
     loader: ConfiguredLoader | None = None
-    #: Request headers carrying credentials (see `wasmkernel_middleware`).
-    credentials: frozenset[str] = CREDENTIAL_HEADERS
 
     def create(self, config: LoaderConfig, base: Path, app: Application) -> ConfiguredLoader:
         raise NotImplementedError
 
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        for key in MOVED_TO_HOST:
+            if key in config:
+                where = f"[[plugins.wasm.config.{key}]]" if key != "secret_headers" else f"plugins.wasm.config.{key}"
+                raise ConfigError(key, f"moved to {where} (the module table is the host's, whatever loader runs it); keep only engine settings here")
+        super().wasmkernel_configure(config, app)
+
     def configured(self) -> None:
-        self.config.check(self.compilers)
-        self.loader = self.create(self.config, self.app.registry.path.parent.resolve(), self.app)
+        if self.config.compiler not in self.compilers:
+            raise ConfigError("compiler", f"unknown compiler {self.config.compiler!r}; expected one of {', '.join(self.compilers)}")
+
+    @hookimpl
+    def wasmkernel_module_loader(self, app: Application, table: ModuleTable) -> ConfiguredLoader:
+        """The loader for `table`; `ConfigError` names the bad key of the table."""
+        config = LoaderConfig.of(self.config, table)
+        config.check_compilers(self.compilers)
+        self.loader = self.create(config, app.registry.path.parent.resolve(), app)
+        return self.loader
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        if self.loader is None:
-            return []
-        # The first hook after every plugin offered its services.
-        self.loader.use_services(app)
-        return bind_routes(self.loader, self.config, lambda: self.credentials)
-
-    @hookimpl
-    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        # Once every plugin is configured: the headers of every authentication scheme.
-        self.credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
-        if self.loader is None or not self.config.filters:
-            return []
-        config = self.config
-
-        @functools.cache
-        def withheld(module: str) -> frozenset[str]:
-            return config.withheld_headers(config.spec(module), self.credentials)
-
-        return filter_middleware(self.loader, config, withheld, app.routes, where=f"plugins.{self.loader.runtime}-loader.config.filters")
-
-    @hookimpl
-    def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:
-        return self.loader
+        # The first hook after every plugin offered its services: the host API's (Redis).
+        if self.loader is not None:
+            self.loader.use_services(app)
+        return []
 
     @hookimpl
     def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:

@@ -14,7 +14,7 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.cgi import cgi_env
-from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.config import ModuleTable
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
 
 #: What a compute route answers: the function's result.
@@ -37,7 +37,7 @@ async def wasm_request(request: Request, withheld: frozenset[str] = frozenset())
     )
 
 
-def _withheld(config: LoaderConfig, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
+def _withheld(config: ModuleTable, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
     """The headers `module` must not see, worked out on first use (once every
     authenticator is known)."""
 
@@ -52,7 +52,7 @@ def _to_response(result: WasmResponse) -> Response:
     return Response(result.body, status=result.status, headers=list(result.headers))
 
 
-def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
+def bind_routes(loader: ModuleLoader, config: ModuleTable, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
     """Kernel routes serving the configured http and wasi modules; no module
     sees a header named by `credentials()` or the config's `secret_headers`
     unless its `grant_headers` lists it."""
