@@ -48,7 +48,8 @@ def _withheld(config: ModuleTable, module: str, credentials: Callable[[], Iterab
     return names
 
 
-def _to_response(result: WasmResponse) -> Response:
+def kernel_response(result: WasmResponse) -> Response:
+    """The kernel response for what a module answered."""
     return Response(result.body, status=result.status, headers=list(result.headers))
 
 
@@ -86,7 +87,7 @@ def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], fro
         wreq = await wasm_request(request, withheld())
         async with request.cancelled_on_disconnect():
             result = await loader.handle_http(module, wreq)
-        return _to_response(result)
+        return kernel_response(result)
 
     return endpoint
 
@@ -99,7 +100,7 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Call
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
         async with request.cancelled_on_disconnect():
             result = await loader.run_wasi(module, wreq, env)
-        return _to_response(result)
+        return kernel_response(result)
 
     return endpoint
 
