@@ -1,72 +1,139 @@
-"""The base class of loader plugins: engine settings, and the loader they build for the host's module table."""
+"""The wasm plugin: the WebAssembly host.
+
+- Adds the `wasmkernel_module_loader` hook (see `wasmkernel_wasm.hookspecs`);
+  exactly one enabled loader plugin (wasmer-loader, wasmtime-loader) answers
+  it, and two are a startup error naming both.
+- Maps the `WasmError` family to statuses at the kernel's error boundary
+  (bad arguments 400, trap 500, timeout 504, memory limit 507, unavailable 503, bad response 502).
+- Offers that loader as the `MODULE_LOADER` service; starts it (compiling
+  every declared module) before the plugins that use it and stops it after
+  them.
+- ``wasmkernel check`` compiles every declared module; ``/readyz`` is not
+  ready while a loader's background task is down (its detail, for a local
+  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
+
+- Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
+  with their grants, routes, filters, secret headers), whatever loader runs
+  it: the loader plugins' sections hold engine settings only, so switching
+  loader is one line of the registry. Serves the routes and puts the filter
+  modules in the middleware chain (at this plugin's place: move them with
+  the registry's `order`/`before`/`after`).
+
+Loader plugins require this plugin, so enabling a loader brings it in.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from wasmkernel import ConfigError, ConfiguredPlugin, MetricSource, Route, hookimpl
-from wasmkernel_wasm import ModuleLoader
-from wasmkernel_wasm.config import MOVED_TO_HOST, EngineConfig, LoaderConfig, ModuleTable
-from wasmkernel_wasm.metrics import CallMetrics
+import pluggy
 
-if TYPE_CHECKING:
-    from wasmkernel import Application
+from wasmkernel import (
+    Application,
+    Command,
+    ConfigError,
+    ConfiguredPlugin,
+    ErrorMapping,
+    Middleware,
+    RegistryError,
+    Route,
+    ServiceKey,
+    StartupError,
+    hookimpl,
+)
+from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
+from wasmkernel_wasm.commands import wasm_commands
+from wasmkernel_wasm.config import ModuleTable
+from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
+from wasmkernel_wasm.filters import filter_middleware
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
+from wasmkernel_wasm.routes import bind_routes
 
 
-class ConfiguredLoader(ModuleLoader, Protocol):
-    """A loader built from a `LoaderConfig`, with call metrics."""
-
-    config: LoaderConfig
-    metrics: CallMetrics
-
-    def use_services(self, app: Application) -> None: ...
-
-
-class LoaderPlugin(ConfiguredPlugin[EngineConfig]):
-    """Base of a loader plugin: parses and checks its engine settings (an
-    `EngineConfig`; a module table in its section is an error naming where it
-    moved), builds the loader for the host's module table (the host starts it
-    and serves its routes and filters) and reports the loader's call metrics.
-    Subclasses set `compilers` and implement `create`."""
-
-    config_class = EngineConfig
-    requires = ("wasm",)
-    order = 41
-    compilers: tuple[str, ...]
-    loader: ConfiguredLoader | None = None
-
-    def create(self, config: LoaderConfig, base: Path, app: Application) -> ConfiguredLoader:
-        raise NotImplementedError
+class Plugin(ConfiguredPlugin[ModuleTable]):
+    config_class = ModuleTable
+    order = 40
+    loader: ModuleLoader | None = None
+    #: Request headers carrying credentials (see `wasmkernel_middleware`).
+    credentials: frozenset[str] = CREDENTIAL_HEADERS
 
     @hookimpl
-    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        for key in MOVED_TO_HOST:
-            if key in config:
-                where = f"[[plugins.wasm.config.{key}]]" if key != "secret_headers" else f"plugins.wasm.config.{key}"
-                raise ConfigError(key, f"moved to {where} (the module table is the host's, whatever loader runs it); keep only engine settings here")
-        super().wasmkernel_configure(config, app)
+    def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        pluginmanager.add_hookspecs(hookspecs)
 
     def configured(self) -> None:
-        if self.config.compiler not in self.compilers:
-            raise ConfigError("compiler", f"unknown compiler {self.config.compiler!r}; expected one of {', '.join(self.compilers)}")
+        self.config.check()
 
     @hookimpl
-    def wasmkernel_module_loader(self, app: Application, table: ModuleTable) -> ConfiguredLoader:
-        """The loader for `table`; `ConfigError` names the bad key of the table."""
-        config = LoaderConfig.of(self.config, table)
-        config.check_compilers(self.compilers)
-        self.loader = self.create(config, app.registry.path.parent.resolve(), app)
-        return self.loader
+    def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
+        try:
+            offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader", table=self.config) if loader is not None]
+        except ConfigError as exc:
+            raise RegistryError(f"{app.registry.where('wasm', f'config.{exc.key}' if exc.key else 'config')}: {exc.message}") from None
+        if not offered and self.config.modules:
+            raise StartupError(
+                f"{app.registry.where('wasm', 'config.modules')}: {len(self.config.modules)} module(s) declared but no module loader is enabled "
+                "(enable [plugins.wasmer-loader] or [plugins.wasmtime-loader])"
+            )
+        if len(offered) > 1:
+            raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
+        self.loader = offered[0][1] if offered else None
+        return [(MODULE_LOADER, self.loader)] if self.loader is not None else []
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
-        # The first hook after every plugin offered its services: the host API's (Redis).
-        if self.loader is not None:
-            self.loader.use_services(app)
-        return []
+        if self.loader is None:
+            return []
+        return bind_routes(self.loader, self.config, lambda: self.credentials)
 
     @hookimpl
-    def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
-        return [self.loader.metrics] if self.loader is not None else []
+    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
+        # Once every plugin is configured: the headers of every authentication scheme.
+        self.credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
+        if self.loader is None or not self.config.filters:
+            return []
+        config = self.config
+
+        @functools.cache
+        def withheld(module: str) -> frozenset[str]:
+            return config.withheld_headers(config.spec(module), self.credentials)
+
+        return filter_middleware(self.loader, config, withheld, app.routes, where="plugins.wasm.config.filters")
+
+    @hookimpl
+    def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:
+        return {
+            WasmError: 500,
+            WasmBadArguments: 400,
+            WasmTrap: 500,
+            WasmTimeout: 504,
+            WasmMemoryLimit: 507,
+            WasmBadResponse: 502,
+            WasmUnavailable: 503,
+        }
+
+    @hookimpl
+    async def wasmkernel_startup(self, app: Application) -> None:
+        if self.loader is not None:
+            await self.loader.start()
+
+    @hookimpl
+    async def wasmkernel_shutdown(self, app: Application) -> None:
+        if self.loader is not None:
+            await self.loader.stop()
+
+    @hookimpl(optionalhook=True)
+    def wasmkernel_check(self, app: Application) -> list[str]:
+        if self.loader is None:
+            return ["no module loader enabled"]
+        return [f"module '{info.name}' ({info.kind}, {info.size} bytes): compiled, cache {info.cache}" for info in self.loader.prepare()]
+
+    @hookimpl(optionalhook=True)
+    def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:
+        return {"wasm": self.loader.readiness} if self.loader is not None else {}
+
+    @hookimpl
+    def wasmkernel_commands(self) -> list[Command]:
+        return wasm_commands()
