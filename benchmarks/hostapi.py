@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader  # noqa: E402
+from wasmkernel_wasm.testing import wasm_plugins  # noqa: E402
 
 from wasmkernel import Application  # noqa: E402
 from wasmkernel.testing import RedisServer, app_from, free_port, redis_binary, running  # noqa: E402
@@ -64,7 +65,7 @@ def module_config(cache: Path, backend: str, data: Path) -> dict[str, Any]:
 
 
 def app_for(loader: str, config: dict[str, Any], redis_url: str | None) -> Application:
-    plugins: dict[str, Any] = {"router": {}, loader: {"config": config}}
+    plugins: dict[str, Any] = {"router": {}, **wasm_plugins(loader, config)}
     if redis_url:
         plugins = {"redis": {"config": {"url": redis_url}}, **plugins}
     return app_from(plugins)
@@ -131,7 +132,7 @@ def filter_config(cache: Path) -> dict[str, Any]:
 
 
 async def filter_overhead(loader_name: str, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    app = app_from({"router": {}, loader_name: {"config": filter_config(work / "cache")}})
+    app = app_from({"router": {}, **wasm_plugins(loader_name, filter_config(work / "cache"))})
     config = HypercornConfig()
     port = free_port()
     config.bind = [f"127.0.0.1:{port}"]

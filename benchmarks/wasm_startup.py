@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from wasmkernel_wasm.testing import wasm_plugins
 
 from wasmkernel.testing import app_from, running
 
@@ -47,7 +48,7 @@ def config(cache_dir: Path, prewarm: bool) -> dict[str, Any]:
 async def measure(loader: str, cache_dir: Path, prewarm: bool) -> tuple[float, float, float]:
     """(startup ms, first request ms, time to first response ms)."""
     start = time.perf_counter()
-    app = app_from({"router": {}, loader: {"config": config(cache_dir, prewarm)}})
+    app = app_from({"router": {}, **wasm_plugins(loader, config(cache_dir, prewarm))})
     async with running(app) as client:
         started = time.perf_counter()
         response = await client.get("/hello/bench")

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from wasmkernel import Application, StartupError
@@ -20,8 +21,9 @@ NAMES = [entry.name for entry in load_registry(DEFAULT).plugins if entry.enabled
 #: What disabling a plugin breaks, and the startup error that says so.
 NEEDED = {
     "authz": "declares auth checks no enabled plugin enforces: enable authz",
-    "wasmer-loader": "plugin 'matmul' needs a module loader: enable wasmer-loader or wasmtime-loader",
+    "wasmer-loader": r"\[plugins.wasm\] config.modules: \d+ module\(s\) declared but no module loader is enabled",
     "channels": "requires plugin 'channels', which .* disables: enable it or disable",
+    "wasm": "requires plugin 'wasm', which .* disables: enable it or disable",
     # A limit for a route nobody serves is a typo or a disabled plugin: said at startup.
     "matmul": r"\[plugins.limits\] config.routes: no route named 'matmul'",
 }
@@ -108,7 +110,7 @@ async def test_the_openapi_document_is_valid_with_content_for_every_2xx() -> Non
         document = (await client.get("/openapi.json")).json()
     validator.validate(document)
     generic: dict[str, Any] = {"*/*": {"schema": {}}}  # what a module's http or wasi route may answer: anything
-    modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasmer-loader"}
+    modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasm"}
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for status, response in operation["responses"].items():
@@ -130,3 +132,79 @@ async def test_anonymous_clients_cannot_fill_the_public_examples_stores() -> Non
         assert (await client.get("/as/count/anyone")).status_code == 200
         assert (await client.post("/as/count/anyone")).status_code == 401
         assert (await client.get("/links/abcdefgh/stats")).status_code == 401
+
+
+#: Requests covering every kind of module in the default registry: http (Rust,
+#: C, AssemblyScript), WASI commands, filters (a refusal, a header), key-value, vars, compute.
+SWITCH_REQUESTS = [
+    ("GET", "/hello/ada", {}),
+    ("GET", "/c/hello/ada", {}),
+    ("GET", "/as/hello/ada", {}),
+    ("GET", "/c/greet/ada", {}),
+    ("POST", "/c/greet/ada", {}),
+    ("GET", "/as/hello/ada", {"user-agent": "badbot"}),
+    ("GET", "/as/count/ada", {}),
+    ("GET", "/c/wagi/word", {}),
+    ("GET", "/as/wagi/ada", {}),
+    ("GET", "/wagi/x?y=1", {}),
+    ("GET", "/matmul?n=4", {}),
+]
+
+
+#: What differs between two runs whatever the runtime: ids, timings, the rate limiter's refill.
+UNSTABLE_HEADERS = {"x-request-id", "date", "content-length", "ratelimit-remaining", "ratelimit-reset"}
+UNSTABLE_FIELDS = {"error_id", "compute_ms", "module_ms"}
+
+
+def comparable(response: httpx.Response) -> tuple[int, Any, list[tuple[str, str]]]:
+    """Status, body and headers, without what differs from run to run."""
+    body: Any = response.content
+    if response.headers.get("content-type", "").endswith("json"):
+        body = {key: value for key, value in response.json().items() if key not in UNSTABLE_FIELDS}
+    return response.status_code, body, sorted((k, v) for k, v in response.headers.items() if k not in UNSTABLE_HEADERS)
+
+
+def with_loader(loader: str) -> dict[str, Any]:
+    """The default registry with its one loader line naming `loader`."""
+    lines = DEFAULT.read_text(encoding="utf-8").splitlines()
+    switched = [f"[plugins.{loader}.config]" if line == "[plugins.wasmer-loader.config]" else line for line in lines]
+    assert sum(old != new for old, new in zip(lines, switched, strict=True)) == (loader != "wasmer-loader")
+    data: dict[str, Any] = tomllib.loads("\n".join(switched))
+    return data
+
+
+async def test_switching_loader_is_one_line_and_answers_alike() -> None:
+    """Issue 23: the routes, filters and modules are the host's; changing the
+    loader's one header line serves the same answers on the other runtime."""
+    from wasmkernel_wasm import MODULE_LOADER
+    from wasmkernel_wasm.testing import use_loader
+
+    seen = {}
+    for loader in ("wasmer-loader", "wasmtime-loader"):
+        use_loader(loader)
+        app = assemble(with_loader(loader))
+        assert loader in {plugin.name for plugin in app.plugins} and {"wasmer-loader", "wasmtime-loader"} - {loader} - {p.name for p in app.plugins}
+        async with running(app) as client:
+            module_loader = app.services.get(MODULE_LOADER, needed_by="tests")
+            assert module_loader.runtime == loader.removesuffix("-loader")
+            answers = []
+            for method, path, headers in SWITCH_REQUESTS:
+                response = await client.request(method, path, headers=headers)
+                answers.append((method, path, *comparable(response)))
+            seen[loader] = {
+                "routes": shape(app)["routes"],
+                "chain": shape(app)["chain"],
+                "modules": sorted((info.name, info.kind) for info in module_loader.modules()),
+                "answers": answers,
+            }
+    assert seen["wasmer-loader"] == seen["wasmtime-loader"]
+    statuses = [answer[2] for answer in seen["wasmer-loader"]["answers"]]
+    assert 200 in statuses and len(seen["wasmer-loader"]["modules"]) == 13
+
+
+@pytest.mark.parametrize("key", ["modules", "routes", "filters", "secret_headers"])
+def test_a_module_table_key_in_the_loaders_section_says_where_it_moved(key: str) -> None:
+    data = default_tables()
+    data["plugins"]["wasmer-loader"]["config"][key] = []
+    with pytest.raises(StartupError, match=rf"\[plugins.wasmer-loader\] config.{key}: moved to \[*plugins.wasm.config.{key}"):
+        assemble(data)

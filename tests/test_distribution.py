@@ -142,7 +142,7 @@ def test_the_modules_wheel_carries_the_sdks_the_build_script_and_the_prebuilt_mo
 def test_init_and_run_serve_a_module_and_a_python_route(venv: Path, project: Path, serve: Serve) -> None:
     """The README's third-party flow: pip install wasmkernel[standard], init, run, curl. No compiler involved."""
     assert sorted(path.name for path in (project / "wasm_modules" / "dist").iterdir())[:2] == ["as-filter.wasm", "as-wagi.wasm"]
-    assert "[plugins.wasmtime-loader]" in (project / "plugin_registry.toml").read_text()
+    assert "[plugins.wasmtime-loader.config]" in (project / "plugin_registry.toml").read_text()
     base = serve(project)
     module = httpx.get(f"{base}/hello/world", timeout=60)
     assert (module.status_code, module.text) == (200, "Hello, world!\n")  # the Rust module

@@ -274,7 +274,7 @@ def test_run_exits_non_zero_when_startup_fails(tmp_path: Path) -> None:
     registry.write_text(
         "[kernel]\nallow_unenforced = true\n[plugins.router]\n[plugins.authz]\n"
         "[plugins.wasmer-loader.config]\nwatch = false\nworkers = 1\n"
-        f'[[plugins.wasmer-loader.config.modules]]\nname = "matmul"\npath = "{project_root() / "wasm_modules" / "dist" / "matmul.wasm"}"\n'
+        f'[[plugins.wasm.config.modules]]\nname = "matmul"\npath = "{project_root() / "wasm_modules" / "dist" / "matmul.wasm"}"\n'
         '[plugins.matmul.config]\nmodule = "nope"\n'
     )
     result = subprocess.run(

@@ -77,7 +77,7 @@ def test_a_failed_startup_exits_1_with_its_reason(tmp_path: Path, workers: int) 
     module = tmp_path / "missing.wasm"
     registry.write_text(
         "[plugins.router]\n[plugins.wasmer-loader.config]\nwatch = false\n"
-        f'[[plugins.wasmer-loader.config.modules]]\nname = "gone"\npath = "{module}"\nkind = "compute"\n'
+        f'[[plugins.wasm.config.modules]]\nname = "gone"\npath = "{module}"\nkind = "compute"\n'
     )
     result = subprocess.run(
         [str(BIN / "wasmkernel"), "run", "--registry", str(registry), "--bind", f"127.0.0.1:{free_port()}", "--workers", str(workers)],

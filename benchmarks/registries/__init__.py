@@ -87,8 +87,8 @@ def materialize(
         loader["prewarm"] = prewarm
         if loader_workers is not None:
             loader["workers"] = loader_workers
-        for module in loader.get("modules", []):
-            module["path"] = str(ROOT / module["path"])
+    for module in plugins.get("wasm", {}).get("config", {}).get("modules", []):
+        module["path"] = str(ROOT / module["path"])
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(dump_toml(data))
     return dropped

@@ -136,7 +136,9 @@ def full_plugins(
         "openapi": {},
     }
     if with_wasm and wasm_built() and installed("wasmer-loader", "matmul"):
-        wanted["wasmer-loader"] = dict(wasm or wasm_config(workdir / "cache"))
+        from wasmkernel_wasm.testing import wasm_plugins
+
+        wanted.update({name: table["config"] for name, table in wasm_plugins("wasmer-loader", wasm or wasm_config(workdir / "cache")).items()})
         wanted["matmul"] = {"max_n": 300}
     return {name: config for name, config in wanted.items() if installed(name)}
 

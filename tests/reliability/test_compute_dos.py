@@ -19,7 +19,7 @@ import pytest
 import trio
 import trio.testing
 from wasmkernel_wasm import WasmTimeout, WasmUnavailable
-from wasmkernel_wasm.testing import LOADERS, base_config, dist, loader_of, use_loader
+from wasmkernel_wasm.testing import LOADERS, base_config, dist, loader_of, use_loader, wasm_plugins
 
 from tests.reliability.harness import Instance, full_plugins, installed, registry_toml, spawn, wasm_built, wasm_config
 from wasmkernel.testing import app_from, running, time_requests, wait_until_sync
@@ -36,7 +36,7 @@ def loader_name(request: pytest.FixtureRequest) -> str:
 
 def app(loader: str, dist: Path, tmp_path: Path, **overrides: Any) -> Any:
     config = base_config(dist, tmp_path / "cache", **overrides)
-    return app_from({"router": {}, loader: {"config": config}})
+    return app_from({"router": {}, **wasm_plugins(loader, config)})
 
 
 async def test_time_limit_starts_when_the_call_starts(loader_name: str, dist: Path, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ async def test_full_queue_is_503_with_retry_after(loader_name: str, dist: Path, 
 async def test_one_module_cannot_take_every_worker(loader_name: str, dist: Path, tmp_path: Path) -> None:
     config = base_config(dist, tmp_path / "cache")
     config["modules"][2] |= {"max_concurrency": 1, "timeout": 1.0}
-    application = app_from({"router": {}, loader_name: {"config": config}})
+    application = app_from({"router": {}, **wasm_plugins(loader_name, config)})
     async with running(application) as client:
         baseline = await time_requests(client, "/hello/ada", 5)
         slots = loader_of(application)._limiter  # type: ignore[attr-defined]  # the loader's worker slots

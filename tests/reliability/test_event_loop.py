@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import orjson
 import trio
-from wasmkernel_wasm.testing import base_config, dist, use_loader
+from wasmkernel_wasm.testing import base_config, dist, use_loader, wasm_plugins
 
 from wasmkernel.testing import app_from, running
 
@@ -44,7 +44,7 @@ async def test_health_answers_while_a_300x300_body_is_handled(dist: Path, tmp_pa
             "auth-apikey": {"config": {"key": [{"name": "ci", "key": API_KEY, "scopes": ["matrix:compute"]}]}},
             "router": {},
             "health": {},
-            loader: {"config": base_config(dist, tmp_path)},
+            **wasm_plugins(loader, base_config(dist, tmp_path)),
             "matmul": {},
         }
     )

@@ -81,7 +81,8 @@ def build_app(monkeypatch: pytest.MonkeyPatch) -> Application:
     covered against the real server), plus the hostile targets."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    plugins: dict[str, Any] = {name: {"config": config} for name, config in full_plugins(Path("unused")).items() if name not in ("wasmer-loader", "matmul")}
+    wasm = ("wasm", "wasmer-loader", "matmul")
+    plugins: dict[str, Any] = {name: {"config": config} for name, config in full_plugins(Path("unused")).items() if name not in wasm}
     plugins["limits"] = {"config": {"max_body_bytes": 4096, "timeout_seconds": 5}}
     plugins["t"] = {}
     return app_from(plugins, extra_plugins={"t": HostileTargets()})

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wasmkernel_wasm.testing import DIST, LOADERS, base_config, dist, use_loader
+from wasmkernel_wasm.testing import DIST, LOADERS, base_config, dist, use_loader, wasm_plugins
 
 from wasmkernel.testing import app_from, running
 
@@ -53,7 +53,7 @@ def make_app(loader: str, dist: Path, cache: Path) -> Any:
         "router": {},
         "auth-jwt": {"config": {"secret": "s" * 64}},
         "auth-apikey": {"config": {"keys": f"ci:{API_KEY}", "header": "X-Custom-Key"}},
-        loader: {"config": config},
+        **wasm_plugins(loader, config),
     }
     return app_from(plugins)
 

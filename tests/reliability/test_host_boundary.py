@@ -28,7 +28,7 @@ import trio
 from structlog.testing import capture_logs
 from wasmkernel_wasm import WasmRequest
 from wasmkernel_wasm.hostapi.outbound import Decoder
-from wasmkernel_wasm.testing import LOADERS, dist, loader_of, use_loader
+from wasmkernel_wasm.testing import LOADERS, dist, loader_of, use_loader, wasm_plugins
 
 from tests.redis_server import RedisServer
 from wasmkernel import Application
@@ -132,7 +132,7 @@ def forward_config(dist: Path, cache: Path, upstream: Upstream, kv: dict[str, An
 
 
 def make(loader_name: str, config: dict[str, Any], redis_url: str = "") -> Application:
-    plugins: dict[str, Any] = {"request-id": {}, "router": {}, "health": {}, loader_name: {"config": config}}
+    plugins: dict[str, Any] = {"request-id": {}, "router": {}, "health": {}, **wasm_plugins(loader_name, config)}
     if redis_url:
         plugins["redis"] = {"config": {"url": redis_url}}
     return app_from(plugins)

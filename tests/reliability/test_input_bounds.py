@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from structlog.testing import capture_logs
-from wasmkernel_wasm.testing import base_config, dist, use_loader
+from wasmkernel_wasm.testing import base_config, dist, use_loader, wasm_plugins
 
 from wasmkernel import Application, AuthRequirement, Request, Route, hookimpl
 from wasmkernel.errors import StartupError
@@ -61,7 +61,7 @@ def matmul_app(loader: str, dist: Path, cache: Path) -> Application:
             "auth-apikey": {"config": {"key": [{"name": "ci", "key": API_KEY, "scopes": ["matrix:compute"]}, {"name": "weak", "key": WEAK_KEY}]}},
             "authz": {},
             "validation": {},
-            loader: {"config": base_config(dist, cache)},
+            **wasm_plugins(loader, base_config(dist, cache)),
             "matmul": {"config": {"public_max_n": 10, "max_n": 40}},
         }
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+from wasmkernel_wasm.testing import wasm_plugins
 from wat import BODY, component
 
 from wasmkernel.testing import running
@@ -331,7 +332,7 @@ async def test_loaders_and_the_host_refuse_each_others_binaries(make_app: Callab
     core.write_bytes(wasmtime.wat2wasm("(module)"))
     loader = {"cache_dir": str(tmp_path / "c"), "modules": [{"name": "x", "path": str(component(HELLO)), "kind": "http"}]}
     with pytest.raises(StartupError, match=r"is a WebAssembly component .* serve it with the components plugin"):
-        async with running(app_from({"router": {}, "wasmtime-loader": {"config": loader}})):
+        async with running(app_from({"router": {}, **wasm_plugins("wasmtime-loader", loader)})):
             pass
     with pytest.raises(StartupError, match=r"not a WebAssembly component .* wasmtime-loader"):
         async with running(make_app({"x": core})):

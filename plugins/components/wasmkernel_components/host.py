@@ -29,7 +29,7 @@ import trio
 import wasmtime
 from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
 from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
-from wasmkernel_wasm.hostapi.host import HostAPI
+from wasmkernel_wasm.hostapi.capabilities import HostAPI
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 from wasmtime.component import Component

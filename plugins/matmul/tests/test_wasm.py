@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wasmkernel_wasm.testing import wasm_plugins
 
 from wasmkernel import Application
 from wasmkernel.testing import app_from, project_root, running
@@ -31,7 +32,7 @@ def wasm_app(tmp_path: Path, **matmul: Any) -> Application:
     loader = {"cache_dir": str(tmp_path / "cache"), "workers": 2, "watch": False, "modules": [{"name": "matmul", "path": str(MATMUL_WASM)}]}
     return app_from(
         {
-            "wasmer-loader": {"config": loader},
+            **wasm_plugins("wasmer-loader", loader),
             "auth-jwt": {"config": {"algorithms": ["HS256"], "secret": SECRET}},
             "authz": {},
             "router": {},

@@ -50,7 +50,7 @@ def test_init_writes_a_project_that_assembles(tmp_path: Path, capsys: pytest.Cap
     assert main(["--registry", str(tmp_path / "none.toml"), "init", str(project)]) == 0
     assert f"created {project}" in capsys.readouterr().out
     registry = (project / "plugin_registry.toml").read_text()
-    assert "[plugins.wasmtime-loader]" in registry and "[plugins.wasmer-loader]" not in registry
+    assert "[plugins.wasmtime-loader.config]" in registry and "[plugins.wasmer-loader" not in registry
     named = set(re.findall(r'"wasm_modules/dist/([^"]+\.wasm)"', registry))
     assert {path.name for path in (project / "wasm_modules" / "dist").iterdir()} == named
     assert "hello.wasm" in named and "faults.wasm" not in named
@@ -64,7 +64,7 @@ def test_init_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["--registry", none, "init", str(tmp_path / "taken")]) == 1
     assert "already exists and is not empty" in capsys.readouterr().err
     assert main(["--registry", none, "init", str(tmp_path / "wasmer"), "--loader", "wasmer-loader"]) == 0
-    assert "[plugins.wasmer-loader]" in (tmp_path / "wasmer" / "plugin_registry.toml").read_text()
+    assert "[plugins.wasmer-loader.config]" in (tmp_path / "wasmer" / "plugin_registry.toml").read_text()
     monkeypatch.setitem(sys.modules, "wasmkernel_modules", None)  # not installed
     assert main(["--registry", none, "init", str(tmp_path / "without")]) == 1
     assert "pip install 'wasmkernel[standard]'" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_cli_list_and_reload(loader_name: str, dist: Path, tmp_path: Path, capsy
         f"""
 [plugins.{loader_name}.config]
 cache_dir = "cache"
-[[plugins.{loader_name}.config.modules]]
+[[plugins.wasm.config.modules]]
 name = "hello"
 path = "{dist / "hello.wasm"}"
 kind = "http"
@@ -82,7 +82,7 @@ def test_check_compiles_every_module_and_names_a_missing_file(loader_name: str, 
 [plugins.introspect]
 [plugins.{loader_name}.config]
 cache_dir = "cache"
-[[plugins.{loader_name}.config.modules]]
+[[plugins.wasm.config.modules]]
 name = "hello"
 path = "{dist / "hello.wasm"}"
 kind = "http"
@@ -91,6 +91,6 @@ kind = "http"
     assert main(["--registry", str(registry), "check"]) == 0
     out = capsys.readouterr().out
     assert "wasm: module 'hello' (http, " in out and "compiled" in out and ": OK" in out
-    registry.write_text(modules + f'[[plugins.{loader_name}.config.modules]]\nname = "gone"\npath = "{tmp_path / "gone.wasm"}"\n')
+    registry.write_text(modules + f'[[plugins.wasm.config.modules]]\nname = "gone"\npath = "{tmp_path / "gone.wasm"}"\n')
     assert main(["--registry", str(registry), "check"]) == 1
     assert "wasm: FAILED:" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from wasmkernel_wasm import WasmBadArguments
-from wasmkernel_wasm.testing import loader_of
+from wasmkernel_wasm.testing import loader_of, wasm_plugins
 
 from wasmkernel import Application, StartupError
 from wasmkernel.testing import app_from, running
@@ -30,7 +30,7 @@ def numbers_app(loader_name: str, dist: Path, cache: Path) -> Application:
             {"path": "/typed/{a:int}/{b:int}", "module": "numbers", "function": "add32"},
         ],
     }
-    return app_from({"errors": {}, "router": {}, loader_name: {"config": config}})
+    return app_from({"errors": {}, "router": {}, **wasm_plugins(loader_name, config)})
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ async def test_a_trap_answer_names_module_and_function_only(loader_name: str, di
         "modules": [{"name": "faults", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 1.0}],
         "routes": [{"path": "/faults/{what}", "module": "faults"}],
     }
-    async with running(app_from({"errors": {}, "router": {}, loader_name: {"config": config}})) as client:
+    async with running(app_from({"errors": {}, "router": {}, **wasm_plugins(loader_name, config)})) as client:
         for what in ("trap", "stack", "oom"):
             answer = await client.get(f"/faults/{what}")
             detail = answer.json()["detail"]
@@ -108,7 +108,7 @@ async def test_a_compute_route_that_cannot_call_its_function_stops_startup(
         "modules": [{"name": "numbers", "path": str(dist / "c_numbers.wasm")}],
         "routes": [route],
     }
-    app = app_from({"router": {}, loader_name: {"config": config}})
+    app = app_from({"router": {}, **wasm_plugins(loader_name, config)})
     with pytest.raises(StartupError, match=problem):
         async with running(app):
             pass

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 from structlog.testing import capture_logs
+from wasmkernel_wasm.testing import wasm_plugins
 
 from wasmkernel import Application, RegistryError, Request, Route, StartupError, WebSocket, hookimpl
 from wasmkernel.testing import WebSocketDenied, app_from, running, websocket_connect
@@ -50,7 +51,7 @@ def filters_config(dist: Path, cache: Path, rule_vars: dict[str, str] | None = N
 
 
 def make(loader_name: str, config: dict[str, Any]) -> Application:
-    return app_from({"request-id": {}, "errors": {}, "router": {}, loader_name: {"config": config}})
+    return app_from({"request-id": {}, "errors": {}, "router": {}, **wasm_plugins(loader_name, config)})
 
 
 def signature(body: bytes, key: str = KEY) -> str:
@@ -153,7 +154,7 @@ class WebSocketRoutes:
 
 
 def with_routes(loader_name: str, config: dict[str, Any]) -> Application:
-    return app_from({"request-id": {}, "errors": {}, "router": {}, "t": {}, loader_name: {"config": config}}, extra_plugins={"t": WebSocketRoutes()})
+    return app_from({"request-id": {}, "errors": {}, "router": {}, "t": {}, **wasm_plugins(loader_name, config)}, extra_plugins={"t": WebSocketRoutes()})
 
 
 async def test_a_filter_guards_a_websocket_handshake_without_taking_its_messages(loader_name: str, dist: Path, tmp_path: Path) -> None:
@@ -213,7 +214,7 @@ def test_a_selector_that_selects_nothing_stops_startup(loader_name: str, dist: P
     """Issue 27 item 7: a typo in a route name must not leave a security filter off."""
     config = filters_config(dist, tmp_path / "cache")
     config["filters"][1] = {"module": "rule", **selection}
-    with pytest.raises(StartupError, match=rf"plugins.{loader_name}.config.filters\[1\] \(filter module 'rule'\) selects no route with {named}"):
+    with pytest.raises(StartupError, match=rf"plugins.wasm.config.filters\[1\] \(filter module 'rule'\) selects no route with {named}"):
         make(loader_name, config)
     config["filters"][1]["allow_unused"] = True
     with capture_logs() as logs:
@@ -232,19 +233,19 @@ def test_wasmkernel_check_refuses_a_filter_that_selects_nothing(loader_name: str
 [plugins.{loader_name}.config]
 cache_dir = "{tmp_path / "cache"}"
 watch = false
-[[plugins.{loader_name}.config.modules]]
+[[plugins.wasm.config.modules]]
 name = "hc"
 path = "{dist / "hostcalls.wasm"}"
 kind = "http"
-[[plugins.{loader_name}.config.modules]]
+[[plugins.wasm.config.modules]]
 name = "rule"
 path = "{dist / "header_rule.wasm"}"
 kind = "filter"
-[[plugins.{loader_name}.config.routes]]
+[[plugins.wasm.config.routes]]
 path = "/x/{{op}}"
 module = "hc"
 name = "links-create"
-[[plugins.{loader_name}.config.filters]]
+[[plugins.wasm.config.filters]]
 module = "rule"
 routes = ["links-craete"]
 """

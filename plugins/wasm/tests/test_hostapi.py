@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from wasmkernel_wasm import WasmError, WasmTrap
-from wasmkernel_wasm.testing import loader_of
+from wasmkernel_wasm.testing import loader_of, wasm_plugins
 
 from wasmkernel import Application, StartupError
 from wasmkernel.testing import RedisServer, app_from, running
@@ -42,7 +42,7 @@ def hostcalls_config(dist: Path, cache: Path, **grants: Any) -> dict[str, Any]:
 
 
 def make(loader_name: str, config: dict[str, Any]) -> Application:
-    return app_from({"request-id": {}, "router": {}, loader_name: {"config": config}})
+    return app_from({"request-id": {}, "router": {}, **wasm_plugins(loader_name, config)})
 
 
 async def test_ungranted_capability_fails_the_request_and_names_the_registry_key(loader_name: str, dist: Path, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ async def test_ungranted_capability_fails_the_request_and_names_the_registry_key
             assert "modules[" not in response.text  # no host details for the client
             (line,) = [entry for entry in logs if entry["event"] == "wasm.host_call_denied"]
             assert capability in line["reason"] and key in line["reason"]
-            assert f"plugins.{loader_name}.config.modules[" in line["reason"]
+            assert "plugins.wasm.config.modules[" in line["reason"]
         assert (await client.get("/h/version")).text == "1\n"  # the next request is served
 
 
@@ -226,7 +226,7 @@ async def test_out_of_bounds_buffers_trap_only_that_call(loader_name: str, dist:
 
 
 def redis_app(loader_name: str, config: dict[str, Any], url: str) -> Application:
-    return app_from({"redis": {"config": {"url": url}}, "request-id": {}, "router": {}, loader_name: {"config": config}})
+    return app_from({"redis": {"config": {"url": url}}, "request-id": {}, "router": {}, **wasm_plugins(loader_name, config)})
 
 
 async def test_redis_kv_is_shared_by_workers_and_instances(loader_name: str, dist: Path, tmp_path: Path, redis_server: RedisServer) -> None:

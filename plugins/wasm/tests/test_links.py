@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from structlog.testing import capture_logs
+from wasmkernel_wasm.testing import wasm_plugins
 
 from wasmkernel import Application
 from wasmkernel.testing import app_from, project_root, running
@@ -25,10 +26,10 @@ KEY = "links-signing-key"
 def shipped() -> dict[str, Any]:
     """The link shortener's modules, routes and filter from plugin_registry.toml."""
     with (project_root() / "plugin_registry.toml").open("rb") as file:
-        loader = tomllib.load(file)["plugins"]["wasmer-loader"]["config"]
-    modules = [spec for spec in loader["modules"] if spec["name"] in ("links", "links_sign")]
-    routes = [route for route in loader["routes"] if route["module"] == "links"]
-    filters = [entry for entry in loader["filters"] if entry["module"] == "links_sign"]
+        host = tomllib.load(file)["plugins"]["wasm"]["config"]
+    modules = [spec for spec in host["modules"] if spec["name"] in ("links", "links_sign")]
+    routes = [route for route in host["routes"] if route["module"] == "links"]
+    filters = [entry for entry in host["filters"] if entry["module"] == "links_sign"]
     return {"modules": modules, "routes": routes, "filters": filters}
 
 
@@ -49,7 +50,7 @@ def make(loader_name: str, config: dict[str, Any]) -> Application:
             "authz": {},
             "auth-jwt": {"config": {"algorithms": ["HS256"], "secret": {"env": "LINKS_TEST_JWT"}, "scope_claim": "scope"}},
             "router": {},
-            loader_name: {"config": config},
+            **wasm_plugins(loader_name, config),
         }
     )
 

@@ -190,7 +190,7 @@ async def test_sha256_pin_mismatch_stops_startup(make_app: Any, config: dict[str
 
 def test_bad_config_is_refused(make_app: Any, config: dict[str, Any]) -> None:
     with pytest.raises(RegistryError, match=r"config.modules\[0\].compiler: unknown compiler 'llvm'"):
-        make_app(config | {"modules": [config["modules"][0] | {"compiler": "llvm"}]})
+        make_app(config | {"modules": [config["modules"][0] | {"compiler": "llvm"}], "routes": []})
     with pytest.raises(RegistryError, match="is a compute module"):
         make_app(config | {"routes": [{"path": "/m", "module": "matmul"}]})
     with pytest.raises(RegistryError, match=r"modules\[0\].kind"):

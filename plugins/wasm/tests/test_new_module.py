@@ -42,7 +42,7 @@ def cli(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="session")
 def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], dict[str, Any]]:
-    """(lang, kind) → the loader config its printed registry lines declare,
+    """(lang, kind) → the host config (module table) its printed registry lines declare,
     pointing at the module built into a temporary folder (built once per session)."""
     built: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -55,7 +55,7 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str],
             code, _ = cli("wasm", "build", str(base / name), "--out", str(base / "dist"))
             if code != 0:
                 pytest.fail(f"{lang}/{kind} scaffold did not build (a missing toolchain prints what to install above)")
-            lines = tomllib.loads(printed.split(":\n\n", 1)[1])["plugins"]["wasmer-loader"]["config"]
+            lines = tomllib.loads(printed.split(":\n\n", 1)[1])["plugins"]["wasm"]["config"]
             (module,) = lines["modules"]
             assert module["path"] == f"wasm_modules/dist/{name}.wasm"  # where `wasm build` puts it without --out
             module["path"] = str(base / "dist" / f"{name}.wasm")

@@ -5,7 +5,7 @@ wasmtime) implements `ModuleLoader` and hands it out through the
 `wasmkernel_module_loader` hook; other plugins get it as the `MODULE_LOADER`
 service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
-Its submodules are public API too: loader plugins build on them (`plugin`,
+Its submodules are public API too: loader plugins build on them (`loader_plugin`,
 `loader`, `config`, `modules`, `artifacts`, `calls`, `portable`, `watch`, `commands`,
 `requests`: credential headers; `errors`) and
 their tests on `testing`.

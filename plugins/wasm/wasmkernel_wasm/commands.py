@@ -12,10 +12,8 @@ from wasmkernel_introspect import listed_application, print_table, quiet_logs
 from wasmkernel_modules import BUILD_SCRIPT
 
 from wasmkernel import Command, StartupError, default_registry_path, load_registry
-from wasmkernel_wasm import MIB, MODULE_LOADER, ModuleInfo, ModuleLoader
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.modules import PreparedModule
-from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, LOADERS, scaffold_module
+from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
+from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, scaffold_module
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
@@ -77,10 +75,8 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _new_module(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
-    enabled = {entry.name for entry in registry.plugins if entry.enabled}
-    loader = next((name for name in LOADERS if name in enabled), LOADERS[0])
     try:
-        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None, loader)
+        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None)
     except (ValueError, FileExistsError) as exc:
         print(f"wasmkernel: {exc}", file=sys.stderr)
         return 1
@@ -109,21 +105,3 @@ def wasm_commands() -> list[Command]:
             _new_module_arguments,
         ),
     ]
-
-
-def module_info(prepared: PreparedModule, compiler: str, cache: str, config: LoaderConfig, generation: int) -> ModuleInfo:
-    spec = prepared.spec
-    return ModuleInfo(
-        name=spec.name,
-        kind=spec.kind,
-        path=str(prepared.path),
-        size=prepared.size,
-        sha256=prepared.original_sha256,
-        exports=prepared.shape.exports,
-        compiler=compiler,
-        cache=cache,
-        timeout=config.timeout_of(spec),
-        memory_limit_mb=prepared.memory_limit // MIB,
-        generation=generation,
-        signatures=prepared.shape.signatures,
-    )

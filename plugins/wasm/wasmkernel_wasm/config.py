@@ -63,7 +63,7 @@ class DirSpec:
 
 @attrs.frozen
 class ModuleSpec:
-    """One ``[[plugins.<loader>.config.modules]]`` entry.
+    """One ``[[plugins.wasm.config.modules]]`` entry.
 
     `path` is relative to the registry file's directory; `sha256` pins the
     file's content; `compiler`, `timeout` (seconds) and `memory_limit_mb`
@@ -178,7 +178,7 @@ def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
 
 @attrs.frozen
 class RouteSpec:
-    """One ``[[plugins.<loader>.config.routes]]`` entry binding a module.
+    """One ``[[plugins.wasm.config.routes]]`` entry binding a module.
 
     An http or wasi module serves the whole request; a compute module's
     `function` (required for them, refused for the others) is called with
@@ -206,8 +206,8 @@ class RouteSpec:
 
 @attrs.frozen
 class FilterSpec:
-    """One ``[[plugins.<loader>.config.filters]]`` entry: a kind = "filter"
-    module in the middleware chain (at the loader plugin's place; entries in
+    """One ``[[plugins.wasm.config.filters]]`` entry: a kind = "filter"
+    module in the middleware chain (at the wasm plugin's place; entries in
     file order, the first outermost), guarding the routes it selects by name
     (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments: every
     route that can serve a path under it). With `body = true` it sees the
@@ -224,9 +224,14 @@ class FilterSpec:
     allow_unused: bool = False
 
 
+#: Keys that moved from a loader's section to ``[plugins.wasm.config]``.
+MOVED_TO_HOST = ("modules", "routes", "filters", "secret_headers")
+
+
 @attrs.frozen
-class LoaderConfig:
-    """A loader plugin's ``config`` table (the same for every loader; see
+class EngineConfig:
+    """A loader plugin's ``config`` table: engine settings only, shared by
+    every loader (so switching loader is renaming the section's header; see
     docs/wasm-abi.md and each loader's README):
 
     - `cache_dir` (".wasmkernel/cache", relative to the registry's directory):
@@ -237,6 +242,28 @@ class LoaderConfig:
       defaults for modules
     - `prewarm` (true): make every module ready at startup
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
+
+    The modules, routes and filters are the host's (`ModuleTable`).
+    """
+
+    cache_dir: str = ".wasmkernel/cache"
+    workers: int = attrs.field(default=2, validator=_positive)
+    #: Calls that may wait for a worker; beyond, 503 with Retry-After.
+    max_queued: int = attrs.field(default=32, validator=attrs.validators.ge(0))
+    default_timeout: float = attrs.field(default=10.0, validator=_positive)
+    compiler: str = "cranelift"
+    memory_limit_mb: int = attrs.field(default=256, validator=_positive)
+    prewarm: bool = True
+    watch: bool = True
+    watch_interval: float = attrs.field(default=1.0, validator=_positive)
+
+
+@attrs.frozen(slots=False)  # a base of `LoaderConfig` beside `EngineConfig`
+class ModuleTable:
+    """The ``[plugins.wasm.config]`` table, whatever loader runs the modules:
+
+    - `secret_headers`: request headers no module sees (unless its
+      `grant_headers` lists them), besides every authenticator's credential headers
     - `[[...modules]]`: name, path, sha256, kind (compute | http | wasi | filter),
       compiler, timeout, memory_limit_mb, stateful, env, dirs (WASI only) and
       host-API grants (denied unless set): log, vars, kv, http; for programs
@@ -246,35 +273,20 @@ class LoaderConfig:
     - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
     """
 
-    cache_dir: str = ".wasmkernel/cache"
-    workers: int = attrs.field(default=2, validator=_positive)
-    #: Calls that may wait for a worker; beyond, 503 with Retry-After.
-    max_queued: int = attrs.field(default=32, validator=attrs.validators.ge(0))
     #: Request headers no module sees (unless its `grant_headers` lists them),
     #: besides every configured authenticator's credential headers.
     secret_headers: list[str] = attrs.field(factory=list)
-    default_timeout: float = attrs.field(default=10.0, validator=_positive)
-    compiler: str = "cranelift"
-    memory_limit_mb: int = attrs.field(default=256, validator=_positive)
-    prewarm: bool = True
-    watch: bool = True
-    watch_interval: float = attrs.field(default=1.0, validator=_positive)
     modules: list[ModuleSpec] = attrs.field(factory=list)
     routes: list[RouteSpec] = attrs.field(factory=list)
     filters: list[FilterSpec] = attrs.field(factory=list)
 
-    def check(self, compilers: Iterable[str]) -> None:
+    def check(self) -> None:
         """Cross-field checks; `ConfigError` names the offending key."""
-        allowed = tuple(compilers)
-        if self.compiler not in allowed:
-            raise ConfigError("compiler", f"unknown compiler {self.compiler!r}; expected one of {', '.join(allowed)}")
         seen: set[str] = set()
         for index, spec in enumerate(self.modules):
             if spec.name in seen:
                 raise ConfigError(f"modules[{index}].name", f"duplicate module name {spec.name!r}")
             seen.add(spec.name)
-            if spec.compiler is not None and spec.compiler not in allowed:
-                raise ConfigError(f"modules[{index}].compiler", f"unknown compiler {spec.compiler!r}; expected one of {', '.join(allowed)}")
             wasi_only = [key for key in _WASI_ONLY if getattr(spec, key)]
             defaults = attrs.fields(ModuleSpec)
             wasi_only += [key for key in ("output", "content_type", "entry") if getattr(spec, key) != getattr(defaults, key).default]
@@ -323,6 +335,30 @@ class LoaderConfig:
                 return spec
         raise KeyError(name)
 
+    def withheld_headers(self, spec: ModuleSpec, credentials: Iterable[str]) -> frozenset[str]:
+        """Lower-case names of the request headers `spec`'s module must not see."""
+        withheld = {name.lower() for name in (*credentials, *self.secret_headers)}
+        return frozenset(withheld - {name.lower() for name in spec.grant_headers})
+
+
+@attrs.frozen
+class LoaderConfig(EngineConfig, ModuleTable):
+    """What a loader runs: its engine settings and the host's module table."""
+
+    @classmethod
+    def of(cls, engine: EngineConfig, table: ModuleTable) -> LoaderConfig:
+        """The engine settings of `engine` with the modules, routes and filters of `table`."""
+        values = {field.name: getattr(engine, field.name) for field in attrs.fields(EngineConfig)}
+        values.update({field.name: getattr(table, field.name) for field in attrs.fields(ModuleTable)})
+        return cls(**values)
+
+    def check_compilers(self, compilers: Iterable[str]) -> None:
+        """`ConfigError` naming the module whose `compiler` the loader does not have."""
+        allowed = tuple(compilers)
+        for index, spec in enumerate(self.modules):
+            if spec.compiler is not None and spec.compiler not in allowed:
+                raise ConfigError(f"modules[{index}].compiler", f"unknown compiler {spec.compiler!r}; expected one of {', '.join(allowed)}")
+
     def selected(self, module: str | None) -> list[ModuleSpec]:
         """Every declared module, or only `module` (`StartupError` if undeclared)."""
         if module is None:
@@ -334,11 +370,6 @@ class LoaderConfig:
 
     def timeout_of(self, spec: ModuleSpec) -> float:
         return spec.timeout if spec.timeout is not None else self.default_timeout
-
-    def withheld_headers(self, spec: ModuleSpec, credentials: Iterable[str]) -> frozenset[str]:
-        """Lower-case names of the request headers `spec`'s module must not see."""
-        withheld = {name.lower() for name in (*credentials, *self.secret_headers)}
-        return frozenset(withheld - {name.lower() for name in spec.grant_headers})
 
     def concurrency_of(self, spec: ModuleSpec) -> int:
         return min(spec.max_concurrency or self.workers, self.workers)

@@ -53,10 +53,10 @@ from wasmkernel_wasm import (
     HeaderEdits,
     ModuleLoader,
     WasmBadResponse,
-    WasmResponse,
 )
-from wasmkernel_wasm.config import FilterSpec, LoaderConfig
-from wasmkernel_wasm.wire import Fields, checked_response
+from wasmkernel_wasm.config import FilterSpec, ModuleTable
+from wasmkernel_wasm.routes import kernel_response
+from wasmkernel_wasm.wire import Fields, checked_response, put_field
 
 log = structlog.get_logger("wasmkernel.wasm")
 
@@ -69,35 +69,30 @@ RESERVED = frozenset({"host", "content-length"})
 # -- wire format ------------------------------------------------------------------
 
 
-def _field(out: bytearray, value: bytes) -> None:
-    out += _U32.pack(len(value))
-    out += value
-
-
 def _pairs(out: bytearray, pairs: Iterable[tuple[str, str]]) -> None:
     items = list(pairs)
     out += _U32.pack(len(items))
     for name, value in items:
-        _field(out, name.encode())
-        _field(out, value.encode())
+        put_field(out, name.encode())
+        put_field(out, value.encode())
 
 
 def encode_filter_request(request: FilterRequest) -> bytes:
     """field(method) field(path) field(query) field(route) pairs(headers) u32 has_body field(body)."""
     out = bytearray()
     for value in (request.method, request.path, request.query, request.route):
-        _field(out, value.encode())
+        put_field(out, value.encode())
     _pairs(out, request.headers)
     out += _U32.pack(0 if request.body is None else 1)
-    _field(out, request.body or b"")
+    put_field(out, request.body or b"")
     return bytes(out)
 
 
 def encode_filter_response(response: FilterResponse) -> bytes:
     """field(method) field(path) u32 status pairs(headers)."""
     out = bytearray()
-    _field(out, response.method.encode())
-    _field(out, response.path.encode())
+    put_field(out, response.method.encode())
+    put_field(out, response.path.encode())
     out += _U32.pack(response.status)
     _pairs(out, response.headers)
     return bytes(out)
@@ -229,7 +224,7 @@ def _apply(headers: Headers, edits: HeaderEdits) -> None:
 
 
 def filter_middleware(
-    loader: ModuleLoader, config: LoaderConfig, withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
+    loader: ModuleLoader, config: ModuleTable, withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
 ) -> list[Middleware]:
     """One `Middleware` per ``[[filters]]`` entry, in that order (the first is
     outermost); `withheld(module)` names the request headers the module must
@@ -295,7 +290,7 @@ def _wrappers(
             async with request.cancelled_on_disconnect():
                 decision = await decide(request, route, request.method, body)
             if decision.respond is not None:
-                return _response(decision.respond)
+                return kernel_response(decision.respond)
             if decision.request:
                 _apply(request.headers, decision.request)
             response = await next_handler(request)
@@ -318,7 +313,7 @@ def _wrappers(
                 return await next_handler(websocket)
             decision = await decide(websocket, route, "GET", None)
             if decision.respond is not None:
-                return _response(decision.respond)
+                return kernel_response(decision.respond)
             if decision.request:
                 _apply(websocket.headers, decision.request)
             return await next_handler(websocket)
@@ -326,7 +321,3 @@ def _wrappers(
         return filtered
 
     return wrap, wrap_websocket
-
-
-def _response(result: WasmResponse) -> Response:
-    return Response(result.body, status=result.status, headers=list(result.headers))

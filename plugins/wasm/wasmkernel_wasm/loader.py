@@ -43,7 +43,7 @@ from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
-from wasmkernel_wasm.hostapi.host import HostAPI
+from wasmkernel_wasm.hostapi.capabilities import HostAPI
 from wasmkernel_wasm.imports import check_imports, check_stubs
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import PreparedModule, prepare_module
@@ -91,7 +91,7 @@ class LoaderBase(Generic[L]):
         self._tasks: trio.Nursery | None = None
         self._app = app
         #: Key-value stores and outbound HTTP of the host API (see `wasmkernel_wasm.hostapi`).
-        self.host = HostAPI(config, base, f"{self.runtime}-loader")
+        self.host = HostAPI(config, base, "wasm")
         #: The redis plugin's `RedisLink`, when a module's key-value store is Redis (see `use_services`).
         self.redis_link: Any = None
         #: Restarts the loader's background tasks (host RPC server, watcher, ticker) if one dies.
@@ -166,7 +166,7 @@ class LoaderBase(Generic[L]):
             info = by_name.get(route.module)
             if info is None or info.kind != "compute":
                 continue
-            where = f"plugins.{self.runtime}-loader.config.routes[{index}] ({route.path})"
+            where = f"plugins.wasm.config.routes[{index}] ({route.path})"
             signature = next((found for found in info.signatures if found[0] == route.function), None)
             if signature is None:
                 raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")

@@ -13,7 +13,7 @@ import attrs
 import structlog
 
 from wasmkernel import StartupError
-from wasmkernel_wasm import MIB, PAGE
+from wasmkernel_wasm import MIB, PAGE, ModuleInfo
 from wasmkernel_wasm.artifacts import error_cause, first_line, read_cached, write_cached
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
 
@@ -309,3 +309,22 @@ def compile_cached(
         raise StartupError(f"wasm module '{prepared.spec.name}' does not compile: {error_cause(exc)}") from None
     write_cached(path, artifact)
     return load(artifact), "compiled"
+
+
+def module_info(prepared: PreparedModule, compiler: str, cache: str, config: LoaderConfig, generation: int) -> ModuleInfo:
+    """What `ModuleLoader.modules()` reports of `prepared`, compiled by `compiler` (`cache`: hit or compiled)."""
+    spec = prepared.spec
+    return ModuleInfo(
+        name=spec.name,
+        kind=spec.kind,
+        path=str(prepared.path),
+        size=prepared.size,
+        sha256=prepared.original_sha256,
+        exports=prepared.shape.exports,
+        compiler=compiler,
+        cache=cache,
+        timeout=config.timeout_of(spec),
+        memory_limit_mb=prepared.memory_limit // MIB,
+        generation=generation,
+        signatures=prepared.shape.signatures,
+    )

@@ -1,62 +1,91 @@
-"""The base class of loader plugins: configuration, routes and metrics wired to a loader."""
+"""The wasm plugin: the WebAssembly host.
+
+- Adds the `wasmkernel_module_loader` hook (see `wasmkernel_wasm.hookspecs`);
+  exactly one enabled loader plugin (wasmer-loader, wasmtime-loader) answers
+  it, and two are a startup error naming both.
+- Maps the `WasmError` family to statuses at the kernel's error boundary
+  (bad arguments 400, trap 500, timeout 504, memory limit 507, unavailable 503, bad response 502).
+- Offers that loader as the `MODULE_LOADER` service; starts it (compiling
+  every declared module) before the plugins that use it and stops it after
+  them.
+- ``wasmkernel check`` compiles every declared module; ``/readyz`` is not
+  ready while a loader's background task is down (its detail, for a local
+  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
+
+- Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
+  with their grants, routes, filters, secret headers), whatever loader runs
+  it: the loader plugins' sections hold engine settings only, so switching
+  loader is one line of the registry. Serves the routes and puts the filter
+  modules in the middleware chain (at this plugin's place: move them with
+  the registry's `order`/`before`/`after`).
+
+Loader plugins require this plugin, so enabling a loader brings it in.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from wasmkernel import ConfiguredPlugin, MetricSource, Middleware, Route, hookimpl
-from wasmkernel_wasm import (
-    ModuleLoader,
+import pluggy
+
+from wasmkernel import (
+    Application,
+    Command,
+    ConfigError,
+    ConfiguredPlugin,
+    ErrorMapping,
+    Middleware,
+    RegistryError,
+    Route,
+    ServiceKey,
+    StartupError,
+    hookimpl,
 )
-from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
+from wasmkernel_wasm.commands import wasm_commands
+from wasmkernel_wasm.config import ModuleTable
+from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
 from wasmkernel_wasm.filters import filter_middleware
-from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
 from wasmkernel_wasm.routes import bind_routes
 
-if TYPE_CHECKING:
-    from wasmkernel import Application
 
-
-class ConfiguredLoader(ModuleLoader, Protocol):
-    """A loader built from a `LoaderConfig`, with call metrics."""
-
-    config: LoaderConfig
-    metrics: CallMetrics
-
-    def use_services(self, app: Application) -> None: ...
-
-
-class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
-    """Base of a loader plugin: parses and checks its `LoaderConfig`, provides
-    the loader (to the host, which starts and stops it), its routes, its
-    filter modules as middleware (at this plugin's place in the chain: move
-    them with the registry's `order`/`before`/`after`) and its metrics. Subclasses set `compilers` and implement `create`."""
-
-    config_class = LoaderConfig
-    requires = ("wasm",)
-    order = 41
-    compilers: tuple[str, ...]
-    loader: ConfiguredLoader | None = None
+class Plugin(ConfiguredPlugin[ModuleTable]):
+    config_class = ModuleTable
+    order = 40
+    loader: ModuleLoader | None = None
     #: Request headers carrying credentials (see `wasmkernel_middleware`).
     credentials: frozenset[str] = CREDENTIAL_HEADERS
 
-    def create(self, config: LoaderConfig, base: Path, app: Application) -> ConfiguredLoader:
-        raise NotImplementedError
+    @hookimpl
+    def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        pluginmanager.add_hookspecs(hookspecs)
 
     def configured(self) -> None:
-        self.config.check(self.compilers)
-        self.loader = self.create(self.config, self.app.registry.path.parent.resolve(), self.app)
+        self.config.check()
+
+    @hookimpl
+    def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
+        try:
+            offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader", table=self.config) if loader is not None]
+        except ConfigError as exc:
+            raise RegistryError(f"{app.registry.where('wasm', f'config.{exc.key}' if exc.key else 'config')}: {exc.message}") from None
+        if not offered and self.config.modules:
+            raise StartupError(
+                f"{app.registry.where('wasm', 'config.modules')}: {len(self.config.modules)} module(s) declared but no module loader is enabled "
+                "(enable [plugins.wasmer-loader] or [plugins.wasmtime-loader])"
+            )
+        if len(offered) > 1:
+            raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
+        self.loader = offered[0][1] if offered else None
+        return [(MODULE_LOADER, self.loader)] if self.loader is not None else []
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         if self.loader is None:
             return []
-        # The first hook after every plugin offered its services.
-        self.loader.use_services(app)
         return bind_routes(self.loader, self.config, lambda: self.credentials)
 
     @hookimpl
@@ -71,12 +100,40 @@ class LoaderPlugin(ConfiguredPlugin[LoaderConfig]):
         def withheld(module: str) -> frozenset[str]:
             return config.withheld_headers(config.spec(module), self.credentials)
 
-        return filter_middleware(self.loader, config, withheld, app.routes, where=f"plugins.{self.loader.runtime}-loader.config.filters")
+        return filter_middleware(self.loader, config, withheld, app.routes, where="plugins.wasm.config.filters")
 
     @hookimpl
-    def wasmkernel_module_loader(self, app: Application) -> ModuleLoader | None:
-        return self.loader
+    def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:
+        return {
+            WasmError: 500,
+            WasmBadArguments: 400,
+            WasmTrap: 500,
+            WasmTimeout: 504,
+            WasmMemoryLimit: 507,
+            WasmBadResponse: 502,
+            WasmUnavailable: 503,
+        }
 
     @hookimpl
-    def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
-        return [self.loader.metrics] if self.loader is not None else []
+    async def wasmkernel_startup(self, app: Application) -> None:
+        if self.loader is not None:
+            await self.loader.start()
+
+    @hookimpl
+    async def wasmkernel_shutdown(self, app: Application) -> None:
+        if self.loader is not None:
+            await self.loader.stop()
+
+    @hookimpl(optionalhook=True)
+    def wasmkernel_check(self, app: Application) -> list[str]:
+        if self.loader is None:
+            return ["no module loader enabled"]
+        return [f"module '{info.name}' ({info.kind}, {info.size} bytes): compiled, cache {info.cache}" for info in self.loader.prepare()]
+
+    @hookimpl(optionalhook=True)
+    def wasmkernel_readiness(self, app: Application) -> dict[str, Callable[[], tuple[bool, Any]]]:
+        return {"wasm": self.loader.readiness} if self.loader is not None else {}
+
+    @hookimpl
+    def wasmkernel_commands(self) -> list[Command]:
+        return wasm_commands()

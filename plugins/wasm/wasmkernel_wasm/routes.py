@@ -15,7 +15,7 @@ from wasmkernel_wasm import (
     WasmResponse,
 )
 from wasmkernel_wasm.cgi import cgi_env
-from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
+from wasmkernel_wasm.config import ModuleSpec, ModuleTable
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
 
 #: What a compute route answers: the function's result.
@@ -38,7 +38,7 @@ async def wasm_request(request: Request, withheld: frozenset[str] = frozenset())
     )
 
 
-def _withheld(config: LoaderConfig, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
+def _withheld(config: ModuleTable, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
     """The headers `module` must not see, worked out on first use (once every
     authenticator is known)."""
 
@@ -49,11 +49,12 @@ def _withheld(config: LoaderConfig, module: str, credentials: Callable[[], Itera
     return names
 
 
-def _to_response(result: WasmResponse) -> Response:
+def kernel_response(result: WasmResponse) -> Response:
+    """The kernel response for what a module answered."""
     return Response(result.body, status=result.status, headers=list(result.headers))
 
 
-def bind_routes(loader: ModuleLoader, config: LoaderConfig, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
+def bind_routes(loader: ModuleLoader, config: ModuleTable, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
     """Kernel routes serving the configured http and wasi modules; no module
     sees a header named by `credentials()` or the config's `secret_headers`
     unless its `grant_headers` lists it."""
@@ -90,7 +91,7 @@ def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], fro
         wreq = await wasm_request(request, withheld())
         async with request.cancelled_on_disconnect():
             result = await loader.handle_http(module, wreq)
-        return _to_response(result)
+        return kernel_response(result)
 
     return endpoint
 
@@ -103,7 +104,7 @@ def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Call
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
         async with request.cancelled_on_disconnect():
             result = await loader.run_wasi(module, wreq, env)
-        return _to_response(result)
+        return kernel_response(result)
 
     return endpoint
 

@@ -21,7 +21,6 @@ LANGUAGES = ("rust", "c", "assemblyscript", "python", "javascript")
 KINDS = ("compute", "http", "filter", "wasi")
 #: Languages whose modules are WASI 0.2 components (served by the components plugin): their kinds.
 COMPONENT_LANGUAGES = {"python": ("http",), "javascript": ("http",)}
-LOADERS = ("wasmer-loader", "wasmtime-loader")
 
 
 @attrs.frozen
@@ -35,7 +34,7 @@ class Scaffolded:
     registry_lines: str
 
 
-def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: Path | None = None, loader: str = LOADERS[0]) -> Scaffolded:
+def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: Path | None = None) -> Scaffolded:
     """Create module `name` in `directory` (default ``<project>/wasm_modules/<name>``);
     `project` is the registry's directory, whose ``wasm_modules/dist/`` gets
     the binary. `ValueError` for a bad name, language or kind;
@@ -51,5 +50,5 @@ def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: P
     render_templates(TEMPLATES / f"{lang}-{kind}", target, {"name": name, "kind": kind})
     wasm = f"wasm_modules/dist/{target.name}.wasm"
     registry = f"component-{kind}" if lang in COMPONENT_LANGUAGES else kind
-    lines = string.Template((TEMPLATES / "registry" / f"{registry}.toml").read_text(encoding="utf-8")).substitute(name=name, wasm=wasm, loader=loader)
+    lines = string.Template((TEMPLATES / "registry" / f"{registry}.toml").read_text(encoding="utf-8")).substitute(name=name, wasm=wasm)
     return Scaffolded(target, wasm, lines)

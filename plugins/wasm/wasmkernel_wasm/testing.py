@@ -16,11 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from wasmkernel import Application
 from wasmkernel.testing import app_from, project_root
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
+from wasmkernel_wasm.config import ModuleTable
+
+#: The keys of the host's module table (``[plugins.wasm.config]``).
+TABLE_KEYS = frozenset(field.name for field in attrs.fields(ModuleTable))
 
 MODULES = ("matmul", "hello", "wagi_echo", "faults", "hostcalls", "c_forward", "c_numbers")
 LOADERS = ["wasmer-loader", "wasmtime-loader"]
@@ -102,10 +107,19 @@ def config(dist: Path, tmp_path: Path) -> dict[str, Any]:
     return base_config(dist, tmp_path / "cache")
 
 
+def wasm_plugins(loader: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The registry's plugin tables for a flat `config` (engine settings and
+    module table together, as `base_config` makes it): the module table under
+    ``wasm``, the engine settings under the loader `loader`."""
+    table = {key: value for key, value in config.items() if key in TABLE_KEYS}
+    engine = {key: value for key, value in config.items() if key not in TABLE_KEYS}
+    return {"wasm": {"config": table}, loader: {"config": engine}}
+
+
 @pytest.fixture
 def make_app(loader_name: str) -> Any:
     def make(config: Mapping[str, Any]) -> Application:
-        return app_from({"router": {}, loader_name: {"config": dict(config)}})
+        return app_from({"router": {}, **wasm_plugins(loader_name, config)})
 
     return make
 

@@ -40,7 +40,8 @@ class Fields:
             raise ValueError("trailing bytes")
 
 
-def _field(out: bytearray, value: bytes) -> None:
+def put_field(out: bytearray, value: bytes) -> None:
+    """Append `value` with its u32 LE length (the wire formats' field)."""
     out += _U32.pack(len(value))
     out += value
 
@@ -49,13 +50,13 @@ def encode_request(request: WasmRequest) -> bytes:
     """The bytes `handle(req_ptr, req_len)` receives (u32 LE lengths)."""
     out = bytearray()
     for value in (request.method, request.path, request.query):
-        _field(out, value.encode())
+        put_field(out, value.encode())
     for pairs in (request.params, request.headers):
         out += _U32.pack(len(pairs))
         for name, value in pairs:
-            _field(out, name.encode())
-            _field(out, value.encode())
-    _field(out, request.body)
+            put_field(out, name.encode())
+            put_field(out, value.encode())
+    put_field(out, request.body)
     return bytes(out)
 
 

@@ -79,7 +79,7 @@ def test_the_distribution_does_not_depend_on_wasmer() -> None:
 
 
 def ref() -> ModuleRef:
-    grants = Grants("m", "plugins.wasmer-loader.config.modules[0]", log=True, vars=(("A", "1"),), kv=True)
+    grants = Grants("m", "plugins.wasm.config.modules[0]", log=True, vars=(("A", "1"),), kv=True)
     exports = ExportNames(alloc="malloc")
     return ModuleRef("m", 3, "/cache/x.wasmer", True, 1 << 20, env=(("K", "V"),), dirs=(("/h", "/g", False),), exports=exports, grants=grants)
 
@@ -141,7 +141,7 @@ def test_check_command_with_a_bogus_interpreter_says_what_to_install(tmp_path: P
     registry = tmp_path / "r.toml"
     registry.write_text(
         f'[plugins.wasmer-loader.config]\nwatch = false\ncache_dir = "{tmp_path / "cache"}"\n'
-        f'[[plugins.wasmer-loader.config.modules]]\nname = "hello"\npath = "{ROOT / "wasm_modules" / "dist" / "hello.wasm"}"\nkind = "http"\n'
+        f'[[plugins.wasm.config.modules]]\nname = "hello"\npath = "{ROOT / "wasm_modules" / "dist" / "hello.wasm"}"\nkind = "http"\n'
     )
     env = {**os.environ, environment.PYTHON_VAR: "/nonexistent/python3.10"}
     command = [str(Path(sys.executable).parent / "wasmkernel"), "check", "--registry", str(registry)]

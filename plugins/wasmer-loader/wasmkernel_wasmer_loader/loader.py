@@ -24,12 +24,11 @@ import structlog
 import trio
 from wasmkernel_wasm import MIB, ModuleInfo, WasmError, WasmUnavailable
 from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
-from wasmkernel_wasm.commands import module_info
-from wasmkernel_wasm.config import LoaderConfig
+from wasmkernel_wasm.config import EngineConfig, LoaderConfig
 from wasmkernel_wasm.hostapi.rpc import Server
 from wasmkernel_wasm.imports import WASI, refuse_unsupported
 from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, module_info
 from wasmkernel_wasm.watch import watch_files
 
 from wasmkernel import StartupError
@@ -50,8 +49,8 @@ REPLY_SLACK = 64 * MIB
 
 
 @attrs.frozen
-class WasmerConfig(LoaderConfig):
-    """`LoaderConfig`, and where the workers' Python 3.10 and their
+class WasmerConfig(EngineConfig):
+    """`EngineConfig`, and where the workers' Python 3.10 and their
     environment are (empty: found or created, see `environment`)."""
 
     python: str = ""
@@ -84,9 +83,9 @@ class WasmerLoader(LoaderBase[Loaded]):
     jobs = Job
     runtime = "wasmer"
 
-    def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None) -> None:
+    def __init__(self, config: LoaderConfig, base: Path, app: Application | None = None, settings: WasmerConfig | None = None) -> None:
         super().__init__(config, base, app)
-        self._settings = config if isinstance(config, WasmerConfig) else WasmerConfig()
+        self._settings = settings if settings is not None else WasmerConfig()
         self._environment: WorkerEnvironment | None = None
         self._code: Path | None = None
         self._compiler: Compiler | None = None

@@ -1,11 +1,14 @@
 """The wasmer-loader plugin: offers the WebAssembly host a module loader backed by wasmer 1.1.
 
-Config (``[plugins.wasmer-loader.config]``): `wasmkernel_wasmer_loader.loader.WasmerConfig`
-(`wasmkernel_wasm.config.LoaderConfig`, plus `python` and `environment`).
+Config (``[plugins.wasmer-loader.config]``): engine settings only,
+`wasmkernel_wasmer_loader.loader.WasmerConfig` (`wasmkernel_wasm.config.EngineConfig`,
+plus `python` and `environment`); the modules, routes and filters are the
+host's (``[plugins.wasm.config]``), so switching to wasmtime-loader is
+renaming this section's header.
 Here `workers` are warm worker processes on Python 3.10 (a module that
 crashes or runs away takes only its worker down), `compiler` is "cranelift"
 or "singlepass", `prewarm` starts the workers and loads every module at
-startup, and `python`/`environment` name the workers' interpreter and
+startup, and `python`/`environment` (optional) name the workers' interpreter and
 environment (default: found or created, see `environment`).
 
 Commands (from the `wasm` plugin): ``wasmkernel wasm list | reload NAME | build``.
@@ -16,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.plugin import LoaderPlugin
+from wasmkernel_wasm.loader_plugin import LoaderPlugin
 
 from wasmkernel import Application
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerConfig, WasmerLoader
@@ -27,4 +30,4 @@ class Plugin(LoaderPlugin):
     compilers = COMPILERS
 
     def create(self, config: LoaderConfig, base: Path, app: Application) -> WasmerLoader:
-        return WasmerLoader(config, base, app)
+        return WasmerLoader(config, base, app, self.config if isinstance(self.config, WasmerConfig) else None)

@@ -26,10 +26,9 @@ import wasmtime
 from wasmkernel_wasm import ModuleInfo, WasmUnavailable
 from wasmkernel_wasm.artifacts import first_line
 from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
-from wasmkernel_wasm.commands import module_info
 from wasmkernel_wasm.config import LoaderConfig
 from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached
+from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, module_info
 from wasmkernel_wasm.watch import watch_files
 
 from wasmkernel import StartupError

@@ -51,7 +51,7 @@ class HttpGrant:
 class Grants:
     """The picklable summary a call carries into a worker thread or process:
     which capabilities the module has and where the registry grants them
-    (`entry`, e.g. ``plugins.wasmer-loader.config.modules[3]``)."""
+    (`entry`, e.g. ``plugins.wasm.config.modules[3]``)."""
 
     module: str
     entry: str

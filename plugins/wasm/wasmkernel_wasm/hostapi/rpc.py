@@ -32,8 +32,8 @@ import structlog
 import trio
 
 from wasmkernel_wasm.hostapi import UNAVAILABLE, HostDenied, HostFailure
+from wasmkernel_wasm.hostapi.capabilities import HostAPI
 from wasmkernel_wasm.hostapi.client import MAX_FRAME, REPLY, U32, decode_request
-from wasmkernel_wasm.hostapi.host import HostAPI
 
 log = structlog.get_logger("wasmkernel.wasm.host")
 

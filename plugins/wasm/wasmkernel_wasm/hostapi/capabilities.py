@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import attrs
 import httpx
 import structlog
 import trio
@@ -232,54 +233,63 @@ def _keys(keys: Sequence[bytes]) -> bytes:
     return _U32.pack(len(keys)) + b"".join(_U32.pack(len(key)) + key for key in keys)
 
 
+@attrs.frozen
+class _Operation:
+    """One key-value operation, the same on every backend: the backend
+    method, its arguments from the guest's, and the guest's answer from its result."""
+
+    method: str
+    arguments: Callable[[Namespace, Sequence[bytes]], tuple[Any, ...]]
+    answer: Callable[[Namespace, Any], bytes]
+
+
+def _found(namespace: Namespace, value: bytes | None) -> bytes:
+    if value is None:
+        raise HostFailure(NOT_FOUND, "no such key")
+    return value
+
+
+def _stored(namespace: Namespace, stored: bool) -> bytes:
+    if not stored:
+        raise namespace.over_total()
+    return b""
+
+
+def _counted(namespace: Namespace, result: int | None) -> bytes:
+    if result is None:
+        raise namespace.over_total()
+    return str(result).encode()
+
+
+#: The key-value operations a guest may ask for (sync backends and Redis alike).
+_OPERATIONS = {
+    "get": _Operation("get", lambda ns, args: (ns.name, ns.key(args[0])), _found),
+    "set": _Operation("set", lambda ns, args: (ns.name, ns.key(args[0]), ns.value(args[1]), ns.grant.max_total_bytes), _stored),
+    "incr": _Operation("incr", lambda ns, args: (ns.name, ns.key(args[0]), _delta(args[1]), ns.grant.max_total_bytes), _counted),
+    "delete": _Operation("delete", lambda ns, args: (ns.name, ns.key(args[0])), lambda ns, deleted: b"\x01" if deleted else b"\x00"),
+    "list": _Operation("list", lambda ns, args: (ns.name, args[0], LIST_LIMIT), lambda ns, keys: _keys(keys)),
+}
+
+
+def _operation(op: str) -> _Operation:
+    operation = _OPERATIONS.get(op)
+    if operation is None:
+        raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
+    return operation
+
+
 def _sync_op(namespace: Namespace, op: str, args: Sequence[bytes]) -> bytes:
     """One key-value operation on a synchronous backend (memory, SQLite)."""
-    backend = namespace.backend
-    assert not isinstance(backend, RedisBackend)
-    if op == "get":
-        value = backend.get(namespace.name, namespace.key(args[0]))
-        if value is None:
-            raise HostFailure(NOT_FOUND, "no such key")
-        return value
-    if op == "set":
-        if not backend.set(namespace.name, namespace.key(args[0]), namespace.value(args[1]), namespace.grant.max_total_bytes):
-            raise namespace.over_total()
-        return b""
-    if op == "incr":
-        result = backend.incr(namespace.name, namespace.key(args[0]), _delta(args[1]), namespace.grant.max_total_bytes)
-        if result is None:
-            raise namespace.over_total()
-        return str(result).encode()
-    if op == "delete":
-        return b"\x01" if backend.delete(namespace.name, namespace.key(args[0])) else b"\x00"
-    if op == "list":
-        return _keys(backend.list(namespace.name, args[0], LIST_LIMIT))
-    raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
+    assert not isinstance(namespace.backend, RedisBackend)
+    operation = _operation(op)
+    return operation.answer(namespace, getattr(namespace.backend, operation.method)(*operation.arguments(namespace, args)))
 
 
 async def _redis_op(namespace: Namespace, op: str, args: Sequence[bytes]) -> bytes:
     """One key-value operation on Redis (in the event loop)."""
-    backend = namespace.backend
-    assert isinstance(backend, RedisBackend)
-    if op == "get":
-        value = await backend.get(namespace.name, namespace.key(args[0]))
-        if value is None:
-            raise HostFailure(NOT_FOUND, "no such key")
-        return value
-    if op == "set":
-        if not await backend.set(namespace.name, namespace.key(args[0]), namespace.value(args[1]), namespace.grant.max_total_bytes):
-            raise namespace.over_total()
-        return b""
-    if op == "incr":
-        result = await backend.incr(namespace.name, namespace.key(args[0]), _delta(args[1]), namespace.grant.max_total_bytes)
-        if result is None:
-            raise namespace.over_total()
-        return str(result).encode()
-    if op == "delete":
-        return b"\x01" if await backend.delete(namespace.name, namespace.key(args[0])) else b"\x00"
-    if op == "list":
-        return _keys(await backend.list(namespace.name, args[0], LIST_LIMIT))
-    raise HostFailure(INVALID, f"unknown key-value operation {op!r}")
+    assert isinstance(namespace.backend, RedisBackend)
+    operation = _operation(op)
+    return operation.answer(namespace, await getattr(namespace.backend, operation.method)(*operation.arguments(namespace, args)))
 
 
 def decode_http_request(data: bytes) -> tuple[str, str, list[tuple[str, str]], bytes, int]:
