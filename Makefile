@@ -36,7 +36,8 @@ TEST_APT  := chromium wrk golang-go golang-github-gin-gonic-gin-dev nginx redis-
 PLUGIN_ROOTS    := $(subst $(eval) ,:,$(wildcard plugins/*/))
 PLUGIN_PACKAGES := $(filter-out %.egg-info,$(wildcard plugins/*/wasmkernel_*))
 
-PACKAGE_FILES := pyproject.toml wasm_modules/pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/bootstrap.sh scripts/runtime_set.py
+PACKAGE_FILES := pyproject.toml wasm_modules/pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/bootstrap.sh scripts/runtime_set.py \
+                 plugins/wasm/tests/programs-without-runner.txt
 
 # The in-process tests (no server processes, no benchmark tools) that `make
 # test` also runs on every other supported Python found (.venv-3.X): the kernel's

