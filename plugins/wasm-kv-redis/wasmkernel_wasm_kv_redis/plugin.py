@@ -19,7 +19,7 @@ from __future__ import annotations
 from wasmkernel_wasm.hostapi import KvBackendType
 
 from wasmkernel import Application, ConfiguredPlugin, NoConfig, hookimpl
-from wasmkernel_wasm_kv_redis.store import RedisStores
+from wasmkernel_wasm_kv_redis.store import REDIS_STORES
 
 
 class Plugin(ConfiguredPlugin[NoConfig]):
@@ -28,4 +28,4 @@ class Plugin(ConfiguredPlugin[NoConfig]):
 
     @hookimpl(optionalhook=True)
     def wasmkernel_kv_backends(self, app: Application) -> list[KvBackendType]:
-        return [RedisStores()]
+        return [REDIS_STORES]

@@ -10,13 +10,11 @@ asynchronous (mode "loop"): wasmtime's call threads reach it with
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
-import attrs
 from coredis.tokens import PureToken
 from wasmkernel_redis import REDIS_ERRORS, REDIS_LINK, RedisLink, Script
-from wasmkernel_wasm.hostapi import ENTRY_COST, INVALID, UNAVAILABLE, HostFailure, KvGrant, parse_counter
+from wasmkernel_wasm.hostapi import ENTRY_COST, INVALID, UNAVAILABLE, HostFailure, SingleStore, parse_counter
 
 from wasmkernel import Application
 
@@ -123,15 +121,11 @@ class RedisBackend:
         """The client belongs to the redis plugin."""
 
 
-@attrs.frozen
-class RedisStores:
-    """``backend = "redis"``: one store per module host, on the redis plugin's link."""
+def _connect(app: Application, needed_by: str) -> Callable[[], RedisBackend]:
+    """The redis plugin's link, asked for as the module host `needed_by` (Redis starts first)."""
+    link = app.services.get(REDIS_LINK, needed_by=needed_by)
+    return lambda: RedisBackend(link)
 
-    name: str = "redis"
 
-    def store_of(self, grant: KvGrant, base: Path) -> str:
-        return ""
-
-    def opener(self, app: Application, needed_by: str) -> Callable[[str], RedisBackend]:
-        link = app.services.get(REDIS_LINK, needed_by=needed_by)
-        return lambda _: RedisBackend(link)
+#: ``backend = "redis"``: one store per module host, on the redis plugin's link.
+REDIS_STORES = SingleStore("redis", _connect)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wasmkernel_wasm.hostapi import GuestSide, HostCapabilities, KvBackendType
+from wasmkernel_wasm.hostapi import GuestSide, HostCapabilities, KvBackendType, SingleStore
 from wasmkernel_wasm.hostapi.capability import Capability, Granted
-from wasmkernel_wasm.hostapi.keyvalue import MemoryStores
+from wasmkernel_wasm.hostapi.kv import MemoryBackend
 from wasmkernel_wasm.testing import wasm_plugins
 
 from wasmkernel import Application, StartupError, hookimpl
@@ -69,7 +69,7 @@ def test_two_plugins_contributing_one_capability_stop_startup(loader_name: str, 
 
 def test_two_plugins_contributing_one_store_type_stop_startup(loader_name: str, dist: Path, tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="plugins 'extra' and 'wasm' both contribute key-value backend 'sqlite'"):
-        make(loader_name, hostcalls(dist, tmp_path / "cache"), Contributes(stores=[MemoryStores(name="sqlite")]))
+        make(loader_name, hostcalls(dist, tmp_path / "cache"), Contributes(stores=[SingleStore("sqlite", lambda app, needed_by: MemoryBackend)]))
 
 
 def test_redis_kv_without_the_redis_backend_plugin_names_the_key_and_the_plugin(loader_name: str, dist: Path, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_sqlite_without_a_path_names_the_key(loader_name: str, dist: Path, tmp_p
 
 async def test_a_plugin_contributed_store_type_serves_a_module(loader_name: str, dist: Path, tmp_path: Path) -> None:
     config = hostcalls(dist, tmp_path / "cache", kv={"backend": "scratch"})
-    async with running(make(loader_name, config, Contributes(stores=[MemoryStores(name="scratch")]))) as client:
+    async with running(make(loader_name, config, Contributes(stores=[SingleStore("scratch", lambda app, needed_by: MemoryBackend)]))) as client:
         assert (await client.put("/h/kv/k", content=b"stored")).status_code == 204
         assert (await client.get("/h/kv/k")).text == "stored"
         assert (await client.get("/h/kv/other")).status_code == 404

@@ -54,7 +54,7 @@ from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError,
 from wasmkernel_wasm.filters import filter_middleware
 from wasmkernel_wasm.hostapi.capability import Capability, GuestSide, HostCapabilities
 from wasmkernel_wasm.hostapi.http import OutboundHttp
-from wasmkernel_wasm.hostapi.keyvalue import KeyValue, KvBackendType, MemoryStores, SqliteStores
+from wasmkernel_wasm.hostapi.keyvalue import MEMORY, KeyValue, KvBackendType, SqliteStores
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
 from wasmkernel_wasm.routes import bind_routes
 from wasmkernel_wasm.service import HOST_CAPABILITIES
@@ -81,7 +81,7 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
 
     @hookimpl
     def wasmkernel_kv_backends(self, app: Application) -> list[KvBackendType]:
-        return [MemoryStores(), SqliteStores()]
+        return [MEMORY, SqliteStores()]
 
     @hookimpl
     def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:

@@ -13,7 +13,7 @@ key-value backends, or host modules of their own: the codes and exceptions
 below and, loaded on first use (PEP 562: worker processes import only the
 portable part), `Capability`, `Binding`, `Context`, `Granted`, `Mode`,
 `Operation`, `GuestSide`, `HostCapabilities`, `KvBackendType`, `KvGrant`,
-`HttpGrant`, `Grants`, `HostAPI`, `ENTRY_COST` and `parse_counter`.
+`SingleStore`, `HttpGrant`, `Grants`, `HostAPI`, `ENTRY_COST` and `parse_counter`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from wasmkernel_wasm.hostapi.capabilities import HostAPI
     from wasmkernel_wasm.hostapi.capability import Binding, Capability, Context, Granted, GuestSide, HostCapabilities, Mode, Operation
     from wasmkernel_wasm.hostapi.grants import Grants, HttpGrant, KvGrant
-    from wasmkernel_wasm.hostapi.keyvalue import KvBackendType
+    from wasmkernel_wasm.hostapi.keyvalue import KvBackendType, SingleStore
     from wasmkernel_wasm.hostapi.kv import ENTRY_COST, parse_counter
 
 #: The names loaded on first use, by the submodule that has them.
@@ -33,7 +33,7 @@ _LAZY = {
     **dict.fromkeys(("Binding", "Capability", "Context", "Granted", "GuestSide", "HostCapabilities", "Mode", "Operation"), "capability"),
     **dict.fromkeys(("Grants", "HttpGrant", "KvGrant"), "grants"),
     **dict.fromkeys(("ENTRY_COST", "parse_counter"), "kv"),
-    "KvBackendType": "keyvalue",
+    **dict.fromkeys(("KvBackendType", "SingleStore"), "keyvalue"),
     "HostAPI": "capabilities",
 }
 
@@ -62,6 +62,7 @@ __all__ = [
     "KvGrant",
     "Mode",
     "Operation",
+    "SingleStore",
     "parse_counter",
 ]
 

@@ -50,16 +50,23 @@ class KvBackendType(Protocol):
 
 
 @attrs.frozen
-class MemoryStores:
-    """``backend = "memory"``: dicts in the main process, one per host."""
+class SingleStore:
+    """A store type with one store per module host, whatever the grant:
+    `connect(app, needed_by)`, at assembly, returns what opens it at startup."""
 
-    name: str = "memory"
+    name: str
+    connect: Callable[[Application, str], Callable[[], Store]]
 
     def store_of(self, grant: KvGrant, base: Path) -> str:
         return ""
 
     def opener(self, app: Application, needed_by: str) -> Callable[[str], Store]:
-        return lambda _: MemoryBackend()
+        open_store = self.connect(app, needed_by)
+        return lambda _: open_store()
+
+
+#: ``backend = "memory"``: dicts in the main process, one per host.
+MEMORY = SingleStore("memory", lambda app, needed_by: MemoryBackend)
 
 
 @attrs.frozen
