@@ -134,7 +134,7 @@ def forward_config(dist: Path, cache: Path, upstream: Upstream, kv: dict[str, An
 def make(loader_name: str, config: dict[str, Any], redis_url: str = "") -> Application:
     plugins: dict[str, Any] = {"request-id": {}, "router": {}, "health": {}, **wasm_plugins(loader_name, config)}
     if redis_url:
-        plugins["redis"] = {"config": {"url": redis_url}}
+        plugins.update({"redis": {"config": {"url": redis_url}}, "wasm-kv-redis": {}})
     return app_from(plugins)
 
 

@@ -29,7 +29,7 @@ import trio
 import wasmtime
 from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
 from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
-from wasmkernel_wasm.hostapi.capabilities import HostAPI
+from wasmkernel_wasm.hostapi import HostAPI
 from wasmkernel_wasm.metrics import CallMetrics
 from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
 from wasmtime.component import Component
@@ -94,7 +94,6 @@ class ComponentHost:
         self.metrics = CallMetrics()
         self.loaded: dict[str, Loaded] = {}
         self.services = HostAPI(config.host_config(), base, "components")
-        self.redis_link: Any = None
         self._threads = trio.CapacityLimiter(config.workers)
         self._per_component = {spec.name: trio.CapacityLimiter(config.concurrency_of(spec)) for spec in config.modules}
         self._queued = 0
@@ -185,7 +184,7 @@ class ComponentHost:
 
     async def start(self, app: Application) -> None:
         """Compile every component (off the event loop) and start the epoch ticker."""
-        self.services.start(self.redis_link)
+        self.services.start()
         for spec in self.config.modules:
             started = time.perf_counter()
             loaded = await trio.to_thread.run_sync(self.prepare, spec)

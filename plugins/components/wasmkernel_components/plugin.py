@@ -4,7 +4,8 @@ Compiles every component declared in ``[[plugins.components.config.modules]]``
 at startup (cached; `wasmkernel check` does the same without serving) and
 serves the routes of ``[[plugins.components.config.routes]]``. Needs the
 `wasm` plugin (the WebAssembly host: key-value stores, outbound HTTP,
-metrics); the `redis` plugin when a component's `kv.backend` is "redis".
+metrics: the host capabilities a component's grants use, bound at assembly);
+the `wasm-kv-redis` plugin when a component's `kv.backend` is "redis".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from wasmkernel_wasm.requests import credential_headers
 
-from wasmkernel import Application, ConfiguredPlugin, MetricSource, Route, StartupError, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, MetricSource, Route, hookimpl
 from wasmkernel_components.config import ComponentsConfig
 from wasmkernel_components.host import ComponentHost
 from wasmkernel_components.serve import bind_routes
@@ -34,8 +35,7 @@ class Plugin(ConfiguredPlugin[ComponentsConfig]):
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         if self.host is None:
             return []
-        if self.host.services.redis_needed:
-            self.host.redis_link = _redis_link(app)
+        self.host.services.bind(app, needed_by="components")
         credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
         return bind_routes(self.host, self.config, lambda: credentials)
 
@@ -63,11 +63,3 @@ class Plugin(ConfiguredPlugin[ComponentsConfig]):
     @hookimpl
     def wasmkernel_metric_sources(self, app: Application) -> Iterable[MetricSource]:
         return [self.host.metrics] if self.host is not None else []
-
-
-def _redis_link(app: Application) -> Any:
-    try:
-        from wasmkernel_redis import REDIS_LINK
-    except ImportError:
-        raise StartupError("a component's kv.backend = 'redis' needs the redis plugin: pip install ./plugins/redis and enable it") from None
-    return app.services.get(REDIS_LINK, needed_by="components")

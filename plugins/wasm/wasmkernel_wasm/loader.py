@@ -90,10 +90,8 @@ class LoaderBase(Generic[L]):
         self._queued = 0
         self._tasks: trio.Nursery | None = None
         self._app = app
-        #: Key-value stores and outbound HTTP of the host API (see `wasmkernel_wasm.hostapi`).
+        #: The host capabilities bound to the modules' grants (see `wasmkernel_wasm.hostapi`).
         self.host = HostAPI(config, base, "wasm")
-        #: The redis plugin's `RedisLink`, when a module's key-value store is Redis (see `use_services`).
-        self.redis_link: Any = None
         #: Restarts the loader's background tasks (host RPC server, watcher, ticker) if one dies.
         self.supervisor = Supervisor(f"{self.runtime}-loader")
         #: Threads for file work around calls (scratch directories, reload): this subsystem's own.
@@ -105,16 +103,10 @@ class LoaderBase(Generic[L]):
         return ok, {"modules": [info.name for info in self.modules()], "tasks": tasks}
 
     def use_services(self, app: Application) -> None:
-        """Take the services the host API needs from other plugins (during
-        assembly, so that they start first): Redis for kv.backend = "redis"."""
-        if not self.host.redis_needed:
-            return
-        try:
-            from wasmkernel_redis import REDIS_LINK
-        except ImportError:
-            raise StartupError("a module's kv.backend = 'redis' needs the redis plugin: pip install ./plugins/redis and enable it") from None
-        # needed_by "wasm": the host plugin starts this loader, so Redis starts before it.
-        self.redis_link = app.services.get(REDIS_LINK, needed_by="wasm")
+        """Bind the host capabilities to the modules' grants (during assembly,
+        so that the services they take start first)."""
+        # needed_by "wasm": the host plugin starts this loader, so what the capabilities use starts before it.
+        self.host.bind(app, needed_by="wasm")
 
     def _granted_dirs(self, spec: ModuleSpec) -> tuple[tuple[str, str, bool], ...]:
         """A WASI module's granted directories: (host path, guest path, writable)."""

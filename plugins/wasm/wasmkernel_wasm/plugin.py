@@ -3,6 +3,10 @@
 - Adds the `wasmkernel_module_loader` hook (see `wasmkernel_wasm.hookspecs`);
   exactly one enabled loader plugin (wasmer-loader, wasmtime-loader) answers
   it, and two are a startup error naming both.
+- Adds `wasmkernel_host_capabilities` and `wasmkernel_kv_backends`, calls
+  them once and offers the capabilities as the `HOST_CAPABILITIES` service;
+  contributes the built-in capabilities (log, vars, kv, http) and key-value
+  stores (memory, sqlite).
 - Maps the `WasmError` family to statuses at the kernel's error boundary
   (bad arguments 400, trap 500, timeout 504, memory limit 507, unavailable 503, bad response 502).
 - Offers that loader as the `MODULE_LOADER` service; starts it (compiling
@@ -48,8 +52,12 @@ from wasmkernel_wasm.commands import wasm_commands
 from wasmkernel_wasm.config import ModuleTable
 from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
 from wasmkernel_wasm.filters import filter_middleware
+from wasmkernel_wasm.hostapi.capability import Capability, GuestSide, HostCapabilities
+from wasmkernel_wasm.hostapi.http import OutboundHttp
+from wasmkernel_wasm.hostapi.keyvalue import MEMORY, KeyValue, KvBackendType, SqliteStores
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
 from wasmkernel_wasm.routes import bind_routes
+from wasmkernel_wasm.service import HOST_CAPABILITIES
 
 
 class Plugin(ConfiguredPlugin[ModuleTable]):
@@ -67,7 +75,17 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
         self.config.check()
 
     @hookimpl
+    def wasmkernel_host_capabilities(self, app: Application) -> list[Capability]:
+        stores = KeyValue.of((plugin.name, kind) for plugin, kind in app.hooks.gather("wasmkernel_kv_backends"))
+        return [GuestSide("log"), GuestSide("vars"), stores, OutboundHttp()]
+
+    @hookimpl
+    def wasmkernel_kv_backends(self, app: Application) -> list[KvBackendType]:
+        return [MEMORY, SqliteStores()]
+
+    @hookimpl
     def wasmkernel_services(self, app: Application) -> list[tuple[ServiceKey[Any], Any]]:
+        capabilities = HostCapabilities.collect((plugin.name, item) for plugin, item in app.hooks.gather("wasmkernel_host_capabilities"))
         try:
             offered = [(plugin.name, loader) for plugin, loader in app.hooks.each("wasmkernel_module_loader", table=self.config) if loader is not None]
         except ConfigError as exc:
@@ -80,7 +98,7 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
         if len(offered) > 1:
             raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
         self.loader = offered[0][1] if offered else None
-        return [(MODULE_LOADER, self.loader)] if self.loader is not None else []
+        return [(HOST_CAPABILITIES, capabilities), *([(MODULE_LOADER, self.loader)] if self.loader is not None else [])]
 
     @hookimpl
     def wasmkernel_routes(self, app: Application) -> list[Route]:

@@ -174,7 +174,7 @@ class WasmerLoader(LoaderBase[Loaded]):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.host.start(self.redis_link)
+        self.host.start()
         # Finding (or, the first time, creating) the environment and compiling block: a thread.
         self._loaded.update(await trio.to_thread.run_sync(self._compile_all, limiter=self.file_threads))
         self._check_compute_routes(self.modules())

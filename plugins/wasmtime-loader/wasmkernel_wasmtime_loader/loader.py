@@ -108,7 +108,7 @@ class WasmtimeLoader(LoaderBase[Loaded]):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.host.start(self.redis_link)
+        self.host.start()
         for spec in self.config.modules:
             loaded = self._compile(self._prepare(spec), 1)
             if self.config.prewarm and spec.kind != "wasi":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
@@ -18,15 +18,17 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
 class KvGrant:
     """``kv = { backend = "memory" | "sqlite" | "redis", ... }``: a key-value store.
 
-    `path` is the SQLite file (relative to the registry's directory); "redis"
-    uses the redis plugin's client (its `url`, WASMKERNEL_REDIS_URL); `namespace` defaults to the module's name (modules that
+    `backend` names a store type some enabled plugin contributes (the host:
+    "memory", "sqlite"; `wasm-kv-redis`: "redis", on the redis plugin's
+    client); `path` is the SQLite file (relative to the registry's
+    directory); `namespace` defaults to the module's name (modules that
     name the same namespace on the same store share it). Quotas fail a write
     cleanly: `max_key_bytes`, `max_value_bytes`, `max_total_bytes` (keys, values
     and `ENTRY_COST` = 64 bytes per entry of the namespace together, so that
     many tiny entries cost what they cost the store).
     """
 
-    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    backend: str = "memory"
     path: str = ""
     namespace: str = ""
     max_key_bytes: int = attrs.field(default=512, validator=_positive)

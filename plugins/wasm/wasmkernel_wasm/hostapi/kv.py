@@ -1,12 +1,12 @@
-"""Key-value backends behind `kv_*` host calls: in-process memory, a SQLite file, Redis.
+"""The key-value stores the host has built in: in-process memory and a SQLite file.
 
-Memory and SQLite are synchronous and thread-safe: wasmtime calls them from
-its call threads, wasmer's workers through `rpc` (served in threads of the
-main process). `RedisBackend` is asynchronous: it uses the redis plugin's
-client in the main process's event loop (wasmtime's call threads reach it
-with `trio.from_thread`, the RPC server awaits it). A `Namespace` adds the
-grant's quotas; a write over a quota fails with `HostFailure(QUOTA)` and
-changes nothing. Counters (`incr`) are decimal strings, like Redis's INCRBY.
+Both are synchronous and thread-safe: wasmtime calls them from its call
+threads, wasmer's workers through `rpc` (memory inline in the event loop,
+SQLite in threads of the main process). Other stores (Redis: the
+`wasm-kv-redis` plugin) are contributed through `wasmkernel_kv_backends`
+(`keyvalue`). A `Namespace` adds the grant's quotas; a write over a quota
+fails with `HostFailure(QUOTA)` and changes nothing. Counters (`incr`) are
+decimal strings, like Redis's INCRBY.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 import attrs
 
-from wasmkernel_wasm.hostapi import INVALID, QUOTA, UNAVAILABLE, HostFailure
+from wasmkernel_wasm.hostapi import INVALID, QUOTA, HostFailure
 from wasmkernel_wasm.hostapi.grants import KvGrant
 
 #: `kv_list` returns at most this many keys.
@@ -36,6 +36,12 @@ def cost(key: bytes, value: bytes) -> int:
 
 
 class Backend(Protocol):
+    """A synchronous, thread-safe store: "inline" (quick: run in the event
+    loop) or "thread" (blocking: run in a thread of the host's)."""
+
+    @property
+    def mode(self) -> Literal["inline", "thread"]: ...
+
     def get(self, namespace: str, key: bytes) -> bytes | None: ...
 
     def set(self, namespace: str, key: bytes, value: bytes, max_total: int) -> bool:
@@ -48,6 +54,25 @@ class Backend(Protocol):
     def incr(self, namespace: str, key: bytes, delta: int, max_total: int) -> int | None:
         """Add `delta` to the counter (0 if absent); the new value, or None over `max_total`.
         `HostFailure(INVALID)` if the value is not an integer."""
+
+    def close(self) -> None: ...
+
+
+class AsyncBackend(Protocol):
+    """An asynchronous store, used in the event loop (mode "loop"): the methods of `Backend` as coroutines."""
+
+    @property
+    def mode(self) -> Literal["loop"]: ...
+
+    async def get(self, namespace: str, key: bytes) -> bytes | None: ...
+
+    async def set(self, namespace: str, key: bytes, value: bytes, max_total: int) -> bool: ...
+
+    async def delete(self, namespace: str, key: bytes) -> bool: ...
+
+    async def list(self, namespace: str, prefix: bytes, limit: int) -> list[bytes]: ...
+
+    async def incr(self, namespace: str, key: bytes, delta: int, max_total: int) -> int | None: ...
 
     def close(self) -> None: ...
 
@@ -71,6 +96,8 @@ def counter(value: bytes | None, delta: int) -> int:
 
 class MemoryBackend:
     """Dicts in the main process (lost on restart)."""
+
+    mode: Literal["inline"] = "inline"
 
     def __init__(self) -> None:
         self._data: dict[str, dict[bytes, bytes]] = {}
@@ -128,6 +155,8 @@ PRAGMA user_version = 1;
 class SqliteBackend:
     """One SQLite file (WAL), shared by every module granted it; survives restarts.
     Several server processes may open the same file (SQLite locks it)."""
+
+    mode: Literal["thread"] = "thread"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,118 +236,11 @@ class SqliteBackend:
             self._db.close()
 
 
-# KEYS: values (hash), keys (sorted set), cost; ARGV: key, value or delta, max_total, "set" | "incr", ENTRY_COST.
-# The cost is recounted once when absent (a namespace from before ENTRY_COST).
-_COST = """
-local cost = redis.call('GET', KEYS[3])
-if cost then return tonumber(cost) end
-cost = 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do cost = cost + #all[i] + #all[i + 1] + tonumber(ARGV[5]) end
-return cost
-"""
-
-# Counters use HINCRBY: exact 64-bit arithmetic and Redis's integer grammar
-# (Lua's numbers are doubles), undone if the new value breaks the quota.
-_SET = (
-    "local function usage_of()"
-    + _COST
-    + """end
-local used = usage_of()
-local entry = tonumber(ARGV[5])
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local value = ARGV[2]
-if ARGV[4] == 'incr' then
-  local done = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  if type(done) == 'table' and done.err then return {-1, done.err} end
-  value = redis.call('HGET', KEYS[1], ARGV[1])
-end
-local usage = used + #ARGV[1] + #value + entry
-if old then usage = usage - #ARGV[1] - #old - entry end
-if usage > tonumber(ARGV[3]) then
-  if ARGV[4] == 'incr' then
-    if old then redis.call('HSET', KEYS[1], ARGV[1], old) else redis.call('HDEL', KEYS[1], ARGV[1]) end
-  end
-  return {0, 0}
-end
-redis.call('HSET', KEYS[1], ARGV[1], value)
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('SET', KEYS[3], usage)
-return {1, value}
-"""
-)
-
-_DELETE = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECRBY', KEYS[3], #ARGV[1] + #old + tonumber(ARGV[2])) end
-return 1
-"""
-
-
-class RedisBackend:
-    """Namespaces in Redis, through the redis plugin's client (`wasmkernel_redis.REDIS_LINK`):
-    per namespace a hash of the values, a sorted set of the keys (for prefix
-    listing) and a byte count; writes are Lua scripts, so quotas hold across
-    every process and instance sharing that Redis. A failing Redis fails the
-    call cleanly (`HostFailure(UNAVAILABLE)`) and marks the link down."""
-
-    def __init__(self, link: Any, prefix: str = "wasmkernel:kv:") -> None:
-        from wasmkernel_redis import REDIS_ERRORS, Script  # installed whenever a grant says "redis"
-
-        self.link = link
-        self.prefix = prefix
-        self._errors = REDIS_ERRORS
-        self._set = Script(_SET)
-        self._delete = Script(_DELETE)
-
-    def _keys(self, namespace: str) -> list[str]:
-        base = f"{self.prefix}{{{namespace}}}:"
-        return [base + "data", base + "keys", base + "cost"]
-
-    async def _run(self, operation: Any) -> Any:
-        try:
-            return await operation
-        except self._errors as exc:
-            self.link.mark_down(exc)
-            raise HostFailure(UNAVAILABLE, f"the key-value store (Redis) is unavailable: {type(exc).__name__}") from None
-
-    async def get(self, namespace: str, key: bytes) -> bytes | None:
-        value = await self._run(self.link.client.hget(self._keys(namespace)[0], key))
-        return bytes(value) if value is not None else None
-
-    async def set(self, namespace: str, key: bytes, value: bytes, max_total: int) -> bool:
-        done, _ = await self._run(self._set(self.link.client, self._keys(namespace), [key, value, max_total, "set", ENTRY_COST]))
-        return bool(done == 1)
-
-    async def incr(self, namespace: str, key: bytes, delta: int, max_total: int) -> int | None:
-        done, value = await self._run(self._set(self.link.client, self._keys(namespace), [key, delta, max_total, "incr", ENTRY_COST]))
-        if done == -1:
-            overflow = "overflow" in (value.decode("latin-1") if isinstance(value, bytes) else str(value))
-            raise HostFailure(INVALID, "the counter would overflow 64 bits" if overflow else "the value is not an integer counter")
-        return parse_counter(value) if done == 1 else None
-
-    async def delete(self, namespace: str, key: bytes) -> bool:
-        return bool(await self._run(self._delete(self.link.client, self._keys(namespace), [key, ENTRY_COST])) == 1)
-
-    async def list(self, namespace: str, prefix: bytes, limit: int) -> list[bytes]:
-        from coredis.tokens import PureToken
-
-        start = b"[" + prefix if prefix else b"-"
-        keys = await self._run(self.link.client.zrange(self._keys(namespace)[1], start, b"+", sortby=PureToken.BYLEX, offset=0, count=limit))
-        return [bytes(key) for key in keys if bytes(key).startswith(prefix)]
-
-    def close(self) -> None:
-        """The client belongs to the redis plugin."""
-
-
 @attrs.frozen
 class Namespace:
     """One module's view of a backend: its namespace and quotas (checked before the backend is asked)."""
 
-    backend: Backend | RedisBackend
+    backend: Backend | AsyncBackend
     name: str
     grant: KvGrant
 
