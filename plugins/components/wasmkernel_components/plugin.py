@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from wasmkernel_wasm.requests import credential_headers
+from wasmkernel_wasm.engine import credential_headers
 
 from wasmkernel import Application, ConfiguredPlugin, MetricSource, Route, StartupError, hookimpl
 from wasmkernel_components.config import ComponentsConfig

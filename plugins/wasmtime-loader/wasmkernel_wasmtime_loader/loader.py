@@ -24,12 +24,20 @@ import structlog
 import trio
 import wasmtime
 from wasmkernel_wasm import ModuleInfo, WasmUnavailable
-from wasmkernel_wasm.artifacts import first_line
-from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, module_info
-from wasmkernel_wasm.watch import watch_files
+from wasmkernel_wasm.engine import (
+    LoaderBase,
+    LoaderConfig,
+    Outcome,
+    PreparedModule,
+    cache_path,
+    compile_cached,
+    emit_logs,
+    first_line,
+    module_info,
+    outcome_error,
+    timeout_error,
+    watch_files,
+)
 
 from wasmkernel import StartupError
 from wasmkernel_wasmtime_loader import runtime

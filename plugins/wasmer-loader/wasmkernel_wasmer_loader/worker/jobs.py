@@ -19,10 +19,21 @@ import attrs
 import wasmer
 from wasmer import wasi
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.artifacts import first_line, read_cached
-from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, call_with_argv, handle_export, initialize, memory_outcome
-from wasmkernel_wasm.hostapi import NAMESPACE, abi
-from wasmkernel_wasm.hostapi.client import Client
+from wasmkernel_wasm.portable import (
+    NAMESPACE,
+    STDERR_LIMIT,
+    STDOUT_LIMIT,
+    Client,
+    Outcome,
+    abi,
+    call_export,
+    call_with_argv,
+    first_line,
+    handle_export,
+    initialize,
+    memory_outcome,
+    read_cached,
+)
 
 from wasmkernel_wasmer_loader.worker.wire import ModuleRef
 
