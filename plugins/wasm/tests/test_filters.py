@@ -241,7 +241,7 @@ kind = "http"
 name = "rule"
 path = "{dist / "header_rule.wasm"}"
 kind = "filter"
-[[plugins.wasm.config.routes]]
+[[plugins.wasm-http.config.routes]]
 path = "/x/{{op}}"
 module = "hc"
 name = "links-create"

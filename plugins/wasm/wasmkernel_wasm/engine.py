@@ -35,10 +35,14 @@ statuses, filters), the concurrency limits and queue, readiness, `CallMetrics`
 and the host API (`HostAPI`; worker processes reach it through the RPC
 `Server`).
 
-**Serving modules.** Plugins that answer requests with modules ask for
-`MODULE_LOADER` (a service), hide what a module must not see
-(`credential_headers` of every authenticator), serve WASI commands with
-`cgi_env` and parse what they print with `parse_cgi_output`.
+**Serving modules.** Plugins that answer requests with modules (wasm-http,
+wasm-filters) ask for the `MODULE_LOADER` and `MODULE_TABLE` services (the
+``[plugins.wasm.config]`` table: `ModuleSpec`s by name), hide what a module
+must not see with `header_policy` (every authenticator's credential headers
+and `secret_headers`, minus the module's `grant_headers`), serve WASI
+commands with `cgi_env` and turn what a module answered into a response with
+`kernel_response`. The components plugin, a host of its own, uses
+`credential_headers`, `cgi_env` and `parse_cgi_output` the same way.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ from wasmkernel_wasm.portable import (
     read_cached,
     write_cached,
 )
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
+from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers, header_policy, kernel_response
+from wasmkernel_wasm.service import MODULE_TABLE
 from wasmkernel_wasm.watch import watch_files
 from wasmkernel_wasm.wire import Fields
 
@@ -88,6 +93,7 @@ __all__ = [
     "COMPONENT_HEADER",
     "CREDENTIAL_HEADERS",
     "DEFAULT_EXPORTS",
+    "MODULE_TABLE",
     "NAMESPACE",
     "NOT_FOUND",
     "STDERR_LIMIT",
@@ -125,7 +131,9 @@ __all__ = [
     "error_cause",
     "first_line",
     "handle_export",
+    "header_policy",
     "initialize",
+    "kernel_response",
     "memory_outcome",
     "module_info",
     "outcome_error",

@@ -55,7 +55,7 @@ from wasmkernel_wasm import (
     WasmBadResponse,
 )
 from wasmkernel_wasm.config import FilterSpec, ModuleTable
-from wasmkernel_wasm.routes import kernel_response
+from wasmkernel_wasm.requests import kernel_response
 from wasmkernel_wasm.wire import Fields, checked_response, put_field
 
 log = structlog.get_logger("wasmkernel.wasm")

@@ -187,7 +187,6 @@ class WasmerLoader(LoaderBase[Loaded]):
         self.host.start(self.redis_link)
         # Finding (or, the first time, creating) the environment and compiling block: a thread.
         self._loaded.update(await trio.to_thread.run_sync(self._compile_all, limiter=self.file_threads))
-        self._check_compute_routes(self.modules())
         self._pool = WorkerPool(self._command(), self.config.workers, WASMER_VERSION)
         try:
             if self.config.prewarm and self._loaded:

@@ -125,7 +125,6 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                     raise StartupError(f"wasm module '{spec.name}' cannot be instantiated: {first_line(exc)}") from None
             self._loaded[spec.name] = loaded
-        self._check_compute_routes(self.modules())
         assert self._app is not None, "WasmtimeLoader needs the application (its tick task runs in app.nursery)"
         await self._app.nursery.start(self._background)
 
