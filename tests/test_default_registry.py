@@ -25,7 +25,7 @@ NEEDED = {
     "channels": "requires plugin 'channels', which .* disables: enable it or disable",
     "wasm": "requires plugin 'wasm', which .* disables: enable it or disable",
     # The filters guard routes the HTTP triggers serve: without them a selector selects nothing.
-    "wasm-http": r"plugins.wasm.config.filters\[0\] \(filter module 'c_filter'\) selects no route",
+    "wasm-http": r"plugins.wasm-filters.config.filters\[0\] \(filter module 'c_filter'\) selects no route",
     # A limit for a route nobody serves is a typo or a disabled plugin: said at startup.
     "matmul": r"\[plugins.limits\] config.routes: no route named 'matmul'",
 }
@@ -209,7 +209,7 @@ async def test_switching_loader_is_one_line_and_answers_alike() -> None:
     [
         ("modules", r"\[\[plugins.wasm.config.modules\]\]"),
         ("routes", r"\[\[plugins.wasm-http.config.routes\]\]"),
-        ("filters", r"\[\[plugins.wasm.config.filters\]\]"),
+        ("filters", r"\[\[plugins.wasm-filters.config.filters\]\]"),
         ("secret_headers", r"plugins.wasm.config.secret_headers"),
     ],
 )
@@ -220,8 +220,9 @@ def test_a_module_table_key_in_the_loaders_section_says_where_it_moved(key: str,
         assemble(data)
 
 
-def test_routes_in_the_hosts_section_say_where_they_moved() -> None:
+@pytest.mark.parametrize(("key", "plugin"), [("routes", "wasm-http"), ("filters", "wasm-filters")])
+def test_triggers_in_the_hosts_section_say_where_they_moved(key: str, plugin: str) -> None:
     data = default_tables()
-    data["plugins"]["wasm"]["config"]["routes"] = data["plugins"]["wasm-http"]["config"].pop("routes")
-    with pytest.raises(StartupError, match=r"\[plugins.wasm\] config.routes: moved to \[\[plugins.wasm-http.config.routes\]\]"):
+    data["plugins"]["wasm"]["config"][key] = data["plugins"][plugin]["config"].pop(key)
+    with pytest.raises(StartupError, match=rf"\[plugins.wasm\] config.{key}: moved to \[\[plugins.{plugin}.config.{key}\]\]"):
         assemble(data)

@@ -18,10 +18,10 @@ Requires the wasm plugin (the host), so enabling this one brings it in.
 
 from __future__ import annotations
 
-from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
-from wasmkernel_wasm.engine import MODULE_TABLE, ModuleTable, header_policy
+from wasmkernel_wasm import ModuleLoader
+from wasmkernel_wasm.engine import ModuleTable, header_policy, module_services
 
-from wasmkernel import Application, ConfigError, ConfiguredPlugin, RegistryError, Route, hookimpl
+from wasmkernel import Application, ConfiguredPlugin, Route, hookimpl
 from wasmkernel_wasm_http.config import HttpTriggers
 from wasmkernel_wasm_http.routes import bind_routes, check_compute_routes
 
@@ -39,13 +39,8 @@ class Plugin(ConfiguredPlugin[HttpTriggers]):
     def wasmkernel_routes(self, app: Application) -> list[Route]:
         if not self.config.routes:
             return []
-        table = app.services.get(MODULE_TABLE, needed_by=NAME)
-        try:
-            self.config.check(table)
-        except ConfigError as exc:
-            raise RegistryError(f"{app.registry.where(NAME, f'config.{exc.key}')}: {exc.message}") from None
-        self.table, self.loader = table, app.services.get(MODULE_LOADER, needed_by=NAME)
-        return bind_routes(self.loader, table, self.config.routes, header_policy(app, table))
+        self.loader, self.table = module_services(app, NAME, self.config.check)
+        return bind_routes(self.loader, self.table, self.config.routes, header_policy(app, self.table))
 
     @hookimpl
     def wasmkernel_startup(self, app: Application) -> None:

@@ -1,4 +1,4 @@
-"""The host's configuration read from the registry: the module table (modules, their grants, filters) and the loaders' engine settings."""
+"""The host's configuration read from the registry: the module table (modules, their grants, the headers no module sees) and the loaders' engine settings."""
 
 from __future__ import annotations
 
@@ -175,33 +175,13 @@ def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
         raise ConfigError(f"modules[{index}].devices", "a granted directory is already mapped at /dev")
 
 
-@attrs.frozen
-class FilterSpec:
-    """One ``[[plugins.wasm.config.filters]]`` entry: a kind = "filter"
-    module in the middleware chain (at the wasm plugin's place; entries in
-    file order, the first outermost), guarding the routes it selects by name
-    (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments: every
-    route that can serve a path under it). With `body = true` it sees the
-    request body (over `max_body_bytes`: 413). A selector selecting no route
-    stops startup unless `allow_unused = true` (logged as a warning).
-    """
-
-    module: str
-    routes: list[str] = attrs.field(factory=list)
-    tags: list[str] = attrs.field(factory=list)
-    prefixes: list[str] = attrs.field(factory=list)
-    body: bool = False
-    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
-    allow_unused: bool = False
-
-
 #: Where each key of the old module table lives now (a loader's section held
-#: them all, the host's section held routes and filters): a startup error names it.
+#: them all, the host's section routes and filters): a startup error names it.
 MOVED = {
     "modules": "[[plugins.wasm.config.modules]]",
     "secret_headers": "plugins.wasm.config.secret_headers",
     "routes": "[[plugins.wasm-http.config.routes]]",
-    "filters": "[[plugins.wasm.config.filters]]",
+    "filters": "[[plugins.wasm-filters.config.filters]]",
 }
 
 
@@ -227,8 +207,8 @@ class EngineConfig:
     - `prewarm` (true): make every module ready at startup
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
 
-    The modules and filters are the host's (`ModuleTable`); routes the
-    wasm-http plugin's.
+    The modules are the host's (`ModuleTable`); routes the wasm-http
+    plugin's, filters the wasm-filters plugin's.
     """
 
     cache_dir: str = ".wasmkernel/cache"
@@ -254,14 +234,12 @@ class ModuleTable:
       host-API grants (denied unless set): log, vars, kv, http; for programs
       from elsewhere: entry, body_file, output_file, devices, stderr_excerpt
       (WASI), stub_imports, compute_body (compute)
-    - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
     """
 
     #: Request headers no module sees (unless its `grant_headers` lists them),
     #: besides every configured authenticator's credential headers.
     secret_headers: list[str] = attrs.field(factory=list)
     modules: list[ModuleSpec] = attrs.field(factory=list)
-    filters: list[FilterSpec] = attrs.field(factory=list)
 
     def check(self) -> None:
         """Cross-field checks; `ConfigError` names the offending key."""
@@ -284,17 +262,6 @@ class ModuleTable:
             _check_scratch_files(index, spec)
             if (spec.log or spec.vars is not None or spec.kv or spec.http) and spec.kind == "wasi":
                 raise ConfigError(f"modules[{index}]", "the host API (log, vars, kv, http) is not offered to kind = 'wasi' modules")
-        kinds = {spec.name: spec.kind for spec in self.modules}
-
-        for index, selection in enumerate(self.filters):
-            if kinds.get(selection.module) != "filter":
-                what = "declared" if selection.module not in kinds else f"of kind {kinds[selection.module]!r}"
-                raise ConfigError(f"filters[{index}].module", f"module {selection.module!r} is not {what}; a filter entry needs a kind = 'filter' module")
-            if not (selection.routes or selection.tags or selection.prefixes):
-                raise ConfigError(f"filters[{index}]", "select the routes the filter guards: routes, tags or prefixes (prefixes = ['/'] for every route)")
-            for prefix in selection.prefixes:
-                if not prefix.startswith("/"):
-                    raise ConfigError(f"filters[{index}].prefixes", f"prefix {prefix!r} must start with '/'")
 
     def spec(self, name: str) -> ModuleSpec:
         for spec in self.modules:
@@ -314,7 +281,7 @@ class LoaderConfig(EngineConfig, ModuleTable):
 
     @classmethod
     def of(cls, engine: EngineConfig, table: ModuleTable) -> LoaderConfig:
-        """The engine settings of `engine` with the modules, routes and filters of `table`."""
+        """The engine settings of `engine` with the module table `table`."""
         values = {field.name: getattr(engine, field.name) for field in attrs.fields(EngineConfig)}
         values.update({field.name: getattr(table, field.name) for field in attrs.fields(ModuleTable)})
         return cls(**values)

@@ -37,7 +37,8 @@ and the host API (`HostAPI`; worker processes reach it through the RPC
 
 **Serving modules.** Plugins that answer requests with modules (wasm-http,
 wasm-filters) ask for the `MODULE_LOADER` and `MODULE_TABLE` services (the
-``[plugins.wasm.config]`` table: `ModuleSpec`s by name), hide what a module
+``[plugins.wasm.config]`` table: `ModuleSpec`s by name; `module_services`
+gets both once their own entries passed a check against the table), hide what a module
 must not see with `header_policy` (every authenticator's credential headers
 and `secret_headers`, minus the module's `grant_headers`), serve WASI
 commands with `cgi_env` and turn what a module answered into a response with
@@ -84,7 +85,7 @@ from wasmkernel_wasm.portable import (
     write_cached,
 )
 from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers, header_policy, kernel_response
-from wasmkernel_wasm.service import MODULE_TABLE
+from wasmkernel_wasm.service import MODULE_TABLE, module_services
 from wasmkernel_wasm.watch import watch_files
 from wasmkernel_wasm.wire import Fields
 
@@ -136,6 +137,7 @@ __all__ = [
     "kernel_response",
     "memory_outcome",
     "module_info",
+    "module_services",
     "outcome_error",
     "parse_cgi_output",
     "portable_files",

@@ -41,7 +41,7 @@ from wasmkernel_wasm import (
 from wasmkernel_wasm.calls import STDOUT_LIMIT, ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
-from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
+from wasmkernel_wasm.filter_wire import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.capabilities import HostAPI
 from wasmkernel_wasm.imports import check_imports, check_stubs

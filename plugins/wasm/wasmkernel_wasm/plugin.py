@@ -13,13 +13,15 @@
   or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
 
 - Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
-  with their grants, filters, secret headers), whatever loader runs it, and
+  with their grants, secret headers), whatever loader runs it, and
   offers it as the `MODULE_TABLE` service: the loader plugins' sections hold
   engine settings only, so switching loader is one line of the registry.
-  Puts the filter modules in the middleware chain (at this plugin's place:
-  move them with the registry's `order`/`before`/`after`). Routes serving
-  modules are the wasm-http plugin's (``[[plugins.wasm-http.config.routes]]``;
-  a `routes` key here stops startup naming that place).
+  Routes serving modules are the wasm-http plugin's
+  (``[[plugins.wasm-http.config.routes]]``), filters the wasm-filters
+  plugin's (``[[plugins.wasm-filters.config.filters]]``): a `routes` or
+  `filters` key here stops startup naming that place. `secret_headers` stay
+  here, beside each module's `grant_headers`: which request headers a module
+  never sees is the host's policy, whichever plugin hands it a request.
 
 Loader plugins require this plugin, so enabling a loader brings it in.
 """
@@ -37,7 +39,6 @@ from wasmkernel import (
     ConfigError,
     ConfiguredPlugin,
     ErrorMapping,
-    Middleware,
     RegistryError,
     ServiceKey,
     StartupError,
@@ -47,8 +48,6 @@ from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
 from wasmkernel_wasm.config import ModuleTable, refuse_moved
 from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
-from wasmkernel_wasm.filters import filter_middleware
-from wasmkernel_wasm.requests import header_policy
 from wasmkernel_wasm.service import MODULE_TABLE
 
 
@@ -63,7 +62,7 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
 
     @hookimpl
     def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        refuse_moved(config, ("routes",), "routes are the wasm-http plugin's, whatever loader runs the modules")
+        refuse_moved(config, ("routes", "filters"), "the triggers are plugins of their own, whatever loader runs the modules")
         super().wasmkernel_configure(config, app)
 
     def configured(self) -> None:
@@ -85,12 +84,6 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
         self.loader = offered[0][1] if offered else None
         loader = [(MODULE_LOADER, self.loader)] if self.loader is not None else []
         return [(MODULE_TABLE, self.config), *loader]
-
-    @hookimpl
-    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        if self.loader is None or not self.config.filters:
-            return []
-        return filter_middleware(self.loader, self.config, header_policy(app, self.config), app.routes, where="plugins.wasm.config.filters")
 
     @hookimpl
     def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:
