@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from kernel_overhead import default_chain_app, drive  # noqa: E402
 
-WITHOUT = frozenset({"wasm", "wasmer-loader", "wasmtime-loader", "matmul"})
+WITHOUT = frozenset({"wasm", "wasm-http", "wasm-filters", "wasmer-loader", "wasmtime-loader", "matmul"})
 
 
 async def serve(registry: str, requests: int) -> None:

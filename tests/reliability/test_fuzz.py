@@ -81,7 +81,7 @@ def build_app(monkeypatch: pytest.MonkeyPatch) -> Application:
     covered against the real server), plus the hostile targets."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    wasm = ("wasm", "wasmer-loader", "matmul")
+    wasm = ("wasm", "wasm-http", "wasm-filters", "wasmer-loader", "matmul")
     plugins: dict[str, Any] = {name: {"config": config} for name, config in full_plugins(Path("unused")).items() if name not in wasm}
     plugins["limits"] = {"config": {"max_body_bytes": 4096, "timeout_seconds": 5}}
     plugins["t"] = {}
