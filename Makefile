@@ -45,7 +45,7 @@ PACKAGE_FILES := pyproject.toml wasm_modules/pyproject.toml $(wildcard plugins/*
 # own (its workers run on 3.10 whatever the server's Python) only on the primary.
 SERVER_ONLY   := tests/test_server.py tests/test_third_party.py tests/test_standalone_plugins.py
 VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_% $(SERVER_ONLY),$(wildcard tests/test_*.py)) \
-                 $(filter-out plugins/wasm/tests plugins/wasmer-loader/tests,$(wildcard plugins/*/tests))
+                 $(filter-out plugins/wasm/tests plugins/wasm-filters/tests plugins/wasm-http/tests plugins/wasmer-loader/tests,$(wildcard plugins/*/tests))
 
 COMPONENT_TOOLS := .tools/components/.installed .tools/spin/.installed
 COMPONENTS      := py_http js_http spin_kv

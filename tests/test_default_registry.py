@@ -24,6 +24,8 @@ NEEDED = {
     "wasmer-loader": r"\[plugins.wasm\] config.modules: \d+ module\(s\) declared but no module loader is enabled",
     "channels": "requires plugin 'channels', which .* disables: enable it or disable",
     "wasm": "requires plugin 'wasm', which .* disables: enable it or disable",
+    # The filters guard routes the HTTP triggers serve: without them a selector selects nothing.
+    "wasm-http": r"plugins.wasm-filters.config.filters\[0\] \(filter module 'c_filter'\) selects no route",
     # A limit for a route nobody serves is a typo or a disabled plugin: said at startup.
     "matmul": r"\[plugins.limits\] config.routes: no route named 'matmul'",
 }
@@ -110,7 +112,7 @@ async def test_the_openapi_document_is_valid_with_content_for_every_2xx() -> Non
         document = (await client.get("/openapi.json")).json()
     validator.validate(document)
     generic: dict[str, Any] = {"*/*": {"schema": {}}}  # what a module's http or wasi route may answer: anything
-    modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasm"}
+    modules = {route.pattern.template for route in assemble(default_tables()).routes if route.owner == "wasm-http"}
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for status, response in operation["responses"].items():
@@ -202,9 +204,25 @@ async def test_switching_loader_is_one_line_and_answers_alike() -> None:
     assert 200 in statuses and len(seen["wasmer-loader"]["modules"]) == 13
 
 
-@pytest.mark.parametrize("key", ["modules", "routes", "filters", "secret_headers"])
-def test_a_module_table_key_in_the_loaders_section_says_where_it_moved(key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "place"),
+    [
+        ("modules", r"\[\[plugins.wasm.config.modules\]\]"),
+        ("routes", r"\[\[plugins.wasm-http.config.routes\]\]"),
+        ("filters", r"\[\[plugins.wasm-filters.config.filters\]\]"),
+        ("secret_headers", r"plugins.wasm.config.secret_headers"),
+    ],
+)
+def test_a_module_table_key_in_the_loaders_section_says_where_it_moved(key: str, place: str) -> None:
     data = default_tables()
     data["plugins"]["wasmer-loader"]["config"][key] = []
-    with pytest.raises(StartupError, match=rf"\[plugins.wasmer-loader\] config.{key}: moved to \[*plugins.wasm.config.{key}"):
+    with pytest.raises(StartupError, match=rf"\[plugins.wasmer-loader\] config.{key}: moved to {place}"):
+        assemble(data)
+
+
+@pytest.mark.parametrize(("key", "plugin"), [("routes", "wasm-http"), ("filters", "wasm-filters")])
+def test_triggers_in_the_hosts_section_say_where_they_moved(key: str, plugin: str) -> None:
+    data = default_tables()
+    data["plugins"]["wasm"]["config"][key] = data["plugins"][plugin]["config"].pop(key)
+    with pytest.raises(StartupError, match=rf"\[plugins.wasm\] config.{key}: moved to \[\[plugins.{plugin}.config.{key}\]\]"):
         assemble(data)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import wasmtime
-from wasmkernel_wasm.artifacts import write_cached
+from wasmkernel_wasm.engine import write_cached
 from wasmtime.component import Component
 
 from wasmkernel_components.runtime import engine

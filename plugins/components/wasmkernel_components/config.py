@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 import attrs
 from wasmkernel_wasm import MIB
-from wasmkernel_wasm.config import ARG_PARAM, DirSpec, LoaderConfig, ModuleSpec
-from wasmkernel_wasm.hostapi import HttpGrant, KvGrant
+from wasmkernel_wasm.engine import ARG_PARAM, DirSpec, HttpGrant, KvGrant, LoaderConfig, ModuleSpec
 
 from wasmkernel import AuthRequirement, ConfigError
 

@@ -28,10 +28,7 @@ import structlog
 import trio
 import wasmtime
 from wasmkernel_wasm import MIB, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
-from wasmkernel_wasm.artifacts import first_line, read_cached, write_cached
-from wasmkernel_wasm.hostapi import HostAPI
-from wasmkernel_wasm.metrics import CallMetrics
-from wasmkernel_wasm.modules import COMPONENT_HEADER, cache_path
+from wasmkernel_wasm.engine import COMPONENT_HEADER, CallMetrics, HostAPI, cache_path, first_line, read_cached, write_cached
 from wasmtime.component import Component
 
 from wasmkernel import StartupError

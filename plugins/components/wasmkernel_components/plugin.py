@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from wasmkernel_wasm.requests import credential_headers
+from wasmkernel_wasm.engine import credential_headers
 
 from wasmkernel import Application, ConfiguredPlugin, MetricSource, Route, hookimpl
 from wasmkernel_components.config import ComponentsConfig

@@ -20,8 +20,7 @@ import structlog
 import trio
 import wasmtime
 from wasmkernel_wasm import WasmBadResponse, WasmError, WasmRequest
-from wasmkernel_wasm.calls import STDOUT_LIMIT
-from wasmkernel_wasm.cgi import cgi_env, parse_cgi_output
+from wasmkernel_wasm.engine import STDOUT_LIMIT, cgi_env, parse_cgi_output
 
 from wasmkernel import ClientDisconnected, PayloadTooLarge, Request, Response, Route, StreamingResponse, head_problem
 from wasmkernel_components.call import CONSOLE_LIMIT, Call

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from wasmkernel_wasm.testing import module_tables
 
 from wasmkernel.testing import project_root, running
 
@@ -22,7 +23,7 @@ def examples(config: dict[str, Any], dist: Path) -> dict[str, Any]:
     """`config` plus the example modules and routes of plugin_registry.toml."""
     if not all((dist / f"{name}.wasm").is_file() for name in EXAMPLES):
         pytest.skip("C/AssemblyScript examples not built (make installs clang-14, wasi-libc and assemblyscript)")
-    registry = tomllib.loads((project_root() / "plugin_registry.toml").read_text())["plugins"]["wasm"]["config"]
+    registry = module_tables(tomllib.loads((project_root() / "plugin_registry.toml").read_text())["plugins"])
     modules = [dict(m, path=str(project_root() / m["path"])) for m in registry["modules"] if Path(m["path"]).stem in EXAMPLES]
     names = {m["name"] for m in modules}
     # The modules as the registry serves them; who may call them is authz's part (tests/test_default_registry.py).

@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from structlog.testing import capture_logs
-from wasmkernel_wasm.testing import wasm_plugins
+from wasmkernel_wasm.testing import module_tables, wasm_plugins
 
 from wasmkernel import Application
 from wasmkernel.testing import app_from, project_root, running
@@ -26,7 +26,7 @@ KEY = "links-signing-key"
 def shipped() -> dict[str, Any]:
     """The link shortener's modules, routes and filter from plugin_registry.toml."""
     with (project_root() / "plugin_registry.toml").open("rb") as file:
-        host = tomllib.load(file)["plugins"]["wasm"]["config"]
+        host = module_tables(tomllib.load(file)["plugins"])
     modules = [spec for spec in host["modules"] if spec["name"] in ("links", "links_sign")]
     routes = [route for route in host["routes"] if route["module"] == "links"]
     filters = [entry for entry in host["filters"] if entry["module"] == "links_sign"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from wasmkernel_wasm.scaffold import KINDS
+from wasmkernel_wasm.testing import module_tables
 
 from wasmkernel import StartupError
 from wasmkernel.cli import main
@@ -55,7 +56,7 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str],
             code, _ = cli("wasm", "build", str(base / name), "--out", str(base / "dist"))
             if code != 0:
                 pytest.fail(f"{lang}/{kind} scaffold did not build (a missing toolchain prints what to install above)")
-            lines = tomllib.loads(printed.split(":\n\n", 1)[1])["plugins"]["wasm"]["config"]
+            lines = module_tables(tomllib.loads(printed.split(":\n\n", 1)[1])["plugins"])
             (module,) = lines["modules"]
             assert module["path"] == f"wasm_modules/dist/{name}.wasm"  # where `wasm build` puts it without --out
             module["path"] = str(base / "dist" / f"{name}.wasm")

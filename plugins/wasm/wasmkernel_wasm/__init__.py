@@ -5,18 +5,20 @@ wasmtime) implements `ModuleLoader` and hands it out through the
 `wasmkernel_module_loader` hook; other plugins get it as the `MODULE_LOADER`
 service: ``app.services.get(MODULE_LOADER, needed_by="my-plugin")``. Everything that crosses a loader's API is
 plain picklable data, so a loader may run modules in worker processes.
-Its submodules are public API too: loader plugins build on them (`loader_plugin`,
-`loader`, `config`, `modules`, `artifacts`, `calls`, `portable`, `watch`, `commands`,
-`requests`: credential headers; `errors`) and
-their tests on `testing`.
+Besides this package, other plugins import `wasmkernel_wasm.engine` (the
+engine API: what loaders, the components host and the HTTP triggers and
+filters build on; its docstring is the loader author's contract) and, in
+worker processes, `wasmkernel_wasm.portable` (its kernel-free part); tests
+use `wasmkernel_wasm.testing`. Nothing else of the package is public.
 
 The `WasmError` family are plain exceptions (the host maps them to statuses
 at the kernel's error boundary), so a worker process may raise them.
 `MODULE_LOADER` (a kernel `ServiceKey`) is imported on first use (PEP 562),
 so a process that runs modules never imports the kernel. Worker processes
-import only the portable modules (`portable`: the plain data types below,
-`errors`, `calls`, `artifacts` and the guest side of `hostapi`; the Wasmer
-loader's run on Python 3.10).
+import only the portable modules (`wasmkernel_wasm.portable`: the plain
+data types below, errors, the runtime-neutral call code, the compile cache's
+files and the guest side of the host API; the Wasmer loader's run on
+Python 3.10).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ _SKIPPED_HEADERS = {"content-type", "content-length", "connection", "proxy"}
 
 def cgi_env(request: WasmRequest, route: str, server_name: str = "localhost", server_port: str = "80") -> dict[str, str]:
     """The CGI variables a WAGI command sees (the request's headers were
-    already stripped of credentials: `routes.wasm_request`). A header whose
+    already stripped of credentials by the trigger that built it). A header whose
     name has an underscore is dropped, as Apache httpd does: `X_Forwarded_For`
     would otherwise collide with (and override) `X-Forwarded-For`. 400 for a
     NUL character, which no environment variable can hold."""

@@ -1,4 +1,4 @@
-"""The loader configuration read from the registry: modules, routes, WASI grants."""
+"""The host's configuration read from the registry: the module table (modules, their grants, the headers no module sees) and the loaders' engine settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from wasmkernel import AuthRequirement, ConfigError, StartupError, header_problem
+from wasmkernel import ConfigError, StartupError, header_problem
 from wasmkernel_wasm import MIB, ModuleKind
 from wasmkernel_wasm.hostapi.grants import HttpGrant, KvGrant
 from wasmkernel_wasm.scratch import DEVICES, relative_part
@@ -30,7 +30,6 @@ def _check_sha256(_: Any, __: Any, value: str | None) -> None:
 
 #: `{name}` in a WASI module's `args`: replaced by the route parameter `name`.
 ARG_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 
 
 def _exit_statuses(_: Any, __: Any, value: dict[str, int]) -> None:
@@ -176,56 +175,21 @@ def _check_scratch_files(index: int, spec: ModuleSpec) -> None:
         raise ConfigError(f"modules[{index}].devices", "a granted directory is already mapped at /dev")
 
 
-@attrs.frozen
-class RouteSpec:
-    """One ``[[plugins.wasm.config.routes]]`` entry binding a module.
-
-    An http or wasi module serves the whole request; a compute module's
-    `function` (required for them, refused for the others) is called with
-    the route parameters, in path order, as numbers, and answers
-    ``{"value": result}``. `auth = true` (or any `scopes`/`roles`) attaches
-    an `AuthRequirement`.
-    """
-
-    path: str
-    module: str
-    methods: list[str] = attrs.field(factory=lambda: ["GET"])
-    auth: bool = False
-    scopes: list[str] = attrs.field(factory=list)
-    roles: list[str] = attrs.field(factory=list)
-    name: str = ""
-    function: str = ""
-    #: Tags besides "wasm" (filters select routes by tag; OpenAPI groups by tag).
-    tags: list[str] = attrs.field(factory=list)
-
-    def requirement(self) -> AuthRequirement | None:
-        if self.auth or self.scopes or self.roles:
-            return AuthRequirement(scopes=tuple(self.scopes), roles=tuple(self.roles))
-        return None
+#: Where each key of the old module table lives now (a loader's section held
+#: them all, the host's section routes and filters): a startup error names it.
+MOVED = {
+    "modules": "[[plugins.wasm.config.modules]]",
+    "secret_headers": "plugins.wasm.config.secret_headers",
+    "routes": "[[plugins.wasm-http.config.routes]]",
+    "filters": "[[plugins.wasm-filters.config.filters]]",
+}
 
 
-@attrs.frozen
-class FilterSpec:
-    """One ``[[plugins.wasm.config.filters]]`` entry: a kind = "filter"
-    module in the middleware chain (at the wasm plugin's place; entries in
-    file order, the first outermost), guarding the routes it selects by name
-    (`routes`), tag (`tags`) or path prefix (`prefixes`, whole segments: every
-    route that can serve a path under it). With `body = true` it sees the
-    request body (over `max_body_bytes`: 413). A selector selecting no route
-    stops startup unless `allow_unused = true` (logged as a warning).
-    """
-
-    module: str
-    routes: list[str] = attrs.field(factory=list)
-    tags: list[str] = attrs.field(factory=list)
-    prefixes: list[str] = attrs.field(factory=list)
-    body: bool = False
-    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
-    allow_unused: bool = False
-
-
-#: Keys that moved from a loader's section to ``[plugins.wasm.config]``.
-MOVED_TO_HOST = ("modules", "routes", "filters", "secret_headers")
+def refuse_moved(config: Iterable[str], keys: Iterable[str], why: str) -> None:
+    """`ConfigError` for the first of `keys` present in `config`, naming where it moved."""
+    for key in keys:
+        if key in config:
+            raise ConfigError(key, f"moved to {MOVED[key]} ({why})")
 
 
 @attrs.frozen
@@ -243,7 +207,8 @@ class EngineConfig:
     - `prewarm` (true): make every module ready at startup
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
 
-    The modules, routes and filters are the host's (`ModuleTable`).
+    The modules are the host's (`ModuleTable`); routes the wasm-http
+    plugin's, filters the wasm-filters plugin's.
     """
 
     cache_dir: str = ".wasmkernel/cache"
@@ -269,16 +234,12 @@ class ModuleTable:
       host-API grants (denied unless set): log, vars, kv, http; for programs
       from elsewhere: entry, body_file, output_file, devices, stderr_excerpt
       (WASI), stub_imports, compute_body (compute)
-    - `[[...routes]]`: path, module, methods (["GET"]), auth, scopes, roles, name, tags
-    - `[[...filters]]`: module (kind filter), routes / tags / prefixes, body, max_body_bytes
     """
 
     #: Request headers no module sees (unless its `grant_headers` lists them),
     #: besides every configured authenticator's credential headers.
     secret_headers: list[str] = attrs.field(factory=list)
     modules: list[ModuleSpec] = attrs.field(factory=list)
-    routes: list[RouteSpec] = attrs.field(factory=list)
-    filters: list[FilterSpec] = attrs.field(factory=list)
 
     def check(self) -> None:
         """Cross-field checks; `ConfigError` names the offending key."""
@@ -301,33 +262,6 @@ class ModuleTable:
             _check_scratch_files(index, spec)
             if (spec.log or spec.vars is not None or spec.kv or spec.http) and spec.kind == "wasi":
                 raise ConfigError(f"modules[{index}]", "the host API (log, vars, kv, http) is not offered to kind = 'wasi' modules")
-        kinds = {spec.name: spec.kind for spec in self.modules}
-        for index, route in enumerate(self.routes):
-            if route.module not in kinds:
-                raise ConfigError(f"routes[{index}].module", f"no module named {route.module!r} is declared")
-            if kinds[route.module] == "filter":
-                raise ConfigError(f"routes[{index}].module", f"module {route.module!r} is a filter module; filters are listed in [[filters]], not routes")
-            if kinds[route.module] == "compute" and not route.function:
-                raise ConfigError(f"routes[{index}].function", f"module {route.module!r} is a compute module: name the export the route calls")
-            if kinds[route.module] != "compute" and route.function:
-                raise ConfigError(f"routes[{index}].function", f"module {route.module!r} is kind {kinds[route.module]!r}; only compute routes call a function")
-            params = set(_ROUTE_PARAM.findall(route.path))
-            for arg in self.spec(route.module).args:
-                unknown = [name for name in ARG_PARAM.findall(arg) if name not in params]
-                if unknown:
-                    raise ConfigError(
-                        f"routes[{index}].path", f"module {route.module!r} has args using {{{unknown[0]}}}, which route {route.path!r} does not have"
-                    )
-
-        for index, selection in enumerate(self.filters):
-            if kinds.get(selection.module) != "filter":
-                what = "declared" if selection.module not in kinds else f"of kind {kinds[selection.module]!r}"
-                raise ConfigError(f"filters[{index}].module", f"module {selection.module!r} is not {what}; a filter entry needs a kind = 'filter' module")
-            if not (selection.routes or selection.tags or selection.prefixes):
-                raise ConfigError(f"filters[{index}]", "select the routes the filter guards: routes, tags or prefixes (prefixes = ['/'] for every route)")
-            for prefix in selection.prefixes:
-                if not prefix.startswith("/"):
-                    raise ConfigError(f"filters[{index}].prefixes", f"prefix {prefix!r} must start with '/'")
 
     def spec(self, name: str) -> ModuleSpec:
         for spec in self.modules:
@@ -347,7 +281,7 @@ class LoaderConfig(EngineConfig, ModuleTable):
 
     @classmethod
     def of(cls, engine: EngineConfig, table: ModuleTable) -> LoaderConfig:
-        """The engine settings of `engine` with the modules, routes and filters of `table`."""
+        """The engine settings of `engine` with the module table `table`."""
         values = {field.name: getattr(engine, field.name) for field in attrs.fields(EngineConfig)}
         values.update({field.name: getattr(table, field.name) for field in attrs.fields(ModuleTable)})
         return cls(**values)

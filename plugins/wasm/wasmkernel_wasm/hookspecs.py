@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 @hookspec
 def wasmkernel_module_loader(app: Application, table: ModuleTable) -> ModuleLoader | None:
     """Provide the WebAssembly module loader (wasmer, wasmtime, ...) running
-    the host's module table `table` (``[plugins.wasm.config]``: modules,
-    routes, filters); raise `wasmkernel.ConfigError` naming a key of that
+    the host's module table `table` (``[plugins.wasm.config]``: modules
+    and their grants); raise `wasmkernel.ConfigError` naming a key of that
     table the loader cannot run (e.g. ``modules[0].compiler``).
 
     Called by the host once, after every plugin is configured, on every

@@ -19,7 +19,7 @@ import structlog
 import trio
 from wasmkernel_health import Supervisor
 
-from wasmkernel import PathPattern, StartupError
+from wasmkernel import StartupError
 from wasmkernel_wasm import (
     NO_EDITS,
     Arg,
@@ -41,7 +41,7 @@ from wasmkernel_wasm import (
 from wasmkernel_wasm.calls import STDOUT_LIMIT, ExportNames, Outcome
 from wasmkernel_wasm.cgi import parse_cgi_output
 from wasmkernel_wasm.config import LoaderConfig, ModuleSpec
-from wasmkernel_wasm.filters import decode_decision, decode_edits, encode_filter_request, encode_filter_response
+from wasmkernel_wasm.filter_wire import decode_decision, decode_edits, encode_filter_request, encode_filter_response
 from wasmkernel_wasm.hostapi import NAMESPACE, abi
 from wasmkernel_wasm.hostapi.capabilities import HostAPI
 from wasmkernel_wasm.imports import check_imports, check_stubs
@@ -146,32 +146,7 @@ class LoaderBase(Generic[L]):
         raise NotImplementedError
 
     def prepare(self, module: str | None = None) -> Sequence[ModuleInfo]:
-        infos = [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
-        self._check_compute_routes(infos)
-        return infos
-
-    def _check_compute_routes(self, infos: Sequence[ModuleInfo]) -> None:
-        """`StartupError` for a compute route whose function the module does not
-        export, or whose path parameters do not match its parameters (count, number types)."""
-        by_name = {info.name: info for info in infos}
-        for index, route in enumerate(self.config.routes):
-            info = by_name.get(route.module)
-            if info is None or info.kind != "compute":
-                continue
-            where = f"plugins.wasm.config.routes[{index}] ({route.path})"
-            signature = next((found for found in info.signatures if found[0] == route.function), None)
-            if signature is None:
-                raise StartupError(f"{where}: module '{route.module}' exports no function '{route.function}'")
-            params = PathPattern.parse(route.path).params
-            compute_body = self.config.spec(route.module).compute_body
-            if compute_body:
-                _check_body_signature(where, route.function, compute_body, signature, len(params))
-                continue
-            if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
-                raise StartupError(
-                    f"{where}: function '{route.function}' takes ({', '.join(signature[1])}); "
-                    f"a compute route passes its {len(params)} path parameter(s) as numbers, in order"
-                )
+        return [self._compile(self._prepare(spec), 1).info for spec in self.config.selected(module)]
 
     def modules(self) -> Sequence[ModuleInfo]:
         return [loaded.info for loaded in self._loaded.values()]
@@ -340,20 +315,6 @@ def _check_argv_entry(prepared: PreparedModule, key: str) -> None:
     missing = [name for name in (spec.alloc, spec.dealloc) if name not in prepared.shape.exports]
     if missing:
         raise StartupError(f"{key}: module '{spec.name}' does not export {', '.join(missing)} (set alloc / dealloc to its allocator's exports)")
-
-
-_BODY_RESULTS = {"bytes": (("i64",),), "u64": (("i32",), ("i64",))}
-
-
-def _check_body_signature(where: str, function: str, compute_body: str, signature: tuple[str, tuple[str, ...], tuple[str, ...]], params: int) -> None:
-    """`StartupError` unless a `compute_body` route has no path parameters and
-    `function` is (i32 ptr, i32 len) -> i64 packed ("bytes") or -> one integer ("u64")."""
-    if params:
-        raise StartupError(f"{where}: module with compute_body = {compute_body!r} gets the body, not path parameters: remove them")
-    if signature[1] != ("i32", "i32") or signature[2] not in _BODY_RESULTS[compute_body]:
-        expected = "(i32, i32) -> i64" if compute_body == "bytes" else "(i32, i32) -> i32 or i64"
-        shape = f"({', '.join(signature[1])}) -> {', '.join(signature[2]) or 'nothing'}"
-        raise StartupError(f"{where}: function '{function}' is {shape}; compute_body = {compute_body!r} needs {expected}")
 
 
 def _logged(parse: Callable[[bytes, str], T], output: bytes, module: str) -> T:

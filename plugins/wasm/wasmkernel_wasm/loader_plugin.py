@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from wasmkernel import ConfigError, ConfiguredPlugin, MetricSource, Route, hookimpl
 from wasmkernel_wasm import ModuleLoader
-from wasmkernel_wasm.config import MOVED_TO_HOST, EngineConfig, LoaderConfig, ModuleTable
+from wasmkernel_wasm.config import MOVED, EngineConfig, LoaderConfig, ModuleTable, refuse_moved
 from wasmkernel_wasm.metrics import CallMetrics
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ class ConfiguredLoader(ModuleLoader, Protocol):
 class LoaderPlugin(ConfiguredPlugin[EngineConfig]):
     """Base of a loader plugin: parses and checks its engine settings (an
     `EngineConfig`; a module table in its section is an error naming where it
-    moved), builds the loader for the host's module table (the host starts it
-    and serves its routes and filters) and reports the loader's call metrics.
+    moved), builds the loader for the host's module table (the host starts it,
+    the wasm-http and wasm-filters plugins serve with it) and reports the loader's call metrics.
     Subclasses set `compilers` and implement `create`."""
 
     config_class = EngineConfig
@@ -42,10 +42,7 @@ class LoaderPlugin(ConfiguredPlugin[EngineConfig]):
 
     @hookimpl
     def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
-        for key in MOVED_TO_HOST:
-            if key in config:
-                where = f"[[plugins.wasm.config.{key}]]" if key != "secret_headers" else f"plugins.wasm.config.{key}"
-                raise ConfigError(key, f"moved to {where} (the module table is the host's, whatever loader runs it); keep only engine settings here")
+        refuse_moved(config, MOVED, "whatever loader runs the modules; keep only engine settings here")
         super().wasmkernel_configure(config, app)
 
     def configured(self) -> None:

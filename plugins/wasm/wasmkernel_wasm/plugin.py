@@ -19,18 +19,21 @@
   ``wasmkernel new-module`` (`wasmkernel_module_templates`).
 
 - Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
-  with their grants, routes, filters, secret headers), whatever loader runs
-  it: the loader plugins' sections hold engine settings only, so switching
-  loader is one line of the registry. Serves the routes and puts the filter
-  modules in the middleware chain (at this plugin's place: move them with
-  the registry's `order`/`before`/`after`).
+  with their grants, secret headers), whatever loader runs it, and
+  offers it as the `MODULE_TABLE` service: the loader plugins' sections hold
+  engine settings only, so switching loader is one line of the registry.
+  Routes serving modules are the wasm-http plugin's
+  (``[[plugins.wasm-http.config.routes]]``), filters the wasm-filters
+  plugin's (``[[plugins.wasm-filters.config.filters]]``): a `routes` or
+  `filters` key here stops startup naming that place. `secret_headers` stay
+  here, beside each module's `grant_headers`: which request headers a module
+  never sees is the host's policy, whichever plugin hands it a request.
 
 Loader plugins require this plugin, so enabling a loader brings it in.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,37 +46,35 @@ from wasmkernel import (
     ConfigError,
     ConfiguredPlugin,
     ErrorMapping,
-    Middleware,
     RegistryError,
-    Route,
     ServiceKey,
     StartupError,
     hookimpl,
 )
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader, hookspecs
 from wasmkernel_wasm.commands import wasm_commands
-from wasmkernel_wasm.config import ModuleTable
+from wasmkernel_wasm.config import ModuleTable, refuse_moved
 from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError, WasmMemoryLimit, WasmTimeout, WasmTrap, WasmUnavailable
-from wasmkernel_wasm.filters import filter_middleware
 from wasmkernel_wasm.hostapi.capability import Capability, GuestSide, HostCapabilities
 from wasmkernel_wasm.hostapi.http import OutboundHttp
 from wasmkernel_wasm.hostapi.keyvalue import MEMORY, KeyValue, KvBackendType, SqliteStores
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS, credential_headers
-from wasmkernel_wasm.routes import bind_routes
 from wasmkernel_wasm.scaffold import module_templates
-from wasmkernel_wasm.service import HOST_CAPABILITIES
+from wasmkernel_wasm.service import HOST_CAPABILITIES, MODULE_TABLE
 
 
 class Plugin(ConfiguredPlugin[ModuleTable]):
     config_class = ModuleTable
     order = 40
     loader: ModuleLoader | None = None
-    #: Request headers carrying credentials (see `wasmkernel_middleware`).
-    credentials: frozenset[str] = CREDENTIAL_HEADERS
 
     @hookimpl
     def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
         pluginmanager.add_hookspecs(hookspecs)
+
+    @hookimpl
+    def wasmkernel_configure(self, config: Mapping[str, Any], app: Application) -> None:
+        refuse_moved(config, ("routes", "filters"), "the triggers are plugins of their own, whatever loader runs the modules")
+        super().wasmkernel_configure(config, app)
 
     def configured(self) -> None:
         self.config.check()
@@ -102,27 +103,8 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
         if len(offered) > 1:
             raise StartupError(f"two module loaders are enabled ({', '.join(name for name, _ in offered)}): enable only one")
         self.loader = offered[0][1] if offered else None
-        return [(HOST_CAPABILITIES, capabilities), *([(MODULE_LOADER, self.loader)] if self.loader is not None else [])]
-
-    @hookimpl
-    def wasmkernel_routes(self, app: Application) -> list[Route]:
-        if self.loader is None:
-            return []
-        return bind_routes(self.loader, self.config, lambda: self.credentials)
-
-    @hookimpl
-    def wasmkernel_middleware(self, app: Application) -> list[Middleware]:
-        # Once every plugin is configured: the headers of every authentication scheme.
-        self.credentials = credential_headers(found for _, found in app.hooks.gather("wasmkernel_authenticators"))
-        if self.loader is None or not self.config.filters:
-            return []
-        config = self.config
-
-        @functools.cache
-        def withheld(module: str) -> frozenset[str]:
-            return config.withheld_headers(config.spec(module), self.credentials)
-
-        return filter_middleware(self.loader, config, withheld, app.routes, where="plugins.wasm.config.filters")
+        loader = [(MODULE_LOADER, self.loader)] if self.loader is not None else []
+        return [(HOST_CAPABILITIES, capabilities), (MODULE_TABLE, self.config), *loader]
 
     @hookimpl
     def wasmkernel_error_statuses(self, app: Application) -> Mapping[type[Exception], ErrorMapping]:

@@ -1,9 +1,9 @@
 """Fixtures shared by the module-loader test suites: a pytest plugin (entry
 point ``pytest11`` of `wasmkernel-wasm`), so tests take them as arguments.
 
-The host's suite runs against every installed loader plugin (`loader_name` is
-parametrized over `LOADERS` in its conftest); a loader plugin's own tests
-define `loader_name` as itself. The guest modules are found under the
+The suites of the host and its triggers run against every installed loader
+plugin (`loader_name` is parametrized over `LOADERS`); a loader plugin's own
+tests define `loader_name` as itself. The guest modules are found under the
 project's root (`wasmkernel.testing.project_root`): ``wasm_modules/dist``.
 """
 
@@ -26,6 +26,8 @@ from wasmkernel_wasm.config import ModuleTable
 
 #: The keys of the host's module table (``[plugins.wasm.config]``).
 TABLE_KEYS = frozenset(field.name for field in attrs.fields(ModuleTable))
+#: The keys configured in a trigger plugin's section: key → plugin.
+TRIGGER_KEYS = {"routes": "wasm-http", "filters": "wasm-filters"}
 
 MODULES = ("matmul", "hello", "wagi_echo", "faults", "hostcalls", "c_forward", "c_numbers")
 LOADERS = ["wasmer-loader", "wasmtime-loader"]
@@ -108,12 +110,30 @@ def config(dist: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 def wasm_plugins(loader: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The registry's plugin tables for a flat `config` (engine settings and
-    module table together, as `base_config` makes it): the module table under
-    ``wasm``, the engine settings under the loader `loader`."""
+    """The registry's plugin tables for a flat `config` (engine settings,
+    module table and triggers together, as `base_config` makes it): the module
+    table under ``wasm``, the routes under ``wasm-http`` and the filters
+    under ``wasm-filters`` (`TRIGGER_KEYS`), the engine settings under the loader `loader`."""
     table = {key: value for key, value in config.items() if key in TABLE_KEYS}
-    engine = {key: value for key, value in config.items() if key not in TABLE_KEYS}
-    return {"wasm": {"config": table}, loader: {"config": engine}}
+    engine = {key: value for key, value in config.items() if key not in TABLE_KEYS and key not in TRIGGER_KEYS}
+    triggers = {plugin: {"config": {key: config[key]}} for key, plugin in TRIGGER_KEYS.items() if key in config}
+    return {"wasm": {"config": table}, **triggers, loader: {"config": engine}}
+
+
+def module_tables(plugins: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat module table and triggers (as `wasm_plugins` takes them) of a
+    registry's ``plugins`` tables: ``wasm``'s config and the trigger plugins' keys."""
+    flat = dict(plugins.get("wasm", {}).get("config", {}))
+    for key, plugin in TRIGGER_KEYS.items():
+        flat[key] = list(plugins.get(plugin, {}).get("config", {}).get(key, []))
+    return flat
+
+
+@pytest.fixture(params=LOADERS)
+def loader_name(request: pytest.FixtureRequest) -> str:
+    """Each loader plugin in turn (skipped where one cannot run): the suites
+    that run against every loader; a loader plugin's own tests override it."""
+    return use_loader(str(request.param))
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from wasmkernel_wasm.artifacts import error_cause
-from wasmkernel_wasm.imports import wasmtime_verdict
+from wasmkernel_wasm.engine import error_cause, wasmtime_verdict
 
 from wasmkernel import StartupError
 from wasmkernel_wasmer_loader.environment import WORKER_VARIABLES

@@ -23,13 +23,23 @@ import attrs
 import structlog
 import trio
 from wasmkernel_wasm import MIB, ModuleInfo, WasmError, WasmUnavailable
-from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
-from wasmkernel_wasm.config import EngineConfig, LoaderConfig
-from wasmkernel_wasm.hostapi.rpc import Server
-from wasmkernel_wasm.imports import WASI, refuse_unsupported
-from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, module_info
-from wasmkernel_wasm.watch import watch_files
+from wasmkernel_wasm.engine import (
+    WASI,
+    EngineConfig,
+    LoaderBase,
+    LoaderConfig,
+    Outcome,
+    PreparedModule,
+    Server,
+    cache_path,
+    compile_cached,
+    emit_logs,
+    module_info,
+    outcome_error,
+    refuse_unsupported,
+    timeout_error,
+    watch_files,
+)
 
 from wasmkernel import StartupError
 from wasmkernel_wasmer_loader.compile import Compiler
@@ -177,7 +187,6 @@ class WasmerLoader(LoaderBase[Loaded]):
         self.host.start()
         # Finding (or, the first time, creating) the environment and compiling block: a thread.
         self._loaded.update(await trio.to_thread.run_sync(self._compile_all, limiter=self.file_threads))
-        self._check_compute_routes(self.modules())
         self._pool = WorkerPool(self._command(), self.config.workers, WASMER_VERSION)
         try:
             if self.config.prewarm and self._loaded:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.loader_plugin import LoaderPlugin
+from wasmkernel_wasm.engine import LoaderConfig, LoaderPlugin
 
 from wasmkernel import Application
 from wasmkernel_wasmer_loader.loader import COMPILERS, WasmerConfig, WasmerLoader

@@ -24,12 +24,20 @@ import structlog
 import trio
 import wasmtime
 from wasmkernel_wasm import ModuleInfo, WasmUnavailable
-from wasmkernel_wasm.artifacts import first_line
-from wasmkernel_wasm.calls import Outcome, emit_logs, outcome_error, timeout_error
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.loader import LoaderBase
-from wasmkernel_wasm.modules import PreparedModule, cache_path, compile_cached, module_info
-from wasmkernel_wasm.watch import watch_files
+from wasmkernel_wasm.engine import (
+    LoaderBase,
+    LoaderConfig,
+    Outcome,
+    PreparedModule,
+    cache_path,
+    compile_cached,
+    emit_logs,
+    first_line,
+    module_info,
+    outcome_error,
+    timeout_error,
+    watch_files,
+)
 
 from wasmkernel import StartupError
 from wasmkernel_wasmtime_loader import runtime
@@ -117,7 +125,6 @@ class WasmtimeLoader(LoaderBase[Loaded]):
                 except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                     raise StartupError(f"wasm module '{spec.name}' cannot be instantiated: {first_line(exc)}") from None
             self._loaded[spec.name] = loaded
-        self._check_compute_routes(self.modules())
         assert self._app is not None, "WasmtimeLoader needs the application (its tick task runs in app.nursery)"
         await self._app.nursery.start(self._background)
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wasmkernel_wasm.config import LoaderConfig
-from wasmkernel_wasm.loader_plugin import LoaderPlugin
+from wasmkernel_wasm.engine import LoaderConfig, LoaderPlugin
 
 from wasmkernel import Application
 from wasmkernel_wasmtime_loader.loader import COMPILERS, WasmtimeLoader

@@ -21,21 +21,22 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import wasmtime
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.artifacts import first_line
-from wasmkernel_wasm.calls import (
+from wasmkernel_wasm.engine import (
     DEFAULT_EXPORTS,
+    NAMESPACE,
     STDERR_LIMIT,
     STDOUT_LIMIT,
     ExportNames,
+    Grants,
     Outcome,
+    abi,
     call_export,
     call_with_argv,
+    first_line,
     handle_export,
     initialize,
     memory_outcome,
 )
-from wasmkernel_wasm.hostapi import NAMESPACE, abi
-from wasmkernel_wasm.hostapi.grants import Grants
 from wasmtime import TrapCode
 
 if TYPE_CHECKING:

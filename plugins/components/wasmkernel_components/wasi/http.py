@@ -661,7 +661,7 @@ def encode_outbound(method: str, url: str, headers: list[tuple[str, str]], body:
 
 
 def decode_reply(data: bytes) -> IncomingResponse:
-    from wasmkernel_wasm.wire import Fields as Reader
+    from wasmkernel_wasm.engine import Fields as Reader
 
     read = Reader(data)
     status = read.u32()
@@ -691,7 +691,7 @@ def _handle(store: Any, handle: ResourceAny, options: ResourceAny | None) -> Ok 
     timeout_ms = max(1, min(timeouts) // 1_000_000) if timeouts else 0
 
     async def perform() -> None:
-        from wasmkernel_wasm.hostapi import HostDenied, HostFailure
+        from wasmkernel_wasm.engine import HostDenied, HostFailure
 
         body = request.body
         if body is not None and isinstance(body.sink, BufferSink):

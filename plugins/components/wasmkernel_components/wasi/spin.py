@@ -34,7 +34,7 @@ def _services() -> tuple[Any, str]:
 
 
 def _kv(op: str, *args: bytes) -> Ok | Err:
-    from wasmkernel_wasm.hostapi import NOT_FOUND, HostDenied, HostFailure
+    from wasmkernel_wasm.engine import NOT_FOUND, HostDenied, HostFailure
 
     services, component = _services()
     if services is None:
@@ -91,7 +91,7 @@ def _exists(store: Any, handle: ResourceAny, key: str) -> Ok | Err:
 
 
 def _keys(store: Any, handle: ResourceAny) -> Ok | Err:
-    from wasmkernel_wasm.wire import Fields as Reader
+    from wasmkernel_wasm.engine import Fields as Reader
 
     _check(store, handle)
     result = _kv("list", b"")

@@ -18,11 +18,8 @@ from typing import Any
 import attrs
 import wasmer
 from wasmer import wasi
-from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.artifacts import first_line, read_cached
-from wasmkernel_wasm.calls import STDERR_LIMIT, STDOUT_LIMIT, Outcome, call_export, call_with_argv, handle_export, initialize, memory_outcome
-from wasmkernel_wasm.hostapi import NAMESPACE, abi
-from wasmkernel_wasm.hostapi.client import Client
+from wasmkernel_wasm import ArrayIn, ArrayOut, portable
+from wasmkernel_wasm.portable import NAMESPACE, Client, Outcome, abi
 
 from wasmkernel_wasmer_loader.worker.wire import ModuleRef
 
@@ -118,7 +115,7 @@ def _module(ref: ModuleRef) -> wasmer.Module:
     cached = _MODULES.get(ref.name)
     if cached is not None and cached[0] == ref.generation:
         return cached[1]
-    module = wasmer.Module.deserialize(_store(), read_cached(Path(ref.artifact), verify=False))
+    module = wasmer.Module.deserialize(_store(), portable.read_cached(Path(ref.artifact), verify=False))
     _MODULES[ref.name] = (ref.generation, module)
     _INSTANCES.pop(ref.name, None)
     return module
@@ -135,7 +132,7 @@ def _new_instance(ref: ModuleRef) -> wasmer.Instance:
         imports = wasmer.ImportObject()
     _register(imports, module, ref)
     instance = wasmer.Instance(module, imports)
-    initialize(_Guest(instance, ref.exports.memory))
+    portable.initialize(_Guest(instance, ref.exports.memory))
     return instance
 
 
@@ -176,18 +173,18 @@ def preload(refs: Sequence[ModuleRef]) -> int:
         try:
             _module(ref)
         except (RuntimeError, OSError, ValueError) as exc:
-            reason = first_line(exc)
+            reason = portable.first_line(exc)
             raise RuntimeError(f"module '{ref.name}': its compiled artifact cannot be loaded ({reason}); remove {ref.artifact} to recompile it") from None
     return os.getpid()
 
 
 def _fault(ref: ModuleRef, instance: wasmer.Instance | None, exc: BaseException) -> Outcome:
     """Classify a guest failure: a trap with memory at its cap is a memory-limit failure."""
-    message = first_line(exc)
+    message = portable.first_line(exc)
     exited = _EXIT.search(str(exc))
     if exited:
         return Outcome(error="exit", message=f"exited with status {exited.group(1)}", value=int(exited.group(1)))
-    memory = memory_outcome(_Guest(instance, ref.exports.memory) if instance is not None else None, ref.memory_limit, message)
+    memory = portable.memory_outcome(_Guest(instance, ref.exports.memory) if instance is not None else None, ref.memory_limit, message)
     if memory is not None:
         _INSTANCES.pop(ref.name, None)
         return memory
@@ -212,12 +209,12 @@ def _with_host(ref: ModuleRef, body: Callable[[_Guest], Outcome]) -> Outcome:
 
 def call(ref: ModuleRef, function: str, args: Sequence[int | float | ArrayIn | ArrayOut]) -> Outcome:
     """Call a compute export, copying `ArrayIn`s in and `ArrayOut`s back out."""
-    return _with_host(ref, lambda guest: call_export(guest, function, args, ref.memory_limit, ref.exports))
+    return _with_host(ref, lambda guest: portable.call_export(guest, function, args, ref.memory_limit, ref.exports))
 
 
 def handle(ref: ModuleRef, request: bytes, export: str = "handle") -> Outcome:
     """Run `handle(req_ptr, req_len)` (or a filter's `on_request`/`on_response`); the outcome's value is the bytes returned."""
-    return _with_host(ref, lambda guest: handle_export(guest, request, ref.exports, export))
+    return _with_host(ref, lambda guest: portable.handle_export(guest, request, ref.exports, export))
 
 
 def run_wasi(
@@ -250,7 +247,7 @@ def run_wasi(
         _register(imports, module, ref)
         instance = wasmer.Instance(module, imports)
         program = _Guest(instance, ref.exports.memory)
-        call = functools.partial(call_with_argv, program, entry, argv, ref.exports) if argv_pointer else None
+        call = functools.partial(portable.call_with_argv, program, entry, argv, ref.exports) if argv_pointer else None
         stdout, stderr, status, problem = _run_start(program, stdin, scratch, entry, call)
         return problem if problem is not None else Outcome(value=stdout, stderr=stderr, exit_status=status)
     except (RuntimeError, abi.Trap) as exc:  # abi.Trap: a stub was called
@@ -276,7 +273,7 @@ def _run_start(guest: _Guest, stdin: bytes, scratch: str, entry: str, call: Call
         if function is None:
             raise RuntimeError(f"no exported function {entry!r}")
         if entry != "_start":
-            initialize(guest)
+            portable.initialize(guest)
         if call is not None:
             problem = call()
         else:
@@ -292,7 +289,7 @@ def _run_start(guest: _Guest, stdin: bytes, scratch: str, entry: str, call: Call
         for fd in (*saved, *fds):
             os.close(fd)
     with open(paths[1], "rb") as out, open(paths[2], "rb") as err:
-        return out.read(STDOUT_LIMIT), err.read(STDERR_LIMIT), status, problem
+        return out.read(portable.STDOUT_LIMIT), err.read(portable.STDERR_LIMIT), status, problem
 
 
 def compile_module(wasm: bytes, compiler: str) -> bytes:

@@ -27,9 +27,7 @@ from typing import Any
 
 import attrs
 from wasmkernel_wasm import ArrayIn, ArrayOut
-from wasmkernel_wasm.calls import DEFAULT_EXPORTS, ExportNames, Outcome
-from wasmkernel_wasm.hostapi.abi import LEVELS
-from wasmkernel_wasm.hostapi.grants import Grants
+from wasmkernel_wasm.portable import DEFAULT_EXPORTS, LEVELS, ExportNames, Grants, Outcome
 
 HEADER = struct.Struct("<Q")
 PROTOCOL = 5

@@ -214,7 +214,7 @@ def test_a_selector_that_selects_nothing_stops_startup(loader_name: str, dist: P
     """Issue 27 item 7: a typo in a route name must not leave a security filter off."""
     config = filters_config(dist, tmp_path / "cache")
     config["filters"][1] = {"module": "rule", **selection}
-    with pytest.raises(StartupError, match=rf"plugins.wasm.config.filters\[1\] \(filter module 'rule'\) selects no route with {named}"):
+    with pytest.raises(StartupError, match=rf"plugins.wasm-filters.config.filters\[1\] \(filter module 'rule'\) selects no route with {named}"):
         make(loader_name, config)
     config["filters"][1]["allow_unused"] = True
     with capture_logs() as logs:
@@ -241,11 +241,11 @@ kind = "http"
 name = "rule"
 path = "{dist / "header_rule.wasm"}"
 kind = "filter"
-[[plugins.wasm.config.routes]]
+[[plugins.wasm-http.config.routes]]
 path = "/x/{{op}}"
 module = "hc"
 name = "links-create"
-[[plugins.wasm.config.filters]]
+[[plugins.wasm-filters.config.filters]]
 module = "rule"
 routes = ["links-craete"]
 """

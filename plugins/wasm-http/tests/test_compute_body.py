@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import wasmtime
-from wasmkernel_wasm.testing import loader_of
 
 from wasmkernel import RegistryError, StartupError
 from wasmkernel.testing import running
@@ -79,14 +78,16 @@ async def test_integer_results_as_unsigned(make_app: Any, config: dict[str, Any]
 @pytest.mark.parametrize(("compute_body", "function"), [("bytes", "wrong"), ("bytes", "sum32"), ("u64", "wrong")])
 async def test_bad_signature_stops_startup(make_app: Any, config: dict[str, Any], tmp_path: Path, compute_body: str, function: str) -> None:
     with pytest.raises(StartupError, match=rf"function '{function}' is .*compute_body = '{compute_body}' needs"):
-        loader_of(make_app(with_module(config, tmp_path, compute_body, function))).prepare()
+        async with running(make_app(with_module(config, tmp_path, compute_body, function))):
+            pass
 
 
 async def test_path_parameters_are_refused(make_app: Any, config: dict[str, Any], tmp_path: Path) -> None:
     entry = with_module(config, tmp_path, "bytes", "shout")
     entry["routes"][-1]["path"] = "/bytes/{n:int}"
     with pytest.raises(StartupError, match="gets the body, not path parameters"):
-        loader_of(make_app(entry)).prepare()
+        async with running(make_app(entry)):
+            pass
 
 
 def test_compute_body_only_for_compute_modules(make_app: Any, config: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Filter modules (kind = "filter"): WebAssembly middleware (see docs/wasm-abi.md).
 
-A loader's ``[[filters]]`` entry names a filter module and selects the routes
+A ``[[plugins.wasm-filters.config.filters]]`` entry names a filter module and selects the routes
 it guards (route names, tags, path prefixes); every other route is built
 without it (per-route elision). A prefix selects every route that *can serve*
 a path under it, placeholders included (``/pp/admin`` selects
@@ -19,17 +19,17 @@ module's `on_request` with the request (and, if `body = true`, the body up
 to `max_body_bytes`; more is a 413) and then responds for it, or edits the
 request's headers and calls the next handler; the answer may also edit the
 response's headers, and an `on_response` export is called with the final
-status and headers. Every byte a module returns is checked: a final status,
-RFC 9110 header names and values, no connection-specific, `host` or
-`content-length` header; anything else is a 502.
+status and headers. What a module returns is checked by the host (the
+engine's filter wire format): anything unsendable is a 502.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 
 import structlog
+from wasmkernel_wasm import FilterDecision, FilterRequest, FilterResponse, HeaderEdits, ModuleLoader
+from wasmkernel_wasm.engine import kernel_response
 
 from wasmkernel import (
     Connection,
@@ -44,117 +44,10 @@ from wasmkernel import (
     StartupError,
     WebSocket,
     WebSocketHandler,
-    header_problem,
 )
-from wasmkernel_wasm import (
-    FilterDecision,
-    FilterRequest,
-    FilterResponse,
-    HeaderEdits,
-    ModuleLoader,
-    WasmBadResponse,
-)
-from wasmkernel_wasm.config import FilterSpec, ModuleTable
-from wasmkernel_wasm.routes import kernel_response
-from wasmkernel_wasm.wire import Fields, checked_response, put_field
+from wasmkernel_wasm_filters.config import FilterSpec
 
 log = structlog.get_logger("wasmkernel.wasm")
-
-_U32 = struct.Struct("<I")
-CONTINUE, RESPOND = 0, 1
-#: Headers a filter may not add or remove: the server owns them.
-RESERVED = frozenset({"host", "content-length"})
-
-
-# -- wire format ------------------------------------------------------------------
-
-
-def _pairs(out: bytearray, pairs: Iterable[tuple[str, str]]) -> None:
-    items = list(pairs)
-    out += _U32.pack(len(items))
-    for name, value in items:
-        put_field(out, name.encode())
-        put_field(out, value.encode())
-
-
-def encode_filter_request(request: FilterRequest) -> bytes:
-    """field(method) field(path) field(query) field(route) pairs(headers) u32 has_body field(body)."""
-    out = bytearray()
-    for value in (request.method, request.path, request.query, request.route):
-        put_field(out, value.encode())
-    _pairs(out, request.headers)
-    out += _U32.pack(0 if request.body is None else 1)
-    put_field(out, request.body or b"")
-    return bytes(out)
-
-
-def encode_filter_response(response: FilterResponse) -> bytes:
-    """field(method) field(path) u32 status pairs(headers)."""
-    out = bytearray()
-    put_field(out, response.method.encode())
-    put_field(out, response.path.encode())
-    out += _U32.pack(response.status)
-    _pairs(out, response.headers)
-    return bytes(out)
-
-
-class _Reader(Fields):
-    def count(self, least: int) -> int:
-        count = self.u32()
-        if count * least > len(self.data) - self.pos:
-            raise ValueError("count exceeds the buffer")
-        return count
-
-    def edits(self) -> HeaderEdits:
-        add = tuple((self.field().decode(), self.field().decode()) for _ in range(self.count(8)))
-        remove = tuple(self.field().decode() for _ in range(self.count(4)))
-        return HeaderEdits(add, remove)
-
-
-def _checked_edits(edits: HeaderEdits, module: str) -> HeaderEdits:
-    for name, value in (*edits.add, *((name, "") for name in edits.remove)):
-        problem = header_problem(name, value)
-        if problem is None and name.lower() in RESERVED:
-            problem = f"header {name!r} is set by the server, not by a filter"
-        if problem is not None:
-            raise WasmBadResponse(f"filter module '{module}' returned an unusable header edit: {problem}")
-    return HeaderEdits(tuple((name.lower(), value) for name, value in edits.add), tuple(name.lower() for name in edits.remove))
-
-
-def decode_decision(data: bytes, module: str) -> FilterDecision:
-    """Parse what `on_request` returned; `WasmBadResponse` (502) if it is malformed or unsendable."""
-    reader = _Reader(data)
-    try:
-        action = reader.u32()
-        if action == RESPOND:
-            status = reader.u32()
-            headers = tuple((reader.field().decode(), reader.field().decode()) for _ in range(reader.count(8)))
-            body = reader.field()
-            reader.end()
-        elif action == CONTINUE:
-            request, response = reader.edits(), reader.edits()
-            reader.end()
-        else:
-            raise ValueError(f"unknown action {action}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WasmBadResponse(f"filter module '{module}' returned a malformed decision", reason=str(exc)) from None
-    if action == RESPOND:
-        return FilterDecision(respond=checked_response(status, headers, body, module))
-    return FilterDecision(request=_checked_edits(request, module), response=_checked_edits(response, module))
-
-
-def decode_edits(data: bytes, module: str) -> HeaderEdits:
-    """Parse what `on_response` returned (`WasmBadResponse` if malformed or unsendable)."""
-    reader = _Reader(data)
-    try:
-        edits = reader.edits()
-        reader.end()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WasmBadResponse(f"filter module '{module}' returned malformed response edits", reason=str(exc)) from None
-    return _checked_edits(edits, module)
-
-
-# -- the middleware ------------------------------------------------------------------
 
 
 def _under(path: str, base: str) -> bool:
@@ -224,7 +117,7 @@ def _apply(headers: Headers, edits: HeaderEdits) -> None:
 
 
 def filter_middleware(
-    loader: ModuleLoader, config: ModuleTable, withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
+    loader: ModuleLoader, specs: Iterable[FilterSpec], withheld: Callable[[str], frozenset[str]], routes: Iterable[Route], where: str = "filters"
 ) -> list[Middleware]:
     """One `Middleware` per ``[[filters]]`` entry, in that order (the first is
     outermost); `withheld(module)` names the request headers the module must
@@ -232,7 +125,7 @@ def filter_middleware(
     no route (unless `allow_unused`) and for a selection a filter cannot guard."""
     known = list(routes)
     links = []
-    for index, spec in enumerate(config.filters):
+    for index, spec in enumerate(specs):
         unused = _unused(spec, known)
         if unused and not spec.allow_unused:
             raise StartupError(

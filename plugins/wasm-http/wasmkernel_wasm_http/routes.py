@@ -1,22 +1,17 @@
 """Routes bound to modules from the registry: HTTP handlers, WASI commands
-and compute functions (route parameters as numbers, the result as JSON)."""
+and compute functions (route parameters as numbers, the result as JSON), and
+the startup check of compute routes against the functions their modules export."""
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from wasmkernel import BadRequest, JSONResponse, Request, Response, ResponseSpec, Route
-from wasmkernel_wasm import (
-    ArrayIn,
-    ModuleLoader,
-    WasmRequest,
-    WasmResponse,
-)
-from wasmkernel_wasm.cgi import cgi_env
-from wasmkernel_wasm.config import ModuleSpec, ModuleTable
-from wasmkernel_wasm.requests import CREDENTIAL_HEADERS
+from wasmkernel_wasm import ArrayIn, ModuleInfo, ModuleLoader, WasmRequest
+from wasmkernel_wasm.engine import ModuleSpec, ModuleTable, cgi_env, kernel_response
+
+from wasmkernel import BadRequest, JSONResponse, PathPattern, Request, Response, ResponseSpec, Route, StartupError
+from wasmkernel_wasm_http.config import RouteSpec
 
 #: What a compute route answers: the function's result.
 COMPUTE_RESULT = ResponseSpec(
@@ -38,31 +33,13 @@ async def wasm_request(request: Request, withheld: frozenset[str] = frozenset())
     )
 
 
-def _withheld(config: ModuleTable, module: str, credentials: Callable[[], Iterable[str]]) -> Callable[[], frozenset[str]]:
-    """The headers `module` must not see, worked out on first use (once every
-    authenticator is known)."""
-
-    @functools.cache
-    def names() -> frozenset[str]:
-        return config.withheld_headers(config.spec(module), credentials())
-
-    return names
-
-
-def kernel_response(result: WasmResponse) -> Response:
-    """The kernel response for what a module answered."""
-    return Response(result.body, status=result.status, headers=list(result.headers))
-
-
-def bind_routes(loader: ModuleLoader, config: ModuleTable, credentials: Callable[[], Iterable[str]] = lambda: CREDENTIAL_HEADERS) -> list[Route]:
-    """Kernel routes serving the configured http and wasi modules; no module
-    sees a header named by `credentials()` or the config's `secret_headers`
-    unless its `grant_headers` lists it."""
+def bind_routes(loader: ModuleLoader, table: ModuleTable, specs: Iterable[RouteSpec], withheld: Callable[[str], frozenset[str]]) -> list[Route]:
+    """Kernel routes serving `specs` with the modules of `table`; no module
+    sees the request headers `withheld(module)` names."""
     routes = []
-    for spec in config.routes:
-        kind = config.spec(spec.module).kind
-        withheld = _withheld(config, spec.module, credentials)
-        module = config.spec(spec.module)
+    for spec in specs:
+        module = table.spec(spec.module)
+        kind = module.kind
         if kind == "compute" and module.compute_body:
             endpoint = _body_endpoint(loader, module, spec.function)
         elif kind == "compute":
@@ -86,9 +63,9 @@ def bind_routes(loader: ModuleLoader, config: ModuleTable, credentials: Callable
     return routes
 
 
-def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
+def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[str], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        wreq = await wasm_request(request, withheld())
+        wreq = await wasm_request(request, withheld(module))
         async with request.cancelled_on_disconnect():
             result = await loader.handle_http(module, wreq)
         return kernel_response(result)
@@ -96,9 +73,9 @@ def _http_endpoint(loader: ModuleLoader, module: str, withheld: Callable[[], fro
     return endpoint
 
 
-def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Callable[[], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
+def _wasi_endpoint(loader: ModuleLoader, module: str, route: str, withheld: Callable[[str], frozenset[str]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        wreq = await wasm_request(request, withheld())
+        wreq = await wasm_request(request, withheld(module))
         host = (request.headers.get("host") or "localhost").rsplit(":", 1)
         server = request.scope.get("server") or ("localhost", 80)
         env = cgi_env(wreq, route, server_name=host[0], server_port=str(server[1]))
@@ -146,3 +123,42 @@ def _compute_endpoint(loader: ModuleLoader, module: str, function: str) -> Calla
         return JSONResponse({"value": result.value})
 
     return endpoint
+
+
+def check_compute_routes(specs: Sequence[RouteSpec], table: ModuleTable, infos: Iterable[ModuleInfo], where: str) -> None:
+    """`StartupError` for a compute route whose function the module does not
+    export, or whose path parameters do not match its parameters (count,
+    number types); `where` is the registry key of the routes (``{where}[i]``)."""
+    by_name = {info.name: info for info in infos}
+    for index, route in enumerate(specs):
+        info = by_name.get(route.module)
+        if info is None or info.kind != "compute":
+            continue
+        at = f"{where}[{index}] ({route.path})"
+        signature = next((found for found in info.signatures if found[0] == route.function), None)
+        if signature is None:
+            raise StartupError(f"{at}: module '{route.module}' exports no function '{route.function}'")
+        params = PathPattern.parse(route.path).params
+        compute_body = table.spec(route.module).compute_body
+        if compute_body:
+            _check_body_signature(at, route.function, compute_body, signature, len(params))
+            continue
+        if len(params) != len(signature[1]) or not set(signature[1]) <= {"i32", "i64", "f32", "f64"}:
+            raise StartupError(
+                f"{at}: function '{route.function}' takes ({', '.join(signature[1])}); "
+                f"a compute route passes its {len(params)} path parameter(s) as numbers, in order"
+            )
+
+
+_BODY_RESULTS = {"bytes": (("i64",),), "u64": (("i32",), ("i64",))}
+
+
+def _check_body_signature(where: str, function: str, compute_body: str, signature: tuple[str, tuple[str, ...], tuple[str, ...]], params: int) -> None:
+    """`StartupError` unless a `compute_body` route has no path parameters and
+    `function` is (i32 ptr, i32 len) -> i64 packed ("bytes") or -> one integer ("u64")."""
+    if params:
+        raise StartupError(f"{where}: module with compute_body = {compute_body!r} gets the body, not path parameters: remove them")
+    if signature[1] != ("i32", "i32") or signature[2] not in _BODY_RESULTS[compute_body]:
+        expected = "(i32, i32) -> i64" if compute_body == "bytes" else "(i32, i32) -> i32 or i64"
+        shape = f"({', '.join(signature[1])}) -> {', '.join(signature[2]) or 'nothing'}"
+        raise StartupError(f"{where}: function '{function}' is {shape}; compute_body = {compute_body!r} needs {expected}")
