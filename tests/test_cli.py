@@ -1,5 +1,5 @@
 """The kernel's command line: the built-in plugins' commands (`run`, `check`,
-`plugins`, `routes`, `new-plugin`) are always there; every other command
+`plugins`, `routes`, `new-plugin`, `init`, `new-module`) are always there; every other command
 comes from a plugin the registry enables (`wasmkernel_commands`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import wasmkernel
 from wasmkernel.cli import main
 
 
-@pytest.mark.parametrize("command", ["run", "check", "plugins", "routes", "new-plugin", "init"])
+@pytest.mark.parametrize("command", ["run", "check", "plugins", "routes", "new-plugin", "init", "new-module"])
 def test_built_in_commands_need_no_plugin_in_the_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
     registry = tmp_path / "registry.toml"
     registry.write_text("[plugins.router]\n")

@@ -45,7 +45,8 @@ def _plugin_commands(registry_path: str | None) -> tuple[list[Command], str]:
         manager = plugin_loading.new_manager()
         loaded = plugin_loading.load_enabled(Registry(path=path, plugins=()), manager)
         origin = f"plugins' commands are missing: {exc}"
-    return [command for _, command in Hooks(manager, loaded).gather("wasmkernel_commands")], origin
+    hooks = Hooks(manager, loaded)
+    return [command for _, command in hooks.gather("wasmkernel_commands", hooks=hooks)], origin
 
 
 def build_parser(registry_path: str | None) -> tuple[argparse.ArgumentParser, list[str]]:

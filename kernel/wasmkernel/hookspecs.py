@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from wasmkernel.auth import AccessPolicy, Authenticator
     from wasmkernel.boundary import ErrorMapping, ErrorRenderer
     from wasmkernel.cli import Command
+    from wasmkernel.hooks import Hooks
     from wasmkernel.metrics import MetricSource
     from wasmkernel.middleware import Middleware
     from wasmkernel.routing import Route, Router
@@ -208,7 +209,13 @@ def wasmkernel_metric_sources(app: Application) -> Iterable[MetricSource] | None
 
 
 @hookspec
-def wasmkernel_commands() -> Iterable[Command] | None:
+def wasmkernel_commands(hooks: Hooks) -> Iterable[Command] | None:
     """Contribute ``wasmkernel`` subcommands: called on the registry's enabled
     plugins when the CLI starts (before any configuration); a command that
-    needs the application builds it with `wasmkernel.load_application`."""
+    needs the application builds it with `wasmkernel.load_application`.
+
+    `hooks` calls hooks on the same plugins, with no application: a plugin
+    whose command offers what other plugins contribute adds a hook for it
+    (`wasmkernel_addhooks`) that takes no ``app`` and gathers it here, e.g.
+    the scaffold plugin's ``hooks.gather("wasmkernel_module_templates")``.
+    Implementations that need nothing omit the argument."""

@@ -1,6 +1,9 @@
 """The scaffold plugin: ``wasmkernel new-plugin NAME [--directory DIR]``
 creates a plugin package (``templates/plugin``) that passes its own tests;
-``wasmkernel init DIR`` a project that serves (see `project`).
+``wasmkernel init DIR`` a project that serves (see `project`);
+``wasmkernel new-module NAME --lang L --kind K`` a guest module from the
+template sets plugins contribute (adds `wasmkernel_module_templates`, see
+`modules`).
 
 Config: none (it only contributes commands).
 """
@@ -11,7 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from wasmkernel import Command, __version__, hookimpl
+import pluggy
+
+from wasmkernel import Command, Hooks, __version__, hookimpl
+from wasmkernel_scaffold import hookspecs
+from wasmkernel_scaffold.modules import new_module_command
 from wasmkernel_scaffold.project import LOADERS, init_project
 from wasmkernel_scaffold.render import check_name, render_templates
 
@@ -73,8 +80,13 @@ class Plugin:
     order = 90
 
     @hookimpl
-    def wasmkernel_commands(self) -> list[Command]:
+    def wasmkernel_addhooks(self, pluginmanager: pluggy.PluginManager) -> None:
+        pluginmanager.add_hookspecs(hookspecs)
+
+    @hookimpl
+    def wasmkernel_commands(self, hooks: Hooks) -> list[Command]:
         return [
             Command("new-plugin", "scaffold a third-party plugin package", new_plugin, _arguments),
             Command("init", "create a project folder that serves: the default registry and its prebuilt modules", init, _init_arguments),
+            new_module_command((plugin.name, template) for plugin, template in hooks.gather("wasmkernel_module_templates")),
         ]

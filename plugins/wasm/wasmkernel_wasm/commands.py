@@ -1,4 +1,4 @@
-"""The `wasmkernel wasm` command (list, reload, build) and `wasmkernel new-module`."""
+"""The `wasmkernel wasm` command (list, reload, build)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 from wasmkernel_introspect import listed_application, print_table, quiet_logs
 from wasmkernel_modules import BUILD_SCRIPT
 
-from wasmkernel import Command, StartupError, default_registry_path, load_registry
+from wasmkernel import Command, StartupError, default_registry_path
 from wasmkernel_wasm import MODULE_LOADER, ModuleLoader
-from wasmkernel_wasm.scaffold import KINDS, LANGUAGES, scaffold_module
 
 
 def _loader_of(args: argparse.Namespace) -> ModuleLoader:
@@ -73,35 +72,8 @@ def _wasm_arguments(parser: argparse.ArgumentParser) -> None:
     build.set_defaults(wasm_handler=_wasm_build)
 
 
-def _new_module(args: argparse.Namespace) -> int:
-    registry = load_registry(args.registry)
-    try:
-        made = scaffold_module(args.name, args.lang, args.kind, registry.path.parent, Path(args.directory) if args.directory else None)
-    except (ValueError, FileExistsError) as exc:
-        print(f"wasmkernel: {exc}", file=sys.stderr)
-        return 1
-    print(f"created {made.directory} ({args.lang}, kind {args.kind})")
-    print(f"build:  wasmkernel wasm build {made.directory}    # writes {made.wasm}")
-    print(f"enable: add to {registry.path}:\n")
-    print(made.registry_lines)
-    return 0
-
-
-def _new_module_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="module name, e.g. my-module")
-    parser.add_argument("--lang", required=True, choices=LANGUAGES, help="guest language")
-    parser.add_argument("--kind", required=True, choices=KINDS, help="how the module serves (docs/wasm-abi.md)")
-    parser.add_argument("--directory", default=None, help="where to create it (default: wasm_modules/<name> next to the registry)")
-
-
 def wasm_commands() -> list[Command]:
-    """``wasmkernel wasm list|reload|build`` and ``wasmkernel new-module`` (the host's `wasmkernel_commands`)."""
+    """``wasmkernel wasm list|reload|build`` (the host's `wasmkernel_commands`)."""
     return [
         Command("wasm", "WebAssembly modules: list, reload NAME, build", lambda args: int(args.wasm_handler(args)), _wasm_arguments),
-        Command(
-            "new-module",
-            "scaffold a WebAssembly guest module (Rust, C, AssemblyScript; Python, JavaScript components) and print its registry lines",
-            _new_module,
-            _new_module_arguments,
-        ),
     ]

@@ -14,7 +14,9 @@
   them.
 - ``wasmkernel check`` compiles every declared module; ``/readyz`` is not
   ready while a loader's background task is down (its detail, for a local
-  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``.
+  or authenticated view, lists the modules and the tasks); ``wasmkernel wasm list | reload NAME | build``;
+  contributes its guest-module templates to the scaffold plugin's
+  ``wasmkernel new-module`` (`wasmkernel_module_templates`).
 
 - Owns the module table (``[plugins.wasm.config]``, `ModuleTable`: modules
   with their grants, secret headers), whatever loader runs it, and
@@ -36,6 +38,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
+from wasmkernel_scaffold import ModuleTemplate
 
 from wasmkernel import (
     Application,
@@ -55,6 +58,7 @@ from wasmkernel_wasm.errors import WasmBadArguments, WasmBadResponse, WasmError,
 from wasmkernel_wasm.hostapi.capability import Capability, GuestSide, HostCapabilities
 from wasmkernel_wasm.hostapi.http import OutboundHttp
 from wasmkernel_wasm.hostapi.keyvalue import MEMORY, KeyValue, KvBackendType, SqliteStores
+from wasmkernel_wasm.scaffold import module_templates
 from wasmkernel_wasm.service import HOST_CAPABILITIES, MODULE_TABLE
 
 
@@ -137,3 +141,7 @@ class Plugin(ConfiguredPlugin[ModuleTable]):
     @hookimpl
     def wasmkernel_commands(self) -> list[Command]:
         return wasm_commands()
+
+    @hookimpl(optionalhook=True)
+    def wasmkernel_module_templates(self) -> list[ModuleTemplate]:
+        return module_templates()

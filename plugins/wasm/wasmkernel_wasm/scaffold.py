@@ -1,7 +1,8 @@
-"""`wasmkernel new-module NAME --lang L --kind K`: a guest module folder from
-the templates in ``templates/module/<lang>-<kind>/`` that builds with
-``wasmkernel wasm build PATH`` and serves as generated, and the registry
-lines that enable it (``templates/module/registry/<kind>.toml``).
+"""The template sets this plugin contributes to the scaffold plugin's
+``wasmkernel new-module`` (`wasmkernel_module_templates`): a guest module
+folder for each language and kind, ``templates/module/<lang>-<kind>/``, that
+builds with ``wasmkernel wasm build PATH`` and serves as generated, and the
+registry lines that enable it (``templates/module/registry/<kind>.toml``).
 
 The folder names its SDK portably (the Rust crate as ``wasmkernel-guest =
 "0.1"``, the C header as ``wasmkernel.h``, AssemblyScript as
@@ -10,45 +11,20 @@ package supplies them, so a module folder builds wherever it is."""
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 
-import attrs
-from wasmkernel_scaffold import check_name, render_templates
+from wasmkernel_scaffold import ModuleTemplate
 
 TEMPLATES = Path(__file__).parent / "templates" / "module"
-LANGUAGES = ("rust", "c", "assemblyscript", "python", "javascript")
+LANGUAGES = ("rust", "c", "assemblyscript")
 KINDS = ("compute", "http", "filter", "wasi")
-#: Languages whose modules are WASI 0.2 components (served by the components plugin): their kinds.
-COMPONENT_LANGUAGES = {"python": ("http",), "javascript": ("http",)}
+#: Languages whose modules are WASI 0.2 components of kind http (served by the components plugin).
+COMPONENT_LANGUAGES = ("python", "javascript")
 
 
-@attrs.frozen
-class Scaffolded:
-    """A created module folder, where `wasmkernel wasm build` puts its binary
-    (`wasm`, relative to the registry's directory) and the registry lines
-    that enable it."""
-
-    directory: Path
-    wasm: str
-    registry_lines: str
-
-
-def scaffold_module(name: str, lang: str, kind: str, project: Path, directory: Path | None = None) -> Scaffolded:
-    """Create module `name` in `directory` (default ``<project>/wasm_modules/<name>``);
-    `project` is the registry's directory, whose ``wasm_modules/dist/`` gets
-    the binary. `ValueError` for a bad name, language or kind;
-    `FileExistsError` if `directory` is not empty."""
-    check_name(name, "module")
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
-    if lang in COMPONENT_LANGUAGES and kind not in COMPONENT_LANGUAGES[lang]:
-        raise ValueError(f"{lang} modules are WASI 0.2 components of kind {', '.join(COMPONENT_LANGUAGES[lang])} only (served by the components plugin)")
-    target = (directory or project / "wasm_modules" / name).resolve()
-    render_templates(TEMPLATES / f"{lang}-{kind}", target, {"name": name, "kind": kind})
-    wasm = f"wasm_modules/dist/{target.name}.wasm"
-    registry = f"component-{kind}" if lang in COMPONENT_LANGUAGES else kind
-    lines = string.Template((TEMPLATES / "registry" / f"{registry}.toml").read_text(encoding="utf-8")).substitute(name=name, wasm=wasm)
-    return Scaffolded(target, wasm, lines)
+def module_templates() -> list[ModuleTemplate]:
+    """Every (language, kind) this plugin scaffolds: the core-module
+    languages in every kind, then the component languages' http handlers."""
+    core = [ModuleTemplate(lang, kind, TEMPLATES / f"{lang}-{kind}", TEMPLATES / "registry" / f"{kind}.toml") for lang in LANGUAGES for kind in KINDS]
+    components = [ModuleTemplate(lang, "http", TEMPLATES / f"{lang}-http", TEMPLATES / "registry" / "component-http.toml") for lang in COMPONENT_LANGUAGES]
+    return core + components
