@@ -99,5 +99,5 @@ def test_bad_entries_stop_startup(make_app: Any, config: dict[str, Any], tmp_pat
 
 
 def test_argv_pointer_needs_a_reactor_entry(make_app: Any, config: dict[str, Any], tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match=r"argv_pointer.*_start takes no arguments"):
+    with pytest.raises(RegistryError, match=r"\[plugins\.wasm\] config\.modules\[\d+\]\.argv_pointer: .*_start takes no arguments"):
         make_app(with_reactor(config, tmp_path, entry="_start"))

@@ -73,5 +73,5 @@ async def test_without_stubs_the_module_is_refused(make_app: Any, config: dict[s
     ],
 )
 async def test_misnamed_stubs_stop_startup_naming_the_key(make_app: Any, config: dict[str, Any], tmp_path: Path, stubs: list[str], problem: str) -> None:
-    with pytest.raises(StartupError, match=rf"modules\[\d+\]\.stub_imports: .*{problem}"):
+    with pytest.raises(StartupError, match=rf"plugins\.wasm\.config\.modules\[\d+\]\.stub_imports: .*{problem}"):
         loader_of(make_app(with_program(config, tmp_path, stub_imports=stubs))).prepare("prog")

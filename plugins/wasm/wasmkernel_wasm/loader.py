@@ -135,10 +135,10 @@ class LoaderBase(Generic[L]):
         self._refuse_unsupported(prepared)
         provided = self.host_functions if spec.kind != "wasi" else ()
         index = self.config.modules.index(spec)
-        check_stubs(prepared, provided, f"plugins.{self.runtime}-loader.config.modules[{index}].stub_imports")
+        check_stubs(prepared, provided, f"plugins.wasm.config.modules[{index}].stub_imports")
         check_imports(prepared, provided, self.runtime)
         if spec.argv_pointer:
-            _check_argv_entry(prepared, f"plugins.{self.runtime}-loader.config.modules[{index}].argv_pointer")
+            _check_argv_entry(prepared, f"plugins.wasm.config.modules[{index}].argv_pointer")
         return prepared
 
     def _compile(self, prepared: PreparedModule, generation: int) -> L:

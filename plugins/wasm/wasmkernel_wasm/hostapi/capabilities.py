@@ -57,11 +57,11 @@ class Scope(Protocol):
     def detach(self, scope: trio.CancelScope) -> None: ...
 
 
-def grants_of(spec: ModuleSpec, index: int, loader: str) -> Grants:
-    """The picklable grants of the module declared at `modules[index]`."""
+def grants_of(spec: ModuleSpec, index: int, section: str) -> Grants:
+    """The picklable grants of the module declared at ``[plugins.<section>.config] modules[index]``."""
     return Grants(
         module=spec.name,
-        entry=f"plugins.{loader}.config.modules[{index}]",
+        entry=f"plugins.{section}.config.modules[{index}]",
         log=spec.log,
         vars=tuple(sorted(spec.vars.items())) if spec.vars is not None else None,
         kv=spec.kv is not None,
@@ -78,8 +78,9 @@ def granted(spec: ModuleSpec) -> dict[str, object]:
 class HostAPI:
     """The capabilities bound to a host's modules (a loader's, the components')."""
 
-    def __init__(self, config: LoaderConfig, base: Path, loader: str) -> None:
-        self.grants = {spec.name: grants_of(spec, index, loader) for index, spec in enumerate(config.modules)}
+    def __init__(self, config: LoaderConfig, base: Path, section: str) -> None:
+        """`section`: the plugin whose registry section declares the modules (wasm, components)."""
+        self.grants = {spec.name: grants_of(spec, index, section) for index, spec in enumerate(config.modules)}
         self._granted = [(self.grants[spec.name], granted(spec)) for spec in config.modules]
         self._base = base
         self._operations: dict[str, tuple[str, Operation]] = {}
