@@ -36,10 +36,13 @@ def expensive_first(items: list[pytest.Item]) -> list[pytest.Item]:
         marked = {mark.name for mark in item.iter_markers()}
         return next((index for index, names in enumerate(EXPENSIVE) if marked.intersection(names)), len(EXPENSIVE))
 
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
     files: dict[str, int] = {}
     for item in items:
-        files[item.nodeid.split("::", 1)[0]] = min(files.get(item.nodeid.split("::", 1)[0], len(EXPENSIVE)), rank(item))
-    return sorted(items, key=lambda item: files[item.nodeid.split("::", 1)[0]])
+        files[file_of(item)] = min(files.get(file_of(item), len(EXPENSIVE)), rank(item))
+    return sorted(items, key=lambda item: files[file_of(item)])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
