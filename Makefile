@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run    install what serving needs and serve $(REGISTRY) on $(HOST):$(PORT)
 #   make test   install everything and run lint, types and the whole test suite
-#               (then the in-process tests on the other supported Pythons found)
+#               (and beside it the in-process tests on the other supported Pythons found)
 # And: make run-components   install the component toolchains, build the Python,
 #      JavaScript and Spin components of wasm_modules/ and serve plugin_registry.components.toml
 # Both are idempotent: a step whose inputs did not change is skipped. Each step
@@ -23,6 +23,10 @@ HOST      ?= 127.0.0.1
 PORT      ?= 8000
 REGISTRY  ?= plugin_registry.toml
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (a test file at a time on each: its module
+# fixtures are set up once); 0 runs the suite in this process.
+TEST_WORKERS ?= 2
+PYTEST    := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # System packages the test suite uses beyond the Rust toolchain: headless
 # Chromium (docs page test), wrk (load), Go + Gin (benchmark peer), nginx
@@ -50,7 +54,7 @@ VERSION_TESTS := $(filter-out tests/test_benchmark_% tests/test_realtime_% $(SER
 COMPONENT_TOOLS := .tools/components/.installed .tools/spin/.installed
 COMPONENTS      := py_http js_http spin_kv
 
-.PHONY: run run-components components test install interpreter wasmer-env modules toolchains bench clean
+.PHONY: run run-components components test other-pythons install interpreter wasmer-env modules toolchains bench clean
 
 run: install
 	@if [ -z "$$WASMKERNEL_JWT_SECRET" ]; then \
@@ -77,16 +81,26 @@ test: interpreter $(VENV)/.dev modules toolchains wasmer-env $(VENV)/.test-apt $
 	$(BIN)/ruff format --check .
 	MYPYPATH=kernel:$(PLUGIN_ROOTS) $(BIN)/mypy kernel/wasmkernel tests benchmarks stress scripts wasm_modules/__init__.py $(PLUGIN_PACKAGES)
 	MYPYPATH=kernel $(BIN)/mypy $(wildcard plugins/*/tests)
-	$(BIN)/pytest $(PYTEST_ARGS)
-	@# The other supported Pythons (only for the whole suite, not for PYTEST_ARGS="...").
-	@if [ -z "$(PYTEST_ARGS)" ]; then \
-		bash scripts/bootstrap.sh versions && \
-		for venv in .venv-3.*; do \
-			[ -x "$$venv/bin/pytest" ] || continue; \
-			echo "in-process tests on $$($$venv/bin/python -V)"; \
-			$$venv/bin/pytest -q -p no:cacheprovider -m "not server and not slow" $(VERSION_TESTS) || exit 1; \
-		done; \
-	fi
+	@# The whole suite. The other supported Pythons' in-process tests (their
+	@# environments made first: their editable installs build in plugins/)
+	@# run beside the primary's; their output is shown when both ended.
+	@if [ -n "$(PYTEST_ARGS)" ]; then exec $(PYTEST) $(PYTEST_ARGS); fi; \
+	bash scripts/bootstrap.sh versions || exit 1; \
+	log=$$(mktemp); \
+	$(MAKE) other-pythons > $$log 2>&1 & other=$$!; \
+	$(PYTEST); primary=$$?; \
+	wait $$other; others=$$?; \
+	cat $$log; rm -f $$log; \
+	[ $$primary -eq 0 ] && [ $$others -eq 0 ]
+
+# The in-process tests on every other supported Python found (.venv-3.X, made
+# by `bash scripts/bootstrap.sh versions`).
+other-pythons:
+	@for venv in .venv-3.*; do \
+		[ -x "$$venv/bin/pytest" ] || continue; \
+		echo "in-process tests on $$($$venv/bin/python -V)"; \
+		$$venv/bin/pytest -q -p no:cacheprovider -m "not server and not slow" $(VERSION_TESTS) || exit 1; \
+	done
 
 install: interpreter $(VENV)/.runtime modules wasmer-env
 

@@ -44,6 +44,13 @@ def workers() -> dict[int, str]:
     return found
 
 
+def two_idle_workers() -> bool:
+    """Both workers started and none running: a worker still warming runs too, so
+    a test waits for this before it takes the running worker for its call's."""
+    states = workers()
+    return len(states) == 2 and "R" not in states.values()
+
+
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Poll `condition` (no wall-clock bound on how long it may take, only a cap a loaded machine does not reach)."""
     await wait_until(condition, timeout=180, interval=0.02, what=what)
@@ -77,11 +84,14 @@ async def test_without_prewarm_a_worker_starts_on_the_first_call(make_app: Any, 
         assert len(workers()) == 1
 
 
-async def test_timeout_kills_the_worker_and_a_replacement_is_warmed(make_app: Any, config: dict[str, Any]) -> None:
+async def test_timeout_kills_the_worker_and_a_replacement_is_warmed(make_app: Any, config: dict[str, Any], dist: Path) -> None:
+    # The faults module under a second name with a short time limit (the spin never ends: only its 504 is awaited).
+    config["modules"].append({"name": "spinner", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 2.0})
+    config["routes"].append({"path": "/spinner/faults/{what}", "module": "spinner"})
     with capture_logs() as logs:
         async with running(make_app(config)) as client:
             before = set(workers())
-            response = await client.get("/faults/spin")
+            response = await client.get("/spinner/faults/spin")
             assert response.status_code == 504
             await wait_for(lambda: len(events(logs, "wasm.workers_warm")) == 2, "a replacement worker warmed")
             after = set(workers())
@@ -94,6 +104,7 @@ async def test_client_going_away_kills_its_call_and_worker(make_app: Any, config
     config["modules"][2]["timeout"] = 60.0
     app = make_app(config)
     async with running(app) as client:
+        await wait_for(two_idle_workers, "two idle workers")
         before = set(workers())
         with trio.CancelScope() as scope:
 
@@ -117,10 +128,12 @@ async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[
         async def spin() -> None:
             results["spin"] = await client.get("/faults/spin")
 
+        await wait_for(two_idle_workers, "two idle workers")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
-            await wait_for(lambda: "R" in workers().values(), "a spinning worker")
-            busy = next(pid for pid, state in workers().items() if state == "R")
+            busy = await wait_until(
+                lambda: next((pid for pid, state in workers().items() if state == "R"), None), timeout=180, interval=0.02, what="a spinning worker"
+            )
             os.kill(busy, signal.SIGKILL)
         assert results["spin"].status_code == 503
         assert "worker lost" in results["spin"].json()["detail"]
