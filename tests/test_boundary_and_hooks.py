@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pluggy
 import pytest
+import structlog.testing
+import trio
 
 from wasmkernel import (
     ErrorMapping,
@@ -21,6 +24,7 @@ from wasmkernel import (
     Route,
     StartupError,
     StashKey,
+    StreamingResponse,
     hookimpl,
     hookspec,
 )
@@ -69,6 +73,61 @@ async def test_plain_exceptions_are_mapped_by_their_mro() -> None:
     assert (quota.status_code, quota.json()["detail"], quota.headers["retry-after"]) == (429, "quota spent", "7")
     assert (hard.status_code, hard.json()["detail"]) == (403, "no: hard limit")
     assert other.status_code == 500 and "secret" not in other.text
+
+
+class BrokenStream:
+    """A route whose streamed body fails after its first chunk, with a mapped or an unmapped error."""
+
+    @hookimpl
+    def wasmkernel_routes(self, app: Any) -> list[Route]:
+        async def stream(request: Request) -> StreamingResponse:
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b"first"
+                raise QuotaError("body quota spent") if request.path_params["kind"] == "quota" else Unmapped("secret detail")
+
+            return StreamingResponse(chunks())
+
+        return [Route("/stream/{kind}", stream)]
+
+    @hookimpl
+    def wasmkernel_error_statuses(self, app: Any) -> dict[type[Exception], ErrorMapping]:
+        return {QuotaError: 429}
+
+
+async def _messages(app: Any, path: str) -> list[dict[str, Any]]:
+    """The ASGI messages the application sends for `GET path` (no client library: it would refuse a cut-off body)."""
+    sent: list[dict[str, Any]] = []
+    scope: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http", "path": path}
+    scope |= {"raw_path": path.encode(), "query_string": b"", "headers": [], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with trio.open_nursery() as nursery:
+        await app.startup(nursery)
+        try:
+            await app(scope, receive, send)
+        finally:
+            await app.shutdown()
+    return sent
+
+
+@pytest.mark.parametrize(("kind", "event", "traceback"), [("quota", "response.cut_off", False), ("other", "response.send_failed", True)])
+async def test_a_streamed_body_failing_midway_is_cut_off_and_logged_by_kind(kind: str, event: str, traceback: bool) -> None:
+    """After the head went out nothing can be answered: the body stops unfinished. A mapped
+    (expected) error is one warning without traceback; an unexpected one is logged as a crash."""
+    app = app_from({"router": {}, "broken": {}}, extra_plugins={"broken": BrokenStream()})
+    with structlog.testing.capture_logs() as logs:
+        sent = await _messages(app, f"/stream/{kind}")
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"] and sent[-1]["more_body"] is True
+    found = [entry for entry in logs if entry["event"] in ("response.cut_off", "response.send_failed")]
+    assert [entry["event"] for entry in found] == [event]
+    assert found[0].get("exc_info", False) is traceback
+    if not traceback:
+        assert (found[0]["log_level"], found[0]["reason"]) == ("warning", "body quota spent")
 
 
 def test_two_plugins_mapping_one_class_stop_startup() -> None:

@@ -113,6 +113,11 @@ async def _respond(app: Application, connection: Connection, handler: Any, send:
         # The connection went away, or the server is already answering a
         # malformed request on it (hypercorn's own 400): nothing to send.
         log.info("response.not_sent", reason=type(exc).__name__)
-    except Exception:
-        # E.g. a streaming body failed after its headers went out.
-        log.exception("response.send_failed", error_id=connection.id, path=connection.path)
+    except Exception as exc:
+        # A streaming body failed after its headers went out: the response is
+        # cut off. A mapped (expected) error, such as a module's broken body,
+        # is no crash: one warning, no traceback.
+        if app.boundary.http_error(exc) is None:
+            log.exception("response.send_failed", error_id=connection.id, path=connection.path)
+        else:
+            log.warning("response.cut_off", error_id=connection.id, path=connection.path, error=type(exc).__name__, reason=str(exc))

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import pytest
 import trio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from wasmkernel_validation import QUERY
 
@@ -329,6 +329,10 @@ component_responses = st.tuples(
 )
 
 
+#: The answer recorded when the body was cut off after the head went out.
+CUT = -1
+
+
 async def _answers(app: Application, cases: list[tuple[int, bytes, bytes]]) -> list[tuple[int, dict[bytes, bytes], bytes]]:
     """Each case's response, from one running application (starting it is what costs)."""
     from wasmkernel.testing import running
@@ -336,19 +340,28 @@ async def _answers(app: Application, cases: list[tuple[int, bytes, bytes]]) -> l
     answers = []
     async with running(app) as client:
         for status, name, value in cases:
-            response = await client.post("/h", content=struct.pack("<H", status) + name + b"\0" + value)
+            try:
+                response = await client.post("/h", content=struct.pack("<H", status) + name + b"\0" + value)
+            except AssertionError:  # httpx's ASGI transport refuses a response whose body never completed
+                answers.append((CUT, {}, b""))
+                continue
             answers.append((response.status_code, {k.lower(): v for k, v in response.headers.raw}, response.content))
     return answers
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(component_responses, min_size=1, max_size=25))
+@example(cases=[(200, b"Content-Length", b"1"), (204, b"content-length", b"0"), (200, b"x-ok", b"fine")])
 def test_component_responses_are_checked(component_app: Application, cases: list[tuple[int, bytes, bytes]]) -> None:
     """Whatever status and header a component answers with, the client gets
     either exactly that or a clean refusal: 422 (the host refused the field,
-    the component said so), 502 (an unsendable status), never a crash."""
+    the component said so), 502 (an unsendable status), a body cut off when it
+    falls short of the Content-Length the component declared; never a crash."""
     for (status, name, value), (answered, headers, content) in zip(cases, trio.run(_answers, component_app, cases)):
         assert answered != 500, content[:300]
+        if answered == CUT:  # a declared length the (empty) body does not meet: never served as whole
+            assert name.lower() == b"content-length" and value.isdigit() and int(value) > 0, (status, name, value)
+            continue
         if answered == 422:
             assert content in (b"0", b"1")
         elif 100 <= status <= 199:
