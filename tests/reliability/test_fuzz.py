@@ -337,7 +337,7 @@ async def _answers(app: Application, cases: list[tuple[int, bytes, bytes]]) -> l
     """Each case's response, from one running application (starting it is what costs)."""
     from wasmkernel.testing import running
 
-    answers = []
+    answers: list[tuple[int, dict[bytes, bytes], bytes]] = []
     async with running(app) as client:
         for status, name, value in cases:
             try:
