@@ -45,7 +45,8 @@ async def test_header_fields_cannot_exhaust_the_host(make_app: Callable[..., Any
     """Thousands of 60 KB field sets would hold gigabytes: the call's budget refuses them early."""
     from wasmkernel_components.table import Table
 
-    async with running(make_app({"hoard": component(FIELD_HOARD, NAME_X)})) as client:
+    # Copying ~1,000 fields of 60 KB takes seconds on a busy machine: the budget is under test, not the clock.
+    async with running(make_app({"hoard": {"path": str(component(FIELD_HOARD, NAME_X)), "timeout": 600.0}})) as client:
         answer = await client.get("/hoard")
     assert answer.status_code == 200
     (count,) = struct.unpack("<I", answer.content)
