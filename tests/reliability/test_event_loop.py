@@ -78,4 +78,7 @@ async def test_health_answers_while_a_300x300_body_is_handled(dist: Path, tmp_pa
     # Decoding the body (orjson, in a worker thread) still holds the GIL for
     # its few milliseconds; the pure-Python validator held the loop for 1.3 s
     # (quiet machine) to 10 s (busy), thousands of idle /health answers.
-    assert max(during) <= 200 * median + 3 * worst, message
+    # Beside 12 busy loops one GIL hand-over can cost several scheduler
+    # slices (188 ms seen against an idle worst of 24 ms): the bound scales
+    # with the idle worst, which grows with the machine's load.
+    assert max(during) <= 200 * median + 10 * worst, message
