@@ -4,7 +4,10 @@ tables in any order build the same application."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -226,3 +229,17 @@ def test_triggers_in_the_hosts_section_say_where_they_moved(key: str, plugin: st
     data["plugins"]["wasm"]["config"][key] = data["plugins"][plugin]["config"].pop(key)
     with pytest.raises(StartupError, match=rf"\[plugins.wasm\] config.{key}: moved to \[\[plugins.{plugin}.config.{key}\]\]"):
         assemble(data)
+
+
+def test_assembling_it_imports_no_client_for_a_service_it_does_not_use() -> None:
+    """No Redis url: no coredis (nor its beartype); no module granted outbound
+    HTTP: no httpx — start-up time and memory a default server does not pay."""
+    probe = (
+        "import sys; from wasmkernel import Application; from wasmkernel.registry import load_registry; "
+        f"Application.assemble(load_registry({str(DEFAULT)!r})); "
+        "print(sorted({'coredis', 'beartype', 'httpx'} & {name.split('.')[0] for name in sys.modules}))"
+    )
+    env = {**os.environ, "WASMKERNEL_REDIS_URL": ""}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

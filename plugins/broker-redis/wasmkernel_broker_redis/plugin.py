@@ -26,6 +26,7 @@ plugin's ``wasmkernel_channels_broker_up`` and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 import structlog
@@ -33,7 +34,9 @@ from wasmkernel_channels import CHANNELS
 from wasmkernel_redis import REDIS_LINK, Backoff
 
 from wasmkernel import Application, ConfiguredPlugin, Route, Sample, hookimpl
-from wasmkernel_broker_redis.broker import RedisBroker
+
+if TYPE_CHECKING:  # the broker (and coredis) load only when a Redis url is set
+    from wasmkernel_broker_redis.broker import RedisBroker
 
 log = structlog.get_logger("wasmkernel.broker.redis")
 
@@ -81,6 +84,8 @@ class Plugin(ConfiguredPlugin[Config]):
         if app.services.find(REDIS_LINK) is None:
             log.info("broker.in_process", hint="set the redis plugin's url (WASMKERNEL_REDIS_URL) to share channels between instances")
             return []
+        from wasmkernel_broker_redis.broker import RedisBroker
+
         link = app.services.get(REDIS_LINK, needed_by=NAME)
         channels = app.services.get(CHANNELS, needed_by=NAME)
         config = self.config

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from wasmkernel_redis.backoff import Backoff
 from wasmkernel_redis.plugin import REDIS, REDIS_LINK
-from wasmkernel_redis.script import Script
 
 if TYPE_CHECKING:
     from wasmkernel_redis.link import REDIS_ERRORS, RedisLink, redis_failure
