@@ -110,7 +110,7 @@ class JWTAuthenticator:
             raise self.reject("token too large")
         config = self.config
         try:
-            key = self.keys.select(jwt.get_unverified_header(token))
+            key = self.keys.select(token)
             claims = jwt.decode(
                 token,
                 key,

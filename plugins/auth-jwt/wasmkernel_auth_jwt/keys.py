@@ -58,11 +58,12 @@ class Keys:
     static: VerificationKey = attrs.field(default=None, repr=False)
     by_kid: Mapping[str | None, jwt.PyJWK] = attrs.field(factory=dict, repr=False)
 
-    def select(self, header: Mapping[str, Any]) -> VerificationKey:
-        """The key for a token with this (unverified) header; 401 if none."""
+    def select(self, token: str) -> VerificationKey:
+        """The key for `token`; 401 if none. Only a JWKS reads the token's
+        (unverified) header: a static key is the one key whatever it says."""
         if self.static is not None:
             return self.static
-        kid = header.get("kid")
+        kid = jwt.get_unverified_header(token).get("kid")
         if kid is None and len(self.by_kid) == 1:
             return next(iter(self.by_kid.values()))
         if kid is None:
