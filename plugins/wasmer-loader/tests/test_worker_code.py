@@ -149,3 +149,29 @@ def test_check_command_with_a_bogus_interpreter_says_what_to_install(tmp_path: P
     assert done.returncode == 1
     failed = [line for line in done.stdout.splitlines() + done.stderr.splitlines() if "FAILED" in line]
     assert len(failed) == 1 and "'/nonexistent/python3.10' is not a working CPython 3.10" in failed[0] and "wasmtime loader needs none" in failed[0]
+
+
+def test_the_searched_interpreter_is_remembered_and_searched_again_when_gone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    found = worker_environment()  # the machine's: its environment exists
+    monkeypatch.delenv(environment.PYTHON_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv(environment.ENVIRONMENT_VAR, str(found.directory))
+    assert worker_environment() == found
+    record = tmp_path / "wasmkernel" / "wasmer-python.json"
+    assert record.exists()
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(environment.subprocess, "run", no_process)
+    assert worker_environment() == found  # remembered: no probe, no `pyenv root`
+
+    record.write_text('{"path": "/nonexistent/python3.10", "version": "3.10.13", "where": "pyenv"}')
+    with pytest.raises(AssertionError, match="a process was started"):
+        worker_environment()  # the remembered interpreter is gone: searched again
+    record.write_text("not json")
+    with pytest.raises(AssertionError, match="a process was started"):
+        worker_environment()
+    monkeypatch.setenv(environment.PYTHON_VAR, found.interpreter.path)
+    with pytest.raises(AssertionError, match="a process was started"):
+        worker_environment()  # a named interpreter is always probed

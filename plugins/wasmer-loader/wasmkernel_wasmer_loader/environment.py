@@ -18,6 +18,10 @@ pip-installed the packages):
    ``~/.cache/wasmkernel/wasmer-py3.10-<hash>`` ($XDG_CACHE_HOME is honoured).
    Created once, under a lock (server processes may start together), and
    created again when the interpreter or the pins change;
+   the interpreter found by searching (step 1 without `python` or the
+   variable) is remembered in ``<cache>/wasmkernel/wasmer-python.json``:
+   later starts whose remembered interpreter and environment are still
+   there start no process to find them (delete the file to search again);
 3. **the worker code**: `wasmkernel_wasm`'s portable modules and this
    plugin's `worker` package, copied into ``<cache_dir>/wasmer-worker/<hash>``,
    the workers' only WasmKernel code: they cannot import the kernel.
@@ -141,9 +145,16 @@ def _digest(interpreter: Interpreter) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 def default_directory(interpreter: Interpreter) -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "wasmkernel" / f"wasmer-py{interpreter.version.rsplit('.', 1)[0]}-{_digest(interpreter)}"
+    return _cache_home() / "wasmkernel" / f"wasmer-py{interpreter.version.rsplit('.', 1)[0]}-{_digest(interpreter)}"
+
+
+def _directory(interpreter: Interpreter, configured: str) -> Path:
+    return Path(configured or os.environ.get(ENVIRONMENT_VAR, "") or default_directory(interpreter)).expanduser().absolute()
 
 
 def _ready(directory: Path, digest: str) -> bool:
@@ -189,7 +200,7 @@ def _create(interpreter: Interpreter, directory: Path, digest: str) -> None:
 
 def ensure_environment(interpreter: Interpreter, configured: str = "") -> WorkerEnvironment:
     """The workers' venv for `interpreter` (see the module's docstring), created if missing or stale."""
-    directory = Path(configured or os.environ.get(ENVIRONMENT_VAR, "") or default_directory(interpreter)).expanduser().absolute()
+    directory = _directory(interpreter, configured)
     digest = _digest(interpreter)
     if not _ready(directory, digest):
         with _locked(directory):
@@ -198,9 +209,45 @@ def ensure_environment(interpreter: Interpreter, configured: str = "") -> Worker
     return WorkerEnvironment(str(directory / "bin" / "python"), interpreter, directory)
 
 
+def _discovery_record() -> Path:
+    return _cache_home() / "wasmkernel" / "wasmer-python.json"
+
+
+def _remembered(environment: str) -> WorkerEnvironment | None:
+    """The searched-for interpreter an earlier start found, if it and its environment are still there."""
+    try:
+        record = json.loads(_discovery_record().read_text())
+        interpreter = Interpreter(str(record["path"]), str(record["version"]), str(record["where"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not interpreter.version.startswith("3.10.") or not os.access(interpreter.path, os.X_OK):
+        return None
+    directory = _directory(interpreter, environment)
+    if not _ready(directory, _digest(interpreter)):
+        return None
+    return WorkerEnvironment(str(directory / "bin" / "python"), interpreter, directory)
+
+
+def _remember(interpreter: Interpreter) -> None:
+    record = _discovery_record()
+    with contextlib.suppress(OSError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        staging = record.with_name(f".{record.name}.{os.getpid()}")
+        staging.write_text(json.dumps(attrs.asdict(interpreter)))
+        staging.replace(record)
+
+
 def worker_environment(python: str = "", environment: str = "") -> WorkerEnvironment:
     """Find the interpreter and find or create its environment: what the loader and the bootstrap run."""
-    return ensure_environment(find_interpreter(python), environment)
+    if python or os.environ.get(PYTHON_VAR):
+        return ensure_environment(find_interpreter(python), environment)
+    found = _remembered(environment)
+    if found is not None:
+        return found
+    interpreter = find_interpreter()
+    found = ensure_environment(interpreter, environment)
+    _remember(interpreter)
+    return found
 
 
 def _worker_code_files() -> dict[str, Path]:
