@@ -576,9 +576,9 @@ def cold_start_section(results: Results) -> str:
             "\n### WasmKernel's start-up phases (seconds, median)\n\n`benchmarks/startup_phases.py`: one fresh process per start "
             "that imports what `wasmkernel run` imports, assembles the full registry and starts it (no HTTP server). *interpreter*: "
             "`python -c pass`; *kernel import*: `wasmkernel.cli`; *assembly*: registry, plugin imports and configuration; *loader "
-            "start*: startup less the workers' warm-up (finding the workers' environment, compile or deserialize); *workers warm*: spawning the "
-            "WebAssembly workers and loading every module in them (the loader's `wasm.workers_warm` log line).\n\n"
-            + _table(["scenario", "starts", "interpreter", "kernel import", "assembly", "loader start", "workers warm", "total"], phase_rows)
+            "start*: application startup (finding the workers' environment, compile or deserialize); *to serving*: the sum so far; *workers "
+            "warm*: spawning the WebAssembly workers and loading every module in them, beside serving (the loader's `wasm.workers_warm` log line).\n\n"
+            + _table(["scenario", "starts", "interpreter", "kernel import", "assembly", "loader start", "workers warm", "to serving"], phase_rows)
         )
     if results.imports:
         text += (

@@ -32,7 +32,7 @@ from wasmkernel_wasm.testing import LOADERS, dist, loader_of, use_loader, wasm_p
 
 from tests.redis_server import RedisServer
 from wasmkernel import Application
-from wasmkernel.testing import app_from, running
+from wasmkernel.testing import app_from, running, wait_until
 
 __all__ = ["dist"]
 
@@ -214,7 +214,11 @@ async def test_the_rpc_server_going_down_is_reported(dist: Path, tmp_path: Path,
     loader_of(app).supervisor.backoff = 3600.0  # type: ignore[attr-defined]  # it stays down, so /readyz can be seen saying so
     _dies_once(monkeypatch)
     async with running(app) as client:
-        assert (await client.get("/readyz")).status_code == 200
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await wait_until(ready, timeout=180, what="/readyz after the workers' warm-up")
         with capture_logs() as logs:
             await client.put("/h/kv/k", content=b"v")  # fails: the server dies under it
             for _ in range(600):  # polling: the crash is noticed after the PUT's answer
@@ -338,7 +342,10 @@ async def test_host_calls_do_not_need_the_default_thread_pool(loader_name: str, 
     """With every token of trio's default thread limiter taken (another
     subsystem flooding it), SQLite key-value and outbound HTTP still serve."""
     kv = {"backend": "sqlite", "path": str(tmp_path / "kv.sqlite3")}
-    async with running(make(loader_name, forward_config(dist, tmp_path / "cache", upstream, kv=kv))) as client:
+    app = make(loader_name, forward_config(dist, tmp_path / "cache", upstream, kv=kv))
+    async with running(app) as client:
+        # Worker processes start through trio's default limiter (`open_process`): the warm-up ends first.
+        await wait_until(lambda: loader_of(app).readiness()[0], timeout=180, what="the workers' warm-up")
         default = trio.to_thread.current_default_thread_limiter()
         holder = object()
         taken = 0

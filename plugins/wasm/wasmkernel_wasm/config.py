@@ -204,7 +204,8 @@ class EngineConfig:
       processes, threads); `max_queued` (32) may wait, beyond that 503
     - `default_timeout` (10.0 s), `memory_limit_mb` (256), `compiler`:
       defaults for modules
-    - `prewarm` (true): make every module ready at startup
+    - `prewarm` (true): make every module ready as serving starts (a loader
+      whose warm-up is still running or failed is not ready)
     - `watch` (true), `watch_interval` (1.0 s): hot-reload modules whose file changed
 
     The modules are the host's (`ModuleTable`); routes the wasm-http

@@ -1,5 +1,5 @@
 """wasmer-only behaviour: calls run in Python 3.10 worker processes, which are
-started and warmed at startup, killed on timeout or when their client goes
+started and warmed as serving starts, killed on timeout or when their client goes
 away, lost when they crash, and replaced in the background."""
 
 # ruff: noqa: F811
@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from wasmkernel_wasm.artifacts import write_cached
 from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loader  # noqa: F401  (fixtures)
 from wasmkernel_wasmer_loader.environment import BOOT
+from wasmkernel_wasmer_loader.pool import WorkerPool
 
 from wasmkernel import StartupError
 from wasmkernel.testing import running, wait_until
@@ -64,6 +65,7 @@ async def test_startup_starts_and_warms_the_workers_on_python_310(make_app: Any,
     monkeypatch.setenv("WASMKERNEL_TEST_SECRET", "never in a worker")
     with capture_logs() as logs:
         async with running(make_app(config)):
+            await wait_for(lambda: bool(events(logs, "wasm.workers_warm")), "the startup warm-up")
             pids = workers()
             assert len(pids) == 2
             for pid in pids:  # the environment's interpreter, a venv of a CPython 3.10
@@ -75,6 +77,27 @@ async def test_startup_starts_and_warms_the_workers_on_python_310(make_app: Any,
     loaded = [entry["module"] for entry in events(logs, "wasm.module_loaded")]
     assert logs.index(warm[0]) > max(logs.index(entry) for entry in events(logs, "wasm.module_loaded"))  # compiled, then warmed
     assert sorted(loaded) == ["faults", "hello", "matmul", "wagi"]
+
+
+async def test_the_application_serves_while_the_workers_warm_up(make_app: Any, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    release = trio.Event()
+    warm = WorkerPool.warm
+
+    async def held(self: WorkerPool, count: int, preload: Any) -> list[int]:
+        await release.wait()
+        pids: list[int] = await warm(self, count, preload)
+        return pids
+
+    monkeypatch.setattr(WorkerPool, "warm", held)
+    app = make_app(config)
+    async with running(app) as client:
+        loader = loader_of(app)
+        ready, detail = loader.readiness()
+        assert (ready, detail["workers"]) == (False, "warming up")  # started and serving, not ready yet
+        assert (await client.get("/hello/early")).text == "Hello, early!\n"  # the call started a worker itself
+        release.set()
+        await wait_for(lambda: loader.readiness()[0], "readiness after the warm-up")
+        assert len(workers()) == 2  # the warm-up started only the one missing
 
 
 async def test_without_prewarm_a_worker_starts_on_the_first_call(make_app: Any, config: dict[str, Any]) -> None:
@@ -90,6 +113,7 @@ async def test_timeout_kills_the_worker_and_a_replacement_is_warmed(make_app: An
     config["routes"].append({"path": "/spinner/faults/{what}", "module": "spinner"})
     with capture_logs() as logs:
         async with running(make_app(config)) as client:
+            await wait_for(two_idle_workers, "two idle workers")
             before = set(workers())
             response = await client.get("/spinner/faults/spin")
             assert response.status_code == 504
@@ -154,16 +178,22 @@ async def test_bogus_interpreter_stops_startup_with_one_line(make_app: Any, conf
     assert "wasmer" not in sys.modules
 
 
-async def test_a_cached_artifact_wasmer_refuses_stops_startup_naming_the_module(make_app: Any, config: dict[str, Any]) -> None:
+async def test_a_cached_artifact_wasmer_refuses_makes_the_loader_unready_naming_the_module(make_app: Any, config: dict[str, Any]) -> None:
     """Cached artifacts are trusted once their sha256 frame checks (no 3.10
-    process starts when every module is a hit); one wasmer cannot load stops
-    startup with the module and the file to remove."""
+    process starts when every module is a hit); one wasmer cannot load fails
+    the warm-up, which serving does not wait for: /readyz says not ready,
+    naming the module and the file to remove, and the log says it once."""
     async with running(make_app(config | {"prewarm": False})):
         pass
     for artifact in Path(config["cache_dir"]).glob("*.wasmer"):
         write_cached(artifact, b"a well-framed artifact wasmer cannot load")
-    with pytest.raises(StartupError) as info:
-        async with running(make_app(config)):
-            pass
-    message = str(info.value)
+    app = make_app(config)
+    with capture_logs() as logs:
+        async with running(app):  # serving starts before the warm-up finds it
+            loader = loader_of(app)
+            await wait_for(lambda: loader.readiness()[1].get("workers") != "warming up", "the warm-up's end")
+            ready, detail = loader.readiness()
+    assert not ready
+    message = detail["workers"]
     assert "\n" not in message and "its compiled artifact cannot be loaded" in message and "to recompile it" in message
+    assert [entry["error"] for entry in events(logs, "wasm.worker_start_failed")] == [message]

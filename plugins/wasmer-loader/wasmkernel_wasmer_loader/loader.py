@@ -100,6 +100,9 @@ class WasmerLoader(LoaderBase[Loaded]):
         self._code: Path | None = None
         self._compiler: Compiler | None = None
         self._pool: WorkerPool | None = None
+        #: Why the workers are not ready: "warming up" during a warm-up, what
+        #: made the last one fail, "" once one succeeded (see `readiness`).
+        self._workers_state = ""
         #: Workers reach the host API's shared state (key-value, HTTP) through this socket.
         self._rpc = Server(self.host)
 
@@ -189,10 +192,12 @@ class WasmerLoader(LoaderBase[Loaded]):
         self._loaded.update(await trio.to_thread.run_sync(self._compile_all, limiter=self.file_threads))
         self._pool = WorkerPool(self._command(), self.config.workers, WASMER_VERSION)
         try:
-            if self.config.prewarm and self._loaded:
-                await self._warm(self.config.workers)
             if self._app is not None:
+                # Serving starts meanwhile: calls before the warm-up ends wait
+                # for a worker being started; /readyz says ready once it ended.
                 await self._app.nursery.start(self._background)
+            elif self.config.prewarm and self._loaded:
+                await self._warm(self.config.workers)
         except Exception as exc:
             await self.stop()
             cause = _leaf(exc)
@@ -205,6 +210,9 @@ class WasmerLoader(LoaderBase[Loaded]):
                 await tasks.start(self.supervisor.run, "host-rpc", self._rpc.serve)
             if self.config.watch:
                 await tasks.start(self.supervisor.run, "watch", functools.partial(watch_files, self._watched, self.reload, self.config.watch_interval))
+            if self.config.prewarm and self._loaded:
+                self._workers_state = "warming up"
+                tasks.start_soon(self._replenish)
             task_status.started()
             await trio.sleep_forever()
 
@@ -237,12 +245,24 @@ class WasmerLoader(LoaderBase[Loaded]):
             self._tasks.start_soon(self._replenish)
 
     async def _replenish(self) -> None:
-        if self._pool is None:
-            return
+        """Warm workers up to `workers` (at startup, and after one was lost);
+        a failure is logged and makes the loader not ready, saying why."""
         try:
-            await self._warm(self.config.workers - self._pool.statistics()[1])
+            if self._pool is not None:
+                await self._warm(self.config.workers - self._pool.statistics()[1])
         except Exception as exc:  # the next call starts one itself, and says why if it cannot
-            log.error("wasm.worker_start_failed", error=f"{type(_leaf(exc)).__name__}: {_leaf(exc)}")
+            self._workers_state = f"{type(_leaf(exc)).__name__}: {_leaf(exc)}"
+            log.error("wasm.worker_start_failed", error=self._workers_state)
+        else:
+            self._workers_state = ""
+
+    def readiness(self) -> tuple[bool, Any]:
+        """Not ready while the workers warm up or after a warm-up failed (the
+        detail says why); else ready while every background task runs."""
+        ok, detail = super().readiness()
+        if self._workers_state:
+            return False, {**detail, "workers": self._workers_state}
+        return ok, detail
 
     async def reload(self, module: str) -> ModuleInfo:
         current = self._get(module)

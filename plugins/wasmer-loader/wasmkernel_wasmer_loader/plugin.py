@@ -7,8 +7,8 @@ host's (``[plugins.wasm.config]``), so switching to wasmtime-loader is
 renaming this section's header.
 Here `workers` are warm worker processes on Python 3.10 (a module that
 crashes or runs away takes only its worker down), `compiler` is "cranelift"
-or "singlepass", `prewarm` starts the workers and loads every module at
-startup, and `python`/`environment` (optional) name the workers' interpreter and
+or "singlepass", `prewarm` starts the workers and loads every module as
+serving starts (not ready until they are), and `python`/`environment` (optional) name the workers' interpreter and
 environment (default: found or created, see `environment`).
 
 Commands (from the `wasm` plugin): ``wasmkernel wasm list | reload NAME | build``.
