@@ -88,6 +88,7 @@ class Interval:
     steal_pct: float
     quiet: bool
     why: str  # empty when quiet
+    discarded: bool = False  # disturbed, its measurements thrown away and taken again
 
     @classmethod
     def between(cls, section: str, start: Reading, end: Reading, limits: Thresholds, *, probe: bool = False) -> Interval:
@@ -140,6 +141,13 @@ class Monitor:
             writer.writerow([field.name for field in attrs.fields(Interval)])
             writer.writerows(attrs.astuple(interval) for interval in self.intervals)
 
+    def discard_last(self) -> Interval:
+        """Mark the last section discarded (its measurements are taken again):
+        it stays in ``machine_load.csv`` and no longer makes the run disturbed."""
+        last = attrs.evolve(self.intervals[-1], discarded=True)
+        self.intervals[-1] = last
+        return last
+
     @property
     def disturbed(self) -> list[str]:
-        return [f"{i.section}: {i.why}" for i in self.intervals if not i.quiet]
+        return [f"{i.section}: {i.why}" for i in self.intervals if not i.quiet and not i.discarded]

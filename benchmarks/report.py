@@ -69,6 +69,12 @@ def write_csv(path: Path, rows: Sequence[Any]) -> None:
             writer.writerow({k: ";".join(v) if isinstance(v, tuple) else v for k, v in data.items()})
 
 
+def _verdict(interval: Interval) -> str:
+    if not interval.why:
+        return "yes"
+    return interval.why + (" (discarded: measured again)" if interval.discarded else "")
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -524,7 +530,7 @@ def quiet_section(results: Results) -> str:
         + _table(
             ["section", "seconds", "load avg start", "load avg end", "other processes (cores)", "steal %", "quiet"],
             [
-                [i.section, _fmt(i.seconds, 0), _fmt(i.load1_start), _fmt(i.load1_end), _fmt(i.foreign_cores), _fmt(i.steal_pct, 1), i.why or "yes"]
+                [i.section, _fmt(i.seconds, 0), _fmt(i.load1_start), _fmt(i.load1_end), _fmt(i.foreign_cores), _fmt(i.steal_pct, 1), _verdict(i)]
                 for i in results.machine_load
             ],
         )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the benchmarks package is not installed
 
-from benchmarks.cli import publish
-from benchmarks.quiet import Interval, Reading, Thresholds
+from benchmarks.cli import REMEASURE, Run, publish
+from benchmarks.quiet import Interval, Monitor, Reading, Thresholds
 from benchmarks.report import README_END, README_START, Results, markdown
 
 
@@ -56,3 +62,33 @@ def test_a_quiet_run_rewrites_the_readme_figures_with_the_load_it_saw(tmp_path: 
     assert publish(results, tmp_path / "run", "python -m benchmarks --readme", readme)
     text = readme.read_text()
     assert "old figures" not in text and "load average 0.10 before it started" in text
+
+
+class Scripted(Monitor):
+    """A monitor whose sections come out as scripted: (quiet, why) each."""
+
+    verdicts: Iterator[tuple[bool, str]]
+
+    @contextlib.contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        yield
+        quiet, why = next(self.verdicts)
+        self.intervals.append(Interval(name, 1.0, 0.1, 0.1, 0.0, 0.0, quiet, why))
+
+
+def test_a_disturbed_size_is_measured_again_and_only_the_last_measurement_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of steal in one short /matmul section does not make the whole run
+    unpublishable: the size is measured again, what was thrown away stays in the
+    machine-load table marked discarded; a size disturbed every time stays disturbed."""
+    run = Run(argparse.Namespace(out=tmp_path, sizes=[100], reps=1, warmup=0))
+    monitor = run.monitor = Scripted()
+    monitor.verdicts = iter([(False, "steal 2.7% > 2.0%"), (True, "")])
+    monkeypatch.setattr(run, "size", lambda n, *rest: run.results.cells.append(f"cell of n={n}"))  # type: ignore[arg-type]  # a stand-in
+    run.quiet_size(100, [], {}, {}, httpx.Client(), lambda: None)
+    assert list(map(str, run.results.cells)) == ["cell of n=100"]  # the disturbed measurement was thrown away
+    assert [(i.section, i.quiet, i.discarded) for i in monitor.intervals] == [("/matmul n=100", False, True), ("/matmul n=100 (again, 2)", True, False)]
+    assert monitor.disturbed == []
+
+    monitor.verdicts = iter([(False, "steal")] * (REMEASURE + 1))
+    run.quiet_size(200, [], {}, {}, httpx.Client(), lambda: None)
+    assert monitor.disturbed == [f"/matmul n=200 (again, {REMEASURE + 1}): steal"]
