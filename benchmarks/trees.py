@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("two of the checkouts are the same commit and state: name different ones")
     args.out.mkdir(parents=True, exist_ok=True)
     env = {same_server.SECRET_ENV: os.environ.get(same_server.SECRET_ENV) or secrets.token_urlsafe(48)}
-    registry = args.out / "registry.toml"
+    registry = (args.out / "registry.toml").resolve()  # each checkout runs in its own folder
     materialize("full", registry, (args.out / "cache").resolve())
     post = load.post_script(args.out / "post.lua", same_server.POST_BODY, {"Authorization": f"Bearer {same_server.token(env)}"})
     monitor = quiet.Monitor()
