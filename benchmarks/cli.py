@@ -208,6 +208,7 @@ class Run:
                         self.setup_failed([row.name for row in group], exc)
                         progress.advance(task, (self.args.warmup + self.args.reps) * len(group) * len(self.args.sizes))
                         continue
+                    servers[name].wait_ready()  # idle = started and warmed up
                     self.results.memory += memory.snapshot(servers[name], "idle")
                     self.measured_memory.add(spec.name)
                 live = [row for row in rows if row.process.name in servers]
@@ -418,6 +419,7 @@ class Run:
         try:
             run_setup(spec)
             with start(spec, self.logs, cpus=cpus) as server:
+                server.wait_ready()  # measured warmed up, as a load balancer would send traffic
                 if spec.name not in self.measured_memory:
                     self.results.memory += memory.snapshot(server, "idle")
                 for run in runs:

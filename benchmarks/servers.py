@@ -9,6 +9,7 @@ value; CPU is the tree's user+system time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -205,6 +206,19 @@ class RunningServer:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def wait_ready(self, path: str = "/readyz", timeout: float = READY_TIMEOUT) -> None:
+        """Poll `path` until it answers 200 (a server without it, 404, is ready
+        once it answers): WasmKernel serves while its WebAssembly workers warm
+        up, and says ready when they are."""
+        deadline = time.perf_counter() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.perf_counter() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(self.base_url + path).status_code in (200, 404):
+                        return
+                time.sleep(0.01)
+        raise SetupFailed(f"{self.spec.name}: {path} did not say ready within {timeout:.0f} s")
 
     def stop(self) -> None:
         """SIGTERM the server's process group, SIGKILL it after 10 s."""

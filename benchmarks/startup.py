@@ -58,6 +58,7 @@ def _first_call(server: RunningServer, n: int, kernel: str | None = "fast") -> t
 
 
 def _sample(scenario: str, trial: int, n: int, server: RunningServer, kernel: str | None = "fast", name: str = "wasmkernel") -> StartupSample:
+    server.wait_ready()  # the first request of a ready server (a load balancer waits for readiness too)
     ms, since_exec = _first_call(server, n, kernel)
     return StartupSample(scenario, trial, n, server.ready_after_s, ms, since_exec, name)
 

@@ -10,7 +10,7 @@ start measures, in this order:
 - **cold start**: exec to the first 200 of ``GET /hello`` (polled every
   5 ms; the compile cache is warm after the first start of the run);
 - **idle memory**: Σ RSS and Σ PSS of the server's process tree and the
-  server process alone, one second after that first answer;
+  server process alone, once ``/readyz`` says ready (workers warm);
 - **throughput**: wrk on ``GET /hello`` and on the authenticated JSON
   ``POST /api/matmul`` (`--duration` seconds each).
 
@@ -37,9 +37,6 @@ from benchmarks import load, memory, quiet, same_server
 from benchmarks.pythons import ratios
 from benchmarks.registries import materialize
 from benchmarks.servers import ROOT, ProcessSpec, start
-
-#: Seconds between a start's first answer and its memory snapshot (the WebAssembly workers warm meanwhile).
-SETTLE = 1.0
 
 
 @attrs.frozen
@@ -87,7 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def measure(tree: Tree, spec: ProcessSpec, round_: int, out: Path, post: Path, duration: float) -> tuple[Start, list[load.LoadResult]]:
     pinning = f"server cpu {load.SERVER_CPUS}, wrk cpu {load.WRK_CPUS}"
     with start(spec, out / "logs", cpus=load.SERVER_CPUS, poll=0.005) as server:
-        time.sleep(SETTLE)
+        server.wait_ready()
         rows = memory.snapshot(server, "idle")
         runs = [
             load.run_wrk("hello", tree.name, server.base_url + "/hello", duration, pinning=pinning, round=round_),
