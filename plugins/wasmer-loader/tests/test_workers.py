@@ -21,7 +21,7 @@ from wasmkernel_wasm.testing import config, dist, loader_of, make_app, use_loade
 from wasmkernel_wasmer_loader.environment import BOOT
 from wasmkernel_wasmer_loader.pool import WorkerPool
 
-from wasmkernel import StartupError
+from wasmkernel import Application, StartupError
 from wasmkernel.testing import running, wait_until
 
 
@@ -45,11 +45,18 @@ def workers() -> dict[int, str]:
     return found
 
 
-def two_idle_workers() -> bool:
-    """Both workers started and none running: a worker still warming runs too, so
-    a test waits for this before it takes the running worker for its call's."""
-    states = workers()
-    return len(states) == 2 and "R" not in states.values()
+def warmed_up(app: Application) -> Callable[[], bool]:
+    """The startup warm-up ended (the loader says ready: both workers warmed
+    and given back) and no worker runs. A worker waiting for its preload
+    sleeps like an idle one, so the process states alone do not say the
+    warm-up ended; a test waits for this before it takes the running worker
+    for its call's."""
+
+    def check() -> bool:
+        states = workers()
+        return loader_of(app).readiness()[0] and len(states) == 2 and "R" not in states.values()
+
+    return check
 
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -112,8 +119,9 @@ async def test_timeout_kills_the_worker_and_a_replacement_is_warmed(make_app: An
     config["modules"].append({"name": "spinner", "path": str(dist / "faults.wasm"), "kind": "http", "timeout": 2.0})
     config["routes"].append({"path": "/spinner/faults/{what}", "module": "spinner"})
     with capture_logs() as logs:
-        async with running(make_app(config)) as client:
-            await wait_for(two_idle_workers, "two idle workers")
+        app = make_app(config)
+        async with running(app) as client:
+            await wait_for(warmed_up(app), "the warm-up")
             before = set(workers())
             response = await client.get("/spinner/faults/spin")
             assert response.status_code == 504
@@ -128,7 +136,7 @@ async def test_client_going_away_kills_its_call_and_worker(make_app: Any, config
     config["modules"][2]["timeout"] = 60.0
     app = make_app(config)
     async with running(app) as client:
-        await wait_for(two_idle_workers, "two idle workers")
+        await wait_for(warmed_up(app), "the warm-up")
         before = set(workers())
         with trio.CancelScope() as scope:
 
@@ -146,13 +154,14 @@ async def test_client_going_away_kills_its_call_and_worker(make_app: Any, config
 
 async def test_killed_worker_fails_only_its_request(make_app: Any, config: dict[str, Any]) -> None:
     config["modules"][2]["timeout"] = 60.0
-    async with running(make_app(config)) as client:
+    app = make_app(config)
+    async with running(app) as client:
         results = {}
 
         async def spin() -> None:
             results["spin"] = await client.get("/faults/spin")
 
-        await wait_for(two_idle_workers, "two idle workers")
+        await wait_for(warmed_up(app), "the warm-up")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(spin)
             busy = await wait_until(

@@ -248,8 +248,9 @@ class WasmerLoader(LoaderBase[Loaded]):
         """Warm workers up to `workers` (at startup, and after one was lost);
         a failure is logged and makes the loader not ready, saying why."""
         try:
-            if self._pool is not None:
-                await self._warm(self.config.workers - self._pool.statistics()[1])
+            missing = self.config.workers - self._pool.statistics()[1] if self._pool is not None else 0
+            if missing > 0:  # none when the call that asked lost no worker (cancelled while it waited for one)
+                await self._warm(missing)
         except Exception as exc:  # the next call starts one itself, and says why if it cannot
             self._workers_state = f"{type(_leaf(exc)).__name__}: {_leaf(exc)}"
             log.error("wasm.worker_start_failed", error=self._workers_state)
