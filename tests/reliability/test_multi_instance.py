@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_server import RedisServer
 from tests.reliability.harness import Instance, Nginx, full_plugins, installed, nginx_binary, registry_toml, spawn, spawn_nginx, token
+from wasmkernel.testing import wait_until
 
 pytestmark = [pytest.mark.server, pytest.mark.skipif(not installed("access-log", "hello", "limits"), reason="feature plugins not installed")]
 NGINX = nginx_binary()
@@ -115,12 +116,14 @@ def test_requests_spread_across_instances(pair: tuple[Instance, Instance, Nginx]
     assert min(counts) >= 30, counts
 
 
-async def load(base: str, seconds: float, concurrency: int, statuses: Counter[str]) -> None:
+async def load(base: str, seconds: float, concurrency: int, statuses: Counter[str], until: Callable[[], bool] | None = None) -> None:
+    """`concurrency` clients GET /hello for `seconds`, or until `until()` says stop."""
     deadline = trio.current_time() + seconds
+    done = until or (lambda: trio.current_time() >= deadline)
 
     async def client_loop() -> None:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            while trio.current_time() < deadline:
+            while not done():
                 try:
                     response = await client.get("/hello")
                     statuses[str(response.status_code)] += 1
@@ -136,14 +139,21 @@ async def test_sigkill_one_instance_under_load(pair: tuple[Instance, Instance, N
     """nginx retries idempotent requests on the survivor: no GET fails."""
     first, second, proxy = pair
     statuses: Counter[str] = Counter()
+    killed_at: list[int] = []  # requests answered when the instance was killed
+
+    # Counts, not time: 50 answers before the kill, 100 after it, however busy the machine.
+    def after_kill() -> bool:
+        return bool(killed_at) and sum(statuses.values()) - killed_at[0] >= 100
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(load, proxy.base, 4.0, 16, statuses)
-        await trio.sleep(1.0)
+        nursery.start_soon(functools.partial(load, proxy.base, 0.0, 16, statuses, until=after_kill))
+        await wait_until(lambda: sum(statuses.values()) >= 50, timeout=180, what="50 answers through nginx")
         first.kill()
+        killed_at.append(sum(statuses.values()))
     served = sum(statuses.values())
     failed = served - statuses["200"]
-    print(f"\nGET through nginx, one of two instances SIGKILLed after 1 s: {served} requests, {failed} failed: {dict(statuses)}")
-    assert served > 100
+    print(f"\nGET through nginx, one of two instances SIGKILLed after {killed_at[0]} answers: {served} requests, {failed} failed: {dict(statuses)}")
+    assert served - killed_at[0] >= 100
     # No request may fail with an HTTP error: nginx retried every GET the dead
     # instance dropped. A keep-alive connection closed by a peer just as the
     # client reused it (RemoteProtocolError, seen ~1 in 4000) is a transport
